@@ -1,0 +1,313 @@
+package exchange
+
+import (
+	"hash/maphash"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/warrenmq/warren/amqp/wire"
+)
+
+// Topic is the topic exchange type. Routing keys and binding keys are lists
+// of words separated by '.'; in a binding key '*' matches exactly one word and
+// '#' matches zero or more words. As in RabbitMQ, the empty key has no words,
+// and every other key has one word more than it has dots, so empty words are
+// words: "a..b" is "a", "", "b" and matches "a.*.b".
+//
+// Bindings are kept in a trie of binding-key words and routing walks it once
+// per routing key, keeping the set of trie nodes the words so far can have
+// reached (a breadth-first NFA walk, so many '#' cannot make it exponential).
+// Its cost depends on the routing key and the wildcards along its path, not
+// on the number of bindings.
+//
+// A small cache maps recently routed keys to their destinations: a key seen
+// twice in a row at the same cache slot is cached, and routing it again
+// appends the cached destinations without walking the trie or allocating.
+// Any change of bindings invalidates the cache.
+type Topic struct {
+	mu    sync.RWMutex
+	set   bindingSet
+	root  topicNode
+	gen   uint64 // bumped on every change of bindings; guarded by mu
+	cache atomic.Pointer[topicCache]
+}
+
+type edgeKind uint8
+
+const (
+	edgeWord edgeKind = iota
+	edgeStar
+	edgeHash
+)
+
+type topicNode struct {
+	children map[string]*topicNode // literal words
+	star     *topicNode            // '*'
+	hash     *topicNode            // '#'
+	dests    destSet               // destinations bound with the key ending here
+	parent   *topicNode
+	word     string // the literal word leading here from parent (edgeWord)
+	edge     edgeKind
+}
+
+func (n *topicNode) unused() bool {
+	return n.dests.len() == 0 && len(n.children) == 0 && n.star == nil && n.hash == nil
+}
+
+// nextWord splits the first word off s, which must hold at least one word.
+// more reports whether another word follows rest.
+func nextWord(s string) (word, rest string, more bool) {
+	i := strings.IndexByte(s, '.')
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+1:], true
+}
+
+// NewTopic returns an empty topic exchange router.
+func NewTopic() *Topic { return new(Topic) }
+
+// Bind implements Router. It never fails: every binding key is valid.
+func (x *Topic) Bind(b Binding) (bool, error) {
+	k := keyOf(b)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.set.add(k, b.Args) == nil {
+		return false, nil
+	}
+	n := &x.root
+	for rest, more := b.Key, b.Key != ""; more; {
+		var w string
+		w, rest, more = nextWord(rest)
+		n = n.child(w)
+	}
+	n.dests.add(b.Destination)
+	x.gen++
+	return true, nil
+}
+
+// child returns n's child for binding-key word w, creating it if need be.
+func (n *topicNode) child(w string) *topicNode {
+	switch w {
+	case "*":
+		if n.star == nil {
+			n.star = &topicNode{parent: n, edge: edgeStar}
+		}
+		return n.star
+	case "#":
+		if n.hash == nil {
+			n.hash = &topicNode{parent: n, edge: edgeHash}
+		}
+		return n.hash
+	}
+	c := n.children[w]
+	if c == nil {
+		if n.children == nil {
+			n.children = make(map[string]*topicNode)
+		}
+		c = &topicNode{parent: n, word: w, edge: edgeWord}
+		n.children[w] = c
+	}
+	return c
+}
+
+// lookup returns the node for binding key key, or nil.
+func (x *Topic) lookup(key string) *topicNode {
+	n := &x.root
+	for rest, more := key, key != ""; more && n != nil; {
+		var w string
+		w, rest, more = nextWord(rest)
+		switch w {
+		case "*":
+			n = n.star
+		case "#":
+			n = n.hash
+		default:
+			n = n.children[w]
+		}
+	}
+	return n
+}
+
+// drop forgets e's destination at e's trie node and prunes unused nodes.
+func (x *Topic) drop(e *bindingEntry) {
+	n := x.lookup(e.key)
+	n.dests.release(e.dest)
+	for n != &x.root && n.unused() {
+		p := n.parent
+		switch n.edge {
+		case edgeStar:
+			p.star = nil
+		case edgeHash:
+			p.hash = nil
+		default:
+			delete(p.children, n.word)
+			if len(p.children) == 0 {
+				p.children = nil
+			}
+		}
+		n.parent = nil
+		n = p
+	}
+}
+
+// Unbind implements Router.
+func (x *Topic) Unbind(b Binding) bool {
+	k := keyOf(b)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	e := x.set.get(k)
+	if e == nil {
+		return false
+	}
+	x.drop(e)
+	x.set.remove(e)
+	x.invalidate()
+	return true
+}
+
+// RemoveDestination implements Router.
+func (x *Topic) RemoveDestination(d Destination) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := x.set.removeDest(d, x.drop)
+	if n > 0 {
+		x.invalidate()
+	}
+	return n
+}
+
+// invalidate makes every cached result stale and, since bindings went away,
+// lets go of cached destinations so that deleted queues are not kept alive.
+func (x *Topic) invalidate() {
+	x.gen++
+	if c := x.cache.Load(); c != nil {
+		for i := range c {
+			c[i].entry.Store(nil)
+		}
+	}
+}
+
+// Len implements Router.
+func (x *Topic) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.set.len()
+}
+
+// Bindings implements Router.
+func (x *Topic) Bindings(fn func(Binding) bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	x.set.each(fn)
+}
+
+// Route implements Router. headers are ignored.
+func (x *Topic) Route(key string, _ wire.Table, out []Destination) []Destination {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	c := x.cache.Load()
+	if c == nil {
+		x.cache.CompareAndSwap(nil, new(topicCache))
+		c = x.cache.Load()
+	}
+	h := maphash.String(cacheSeed, key)
+	slot := &c[h%topicCacheSlots]
+	if e := slot.entry.Load(); e != nil && e.gen == x.gen && e.key == key {
+		return append(out, e.dests...)
+	}
+	start := len(out)
+	out = x.match(key, out)
+	// Admit a key to the cache on its second consecutive sighting at this
+	// slot, so that a stream of distinct keys costs no allocations.
+	if slot.seen.Load() != h {
+		slot.seen.Store(h)
+	} else if n := len(out) - start; n <= topicCacheMaxDests && len(key) <= topicCacheMaxKey {
+		slot.entry.Store(&topicCacheEntry{
+			gen:   x.gen,
+			key:   strings.Clone(key),
+			dests: append([]Destination(nil), out[start:]...),
+		})
+	}
+	return out
+}
+
+// Cache geometry: a direct-mapped table of this many slots per topic
+// exchange, each caching a key of at most topicCacheMaxKey bytes (longer ones
+// cannot come off the wire) and at most topicCacheMaxDests destinations.
+const (
+	topicCacheSlots    = 128
+	topicCacheMaxKey   = 255
+	topicCacheMaxDests = 64
+)
+
+var cacheSeed = maphash.MakeSeed()
+
+type topicCache [topicCacheSlots]topicCacheSlot
+
+type topicCacheSlot struct {
+	entry atomic.Pointer[topicCacheEntry]
+	seen  atomic.Uint64 // hash of the last key that missed here
+}
+
+type topicCacheEntry struct {
+	gen   uint64
+	key   string
+	dests []Destination
+}
+
+// matchBuf is the number of trie nodes a routing walk tracks without
+// allocating.
+const matchBuf = 16
+
+// match appends the destinations routing key key reaches in the trie.
+func (x *Topic) match(key string, out []Destination) []Destination {
+	var bufA, bufB [matchBuf]*topicNode
+	cur := addReached(bufA[:0], &x.root)
+	spare := bufB[:0]
+	for rest, more := key, key != ""; more && len(cur) > 0; {
+		var w string
+		w, rest, more = nextWord(rest)
+		next := spare
+		for _, n := range cur {
+			if c := n.children[w]; c != nil {
+				next = addReached(next, c)
+			}
+			if n.star != nil {
+				next = addReached(next, n.star)
+			}
+			if n.edge == edgeHash {
+				// Inside a '#': it takes this word as well.
+				next = addReached(next, n)
+			}
+		}
+		cur, spare = next, cur[:0]
+	}
+	start, sources := len(out), 0
+	for _, n := range cur {
+		if n.dests.len() > 0 {
+			out = append(out, n.dests.list...)
+			sources++
+		}
+	}
+	if sources > 1 {
+		out = dedupTail(out, start)
+	}
+	return out
+}
+
+// addReached adds n to the node set s, and with it the '#' below n, since
+// '#' may match zero words.
+func addReached(s []*topicNode, n *topicNode) []*topicNode {
+	for n != nil {
+		for _, m := range s {
+			if m == n {
+				return s
+			}
+		}
+		s = append(s, n)
+		n = n.hash
+	}
+	return s
+}
