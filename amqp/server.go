@@ -1,0 +1,137 @@
+// Package amqp is Warren's AMQP 0-9-1 front end: the listener, connections
+// and their channel state machines. It turns frames into calls on virtual
+// hosts and queues and writes their results back.
+//
+// Each connection has exactly two goroutines: a reader that parses frames
+// and runs every channel's state machine inline (so per-channel ordering
+// needs no locks), and a writer that drains the connection's pending output
+// in as few writes as it can. There is no goroutine per channel.
+package amqp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/auth"
+	"github.com/warrenmq/warren/vhost"
+)
+
+// Server accepts AMQP connections and serves them.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	users  *auth.Store
+	vhosts *vhost.Registry
+
+	nextID atomic.Uint64
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	closing  bool
+	wg       sync.WaitGroup // one per connection
+	stopOnce sync.Once
+}
+
+// Deps are what a Server serves: users and virtual hosts.
+type Deps struct {
+	Users  *auth.Store
+	Vhosts *vhost.Registry
+	Log    *slog.Logger
+}
+
+// NewServer returns a server with the given configuration.
+func NewServer(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, log: log, users: deps.Users, vhosts: deps.Vhosts, conns: map[*conn]struct{}{}}, nil
+}
+
+// Serve accepts connections on ln until ln is closed or Shutdown is called.
+// It returns nil after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		s.serveConn(nc)
+	}
+}
+
+func (s *Server) serveConn(nc net.Conn) {
+	s.mu.Lock()
+	if s.closing || s.cfg.MaxConnections > 0 && len(s.conns) >= s.cfg.MaxConnections {
+		s.mu.Unlock()
+		s.log.Warn("refusing connection", "peer", nc.RemoteAddr().String(), "reason", "connection limit or shutdown")
+		nc.Close()
+		return
+	}
+	c := newConn(s, nc)
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+}
+
+// Connections returns the number of open connections.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Shutdown closes every connection with 320 CONNECTION_FORCED, as RabbitMQ
+// does when it stops, and waits for them to finish or for ctx to end, after
+// which the remaining sockets are closed. The caller closes the listener.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeFromServer(wire.Errorf(wire.ConnectionForced, "broker forced connection closure with reason 'shutdown'"))
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,62 @@
+// Command warren runs a Warren broker node.
+//
+//	go run ./cmd/warren [--listen 127.0.0.1:5672] [--data-dir warren-data] [--config FILE]
+//
+// It stops gracefully on SIGINT or SIGTERM, closing client connections with
+// 320 CONNECTION_FORCED.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/warrenmq/warren/broker"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// shutdownTimeout bounds the graceful stop.
+const shutdownTimeout = 10 * time.Second
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	opts, ignored, err := parse(args, os.LookupEnv, os.Stdout)
+	if errors.Is(err, errHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "warren:", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: opts.logLevel}))
+	for _, k := range ignored {
+		log.Warn("config key has no effect in Warren", "key", k)
+	}
+	opts.broker.AMQP.Version = version
+	b, err := broker.Start(opts.broker, log)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	sig := <-sigs
+	log.Info("signal received", "signal", sig.String())
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := b.Shutdown(ctx); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	return 0
+}

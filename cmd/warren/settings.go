@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warrenmq/warren/broker"
+)
+
+// options is everything the command line, environment and config file set.
+type options struct {
+	broker   broker.Config
+	logLevel slog.Level
+	config   string // config file path
+}
+
+// setting is one knob. The same table drives the flags, the WARREN_*
+// environment variables, the config-file keys and --help, so they cannot
+// drift apart.
+type setting struct {
+	name  string   // flag name; the environment variable is WARREN_ + upper(name with - as _)
+	keys  []string // config-file keys: Warren's own first, then RabbitMQ's where it has one
+	usage string
+	get   func(o *options) string
+	set   func(o *options, v string) error
+}
+
+func (s setting) env() string {
+	return "WARREN_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+func settings() []setting {
+	return []setting{
+		{name: "config", keys: nil, usage: "config file (key = value lines; RabbitMQ's rabbitmq.conf keys are accepted)",
+			get: func(o *options) string { return o.config },
+			set: func(o *options, v string) error { o.config = v; return nil }},
+		{name: "listen", keys: []string{"listen", "listeners.tcp.default"}, usage: "AMQP listener HOST:PORT (a bare port listens on all interfaces, as RabbitMQ's listeners.tcp.default does)",
+			get: func(o *options) string { return o.broker.Listen },
+			set: func(o *options, v string) error {
+				if _, err := strconv.Atoi(v); err == nil {
+					v = net.JoinHostPort("", v)
+				}
+				if _, _, err := net.SplitHostPort(v); err != nil {
+					return err
+				}
+				o.broker.Listen = v
+				return nil
+			}},
+		{name: "data-dir", keys: []string{"data_dir"}, usage: "directory for the node's state",
+			get: func(o *options) string { return o.broker.DataDir },
+			set: func(o *options, v string) error { o.broker.DataDir = v; return nil }},
+		{name: "default-user", keys: []string{"default_user"}, usage: "user created at first start",
+			get: func(o *options) string { return o.broker.DefaultUser },
+			set: func(o *options, v string) error { o.broker.DefaultUser = v; return nil }},
+		{name: "default-pass", keys: []string{"default_pass"}, usage: "the default user's password",
+			get: func(o *options) string { return o.broker.DefaultPass },
+			set: func(o *options, v string) error { o.broker.DefaultPass = v; return nil }},
+		{name: "default-vhost", keys: []string{"default_vhost"}, usage: "virtual host created at first start",
+			get: func(o *options) string { return o.broker.DefaultVhost },
+			set: func(o *options, v string) error { o.broker.DefaultVhost = v; return nil }},
+		{name: "loopback-users", keys: []string{"loopback_users"}, usage: "comma-separated users allowed to log in only from loopback; 'none' for nobody",
+			get: func(o *options) string { return strings.Join(o.broker.LoopbackUsers, ",") },
+			set: func(o *options, v string) error {
+				o.broker.LoopbackUsers = nil
+				if v == "none" || v == "" {
+					return nil
+				}
+				o.broker.LoopbackUsers = strings.Split(v, ",")
+				return nil
+			}},
+		{name: "heartbeat", keys: []string{"heartbeat"}, usage: "heartbeat interval proposed to clients, seconds (0 disables)",
+			get: func(o *options) string { return strconv.Itoa(int(o.broker.AMQP.Heartbeat / time.Second)) },
+			set: func(o *options, v string) error {
+				n, err := strconv.ParseUint(v, 10, 16)
+				o.broker.AMQP.Heartbeat = time.Duration(n) * time.Second
+				return err
+			}},
+		{name: "frame-max", keys: []string{"frame_max"}, usage: "largest frame proposed to clients, bytes",
+			get: func(o *options) string { return strconv.FormatUint(uint64(o.broker.AMQP.FrameMax), 10) },
+			set: func(o *options, v string) error {
+				n, err := strconv.ParseUint(v, 10, 32)
+				o.broker.AMQP.FrameMax = uint32(n)
+				return err
+			}},
+		{name: "channel-max", keys: []string{"channel_max"}, usage: "highest channel number proposed to clients",
+			get: func(o *options) string { return strconv.FormatUint(uint64(o.broker.AMQP.ChannelMax), 10) },
+			set: func(o *options, v string) error {
+				n, err := strconv.ParseUint(v, 10, 16)
+				o.broker.AMQP.ChannelMax = uint16(n)
+				return err
+			}},
+		{name: "max-message-size", keys: []string{"max_message_size"}, usage: "largest message body accepted, bytes",
+			get: func(o *options) string { return strconv.FormatUint(o.broker.AMQP.MaxMessageSize, 10) },
+			set: func(o *options, v string) error {
+				n, err := strconv.ParseUint(v, 10, 64)
+				o.broker.AMQP.MaxMessageSize = n
+				return err
+			}},
+		{name: "max-connections", keys: []string{"connection_max"}, usage: "most client connections at once (0 = unlimited)",
+			get: func(o *options) string { return strconv.Itoa(o.broker.AMQP.MaxConnections) },
+			set: func(o *options, v string) error {
+				if v == "infinity" {
+					o.broker.AMQP.MaxConnections = 0
+					return nil
+				}
+				n, err := strconv.Atoi(v)
+				o.broker.AMQP.MaxConnections = n
+				return err
+			}},
+		{name: "handshake-timeout", keys: []string{"handshake_timeout"}, usage: "time a client has from connect to connection.open, milliseconds",
+			get: func(o *options) string { return strconv.FormatInt(o.broker.AMQP.HandshakeTimeout.Milliseconds(), 10) },
+			set: func(o *options, v string) error { return setMillis(&o.broker.AMQP.HandshakeTimeout, v) }},
+		{name: "consumer-timeout", keys: []string{"consumer_timeout"}, usage: "delivery acknowledgement timeout, milliseconds (0 disables)",
+			get: func(o *options) string { return strconv.FormatInt(o.broker.AMQP.ConsumerTimeout.Milliseconds(), 10) },
+			set: func(o *options, v string) error { return setMillis(&o.broker.AMQP.ConsumerTimeout, v) }},
+		{name: "cluster-name", keys: []string{"cluster_name"}, usage: "cluster name announced to clients",
+			get: func(o *options) string { return o.broker.AMQP.ClusterName },
+			set: func(o *options, v string) error { o.broker.AMQP.ClusterName = v; return nil }},
+		{name: "log-level", keys: []string{"log.level", "log.console.level"}, usage: "debug, info, warning or error",
+			get: func(o *options) string { return strings.ToLower(o.logLevel.String()) },
+			set: func(o *options, v string) error {
+				if v == "warning" {
+					v = "warn"
+				}
+				return o.logLevel.UnmarshalText([]byte(v))
+			}},
+	}
+}
+
+func setMillis(d *time.Duration, v string) error {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return err
+	}
+	if n < 0 {
+		return errors.New("must not be negative")
+	}
+	*d = time.Duration(n) * time.Millisecond
+	return nil
+}
+
+// defaultOptions are the settings before any source is read.
+func defaultOptions() options {
+	return options{broker: broker.DefaultConfig(), logLevel: slog.LevelInfo}
+}
+
+// ignoredKeys are rabbitmq.conf keys a RabbitMQ operator's file may carry
+// that have no meaning for Warren; they are accepted with a warning.
+var ignoredKeyPrefixes = []string{"management.", "vm_memory_high_watermark", "disk_free_limit", "log.file", "cluster_formation.", "listeners.ssl.", "ssl_options."}
+
+// loadFile applies a config file of "key = value" lines (# comments),
+// returning keys it skipped.
+func loadFile(o *options, r io.Reader, byKey map[string]setting) (ignored []string, err error) {
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return ignored, fmt.Errorf("line %d: want key = value", n)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if s, ok := byKey[k]; ok {
+			if err := s.set(o, v); err != nil {
+				return ignored, fmt.Errorf("line %d: %s: %w", n, k, err)
+			}
+			continue
+		}
+		if strings.HasPrefix(k, "loopback_users.") {
+			// RabbitMQ's per-user form: loopback_users.guest = false
+			user := strings.TrimPrefix(k, "loopback_users.")
+			o.broker.LoopbackUsers = removeUser(o.broker.LoopbackUsers, user)
+			if v == "true" {
+				o.broker.LoopbackUsers = append(o.broker.LoopbackUsers, user)
+			}
+			continue
+		}
+		known := false
+		for _, p := range ignoredKeyPrefixes {
+			known = known || strings.HasPrefix(k, p)
+		}
+		if !known {
+			return ignored, fmt.Errorf("line %d: unknown setting %q", n, k)
+		}
+		ignored = append(ignored, k)
+	}
+	return ignored, sc.Err()
+}
+
+func removeUser(users []string, user string) []string {
+	out := users[:0:0]
+	for _, u := range users {
+		if u != user {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// parse builds the options from defaults, then the config file, then the
+// environment, then the flags (each overriding the one before).
+func parse(args []string, environ func(string) (string, bool), usageOut io.Writer) (options, []string, error) {
+	o := defaultOptions()
+	all := settings()
+	byKey := map[string]setting{}
+	byFlag := map[string]setting{}
+	for _, s := range all {
+		byFlag[s.name] = s
+		for _, k := range s.keys {
+			byKey[k] = s
+		}
+	}
+	flags := map[string]string{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "-h" || a == "-help" || a == "--help" {
+			usage(usageOut, all)
+			return o, nil, errHelp
+		}
+		name, ok := strings.CutPrefix(a, "--")
+		if !ok {
+			name, ok = strings.CutPrefix(a, "-")
+		}
+		if !ok {
+			return o, nil, fmt.Errorf("unexpected argument %q", a)
+		}
+		name, val, hasVal := strings.Cut(name, "=")
+		if _, known := byFlag[name]; !known {
+			return o, nil, fmt.Errorf("unknown flag --%s (see --help)", name)
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				return o, nil, fmt.Errorf("flag --%s needs a value", name)
+			}
+			i++
+			val = args[i]
+		}
+		flags[name] = val
+	}
+	cfgPath, _ := environ(byFlag["config"].env())
+	if v, ok := flags["config"]; ok {
+		cfgPath = v
+	}
+	var ignored []string
+	if cfgPath != "" {
+		f, err := os.Open(cfgPath)
+		if err != nil {
+			return o, nil, fmt.Errorf("config file: %w", err)
+		}
+		ignored, err = loadFile(&o, f, byKey)
+		f.Close()
+		if err != nil {
+			return o, nil, fmt.Errorf("config file %s: %w", cfgPath, err)
+		}
+		o.config = cfgPath
+	}
+	for _, s := range all {
+		if v, ok := environ(s.env()); ok {
+			if err := s.set(&o, v); err != nil {
+				return o, nil, fmt.Errorf("%s: %w", s.env(), err)
+			}
+		}
+	}
+	for _, s := range all {
+		if v, ok := flags[s.name]; ok {
+			if err := s.set(&o, v); err != nil {
+				return o, nil, fmt.Errorf("--%s: %w", s.name, err)
+			}
+		}
+	}
+	return o, ignored, o.broker.Validate()
+}
+
+var errHelp = errors.New("help requested")
+
+func usage(w io.Writer, all []setting) {
+	def := defaultOptions()
+	fmt.Fprintf(w, "Usage: warren [flags]\n\nWarren is an AMQP 0-9-1 message broker. Every setting can be given as a flag,\nas an environment variable, or as a key in the config file (lowest precedence).\n\n")
+	for _, s := range all {
+		fmt.Fprintf(w, "  --%s VALUE\n        %s\n        default: %q; env: %s", s.name, s.usage, s.get(&def), s.env())
+		if len(s.keys) > 0 {
+			fmt.Fprintf(w, "; config key: %s", strings.Join(s.keys, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+}

@@ -1,0 +1,237 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// warrenBin is the broker binary built once for the whole run.
+var warrenBin string
+
+// repoRoot is the repository's top directory.
+var repoRoot = func() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}()
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "warren-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	warrenBin = filepath.Join(dir, "warren")
+	build := exec.Command("go", "build", "-race", "-o", warrenBin, "./cmd/warren")
+	build.Dir = repoRoot
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building warren:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// broker is a running warren process.
+type broker struct {
+	t       testing.TB
+	cmd     *exec.Cmd
+	Addr    string // host:port of the AMQP listener
+	DataDir string
+	args    []string
+	log     *logBuffer
+	exited  chan struct{}
+	waitErr error
+}
+
+// logBuffer collects the broker's log, safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var startedRe = regexp.MustCompile(`msg="Warren started" listen=(\S+)`)
+
+// startBroker builds nothing (TestMain did), starts warren on a free
+// loopback port with a temporary data directory and waits until it listens.
+// Extra flags go after the defaults, so they win.
+func startBroker(t testing.TB, extra ...string) *broker {
+	t.Helper()
+	return startBrokerIn(t, t.TempDir(), "127.0.0.1:0", extra...)
+}
+
+// startBrokerIn starts warren on listen with dataDir.
+func startBrokerIn(t testing.TB, dataDir, listen string, extra ...string) *broker {
+	t.Helper()
+	args := append([]string{"--listen", listen, "--data-dir", dataDir, "--log-level", "debug"}, extra...)
+	b := &broker{t: t, DataDir: dataDir, args: args, log: &logBuffer{}, exited: make(chan struct{})}
+	b.start()
+	t.Cleanup(func() {
+		b.Stop()
+		if t.Failed() {
+			t.Logf("broker log:\n%s", b.log.String())
+		}
+	})
+	return b
+}
+
+func (b *broker) start() {
+	b.t.Helper()
+	b.cmd = exec.Command(warrenBin, b.args...)
+	pr, pw := io.Pipe()
+	b.cmd.Stdout = b.log
+	b.cmd.Stderr = pw
+	b.exited = make(chan struct{})
+	if err := b.cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1<<20)
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			b.log.Write([]byte(line + "\n"))
+			if m := startedRe.FindStringSubmatch(line); m != nil && !sent {
+				addr <- m[1]
+				sent = true
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		b.waitErr = b.cmd.Wait()
+		pw.Close()
+		close(b.exited)
+	}()
+	select {
+	case a := <-addr:
+		b.Addr = a
+	case <-b.exited:
+		b.t.Fatalf("warren exited at start: %v\n%s", b.waitErr, b.log.String())
+	case <-time.After(30 * time.Second):
+		b.t.Fatalf("warren did not start within 30s\n%s", b.log.String())
+	}
+}
+
+// URL returns an amqp:// URL for the broker with guest credentials.
+func (b *broker) URL() string { return "amqp://guest:guest@" + b.Addr + "/" }
+
+// Stop sends SIGTERM and waits for the process to exit.
+func (b *broker) Stop() {
+	select {
+	case <-b.exited:
+		return
+	default:
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.exited:
+	case <-time.After(30 * time.Second):
+		_ = b.cmd.Process.Kill()
+		<-b.exited
+		b.t.Errorf("warren did not stop within 30s of SIGTERM")
+	}
+}
+
+// Kill stops the process with SIGKILL, as a crash would.
+func (b *broker) Kill() {
+	_ = b.cmd.Process.Kill()
+	<-b.exited
+}
+
+// Restart starts the broker again with the same flags and data directory,
+// on the same address.
+func (b *broker) Restart() {
+	b.t.Helper()
+	b.Stop()
+	for i, a := range b.args {
+		if a == "--listen" {
+			b.args[i+1] = b.Addr
+		}
+	}
+	b.start()
+}
+
+// waitFor polls cond every few milliseconds until it returns nil or the
+// deadline passes, then fails the test with cond's last error.
+func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// clientScript runs a client program (Python with Debian's pika, or Node
+// with the repo's pinned amqplib) against the broker and returns its
+// output. The script gets the broker's URL, host and port in AMQP_URL,
+// AMQP_HOST and AMQP_PORT.
+func clientScript(t testing.TB, b *broker, timeout time.Duration, script string, args ...string) string {
+	t.Helper()
+	var cmd *exec.Cmd
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	path := filepath.Join(repoRoot, "e2e", "clients", script)
+	switch filepath.Ext(script) {
+	case ".py":
+		cmd = exec.CommandContext(ctx, "/usr/bin/python3", append([]string{path}, args...)...)
+	case ".js":
+		cmd = exec.CommandContext(ctx, "node", append([]string{path}, args...)...)
+		cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(repoRoot, "node_modules"))
+	default:
+		t.Fatalf("no runner for %s", script)
+	}
+	host, port, _ := strings.Cut(b.Addr, ":")
+	cmd.Env = append(append(cmd.Env, os.Environ()...), "AMQP_URL="+b.URL(), "AMQP_HOST="+host, "AMQP_PORT="+port)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("%s timed out after %v; output:\n%s", script, timeout, out)
+	}
+	if err != nil {
+		t.Fatalf("%s failed: %v; output:\n%s", script, err, out)
+	}
+	return string(out)
+}
