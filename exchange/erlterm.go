@@ -141,6 +141,10 @@ func writeTable(b *strings.Builder, t map[string]any) {
 // writeBinary writes s as an Erlang binary: <<"abc">> when printable ASCII,
 // <<"héllo"/utf8>> when printable Unicode, and a list of bytes otherwise.
 func writeBinary(b *strings.Builder, s string) {
+	if s == "" {
+		b.WriteString("<<>>")
+		return
+	}
 	ascii, printable := true, utf8.ValidString(s)
 	for _, r := range s {
 		if r >= utf8.RuneSelf {

@@ -53,7 +53,13 @@ func wantWireError(t *testing.T, err error, code uint16, text string) {
 	}
 }
 
-func noDups(t testing.TB, ds []Destination) {
+// fataler is what both *testing.T and *rapid.T offer.
+type fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+func noDups(t fataler, ds []Destination) {
 	t.Helper()
 	seen := map[Destination]bool{}
 	for _, d := range ds {
