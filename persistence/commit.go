@@ -1,0 +1,513 @@
+package persistence
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Ticket names one group-commit batch. Batches are numbered 1, 2, 3... in the
+// order they are written; every write operation returns the ticket of the
+// batch it joined. Ticket 0 precedes every batch and is always complete.
+type Ticket uint64
+
+// closedTicket is what write operations return once the store is closing; no
+// batch ever has it, and Notify reports ErrClosed for it.
+const closedTicket = Ticket(math.MaxUint64)
+
+// A Waiter is told when a batch it was registered for with Store.Notify has
+// completed.
+//
+// Synced(upTo, err) means every batch up to and including upTo has been
+// written, and err is the outcome of batch upTo: nil if it is durable (synced
+// when Options.Sync), the write or sync error otherwise. A failed batch may
+// have been written in part.
+//
+// Synced is called from the committer goroutine (or, when the batch had
+// already completed, from the goroutine calling Notify). It must not block
+// and must not call Close; it may call the store's other methods. Calls for
+// the batches of one Waiter arrive in ticket order as long as that Waiter is
+// registered from one goroutine at a time.
+type Waiter interface {
+	Synced(upTo Ticket, err error)
+}
+
+// opKind is the kind of a queued write.
+type opKind uint8
+
+const (
+	opPutMessage opKind = iota + 1
+	opDeleteMessage
+	opPutEntry
+	opDeleteEntry
+	opPutDefinition
+	opDeleteDefinition
+	opDropQueue
+)
+
+var opNames = [...]string{
+	opPutMessage:       "put message",
+	opDeleteMessage:    "delete message",
+	opPutEntry:         "put entry",
+	opDeleteEntry:      "delete entry",
+	opPutDefinition:    "put definition",
+	opDeleteDefinition: "delete definition",
+	opDropQueue:        "drop queue",
+}
+
+func (k opKind) String() string {
+	if int(k) < len(opNames) && opNames[k] != "" {
+		return opNames[k]
+	}
+	return fmt.Sprintf("opKind(%d)", k)
+}
+
+// op is one queued write. Only the fields its kind needs are set.
+type op struct {
+	kind      opKind
+	cancelled bool   // a later delete in the same pending batch undid it
+	defKind   Kind   // definitions
+	id        uint64 // message id (messages and entries)
+	queue     uint64 // entries
+	seq       uint64 // entries
+	name      string // definitions
+	data      []byte // body, entry meta (copied) or definition value
+	drop      *dropRequest
+}
+
+func (o *op) String() string {
+	switch o.kind {
+	case opPutMessage, opDeleteMessage:
+		return fmt.Sprintf("%v %d", o.kind, o.id)
+	case opPutEntry, opDeleteEntry:
+		return fmt.Sprintf("%v %d/%d", o.kind, o.queue, o.seq)
+	case opPutDefinition, opDeleteDefinition:
+		return fmt.Sprintf("%v %c/%q", o.kind, o.defKind, o.name)
+	default:
+		return o.kind.String()
+	}
+}
+
+// opKey identifies the record a put writes, for cancellation.
+type opKey struct {
+	space byte
+	a, b  uint64
+}
+
+// dropRequest carries DeleteQueue's snapshot from the committer to the
+// goroutine that deletes the entries.
+type dropRequest struct {
+	queue uint64
+	snap  *badger.Txn   // read view taken just before the batch was written
+	ready chan struct{} // closed once snap is set and the batch written
+}
+
+// batch is one group commit: the operations queued while the previous batch
+// was being written, and the waiters to tell when it is done.
+type batch struct {
+	ticket   Ticket
+	ops      []op
+	puts     map[opKey]int32 // live puts of this batch, by record, for cancellation
+	arena    []byte          // copies of entry metadata
+	waiters  []Waiter
+	drops    int   // opDropQueue ops
+	needSync bool  // holds a definition: sync even when !Options.Sync
+	bytes    int64 // payload bytes queued
+	invalid  error // operations refused at enqueue time
+}
+
+func newBatch(t Ticket) *batch {
+	return &batch{ticket: t, puts: make(map[opKey]int32)}
+}
+
+func (b *batch) empty() bool { return len(b.ops) == 0 && len(b.waiters) == 0 }
+
+// reset empties b for reuse, dropping buffers that a burst made very large.
+func (b *batch) reset() {
+	if cap(b.ops) > keepOps {
+		b.ops = nil
+	} else {
+		clear(b.ops) // release bodies and requests
+		b.ops = b.ops[:0]
+	}
+	if len(b.puts) > keepOps {
+		b.puts = make(map[opKey]int32)
+	} else {
+		clear(b.puts)
+	}
+	if cap(b.arena) > keepBytes {
+		b.arena = nil
+	} else {
+		b.arena = b.arena[:0]
+	}
+	clear(b.waiters)
+	b.waiters = b.waiters[:0]
+	b.drops, b.needSync, b.bytes, b.invalid = 0, false, 0, nil
+}
+
+// cancel marks the live put of k in b as undone and reports whether there was
+// one.
+func (b *batch) cancel(k opKey) bool {
+	i, ok := b.puts[k]
+	if !ok {
+		return false
+	}
+	delete(b.puts, k)
+	o := &b.ops[i]
+	o.cancelled = true
+	b.bytes -= int64(len(o.data))
+	return true
+}
+
+// lockPending locks s.mu and returns the pending batch, or nil (unlocked) if
+// the store no longer accepts writes.
+func (s *Store) lockPending() *batch {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		return nil
+	}
+	return s.pending
+}
+
+// unlockPending unlocks s.mu after b was changed and wakes the committer if b
+// was empty before.
+func (s *Store) unlockPending(b *batch, wasEmpty bool) Ticket {
+	t := b.ticket
+	s.mu.Unlock()
+	if wasEmpty {
+		s.cond.Signal()
+	}
+	return t
+}
+
+// PutMessage queues the body of message msgID for writing and returns its
+// batch. data is kept, not copied: it must not change until the batch has
+// completed (bodies are immutable in Warren). Write the message before the
+// index entries that name it.
+func (s *Store) PutMessage(msgID uint64, data []byte) Ticket {
+	b := s.lockPending()
+	if b == nil {
+		return closedTicket
+	}
+	wasEmpty := b.empty()
+	b.puts[opKey{prefixMessage, msgID, 0}] = int32(len(b.ops))
+	b.ops = append(b.ops, op{kind: opPutMessage, id: msgID, data: data})
+	b.bytes += int64(len(data))
+	return s.unlockPending(b, wasEmpty)
+}
+
+// DeleteMessage queues the deletion of message msgID. If its PutMessage is
+// still in the pending batch, both are dropped and nothing is written.
+func (s *Store) DeleteMessage(msgID uint64) Ticket {
+	b := s.lockPending()
+	if b == nil {
+		return closedTicket
+	}
+	wasEmpty := b.empty()
+	if !b.cancel(opKey{prefixMessage, msgID, 0}) {
+		b.ops = append(b.ops, op{kind: opDeleteMessage, id: msgID})
+	}
+	return s.unlockPending(b, wasEmpty)
+}
+
+// PutEntry queues index entry seq of queue queueID, naming message msgID with
+// caller metadata meta (copied; at most MaxEntryMeta bytes, else the batch
+// fails). Sequence numbers of a queue must not be reused, not even after
+// DeleteQueue.
+func (s *Store) PutEntry(queueID, seq, msgID uint64, meta []byte) Ticket {
+	b := s.lockPending()
+	if b == nil {
+		return closedTicket
+	}
+	wasEmpty := b.empty()
+	if len(meta) > MaxEntryMeta {
+		b.invalid = errors.Join(b.invalid, fmt.Errorf("persistence: entry %d/%d: meta of %d bytes: %w",
+			queueID, seq, len(meta), ErrTooLarge))
+		b.ops = append(b.ops, op{kind: opPutEntry, cancelled: true})
+		return s.unlockPending(b, wasEmpty)
+	}
+	start := len(b.arena)
+	b.arena = append(b.arena, meta...)
+	end := len(b.arena)
+	b.puts[opKey{prefixEntry, queueID, seq}] = int32(len(b.ops))
+	b.ops = append(b.ops, op{kind: opPutEntry, queue: queueID, seq: seq, id: msgID, data: b.arena[start:end:end]})
+	b.bytes += int64(8 + len(meta))
+	return s.unlockPending(b, wasEmpty)
+}
+
+// DeleteEntry queues the deletion of index entry seq of queue queueID. If its
+// PutEntry is still in the pending batch, both are dropped and nothing is
+// written.
+func (s *Store) DeleteEntry(queueID, seq uint64) Ticket {
+	b := s.lockPending()
+	if b == nil {
+		return closedTicket
+	}
+	wasEmpty := b.empty()
+	if !b.cancel(opKey{prefixEntry, queueID, seq}) {
+		b.ops = append(b.ops, op{kind: opDeleteEntry, queue: queueID, seq: seq})
+	}
+	return s.unlockPending(b, wasEmpty)
+}
+
+// Synced returns the highest ticket whose batch has completed (durable or
+// failed). Every lower ticket has completed too.
+func (s *Store) Synced() Ticket {
+	return Ticket(s.synced.Load())
+}
+
+// Pending returns the number of operations and payload bytes waiting in the
+// pending batch. Callers use it for backpressure: the store itself never
+// blocks a writer.
+func (s *Store) Pending() (ops int, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending.ops), s.pending.bytes
+}
+
+// Notify calls w.Synced once the batch of ticket t has completed: at once, in
+// this goroutine, if it already has; later from the committer otherwise. A
+// ticket of a closed store is reported with ErrClosed.
+//
+// Every call registers w once more: the store does not deduplicate. A caller
+// that issues many operations should register each Waiter once per ticket,
+// e.g. keep the last ticket registered and call Notify only when a new
+// operation returns a different one. Since tickets returned to one goroutine
+// never decrease, that is a single comparison.
+func (s *Store) Notify(t Ticket, w Waiter) {
+	s.mu.Lock()
+	if t <= Ticket(s.synced.Load()) {
+		err := s.outcomeLocked(t)
+		s.mu.Unlock()
+		w.Synced(t, err)
+		return
+	}
+	var b *batch
+	switch {
+	case s.inflight != nil && t == s.inflight.ticket:
+		b = s.inflight
+	case !s.exited && t == s.pending.ticket:
+		b = s.pending
+	}
+	if b == nil {
+		err := ErrClosed
+		if !s.stopping && t != closedTicket {
+			err = fmt.Errorf("persistence: ticket %d not issued yet: %w", t, ErrInvalidTicket)
+		}
+		s.mu.Unlock()
+		w.Synced(t, err)
+		return
+	}
+	wasEmpty := b == s.pending && b.empty()
+	b.waiters = append(b.waiters, w)
+	s.mu.Unlock()
+	if wasEmpty {
+		s.cond.Signal()
+	}
+}
+
+// failure is the remembered outcome of a failed batch.
+type failure struct {
+	ticket Ticket
+	err    error
+}
+
+// outcomeLocked returns the error of completed batch t.
+func (s *Store) outcomeLocked(t Ticket) error {
+	for _, f := range s.failures {
+		if f.ticket == t {
+			return f.err
+		}
+	}
+	if t <= s.forgotten {
+		return fmt.Errorf("persistence: batch %d: %w", t, ErrOutcomeUnknown)
+	}
+	return nil
+}
+
+func (s *Store) rememberFailureLocked(t Ticket, err error) {
+	if len(s.failures) == rememberedFailures {
+		s.forgotten = s.failures[0].ticket
+		copy(s.failures, s.failures[1:])
+		s.failures = s.failures[:len(s.failures)-1]
+	}
+	s.failures = append(s.failures, failure{t, err})
+}
+
+// commitLoop is the committer goroutine: it takes the pending batch, writes
+// and syncs it, then tells its waiters, for as long as the store is open, and
+// drains what is pending when it closes.
+func (s *Store) commitLoop() {
+	defer close(s.commitDone)
+	spare := newBatch(0)
+	var lastLog time.Time
+	var unlogged int
+	for {
+		s.mu.Lock()
+		for s.pending.empty() && !s.stopping {
+			s.cond.Wait()
+		}
+		if s.pending.empty() {
+			s.exited = true
+			s.mu.Unlock()
+			return
+		}
+		b := s.pending
+		spare.ticket = b.ticket + 1
+		s.pending, s.inflight = spare, b
+		s.mu.Unlock()
+
+		if b.drops > 0 {
+			for i := range b.ops {
+				if d := b.ops[i].drop; d != nil {
+					d.snap = s.db.NewTransaction(false)
+				}
+			}
+		}
+		err := s.writeBatch(b)
+		if b.invalid != nil {
+			err = errors.Join(b.invalid, err)
+		}
+		if b.drops > 0 {
+			for i := range b.ops {
+				if d := b.ops[i].drop; d != nil {
+					close(d.ready)
+				}
+			}
+		}
+
+		s.mu.Lock()
+		if err != nil {
+			s.rememberFailureLocked(b.ticket, err)
+		}
+		s.synced.Store(uint64(b.ticket))
+		s.inflight = nil
+		s.mu.Unlock()
+
+		if err != nil {
+			// A failing disk fails every batch: log the first failure and
+			// then at most one line a second.
+			if now := time.Now(); now.Sub(lastLog) >= time.Second {
+				s.log.Error("group commit failed", "ticket", uint64(b.ticket), "ops", len(b.ops),
+					"suppressed", unlogged, "err", err)
+				lastLog, unlogged = now, 0
+			} else {
+				unlogged++
+			}
+		}
+		for _, w := range b.waiters {
+			w.Synced(b.ticket, err)
+		}
+		b.reset()
+		spare = b
+	}
+}
+
+// writeBatch writes the live operations of b in one transaction (more if b
+// exceeds Badger's transaction limit) and syncs them as Options.Sync and the
+// batch ask.
+func (s *Store) writeBatch(b *batch) error {
+	live := 0
+	for i := range b.ops {
+		if !b.ops[i].cancelled && b.ops[i].kind != opDropQueue {
+			live++
+		}
+	}
+	if live == 0 {
+		return nil
+	}
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	defer s.resetScratch()
+
+	deletes := 0
+	txn := s.db.NewTransaction(true)
+	for i := range b.ops {
+		o := &b.ops[i]
+		if o.cancelled || o.kind == opDropQueue {
+			continue
+		}
+		err := s.apply(txn, o)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			// Commit what fits and go on in a new transaction.
+			if err := txn.Commit(); err != nil {
+				return fmt.Errorf("persistence: commit part of batch %d: %w", b.ticket, err)
+			}
+			txn = s.db.NewTransaction(true)
+			err = s.apply(txn, o)
+		}
+		if err != nil {
+			txn.Discard()
+			return fmt.Errorf("persistence: batch %d: %v: %w", b.ticket, o, err)
+		}
+		if o.kind == opDeleteMessage || o.kind == opDeleteEntry {
+			deletes++
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("persistence: commit batch %d: %w", b.ticket, err)
+	}
+	if b.needSync && !s.opts.Sync {
+		if err := s.db.Sync(); err != nil {
+			return fmt.Errorf("persistence: sync batch %d: %w", b.ticket, err)
+		}
+	}
+	s.deletes.Add(uint64(deletes))
+	return nil
+}
+
+// apply adds o to txn. Keys, entry values and Badger entries are built in
+// committer-owned scratch buffers reused across batches.
+func (s *Store) apply(txn *badger.Txn, o *op) error {
+	start := len(s.keys)
+	switch o.kind {
+	case opPutMessage, opDeleteMessage:
+		s.keys = appendMessageKey(s.keys, o.id)
+	case opPutEntry, opDeleteEntry:
+		s.keys = appendEntryKey(s.keys, o.queue, o.seq)
+	case opPutDefinition, opDeleteDefinition:
+		s.keys = appendDefinitionKey(s.keys, o.defKind, o.name)
+	default:
+		return fmt.Errorf("persistence: unknown operation %v", o.kind)
+	}
+	key := s.keys[start:len(s.keys):len(s.keys)]
+
+	switch o.kind {
+	case opDeleteMessage, opDeleteEntry, opDeleteDefinition:
+		return txn.Delete(key)
+	}
+	value := o.data
+	if o.kind == opPutEntry {
+		vs := len(s.vals)
+		s.vals = appendEntryValue(s.vals, o.id, o.data)
+		value = s.vals[vs:len(s.vals):len(s.vals)]
+	}
+	// Badger keeps a pointer to the entry until the commit and writes its
+	// internal fields (version, key with timestamp): every entry starts from
+	// a zero value.
+	s.entries = append(s.entries, badger.Entry{Key: key, Value: value})
+	return txn.SetEntry(&s.entries[len(s.entries)-1])
+}
+
+func (s *Store) resetScratch() {
+	if cap(s.keys) > keepBytes {
+		s.keys = nil
+	} else {
+		s.keys = s.keys[:0]
+	}
+	if cap(s.vals) > keepBytes {
+		s.vals = nil
+	} else {
+		s.vals = s.vals[:0]
+	}
+	if cap(s.entries) > keepOps {
+		s.entries = nil
+	} else {
+		clear(s.entries)
+		s.entries = s.entries[:0]
+	}
+}

@@ -1,0 +1,76 @@
+package persistence
+
+import "time"
+
+// Defaults for Options. Memory figures are per Store (one per node).
+const (
+	// DefaultGCInterval is how often value-log garbage collection runs.
+	DefaultGCInterval = time.Minute
+
+	// DefaultGCDiscardRatio is the fraction of a value-log file that must be
+	// garbage before the file is rewritten.
+	DefaultGCDiscardRatio = 0.5
+
+	// DefaultMemTableSize is the size of one Badger memtable. Bodies live in the
+	// value log, so a memtable holds only keys, value pointers and index
+	// entries: 16 MiB is about 200k records.
+	DefaultMemTableSize = 16 << 20
+
+	// DefaultNumMemtables is how many memtables may exist (one mutable, the
+	// rest waiting to be flushed) before writes stall.
+	DefaultNumMemtables = 3
+
+	// DefaultBlockCacheSize is the size of Badger's cache of LSM blocks (keys,
+	// value pointers, index entries). Bodies are read from the value log
+	// through the OS page cache and do not use it.
+	DefaultBlockCacheSize = 16 << 20
+
+	// DefaultValueThreshold is the value size from which a value is stored in
+	// the value log instead of inline in the LSM tree. Index entries and small
+	// definitions stay inline; message bodies of 512 bytes or more go to the
+	// value log, where garbage collection reclaims them file by file.
+	DefaultValueThreshold = 512
+
+	// DefaultValueLogFileSize is the size at which a value-log file is closed
+	// and a new one started. It is also the largest value (message body or
+	// definition) the store accepts. Garbage collection works file by file
+	// and never rewrites the file being written, so after a backlog drains up
+	// to this much garbage can remain until more is written.
+	DefaultValueLogFileSize = 32 << 20
+)
+
+// Limits.
+const (
+	// MaxEntryMeta is the largest metadata an index entry may carry. With the
+	// 8-byte message id it keeps every entry inline in the LSM tree, so
+	// Entries never touches the value log.
+	MaxEntryMeta = 256
+
+	// MaxDefinitionKey is the longest definition key.
+	MaxDefinitionKey = 60000
+)
+
+// Internal tuning.
+const (
+	// messageIDLease and queueIDLease are how many ids are reserved by one
+	// durable write of a sequence's upper bound.
+	messageIDLease = 1 << 14
+	queueIDLease   = 64
+
+	// dropChunk is how many index entries DeleteQueue deletes per transaction.
+	dropChunk = 8192
+
+	// compactAfterDeletes is how many deletes must have been written since the
+	// last forced LSM compaction before a GC pass that finds no value-log file
+	// to rewrite forces one (see gc.go).
+	compactAfterDeletes = 10000
+
+	// rememberedFailures is how many failed batches Notify can still report
+	// after they completed.
+	rememberedFailures = 64
+
+	// Scratch buffers of a batch larger than these after a burst are dropped
+	// rather than kept for reuse.
+	keepOps   = 1 << 16
+	keepBytes = 4 << 20
+)

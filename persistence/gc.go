@@ -1,0 +1,150 @@
+package persistence
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Badger keeps bodies in its value log and reclaims a value-log file only by
+// rewriting it (RunValueLogGC), and only a file that its "discard statistics"
+// say is mostly garbage. Those statistics are filled in by LSM compaction
+// when it drops a deleted key or an overwritten version. Badger compacts a
+// level only when it outgrows its target size, so after a backlog drains the
+// tombstones sit in the memtable and upper levels, nothing is compacted, the
+// statistics stay empty and the disk never shrinks.
+//
+// A GC pass therefore does two things:
+//
+//  1. rewrite value-log files while Badger finds one worth it;
+//  2. if many deletes were written since the last forced compaction and they
+//     plausibly make up a good part of the LSM tree, force one: make Badger
+//     flush its memtables (DropPrefix of a scratch key is the public way:
+//     it flushes every memtable, with writes held off meanwhile) and
+//     Flatten the tree so tombstones meet the data they delete at the bottom
+//     level, where both are dropped and the statistics filled; then rewrite
+//     again.
+//
+// The LSM tree holds only keys, value pointers and index entries, so the
+// forced compaction is cheap next to the bodies it frees.
+
+// lsmRecordBytes is a rough size of one record in the LSM tree (key,
+// timestamp, inline value or value pointer, overhead), used to guess what
+// share of the tree recent deletes make up.
+const lsmRecordBytes = 64
+
+func (s *Store) gcLoop() {
+	defer close(s.gcDone)
+	t := time.NewTicker(s.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.gcStop:
+			return
+		case <-t.C:
+			if err := s.runGC(); err != nil {
+				s.log.Warn("garbage collection failed", "err", err)
+			}
+		}
+	}
+}
+
+// RunGC runs one garbage-collection pass now, as the schedule does: it
+// rewrites the value-log files that are mostly garbage, forcing an LSM
+// compaction first when enough has been deleted since the last one. Tests
+// and operators use it; it returns when the pass is done.
+func (s *Store) RunGC() error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	return s.runGC()
+}
+
+func (s *Store) runGC() error {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	start := time.Now()
+	rewrites, err := s.rewriteValueLog()
+	if err != nil {
+		return err
+	}
+	deletes := s.deletes.Load()
+	recent := deletes - s.deletesAtCompact
+	compacted := false
+	if recent >= compactAfterDeletes && recent*lsmRecordBytes >= s.lsmSize()/4 && !s.stopped() {
+		if err := s.compact(); err != nil {
+			return err
+		}
+		s.deletesAtCompact = deletes
+		compacted = true
+		n, err := s.rewriteValueLog()
+		rewrites += n
+		if err != nil {
+			return err
+		}
+	}
+	s.log.Debug("garbage collection done", "rewrites", rewrites, "compacted", compacted,
+		"took", time.Since(start))
+	return nil
+}
+
+// stopped reports whether Close has asked the GC to stop.
+func (s *Store) stopped() bool {
+	select {
+	case <-s.gcStop:
+		return true
+	default:
+		return false
+	}
+}
+
+// rewriteValueLog runs Badger's value-log GC until it finds nothing worth
+// rewriting, and returns how many files it rewrote.
+func (s *Store) rewriteValueLog() (int, error) {
+	n := 0
+	for !s.stopped() {
+		err := s.db.RunValueLogGC(s.opts.GCDiscardRatio)
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			return n, nil
+		default:
+			return n, fmt.Errorf("persistence: value-log GC: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// lsmSize returns the size of the LSM tree's tables.
+func (s *Store) lsmSize() uint64 {
+	var n int64
+	for _, l := range s.db.Levels() {
+		n += l.Size
+	}
+	return uint64(max(n, 0))
+}
+
+// compact flushes Badger's memtables and merges the LSM tree into one level,
+// dropping deleted keys and filling the value log's discard statistics.
+func (s *Store) compact() error {
+	s.gate.RLock()
+	err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyCompactMark, nil) })
+	s.gate.RUnlock()
+	if err != nil {
+		return fmt.Errorf("persistence: compaction mark: %w", err)
+	}
+	s.gate.Lock()
+	err = s.db.DropPrefix(prefixCompactMark)
+	s.gate.Unlock()
+	if err != nil {
+		return fmt.Errorf("persistence: flush memtables: %w", err)
+	}
+	if err := s.db.Flatten(2); err != nil {
+		return fmt.Errorf("persistence: flatten: %w", err)
+	}
+	return nil
+}
