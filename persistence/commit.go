@@ -323,7 +323,7 @@ func (s *Store) outcomeLocked(t Ticket) error {
 			return f.err
 		}
 	}
-	if t <= s.forgotten {
+	if t != 0 && t <= s.forgotten {
 		return fmt.Errorf("persistence: batch %d: %w", t, ErrOutcomeUnknown)
 	}
 	return nil
