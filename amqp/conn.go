@@ -296,7 +296,12 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			var we *wire.Error
 			if errors.As(err, &we) && !c.closeSent.Load() {
-				return c.closeWithError(we)
+				// The stream can no longer be split into frames: say why,
+				// then discard input until the peer hangs up or the close
+				// timeout passes, so the close is not lost to a reset.
+				c.closeFromServer(we)
+				_, _ = io.Copy(io.Discard, c.nc)
+				return we
 			}
 			return err
 		}

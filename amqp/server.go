@@ -30,11 +30,10 @@ type Server struct {
 
 	nextID atomic.Uint64
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	closing  bool
-	wg       sync.WaitGroup // one per connection
-	stopOnce sync.Once
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	closing bool
+	wg      sync.WaitGroup // one per connection
 }
 
 // Deps are what a Server serves: users and virtual hosts.

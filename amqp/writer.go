@@ -27,15 +27,6 @@ func (o *outbound) kick() {
 	}
 }
 
-// appendFrames runs fn on the pending buffer under the lock and wakes the
-// writer.
-func (c *conn) appendFrames(fn func(b []byte) []byte) {
-	c.out.mu.Lock()
-	c.out.buf = fn(c.out.buf)
-	c.out.mu.Unlock()
-	c.out.kick()
-}
-
 // sendMethod queues a method frame on channel ch.
 func (c *conn) sendMethod(ch uint16, m wire.Method) {
 	c.out.mu.Lock()
