@@ -12,12 +12,21 @@ import (
 type Direct struct {
 	mu   sync.RWMutex
 	set  bindingSet
-	keys map[string]*destSet
+	keys map[string]directKey
+}
+
+// directKey holds the destinations of one binding key. The common case, one
+// destination, is stored in the map itself, so that routing touches no other
+// memory.
+type directKey struct {
+	one  Destination // the only destination, when many is nil
+	refs int32       // bindings to one
+	many *destSet
 }
 
 // NewDirect returns an empty direct exchange router.
 func NewDirect() *Direct {
-	return &Direct{keys: make(map[string]*destSet)}
+	return &Direct{keys: make(map[string]directKey)}
 }
 
 // Bind implements Router. It never fails.
@@ -28,12 +37,23 @@ func (x *Direct) Bind(b Binding) (bool, error) {
 	if x.set.add(k, b.Args) == nil {
 		return false, nil
 	}
-	ds := x.keys[b.Key]
-	if ds == nil {
-		ds = new(destSet)
-		x.keys[b.Key] = ds
+	dk, d := x.keys[b.Key], b.Destination
+	switch {
+	case dk.many != nil:
+		dk.many.add(d)
+	case dk.one == nil:
+		dk.one, dk.refs = d, 1
+	case dk.one == d:
+		dk.refs++
+	default:
+		dk.many = new(destSet)
+		for range dk.refs {
+			dk.many.add(dk.one)
+		}
+		dk.many.add(d)
+		dk.one, dk.refs = nil, 0
 	}
-	ds.add(b.Destination)
+	x.keys[b.Key] = dk
 	return true, nil
 }
 
@@ -52,10 +72,19 @@ func (x *Direct) Unbind(b Binding) bool {
 }
 
 func (x *Direct) drop(e *bindingEntry) {
-	ds := x.keys[e.key]
-	ds.release(e.dest)
-	if ds.len() == 0 {
-		delete(x.keys, e.key)
+	dk := x.keys[e.key]
+	if dk.many == nil {
+		if dk.refs--; dk.refs == 0 {
+			delete(x.keys, e.key)
+			return
+		}
+		x.keys[e.key] = dk
+		return
+	}
+	dk.many.release(e.dest)
+	if dk.many.len() == 1 { // back to the inline form
+		dk.one, dk.refs, dk.many = dk.many.list[0], dk.many.refs[0], nil
+		x.keys[e.key] = dk
 	}
 }
 
@@ -69,8 +98,12 @@ func (x *Direct) RemoveDestination(d Destination) int {
 // Route implements Router. headers are ignored.
 func (x *Direct) Route(key string, _ wire.Table, out []Destination) []Destination {
 	x.mu.RLock()
-	if ds := x.keys[key]; ds != nil {
-		out = append(out, ds.list...)
+	if dk, ok := x.keys[key]; ok {
+		if dk.many == nil {
+			out = append(out, dk.one)
+		} else {
+			out = append(out, dk.many.list...)
+		}
 	}
 	x.mu.RUnlock()
 	return out

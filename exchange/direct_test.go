@@ -45,6 +45,27 @@ func TestDirectRoute(t *testing.T) {
 			key:    "k", want: []string{"a"},
 		},
 		{
+			name: "shared key, then one destination again",
+			bindings: []Binding{
+				{Destination: qa, Key: "k"},
+				{Destination: qb, Key: "k"},
+				{Destination: qa, Key: "k", Args: wire.Table{"x": "1"}},
+				{Destination: qc, Key: "k"},
+			},
+			unbind: []Binding{{Destination: qb, Key: "k"}, {Destination: qc, Key: "k"}, {Destination: qa, Key: "k"}},
+			key:    "k", want: []string{"a"},
+		},
+		{
+			name: "shared key, all gone",
+			bindings: []Binding{
+				{Destination: qa, Key: "k"},
+				{Destination: qb, Key: "k"},
+				{Destination: qa, Key: "k", Args: wire.Table{"x": "1"}},
+			},
+			unbind: []Binding{{Destination: qb, Key: "k"}, {Destination: qa, Key: "k"}, {Destination: qa, Key: "k", Args: wire.Table{"x": "1"}}},
+			key:    "k", want: []string{},
+		},
+		{
 			name:     "unbound",
 			bindings: []Binding{{Destination: qa, Key: "k"}, {Destination: qb, Key: "k"}},
 			unbind:   []Binding{{Destination: qa, Key: "k"}},

@@ -34,12 +34,21 @@ import (
 // With x-match "all" and no arguments to check, every message matches; with
 // "any" and none, no message does.
 //
-// Routing checks every binding, as RabbitMQ does; each check costs a few
-// map lookups per argument.
+// Routing checks every binding, as RabbitMQ does, but cheaply: the
+// argument keys of all bindings are interned to small integers, a message's
+// headers are looked up once per route into a table indexed by them, and a
+// binding's check is then a few comparisons per argument.
 type Headers struct {
 	mu       sync.RWMutex
 	set      bindingSet
 	bindings []*headersBinding
+
+	// Interned argument keys: keyIdx maps a key to its index in keyNames
+	// and keyRefs (the number of arguments using it; 0 when free).
+	keyIdx   map[string]int32
+	keyNames []string
+	keyRefs  []int32
+	freeKeys []int32
 }
 
 type matchMode uint8
@@ -58,6 +67,7 @@ type headersBinding struct {
 
 type headerPair struct {
 	key  string
+	idx  int32 // interned key
 	void bool
 	val  routingValue
 }
@@ -130,10 +140,45 @@ func (x *Headers) Bind(b Binding) (bool, error) {
 	hb.entry = e
 	e.idx = len(x.bindings)
 	x.bindings = append(x.bindings, hb)
+	for i := range hb.pairs {
+		hb.pairs[i].idx = x.intern(hb.pairs[i].key)
+	}
 	return true, nil
 }
 
+func (x *Headers) intern(k string) int32 {
+	if i, ok := x.keyIdx[k]; ok {
+		x.keyRefs[i]++
+		return i
+	}
+	if x.keyIdx == nil {
+		x.keyIdx = make(map[string]int32)
+	}
+	var i int32
+	if n := len(x.freeKeys); n > 0 {
+		i, x.freeKeys = x.freeKeys[n-1], x.freeKeys[:n-1]
+		x.keyNames[i], x.keyRefs[i] = k, 1
+	} else {
+		i = int32(len(x.keyNames))
+		x.keyNames = append(x.keyNames, k)
+		x.keyRefs = append(x.keyRefs, 1)
+	}
+	x.keyIdx[k] = i
+	return i
+}
+
+func (x *Headers) release(i int32) {
+	if x.keyRefs[i]--; x.keyRefs[i] == 0 {
+		delete(x.keyIdx, x.keyNames[i])
+		x.keyNames[i] = ""
+		x.freeKeys = append(x.freeKeys, i)
+	}
+}
+
 func (x *Headers) drop(e *bindingEntry) {
+	for _, p := range x.bindings[e.idx].pairs {
+		x.release(p.idx)
+	}
 	i, last := e.idx, len(x.bindings)-1
 	if i != last {
 		x.bindings[i] = x.bindings[last]
@@ -178,25 +223,105 @@ func (x *Headers) Bindings(fn func(Binding) bool) {
 	x.set.each(fn)
 }
 
+// seenHeader is a message header reduced for comparison, in a table
+// indexed by interned argument key.
+type seenHeader struct {
+	present bool
+	isBytes bool // a byte array, kept in b to avoid a copy
+	kind    valueKind
+	n       int64
+	s       string
+	b       []byte
+	nested  any
+}
+
+// seenStack is how many interned keys Route handles in a stack array.
+const seenStack = 16
+
+var seenPool = sync.Pool{New: func() any { return new([]seenHeader) }}
+
 // Route implements Router. The routing key is ignored.
 func (x *Headers) Route(_ string, headers wire.Table, out []Destination) []Destination {
 	start := len(out)
 	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if len(x.bindings) == 0 {
+		return out
+	}
+	var stack [seenStack]seenHeader
+	var seen []seenHeader
+	if k := len(x.keyNames); k <= seenStack {
+		seen = stack[:k]
+	} else {
+		p := seenPool.Get().(*[]seenHeader)
+		if cap(*p) < k {
+			*p = make([]seenHeader, k)
+		}
+		seen = (*p)[:k]
+		defer func() {
+			clear(seen)
+			seenPool.Put(p)
+		}()
+	}
+	if len(headers) <= len(x.keyIdx) {
+		for k, v := range headers {
+			if i, ok := x.keyIdx[k]; ok {
+				seen[i].set(v)
+			}
+		}
+	} else {
+		for i, k := range x.keyNames {
+			if v, ok := headers[k]; ok && x.keyRefs[i] > 0 {
+				seen[i].set(v)
+			}
+		}
+	}
 	for _, hb := range x.bindings {
-		if hb.matches(headers) {
+		if hb.matches(seen) {
 			out = append(out, hb.dest)
 		}
 	}
-	x.mu.RUnlock()
 	return dedupTail(out, start)
 }
 
-func (hb *headersBinding) matches(h wire.Table) bool {
+func (h *seenHeader) set(v any) {
+	h.present = true
+	switch v := v.(type) {
+	case []byte:
+		h.kind, h.isBytes, h.b = kindBinary, true, v
+	case string:
+		h.kind, h.s = kindBinary, v
+	default:
+		rv := headerValue(v)
+		h.kind, h.n, h.nested = rv.kind, rv.n, rv.nested
+	}
+}
+
+// equal reports whether pair p (not void) equals header h (present).
+func (p *headerPair) equal(h *seenHeader) bool {
+	if p.val.kind != h.kind {
+		return false
+	}
+	switch h.kind {
+	case kindBinary:
+		if h.isBytes {
+			return p.val.s == string(h.b)
+		}
+		return p.val.s == h.s
+	case kindNested:
+		return typedEqual(p.val.nested, h.nested)
+	case kindNone:
+		return false
+	}
+	return p.val.n == h.n
+}
+
+func (hb *headersBinding) matches(seen []seenHeader) bool {
 	if hb.mode == matchAll {
 		for i := range hb.pairs {
 			p := &hb.pairs[i]
-			v, ok := h[p.key]
-			if !ok || !(p.void || p.val.equalHeader(v)) {
+			h := &seen[p.idx]
+			if !h.present || !(p.void || p.equal(h)) {
 				return false
 			}
 		}
@@ -204,7 +329,7 @@ func (hb *headersBinding) matches(h wire.Table) bool {
 	}
 	for i := range hb.pairs {
 		p := &hb.pairs[i]
-		if v, ok := h[p.key]; ok && (p.void || p.val.equalHeader(v)) {
+		if h := &seen[p.idx]; h.present && (p.void || p.equal(h)) {
 			return true
 		}
 	}
@@ -286,23 +411,6 @@ func scalarValue(v any) routingValue {
 		return routingValue{kind: kindNested, nested: v}
 	}
 	return routingValue{}
-}
-
-// equalHeader reports whether message header value v equals p (which is not
-// void). It allocates nothing.
-func (p *routingValue) equalHeader(v any) bool {
-	switch v := v.(type) {
-	case string:
-		return p.kind == kindBinary && p.s == v
-	case []byte:
-		return p.kind == kindBinary && p.s == string(v)
-	case nil:
-		return false
-	case []any, wire.Table, map[string]any:
-		return p.kind == kindNested && typedEqual(p.nested, v)
-	}
-	h := headerValue(v)
-	return h.kind != kindNone && h.kind == p.kind && h.n == p.n
 }
 
 // typedEqual compares two field values exactly, AMQP types included, as

@@ -1,10 +1,13 @@
 package exchange
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"pgregory.net/rapid"
 )
 
 func TestHeadersMatch(t *testing.T) {
@@ -159,4 +162,140 @@ func TestHeadersManyMatches(t *testing.T) {
 			t.Fatalf("routed to %q", names(got))
 		}
 	}
+}
+
+// TestHeadersManyKeys goes past the stack table of interned keys, and
+// checks that keys are recycled.
+func TestHeadersManyKeys(t *testing.T) {
+	t.Parallel()
+	r := NewHeaders()
+	for round := range 3 {
+		for i := range 40 {
+			k := "k" + strconv.Itoa(round*100+i)
+			mustBind(t, r, Binding{Destination: []*testDest{qa, qb}[i%2], Args: wire.Table{k: int32(i)}})
+		}
+		h := wire.Table{"k" + strconv.Itoa(round*100+3): int64(3), "k" + strconv.Itoa(round*100+4): int8(4)}
+		for range 2 {
+			if n := route(r, "", h); !equalStrings(n, []string{"a", "b"}) {
+				t.Fatalf("round %d: routed to %q", round, n)
+			}
+		}
+		r.RemoveDestination(qa)
+		r.RemoveDestination(qb)
+		if len(r.keyIdx) != 0 || len(r.keyNames) > 40 {
+			t.Fatalf("round %d: %d keys interned, %d slots", round, len(r.keyIdx), len(r.keyNames))
+		}
+	}
+}
+
+// refErlang reduces a field value to a string that is equal for two values
+// exactly when RabbitMQ 4's headers exchange finds them equal (=:= on the
+// Erlang terms it compares); header says which side the value is on.
+func refErlang(v any, header bool) string {
+	switch v := v.(type) {
+	case int8:
+		return "int:" + strconv.FormatInt(int64(v), 10)
+	case uint8:
+		return "int:" + strconv.FormatInt(int64(v), 10)
+	case int16:
+		return "int:" + strconv.FormatInt(int64(v), 10)
+	case uint16:
+		return "int:" + strconv.FormatInt(int64(v), 10)
+	case int32:
+		return "int:" + strconv.FormatInt(int64(v), 10)
+	case uint32:
+		return "int:" + strconv.FormatInt(int64(v), 10)
+	case int64:
+		return "int:" + strconv.FormatInt(v, 10)
+	case time.Time:
+		if header {
+			return "int:" + strconv.FormatInt(v.Unix()*1000, 10)
+		}
+		return "int:" + strconv.FormatInt(v.Unix(), 10)
+	case float32:
+		return "float:" + strconv.FormatFloat(float64(v), 'g', -1, 64)
+	case float64:
+		return "float:" + strconv.FormatFloat(v, 'g', -1, 64)
+	case string:
+		return "bin:" + v
+	case []byte:
+		return "bin:" + string(v)
+	case bool:
+		return "bool:" + strconv.FormatBool(v)
+	case nil:
+		return "undefined"
+	}
+	return "typed:" + CanonicalArgs(wire.Table{"": v})
+}
+
+// refHeadersMatch is RabbitMQ 4's headers matching written out plainly.
+func refHeadersMatch(args, headers wire.Table) bool {
+	mode, _ := args["x-match"].(string)
+	isAny, withX := mode == "any" || mode == "any-with-x", strings.HasSuffix(mode, "-with-x")
+	for k, want := range args {
+		if k == "x-match" || (!withX && strings.HasPrefix(k, "x-")) {
+			continue
+		}
+		got, present := headers[k]
+		ok := present && (want == nil || refErlang(want, false) == refErlang(got, true))
+		if isAny && ok {
+			return true
+		}
+		if !isAny && !ok {
+			return false
+		}
+	}
+	return !isAny
+}
+
+func TestHeadersProperty(t *testing.T) {
+	t.Parallel()
+	ts := time.Unix(2, 0)
+	values := []any{
+		nil, int8(2), uint8(2), int16(-2), int32(2), int64(2000), uint32(2), ts,
+		float32(2), float64(2), float32(0.1), float64(0.1),
+		"2", []byte("2"), "", true, false,
+		wire.Decimal{Scale: 1, Value: 20}, []any{int32(2)}, []any{int64(2)}, wire.Table{"k": "2"},
+	}
+	keys := []string{"a", "b", "x-a", "x-b"}
+	modes := []any{"all", "any", "all-with-x", "any-with-x", nil}
+	table := func(withMode bool) *rapid.Generator[wire.Table] {
+		return rapid.Custom(func(t *rapid.T) wire.Table {
+			tb := wire.Table{}
+			for _, k := range keys {
+				if rapid.Bool().Draw(t, "has "+k) {
+					tb[k] = rapid.SampledFrom(values).Draw(t, k)
+				}
+			}
+			if withMode {
+				if m := rapid.SampledFrom(modes).Draw(t, "x-match"); m != nil {
+					tb["x-match"] = m
+				}
+			}
+			return tb
+		})
+	}
+	rapid.Check(t, func(t *rapid.T) {
+		r := NewHeaders()
+		bindings := rapid.SliceOfN(table(true), 1, 6).Draw(t, "bindings")
+		dests := make([]*testDest, len(bindings))
+		for i, args := range bindings {
+			dests[i] = &testDest{strconv.Itoa(i)}
+			if _, err := r.Bind(Binding{Destination: dests[i], Args: args}); err != nil {
+				t.Fatalf("Bind(%v): %v", args, err)
+			}
+		}
+		for range 5 {
+			h := table(false).Draw(t, "headers")
+			got := map[string]bool{}
+			for _, d := range r.Route("", h, nil) {
+				got[d.Name()] = true
+			}
+			for i, args := range bindings {
+				if want := refHeadersMatch(args, h); got[dests[i].name] != want {
+					t.Fatalf("binding %v, headers %v: matched %v, want %v", args, h, got[dests[i].name], want)
+				}
+			}
+		}
+	})
 }

@@ -29,7 +29,7 @@ type Topic struct {
 	mu    sync.RWMutex
 	set   bindingSet
 	root  topicNode
-	gen   uint64 // bumped on every change of bindings; guarded by mu
+	gen   atomic.Uint64 // bumped on every change of bindings, under mu
 	cache atomic.Pointer[topicCache]
 }
 
@@ -42,17 +42,108 @@ const (
 )
 
 type topicNode struct {
-	children map[string]*topicNode // literal words
-	star     *topicNode            // '*'
-	hash     *topicNode            // '#'
-	dests    destSet               // destinations bound with the key ending here
-	parent   *topicNode
-	word     string // the literal word leading here from parent (edgeWord)
-	edge     edgeKind
+	kids   kidTable   // literal words
+	star   *topicNode // '*'
+	hash   *topicNode // '#'
+	dests  destSet    // destinations bound with the key ending here
+	parent *topicNode
+	word   string // the literal word leading here from parent (edgeWord)
+	edge   edgeKind
 }
 
 func (n *topicNode) unused() bool {
-	return n.dests.len() == 0 && len(n.children) == 0 && n.star == nil && n.hash == nil
+	return n.dests.len() == 0 && n.kids.n == 0 && n.star == nil && n.hash == nil
+}
+
+// wordHash hashes a word for kidTable. Routing hashes each word of a key
+// once and looks it up in every trie node it reaches.
+func wordHash(w string) uint64 { return maphash.String(cacheSeed, w) }
+
+// kidTable maps literal words to child nodes: an open-addressed table with
+// linear probing, keyed by precomputed word hashes.
+type kidTable struct {
+	slots []kid // len is 0 or a power of two
+	n     int
+}
+
+type kid struct {
+	h    uint64
+	word string
+	node *topicNode // nil in an empty slot
+}
+
+func (t *kidTable) get(h uint64, w string) *topicNode {
+	if len(t.slots) == 0 {
+		return nil
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		k := &t.slots[i]
+		if k.node == nil {
+			return nil
+		}
+		if k.h == h && k.word == w {
+			return k.node
+		}
+	}
+}
+
+// put adds a word that is not in t.
+func (t *kidTable) put(h uint64, w string, node *topicNode) {
+	if (t.n+1)*4 > len(t.slots)*3 {
+		t.resize(max(2, len(t.slots)*2))
+	}
+	mask := uint64(len(t.slots) - 1)
+	i := h & mask
+	for t.slots[i].node != nil {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = kid{h: h, word: w, node: node}
+	t.n++
+}
+
+// del removes a word that is in t, shifting back the entries that probed
+// past it so that no tombstones are needed.
+func (t *kidTable) del(h uint64, w string) {
+	mask := uint64(len(t.slots) - 1)
+	i := h & mask
+	for t.slots[i].h != h || t.slots[i].word != w {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = kid{}
+	t.n--
+	for j := (i + 1) & mask; t.slots[j].node != nil; j = (j + 1) & mask {
+		home := t.slots[j].h & mask
+		// The entry at j may move to the hole at i unless its home slot lies
+		// cyclically in (i, j].
+		if (i < j && i < home && home <= j) || (i > j && (home > i || home <= j)) {
+			continue
+		}
+		t.slots[i], t.slots[j] = t.slots[j], kid{}
+		i = j
+	}
+	switch {
+	case t.n == 0:
+		t.slots = nil
+	case len(t.slots) > 8 && t.n*8 < len(t.slots):
+		t.resize(len(t.slots) / 4)
+	}
+}
+
+func (t *kidTable) resize(size int) {
+	old := t.slots
+	t.slots = make([]kid, size)
+	mask := uint64(size - 1)
+	for _, k := range old {
+		if k.node == nil {
+			continue
+		}
+		i := k.h & mask
+		for t.slots[i].node != nil {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = k
+	}
 }
 
 // nextWord splits the first word off s, which must hold at least one word.
@@ -83,7 +174,7 @@ func (x *Topic) Bind(b Binding) (bool, error) {
 		n = n.child(w)
 	}
 	n.dests.add(b.Destination)
-	x.gen++
+	x.gen.Add(1)
 	return true, nil
 }
 
@@ -101,13 +192,11 @@ func (n *topicNode) child(w string) *topicNode {
 		}
 		return n.hash
 	}
-	c := n.children[w]
+	h := wordHash(w)
+	c := n.kids.get(h, w)
 	if c == nil {
-		if n.children == nil {
-			n.children = make(map[string]*topicNode)
-		}
 		c = &topicNode{parent: n, word: w, edge: edgeWord}
-		n.children[w] = c
+		n.kids.put(h, w, c)
 	}
 	return c
 }
@@ -124,7 +213,7 @@ func (x *Topic) lookup(key string) *topicNode {
 		case "#":
 			n = n.hash
 		default:
-			n = n.children[w]
+			n = n.kids.get(wordHash(w), w)
 		}
 	}
 	return n
@@ -142,10 +231,7 @@ func (x *Topic) drop(e *bindingEntry) {
 		case edgeHash:
 			p.hash = nil
 		default:
-			delete(p.children, n.word)
-			if len(p.children) == 0 {
-				p.children = nil
-			}
+			p.kids.del(wordHash(n.word), n.word)
 		}
 		n.parent = nil
 		n = p
@@ -181,7 +267,7 @@ func (x *Topic) RemoveDestination(d Destination) int {
 // invalidate makes every cached result stale and, since bindings went away,
 // lets go of cached destinations so that deleted queues are not kept alive.
 func (x *Topic) invalidate() {
-	x.gen++
+	x.gen.Add(1)
 	if c := x.cache.Load(); c != nil {
 		for i := range c {
 			c[i].entry.Store(nil)
@@ -204,9 +290,11 @@ func (x *Topic) Bindings(fn func(Binding) bool) {
 }
 
 // Route implements Router. headers are ignored.
+//
+// A cache hit takes no lock: an entry is valid while the generation it was
+// computed at is current, and every change of bindings, made under the
+// write lock, moves the generation on before it returns.
 func (x *Topic) Route(key string, _ wire.Table, out []Destination) []Destination {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
 	c := x.cache.Load()
 	if c == nil {
 		x.cache.CompareAndSwap(nil, new(topicCache))
@@ -214,9 +302,11 @@ func (x *Topic) Route(key string, _ wire.Table, out []Destination) []Destination
 	}
 	h := maphash.String(cacheSeed, key)
 	slot := &c[h%topicCacheSlots]
-	if e := slot.entry.Load(); e != nil && e.gen == x.gen && e.key == key {
+	if e := slot.entry.Load(); e != nil && e.key == key && e.gen == x.gen.Load() {
 		return append(out, e.dests...)
 	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
 	start := len(out)
 	out = x.match(key, out)
 	// Admit a key to the cache on its second consecutive sighting at this
@@ -225,7 +315,7 @@ func (x *Topic) Route(key string, _ wire.Table, out []Destination) []Destination
 		slot.seen.Store(h)
 	} else if n := len(out) - start; n <= topicCacheMaxDests && len(key) <= topicCacheMaxKey {
 		slot.entry.Store(&topicCacheEntry{
-			gen:   x.gen,
+			gen:   x.gen.Load(), // stable: writers are locked out
 			key:   strings.Clone(key),
 			dests: append([]Destination(nil), out[start:]...),
 		})
@@ -269,9 +359,10 @@ func (x *Topic) match(key string, out []Destination) []Destination {
 	for rest, more := key, key != ""; more && len(cur) > 0; {
 		var w string
 		w, rest, more = nextWord(rest)
+		h := wordHash(w)
 		next := spare
 		for _, n := range cur {
-			if c := n.children[w]; c != nil {
+			if c := n.kids.get(h, w); c != nil {
 				next = addReached(next, c)
 			}
 			if n.star != nil {

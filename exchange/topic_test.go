@@ -277,3 +277,43 @@ func ExampleTopic() {
 	// [prices]
 	// []
 }
+
+// TestKidTable checks the trie's child table against a map, with hashes that
+// collide on purpose (the length of the word) and with real ones, so that
+// probing, backward-shift deletion, growing and shrinking are all exercised.
+func TestKidTable(t *testing.T) {
+	t.Parallel()
+	hashes := map[string]func(string) uint64{
+		"colliding": func(w string) uint64 { return uint64(len(w)) },
+		"wordHash":  wordHash,
+	}
+	for name, hash := range hashes {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rapid.Check(t, func(t *rapid.T) {
+				var tb kidTable
+				ref := map[string]*topicNode{}
+				words := rapid.SliceOfNDistinct(rapid.StringMatching(`[a-c]{0,6}`), 1, 200, rapid.ID).Draw(t, "words")
+				for step := range rapid.IntRange(1, 400).Draw(t, "steps") {
+					w := rapid.SampledFrom(words).Draw(t, "word")
+					if _, ok := ref[w]; ok && rapid.Bool().Draw(t, "delete") {
+						tb.del(hash(w), w)
+						delete(ref, w)
+					} else if !ok {
+						n := &topicNode{word: w}
+						tb.put(hash(w), w, n)
+						ref[w] = n
+					}
+					if tb.n != len(ref) {
+						t.Fatalf("step %d: n = %d, want %d", step, tb.n, len(ref))
+					}
+					for _, w := range words {
+						if got := tb.get(hash(w), w); got != ref[w] {
+							t.Fatalf("step %d: get(%q) = %v, want %v", step, w, got, ref[w])
+						}
+					}
+				}
+			})
+		})
+	}
+}
