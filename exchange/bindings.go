@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -126,6 +127,10 @@ type bindingSet struct {
 	byDest     map[Destination]*bindingEntry // head of each destination's list
 	head, tail *bindingEntry
 }
+
+// errNilDestination is returned by Bind for a binding without a destination,
+// a programming error in the caller.
+var errNilDestination = errors.New("exchange: binding has no destination")
 
 func keyOf(b Binding) bindingKey {
 	return bindingKey{dest: b.Destination, key: b.Key, args: CanonicalArgs(b.Args)}

@@ -144,6 +144,9 @@ func parseWeight(key string) (int64, error) {
 // Bind implements Router. A binding key that is not a positive integer is a
 // 406 PRECONDITION_FAILED *wire.Error with RabbitMQ's text.
 func (x *ConsistentHash) Bind(b Binding) (bool, error) {
+	if b.Destination == nil {
+		return false, errNilDestination
+	}
 	w, err := parseWeight(b.Key)
 	if err != nil {
 		return false, err

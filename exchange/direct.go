@@ -31,6 +31,9 @@ func NewDirect() *Direct {
 
 // Bind implements Router. It never fails.
 func (x *Direct) Bind(b Binding) (bool, error) {
+	if b.Destination == nil {
+		return false, errNilDestination
+	}
 	k := keyOf(b)
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -18,8 +18,8 @@
 //	added, err := r.Bind(exchange.Binding{Destination: q, Key: "stock.*.nyse"})
 //	dests = r.Route("stock.ibm.nyse", headers, dests[:0])
 //
-// Every Router is safe for concurrent use. Routing takes a read lock, so many
-// publishers route at once; changing bindings takes the write lock and costs
+// Every Router is safe for concurrent use. Routing takes a read lock (a topic
+// cache hit takes none), so many publishers route at once; changing bindings takes the write lock and costs
 // O(1) (O(words) for topic; removing a consistent-hash destination is O(n)),
 // so that binding 100,000 keys one by one stays fast.
 //
@@ -40,8 +40,9 @@
 //	                    "The binding key must be greater than 0"
 //
 // New returns 406 "unknown exchange type 'foo'" for an unknown type (a
-// channel error since RabbitMQ 3.12.14 and 3.13.3; earlier releases closed the
-// connection with 503 COMMAND_INVALID), and for x-consistent-hash
+// channel error since rabbitmq-server#11214, 2024, in 3.13 and 4.x; earlier
+// releases closed the connection with 503 COMMAND_INVALID), and for
+// x-consistent-hash
 // "hash-header and hash-property are mutually exclusive" and "Unsupported
 // property: app_id".
 //

@@ -46,6 +46,7 @@ type Router interface {
 	// Bind adds a binding. It reports whether the binding is new (false when
 	// an identical binding exists) and validates the type-specific parts of
 	// the binding (a *wire.Error, 406 PRECONDITION_FAILED, when invalid).
+	// b.Destination must not be nil.
 	Bind(b Binding) (added bool, err error)
 
 	// Unbind removes the binding with b's identity and reports whether there
@@ -84,8 +85,9 @@ func Known(kind string) bool {
 // arguments args.
 //
 // An unknown kind yields a *wire.Error with RabbitMQ's code and text,
-// 406 "PRECONDITION_FAILED - unknown exchange type 'foo'" (a channel error
-// since RabbitMQ 3.12.14/3.13.3; it was 503 COMMAND_INVALID before). Exchange
+// 406 "PRECONDITION_FAILED - unknown exchange type 'foo'", a channel error
+// (rabbitmq-server#11214, 2024; before it RabbitMQ closed the connection with
+// 503 COMMAND_INVALID). Exchange
 // arguments are validated where RabbitMQ validates them (x-consistent-hash's
 // hash-header and hash-property); other arguments are ignored here.
 func New(kind string, args wire.Table) (Router, error) {

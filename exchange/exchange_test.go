@@ -149,3 +149,13 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+func TestBindNilDestination(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"direct", "fanout", "topic", "headers", "x-consistent-hash"} {
+		r, _ := New(kind, nil)
+		if added, err := r.Bind(Binding{Key: "1"}); added || err == nil {
+			t.Errorf("%s: Bind(nil destination) = %v, %v", kind, added, err)
+		}
+	}
+}

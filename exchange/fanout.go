@@ -20,6 +20,9 @@ func NewFanout() *Fanout { return new(Fanout) }
 
 // Bind implements Router. It never fails.
 func (x *Fanout) Bind(b Binding) (bool, error) {
+	if b.Destination == nil {
+		return false, errNilDestination
+	}
 	k := keyOf(b)
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -126,6 +126,9 @@ func compileHeaders(b Binding) (*headersBinding, error) {
 // Bind implements Router. An invalid x-match argument is a 406
 // PRECONDITION_FAILED *wire.Error with RabbitMQ's text.
 func (x *Headers) Bind(b Binding) (bool, error) {
+	if b.Destination == nil {
+		return false, errNilDestination
+	}
 	hb, err := compileHeaders(b)
 	if err != nil {
 		return false, err

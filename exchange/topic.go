@@ -161,6 +161,9 @@ func NewTopic() *Topic { return new(Topic) }
 
 // Bind implements Router. It never fails: every binding key is valid.
 func (x *Topic) Bind(b Binding) (bool, error) {
+	if b.Destination == nil {
+		return false, errNilDestination
+	}
 	k := keyOf(b)
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -314,6 +315,105 @@ func TestKidTable(t *testing.T) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// TestTopicScenarios routes keys through exchanges with several overlapping
+// bindings, with the results RabbitMQ 4.3's trie gives (the scenarios of its
+// rabbit_db_topic_exchange_SUITE).
+func TestTopicScenarios(t *testing.T) {
+	t.Parallel()
+	q := func(n int) *testDest { return &testDest{"q" + strconv.Itoa(n)} }
+	type scenario struct {
+		name     string
+		bindings []string // binding i goes to queue qi
+		routes   map[string][]int
+	}
+	scenarios := []scenario{
+		{
+			name:     "wildcards",
+			bindings: []string{"foo.*", "foo.#", "foo.bar", "foo.*.baz", "#"},
+			routes: map[string][]int{
+				"foo.bar":         {0, 1, 2, 4},
+				"foo.bar.baz":     {1, 3, 4},
+				"foo.bar.baz.qux": {1, 4},
+				"foo.qux":         {0, 1, 4},
+				"bar.foo":         {4},
+			},
+		},
+		{
+			name:     "hash in the middle and at the start",
+			bindings: []string{"#.c", "#.b.c", "a.#.d", "#.*.#"},
+			routes: map[string][]int{
+				"a.b.c":   {0, 1, 3},
+				"c":       {0, 3},
+				"x.y.b.c": {0, 1, 3},
+				"a.d":     {2, 3},
+				"a.b.c.d": {2, 3},
+				"x":       {3},
+				"x.c":     {0, 3},
+				"":        {},
+			},
+		},
+		{
+			name:     "empty routing key",
+			bindings: []string{"#", "foo.bar"},
+			routes:   map[string][]int{"": {0}, "foo.bar": {0, 1}},
+		},
+		{
+			name:     "overlapping",
+			bindings: []string{"a.b", "a.b.#", "a.b.c", "a.b.*", "a.b.d", "a.*.*", "a.*.#", "*.b.c"},
+			routes: map[string][]int{
+				"a.b.c": {1, 2, 3, 5, 6, 7},
+				"a.b":   {0, 1, 6},
+			},
+		},
+		{
+			name:     "empty segments",
+			bindings: []string{".#", ".*", ".*.a.b.c"},
+			routes:   map[string][]int{".0.a.b.c": {0, 2}},
+		},
+		{
+			name: "deep",
+			bindings: []string{
+				"*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.#",
+				"a.*.c.*.e.*.g.*.i.*.k.*.m.*.o.*.q.*.s.*.u.*.w.*.y.*.#",
+				"a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.*",
+			},
+			routes: map[string][]int{
+				"a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z":   {0, 1},
+				"a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.1": {0, 1, 2},
+			},
+		},
+		{
+			name:     "unicode",
+			bindings: []string{"传感器.温度.摄氏", "传感器.*.摄氏", "датчик.#", "#"},
+			routes: map[string][]int{
+				"传感器.温度.摄氏":       {0, 1, 3},
+				"传感器.压力.摄氏":       {1, 3},
+				"датчик.давление": {2, 3},
+			},
+		},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			r := NewTopic()
+			for i, k := range sc.bindings {
+				mustBind(t, r, Binding{Destination: q(i), Key: k})
+			}
+			for key, idx := range sc.routes {
+				want := make([]string, len(idx))
+				for i, n := range idx {
+					want[i] = "q" + strconv.Itoa(n)
+				}
+				for range 3 {
+					if got := route(r, key, nil); !equalStrings(got, want) {
+						t.Errorf("Route(%q) = %q, want %q", key, got, want)
+					}
+				}
+			}
 		})
 	}
 }
