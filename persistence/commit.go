@@ -157,8 +157,16 @@ func (b *batch) cancel(k opKey) bool {
 	}
 	delete(b.puts, k)
 	o := &b.ops[i]
-	o.cancelled = true
 	b.bytes -= int64(len(o.data))
+	if int(i) == len(b.ops)-1 {
+		// The usual case of a message acked at once: its puts are the
+		// last operations. Drop them so the batch does not grow.
+		*o = op{}
+		b.ops = b.ops[:i]
+		return true
+	}
+	o.cancelled = true
+	o.data = nil // do not keep the body alive until the batch is taken
 	return true
 }
 

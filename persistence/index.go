@@ -102,9 +102,9 @@ func (s *Store) DeleteQueue(queueID uint64) error {
 		return ErrClosed
 	}
 	wasEmpty := b.empty()
-	for i := range b.ops {
-		o := &b.ops[i]
-		if o.kind == opPutEntry && !o.cancelled && o.queue == queueID {
+	// Backwards: cancel may drop the tail operation.
+	for i := len(b.ops) - 1; i >= 0; i-- {
+		if o := &b.ops[i]; o.kind == opPutEntry && !o.cancelled && o.queue == queueID {
 			b.cancel(opKey{prefixEntry, o.queue, o.seq})
 		}
 	}
