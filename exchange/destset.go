@@ -7,7 +7,7 @@ import "sync"
 // members in no particular order, so routing appends it in one copy.
 type destSet struct {
 	list []Destination
-	refs []int32
+	refs []int32               // parallel to list; nil while every count is 1
 	pos  map[Destination]int32 // index into list; built once the set grows
 }
 
@@ -35,11 +35,19 @@ func (s *destSet) find(d Destination) int {
 // add counts one more binding to d and reports whether d is new to the set.
 func (s *destSet) add(d Destination) bool {
 	if i := s.find(d); i >= 0 {
+		if s.refs == nil {
+			s.refs = make([]int32, len(s.list), cap(s.list))
+			for j := range s.refs {
+				s.refs[j] = 1
+			}
+		}
 		s.refs[i]++
 		return false
 	}
 	s.list = append(s.list, d)
-	s.refs = append(s.refs, 1)
+	if s.refs != nil {
+		s.refs = append(s.refs, 1)
+	}
 	if s.pos != nil {
 		s.pos[d] = int32(len(s.list) - 1)
 	} else if len(s.list) > indexFrom {
@@ -57,19 +65,25 @@ func (s *destSet) release(d Destination) bool {
 	if i < 0 {
 		return false
 	}
-	if s.refs[i] > 1 {
+	if s.refs != nil && s.refs[i] > 1 {
 		s.refs[i]--
 		return false
 	}
 	last := len(s.list) - 1
 	if i != last {
-		s.list[i], s.refs[i] = s.list[last], s.refs[last]
+		s.list[i] = s.list[last]
+		if s.refs != nil {
+			s.refs[i] = s.refs[last]
+		}
 		if s.pos != nil {
 			s.pos[s.list[i]] = int32(i)
 		}
 	}
 	s.list[last] = nil
-	s.list, s.refs = s.list[:last], s.refs[:last]
+	s.list = s.list[:last]
+	if s.refs != nil {
+		s.refs = s.refs[:last]
+	}
 	if s.pos != nil {
 		delete(s.pos, d)
 		if len(s.pos) == 0 {

@@ -86,7 +86,11 @@ func (x *Direct) drop(e *bindingEntry) {
 	}
 	dk.many.release(e.dest)
 	if dk.many.len() == 1 { // back to the inline form
-		dk.one, dk.refs, dk.many = dk.many.list[0], dk.many.refs[0], nil
+		dk.one, dk.refs = dk.many.list[0], 1
+		if dk.many.refs != nil {
+			dk.refs = dk.many.refs[0]
+		}
+		dk.many = nil
 		x.keys[e.key] = dk
 	}
 }
