@@ -29,7 +29,7 @@ func NewDirect() *Direct {
 	return &Direct{keys: make(map[string]directKey)}
 }
 
-// Bind implements Router. It never fails.
+// Bind implements Router. It fails only for a nil destination.
 func (x *Direct) Bind(b Binding) (bool, error) {
 	if b.Destination == nil {
 		return false, errNilDestination

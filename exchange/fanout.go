@@ -18,7 +18,7 @@ type Fanout struct {
 // NewFanout returns an empty fanout exchange router.
 func NewFanout() *Fanout { return new(Fanout) }
 
-// Bind implements Router. It never fails.
+// Bind implements Router. It fails only for a nil destination.
 func (x *Fanout) Bind(b Binding) (bool, error) {
 	if b.Destination == nil {
 		return false, errNilDestination

@@ -22,7 +22,8 @@ import (
 //
 //   - integers of every width compare by value (a signed 32-bit 1 matches an
 //     unsigned 8-bit 1), but never equal a float (1 does not match 1.0);
-//   - float and double compare by value, after widening float to double;
+//   - float and double compare by value, after widening float to double
+//     (and, as =:= does since Erlang/OTP 27, 0.0 and -0.0 differ);
 //   - longstr and byte array compare by content;
 //   - a timestamp header is seen in milliseconds, as RabbitMQ 4 converts it
 //     (mc_amqpl:routing_headers), while a timestamp argument stays in seconds,

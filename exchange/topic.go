@@ -159,7 +159,8 @@ func nextWord(s string) (word, rest string, more bool) {
 // NewTopic returns an empty topic exchange router.
 func NewTopic() *Topic { return new(Topic) }
 
-// Bind implements Router. It never fails: every binding key is valid.
+// Bind implements Router. Every binding key is valid: it fails only for a
+// nil destination.
 func (x *Topic) Bind(b Binding) (bool, error) {
 	if b.Destination == nil {
 		return false, errNilDestination
