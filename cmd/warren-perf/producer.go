@@ -15,6 +15,7 @@ import (
 // A second goroutine reads confirms, returns and closes.
 type producer struct {
 	id        uint16
+	count     int // producers in the run
 	c         *client
 	frames    []byte // one message: method, header and body frames
 	bodyAt    int    // offset of the body's first byte in frames
@@ -47,6 +48,7 @@ type producer struct {
 func newProducer(id uint16, c *client, o *Options, exchange, key string) *producer {
 	p := &producer{
 		id:         id,
+		count:      o.Producers,
 		c:          c,
 		limit:      uint64(o.PMessages),
 		rate:       o.Rate,
@@ -122,7 +124,12 @@ func (p *producer) run(start time.Time) {
 	if p.rate > 0 {
 		interval = time.Duration(float64(time.Second) / p.rate)
 	}
-	next := start // send time of the next message when rate limited
+	// Send time of the next message when rate limited. Producers start at
+	// evenly spread phases so that many slow producers do not fire together.
+	next := start
+	if interval > 0 && p.count > 1 {
+		next = start.Add(interval * time.Duration(p.id) / time.Duration(p.count))
+	}
 	var seq uint64
 	for !p.stop.Load() && (p.limit == 0 || seq < p.limit) {
 		if seq > maxSeq {
