@@ -431,6 +431,7 @@ func (s *Store) writeBatch(b *batch) error {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
 	defer s.resetScratch()
+	s.lastWrite.Store(time.Now().UnixNano())
 
 	deletes := 0
 	txn := s.db.NewTransaction(true)

@@ -65,6 +65,12 @@ const (
 	// to rewrite forces one (see gc.go).
 	compactAfterDeletes = 10000
 
+	// A scheduled GC pass forces the compaction only after the committer
+	// has been idle for compactQuiet, unless it was put off
+	// compactMaxDeferrals times already.
+	compactQuiet        = 2 * time.Second
+	compactMaxDeferrals = 10
+
 	// rememberedFailures is how many failed batches Notify can still report
 	// after they completed.
 	rememberedFailures = 64

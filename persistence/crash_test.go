@@ -15,8 +15,13 @@ import (
 	"time"
 )
 
-// crashDirEnv names the store directory of the child process of TestCrash.
-const crashDirEnv = "WARREN_PERSISTENCE_CRASH_DIR"
+// crashDirEnv names the store directory of the child process of TestCrash;
+// crashNoSyncEnv, if set, makes the child open it with Options.Sync false (a
+// process crash must lose nothing reported either way).
+const (
+	crashDirEnv    = "WARREN_PERSISTENCE_CRASH_DIR"
+	crashNoSyncEnv = "WARREN_PERSISTENCE_CRASH_NOSYNC"
+)
 
 // crashPrinter serialises the child's report lines. Lines are flushed when a
 // batch is reported durable, so the parent sees every operation line that a
@@ -53,7 +58,9 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("run by TestCrash")
 	}
-	s, err := Open(DefaultOptions(dir))
+	o := DefaultOptions(dir)
+	o.Sync = os.Getenv(crashNoSyncEnv) == ""
+	s, err := Open(o)
 	if err != nil {
 		fmt.Printf("open failed: %v\n", err)
 		os.Exit(2)
@@ -111,7 +118,7 @@ func TestCrash(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	const rounds = 3
+	const rounds = 4
 	for round := range rounds {
 		ops, maxOK := runCrashChild(t, dir, round)
 		if maxOK == 0 {
@@ -148,8 +155,8 @@ func TestCrash(t *testing.T) {
 				t.Errorf("round %d: message %d of durable entry %d/%d: %v", round, op.id, op.q, op.seq, msgErr)
 			}
 		}
-		t.Logf("round %d: %d ops reported, durable up to batch %d: %d entries checked present, %d checked deleted",
-			round, len(ops), maxOK, checked, deleted)
+		t.Logf("round %d (sync %v): %d ops reported, durable up to batch %d: %d entries checked present, %d checked deleted",
+			round, round%2 == 0, len(ops), maxOK, checked, deleted)
 		mustClose(t, s)
 	}
 }
@@ -160,6 +167,9 @@ func runCrashChild(t *testing.T, dir string, round int) ([]crashOp, Ticket) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+	if round%2 == 1 {
+		cmd.Env = append(cmd.Env, crashNoSyncEnv+"=1")
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()

@@ -87,3 +87,58 @@ func TestDiskShrinksAfterBacklogDrains(t *testing.T) {
 		t.Errorf("%d entries after GC, want the 1 new one", len(got))
 	}
 }
+
+func TestScheduledCompactionWaitsForQuiet(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		quiet     bool // the committer idle for long
+		deferrals int  // passes put off before the compaction
+	}{
+		{name: "busy", quiet: false, deferrals: compactMaxDeferrals},
+		{name: "quiet", quiet: true, deferrals: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			o := testOptions(t, "")
+			o.Sync = false
+			s := mustOpen(t, o)
+			defer mustClose(t, s)
+			const n = compactAfterDeletes
+			var last Ticket
+			for i := range uint64(n) {
+				s.PutMessage(i+1, body(i+1, 600))
+				last = s.PutEntry(1, i, i+1, nil)
+			}
+			mustWait(t, s, last)
+			for i := range uint64(n) {
+				s.DeleteEntry(1, i)
+				last = s.DeleteMessage(i + 1)
+			}
+			mustWait(t, s, last)
+
+			pass := func() {
+				t.Helper()
+				if tt.quiet {
+					s.lastWrite.Store(time.Now().Add(-time.Hour).UnixNano())
+				} else {
+					mustWait(t, s, s.PutMessage(1<<40, []byte("traffic")))
+				}
+				if err := s.runGC(true); err != nil {
+					t.Fatalf("runGC: %v", err)
+				}
+			}
+			for i := range tt.deferrals {
+				pass()
+				if s.deletesAtCompact != 0 || s.compactDeferrals != i+1 {
+					t.Fatalf("pass %d: compacted at %d deletes, %d deferrals; want put off", i+1, s.deletesAtCompact, s.compactDeferrals)
+				}
+			}
+			pass()
+			if s.deletesAtCompact < 2*n || s.compactDeferrals != 0 {
+				t.Fatalf("after %d deferrals: compacted at %d deletes, %d deferrals; want compacted", tt.deferrals, s.deletesAtCompact, s.compactDeferrals)
+			}
+		})
+	}
+}

@@ -28,7 +28,11 @@ func testOptions(t testing.TB, dir string) Options {
 	o := DefaultOptions(dir)
 	o.GCInterval = -1
 	if testing.Verbose() {
-		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		level := slog.LevelWarn
+		if os.Getenv("WARREN_TEST_DEBUG") != "" {
+			level = slog.LevelDebug
+		}
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
 	return o
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -159,6 +160,7 @@ func (s *Store) deleteKeys(keys []byte, size int) (int, error) {
 	}
 	s.gate.RLock()
 	defer s.gate.RUnlock()
+	s.lastWrite.Store(time.Now().UnixNano())
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
 	n, done := 0, 0

@@ -72,8 +72,10 @@ type Store struct {
 
 	// Garbage collection (gc.go).
 	deletes          atomic.Uint64 // deletes written, ever
-	gcMu             sync.Mutex    // one GC pass at a time; guards deletesAtCompact
+	lastWrite        atomic.Int64  // when the committer last wrote, in Unix ns
+	gcMu             sync.Mutex    // one GC pass at a time; guards the next two
 	deletesAtCompact uint64
+	compactDeferrals int
 	gcStop           chan struct{}
 	gcDone           chan struct{}
 
