@@ -149,6 +149,18 @@ type publishRecord struct {
 	settled     bitset // acked or nacked (confirm mode only)
 	nacked      bitset
 	returned    bitset
+	returns     uint64 // basic.returns, including bodies without an id
+}
+
+// expectedCount is how many messages the producer should have delivered to
+// each queue it routes to, by count alone (for bodies without ids).
+func (p *publishRecord) expectedCount() uint64 {
+	n := p.sent
+	if p.confirmMode {
+		n = min(n, p.settled.count())
+	}
+	n -= min(n, p.nacked.count())
+	return n - min(n, p.returns)
 }
 
 // integrity is the verdict on what was received.
@@ -169,11 +181,13 @@ type integrity struct {
 // when checkLoss is set (a clean finish where everything sent should have
 // arrived): a message is lost when its producer sent it, it was not nacked,
 // not returned and, in confirm mode, was confirmed, yet no consumer of an
-// expected queue received it. A message received twice on one queue without
+// expected queue received it. With bodies too small to carry ids (byCount),
+// loss is the shortfall of each queue's count against what its producers
+// should have delivered. A message received twice on one queue without
 // the redelivered flag is a duplicate; one received by a consumer after a
 // higher sequence number from the same producer, not redelivered, is out of
 // order.
-func check(tracks []*receiveTrack, pubs []publishRecord, routes [][]int, checkLoss bool) integrity {
+func check(tracks []*receiveTrack, pubs []publishRecord, routes [][]int, checkLoss, byCount bool) integrity {
 	var res integrity
 	byQueue := make([][]*receiveTrack, len(routes))
 	for _, t := range tracks {
@@ -215,6 +229,17 @@ func check(tracks []*receiveTrack, pubs []publishRecord, routes [][]int, checkLo
 			}
 		}
 		if !checkLoss || len(ts) == 0 {
+			continue
+		}
+		if byCount {
+			var got, want uint64
+			for _, t := range ts {
+				got += t.unique.Load()
+			}
+			for _, p := range routes[q] {
+				want += pubs[p].expectedCount()
+			}
+			res.Lost += want - min(want, got)
 			continue
 		}
 		for _, p := range routes[q] {

@@ -194,7 +194,7 @@ func TestCheck(t *testing.T) {
 				encodeBody(body, d.producer, d.seq, start+1)
 				tracks[d.consumer].record(decodeBody(body), d.redelivered)
 			}
-			if got := check(tracks, tt.pubs, tt.routes, tt.checkLoss); got != tt.want {
+			if got := check(tracks, tt.pubs, tt.routes, tt.checkLoss, false); got != tt.want {
 				t.Errorf("check = %+v\n          want %+v", got, tt.want)
 			}
 		})
@@ -210,6 +210,35 @@ func TestRecordStaleAndSmallBodies(t *testing.T) {
 	tr.record(decodeBody(make([]byte, 4)), false)
 	if tr.foreign != 1 || tr.unchecked != 1 || tr.received.Load() != 2 || tr.unique.Load() != 1 {
 		t.Errorf("foreign %d unchecked %d received %d unique %d", tr.foreign, tr.unchecked, tr.received.Load(), tr.unique.Load())
+	}
+}
+
+func TestCheckByCount(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		received int
+		pub      publishRecord
+		want     uint64
+	}{
+		{name: "all", received: 10, pub: publishRecord{sent: 10}, want: 0},
+		{name: "short by two", received: 8, pub: publishRecord{sent: 10}, want: 2},
+		{name: "returns expected missing", received: 7, pub: publishRecord{sent: 10, returns: 3}, want: 0},
+		{name: "unconfirmed and nacked expected missing", received: 6,
+			pub: publishRecord{sent: 10, confirmMode: true, settled: bitsetOf(0, 1, 2, 3, 4, 5, 6, 7), nacked: bitsetOf(7)}, want: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tr := newReceiveTrack(0, 1, 0)
+			for i := 0; i < tt.received; i++ {
+				tr.record(decodeBody(nil), false)
+			}
+			got := check([]*receiveTrack{tr}, []publishRecord{tt.pub}, [][]int{{0}}, true, true)
+			if got.Lost != tt.want || got.Unchecked != uint64(tt.received) {
+				t.Errorf("lost %d unchecked %d, want %d %d", got.Lost, got.Unchecked, tt.want, tt.received)
+			}
+		})
 	}
 }
 

@@ -529,9 +529,10 @@ func (r *runner) summarize(reason string, fatal error, drained bool, sendEnd tim
 	for i, p := range r.producers {
 		pubs[i] = p.rec
 		pubs[i].sent = p.sent.Load()
+		pubs[i].returns = p.returned.Load()
 	}
 	checkLoss := fatal == nil && o.Consumers > 0 && o.CMessages == 0 && reason != "Interrupted"
-	s.integrity = check(tracks, pubs, r.topo.routes, checkLoss)
+	s.integrity = check(tracks, pubs, r.topo.routes, checkLoss, o.Size < idSize)
 	switch {
 	case fatal != nil:
 		s.Reason = "the run failed"
