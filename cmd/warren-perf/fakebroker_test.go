@@ -73,16 +73,16 @@ type fakeConn struct {
 	tag   uint64             // next delivery tag on channel 1
 	cons  []*fakeConsumer
 	// publish state
-	confirm                    bool
-	pubTag                     uint64
-	pubExchange, pubKey        string
-	pubMandatory               bool
-	pubSize                    uint64
-	pubProps                   []byte
-	pubBody                    []byte
-	pubActive, ackPending      bool
-	closed                     bool
-	consumerSeq                int
+	confirm               bool
+	pubTag                uint64
+	pubExchange, pubKey   string
+	pubMandatory          bool
+	pubSize               uint64
+	pubProps              []byte
+	pubBody               []byte
+	pubActive, ackPending bool
+	closed                bool
+	consumerSeq           int
 }
 
 func startFakeBroker(t testing.TB) *fakeBroker {

@@ -316,6 +316,9 @@ func (o *Options) validate() error {
 	if o.TimeLimit < 0 || o.PMessages < 0 || o.CMessages < 0 || o.BindExtra < 0 || o.MultiAckEvery < 0 {
 		errs = append(errs, errors.New("-z, -C, -D, -A and --bind-extra must not be negative"))
 	}
+	if o.MultiAckEvery > 0 && o.Prefetch > 0 && o.MultiAckEvery > o.Prefetch && !o.AutoAck {
+		errs = append(errs, errors.New("-A larger than -q would stall: the broker stops at the prefetch limit before the ack is due"))
+	}
 	return errors.Join(errs...)
 }
 

@@ -118,6 +118,7 @@ func TestParseArgsErrors(t *testing.T) {
 		{name: "stray word", args: "-x 1 extra", wantErr: "unexpected argument"},
 		{name: "queue and pattern", args: "-u q --queue-pattern q-%d", wantErr: "exclusive"},
 		{name: "pattern range", args: "-qp q-%d -qpf 5 -qpt 1", wantErr: "at least"},
+		{name: "multi-ack beyond prefetch", args: "-q 10 -A 20", wantErr: "would stall"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -229,7 +229,7 @@ func (r *runner) execute() *summary {
 		case <-check.C:
 			if fatal = r.failure(); fatal != nil {
 				reason = "Error"
-			} else if len(r.producers) == 0 && o.CMessages > 0 && r.consumersDone() {
+			} else if len(r.consumers) > 0 && o.CMessages > 0 && r.consumersDone() {
 				reason = "Consumers reached message count"
 			}
 		}
