@@ -27,9 +27,12 @@ const closedTicket = Ticket(math.MaxUint64)
 // have been written in part.
 //
 // Synced is called from the committer goroutine (or, when the batch had
-// already completed, from the goroutine calling Notify). It must not block
-// and must not call Close; it may call the store's other methods. Calls for
-// the batches of one Waiter arrive in ticket order as long as that Waiter is
+// already completed, from the goroutine calling Notify), and the next batch
+// is not written until it returns: it must be quick and must not block. It
+// may call the store's non-blocking methods (the Put/Delete operations,
+// Notify, Message, Entries) but not those that wait for the committer
+// (PutDefinition, DeleteDefinition, DeleteQueue, Close). Calls for the
+// batches of one Waiter arrive in ticket order as long as that Waiter is
 // registered from one goroutine at a time.
 type Waiter interface {
 	Synced(upTo Ticket, err error)
