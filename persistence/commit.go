@@ -229,6 +229,12 @@ func (s *Store) DeleteMessage(msgID uint64) Ticket {
 // caller metadata meta (copied; at most MaxEntryMeta bytes, else the batch
 // fails). Sequence numbers of a queue must not be reused, not even after
 // DeleteQueue.
+//
+// A delete cancels a pending put on the assumption that the put is the first
+// write of its record. To replace an entry that may already be stored (new
+// meta for the same seq), DeleteEntry it first and then PutEntry: the delete
+// is then written even if a later DeleteEntry cancels the new put. The same
+// holds for PutMessage.
 func (s *Store) PutEntry(queueID, seq, msgID uint64, meta []byte) Ticket {
 	b := s.lockPending()
 	if b == nil {

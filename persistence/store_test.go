@@ -386,3 +386,28 @@ func TestIDsConcurrentUnique(t *testing.T) {
 		}
 	}
 }
+
+func TestReplaceStoredEntry(t *testing.T) {
+	t.Parallel()
+	s := mustOpen(t, testOptions(t, ""))
+	defer mustClose(t, s)
+	const q = 5
+	mustWait(t, s, s.PutEntry(q, 1, 10, []byte("v1")))
+	mustWait(t, s, s.PutEntry(q, 2, 20, []byte("v1")))
+
+	release := holdCommitter(t, s)
+	// Entry 1: replaced (delete, put), then acked before the write.
+	s.DeleteEntry(q, 1)
+	s.PutEntry(q, 1, 10, []byte("v2"))
+	s.DeleteEntry(q, 1)
+	// Entry 2: replaced and kept.
+	s.DeleteEntry(q, 2)
+	tk := s.PutEntry(q, 2, 20, []byte("v2"))
+	release()
+	mustWait(t, s, tk)
+
+	want := map[uint64]string{2: "20:v2"}
+	if got := entryMap(t, s, q); !maps.Equal(got, want) {
+		t.Errorf("entries = %v, want %v", got, want)
+	}
+}
