@@ -71,18 +71,16 @@ type fakeConn struct {
 	wmu   sync.Mutex
 	dirty map[*fakeConn]bool // connections written to during the current read batch
 	tag   uint64             // next delivery tag on channel 1
-	cons  []*fakeConsumer
 	// publish state
-	confirm               bool
-	pubTag                uint64
-	pubExchange, pubKey   string
-	pubMandatory          bool
-	pubSize               uint64
-	pubProps              []byte
-	pubBody               []byte
-	pubActive, ackPending bool
-	closed                bool
-	consumerSeq           int
+	confirm             bool
+	pubTag              uint64
+	pubExchange, pubKey string
+	pubMandatory        bool
+	pubSize             uint64
+	pubProps            []byte
+	pubBody             []byte
+	ackPending          bool
+	consumerSeq         int
 }
 
 func startFakeBroker(t testing.TB) *fakeBroker {
@@ -280,7 +278,6 @@ func (fc *fakeConn) method(id uint32, args []byte) (done bool, err error) {
 		exchange, rest := readShortstr(args[2:])
 		key, rest := readShortstr(rest)
 		fc.pubExchange, fc.pubKey, fc.pubMandatory = exchange, key, rest[0]&1 != 0
-		fc.pubActive = true
 	case basicConsume:
 		queue, _ := readShortstr(args[2:])
 		fc.consumerSeq++
@@ -298,7 +295,6 @@ func (fc *fakeConn) method(id uint32, args []byte) (done bool, err error) {
 			q.backlog = nil
 		}
 		b.mu.Unlock()
-		fc.cons = append(fc.cons, cs)
 	case basicCancel:
 		tag, _ := readShortstr(args)
 		b.mu.Lock()
@@ -351,7 +347,6 @@ func (fc *fakeConn) method(id uint32, args []byte) (done bool, err error) {
 func (fc *fakeConn) published() {
 	b := fc.b
 	m := &fakeMsg{exchange: fc.pubExchange, key: fc.pubKey, props: fc.pubProps, body: fc.pubBody}
-	fc.pubActive = false
 	b.mu.Lock()
 	var targets []*fakeQueue
 	if m.exchange == "" {
