@@ -150,10 +150,11 @@ func (c *client) handshake(uri amqp.URI, name string) error {
 		"product":         "warren-perf",
 		"connection_name": name,
 		"capabilities": map[string]any{
-			"publisher_confirms":     true,
-			"basic.nack":             true,
-			"consumer_cancel_notify": true,
-			"connection.blocked":     true,
+			"authentication_failure_close": true,
+			"publisher_confirms":           true,
+			"basic.nack":                   true,
+			"consumer_cancel_notify":       true,
+			"connection.blocked":           true,
 		},
 	}
 	a := appendTable(c.args[:0], props)
