@@ -15,6 +15,10 @@
 #   PERF         warren-perf binary (default: built from ./cmd/warren-perf)
 #   LOG_DIR      where each run's output goes (default: a temp dir)
 #
+# Noise: an A/A run (both URIs at the same RabbitMQ, 2 rounds of 3 s) gave
+# ratios from 0.81 to 1.05, so read differences under ~20 % as noise unless
+# more rounds (ROUNDS=5) agree.
+#
 # A run that exits non-zero (error, or lost/duplicated/out-of-order messages)
 # is reported in the table's last column and makes the script exit 1.
 set -euo pipefail
