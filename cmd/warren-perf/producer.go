@@ -28,12 +28,13 @@ type producer struct {
 	stop atomic.Bool
 	kick chan struct{} // the reader settled something
 
-	sent      atomic.Uint64
-	settled   atomic.Uint64 // acked + nacked
-	confirmed atomic.Uint64
-	nacked    atomic.Uint64
-	returned  atomic.Uint64
-	blocked   atomic.Bool
+	sent        atomic.Uint64
+	settled     atomic.Uint64 // acked + nacked
+	confirmed   atomic.Uint64
+	nacked      atomic.Uint64
+	returned    atomic.Uint64
+	blocked     atomic.Bool // connection.blocked in force
+	blockedSeen atomic.Bool
 
 	rec        publishRecord // written by the reader goroutine only
 	floor      uint64        // lowest unsettled sequence number (reader only)
@@ -303,6 +304,7 @@ func (p *producer) read() {
 				returning, retSize, retGot = true, 0, 0
 			case connectionBlocked:
 				p.blocked.Store(true)
+				p.blockedSeen.Store(true)
 			case connectionUnblocked:
 				p.blocked.Store(false)
 			case connectionCloseOk:

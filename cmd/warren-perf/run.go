@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -47,6 +46,11 @@ type summary struct {
 	RecvRate      float64   `json:"receive_rate"`
 	LatencyUs     latencyUs `json:"latency_us"`
 	ElapsedSecond float64   `json:"elapsed_seconds"`
+	// Drained is false when the drain ended without everything expected
+	// having arrived (timeout, -D, interrupt, error).
+	Drained bool `json:"drained"`
+	// Blocked is true if the broker sent connection.blocked to a producer.
+	Blocked bool `json:"connection_blocked"`
 	integrity
 }
 
@@ -80,11 +84,10 @@ type runner struct {
 	recvStart time.Time
 
 	// reporting state
-	prev    counts
-	prevAt  time.Time
-	total   histogram
-	inter   histogram
-	lastRcv uint64
+	prev   counts
+	prevAt time.Time
+	total  histogram
+	inter  histogram
 }
 
 type counts struct{ sent, confirmed, nacked, returned, received uint64 }
@@ -244,7 +247,7 @@ func (r *runner) execute() *summary {
 			cs.begin()
 		}
 	}
-	drained := true
+	drained := false
 	if fatal == nil && reason != "Interrupted" {
 		drained, fatal = r.drain(report.C, check.C)
 	}
@@ -543,7 +546,10 @@ func (r *runner) summarize(reason string, fatal error, drained bool, sendEnd tim
 	case reason == "Interrupted":
 		s.Reason = "interrupted"
 	}
-	_ = drained
+	s.Drained = drained
+	for _, p := range r.producers {
+		s.Blocked = s.Blocked || p.blockedSeen.Load()
+	}
 	return s
 }
 
@@ -562,6 +568,9 @@ func printSummary(w io.Writer, s *summary, asJSON bool) error {
 	}
 	fmt.Fprintf(w, "id: %s, lost: %d, duplicated: %d, out-of-order: %d, redelivered: %d, unconfirmed: %d, foreign: %d (%s)\n",
 		s.ID, s.Lost, s.Duplicated, s.OutOfOrder, s.Redelivered, s.Unconfirmed, s.Foreign, checked)
+	if s.Blocked {
+		fmt.Fprintf(w, "id: %s, the broker blocked publishing (connection.blocked) during the run\n", s.ID)
+	}
 	if s.Error != "" {
 		fmt.Fprintf(w, "id: %s, error: %s\n", s.ID, s.Error)
 	}
@@ -578,5 +587,3 @@ func exitCode(s *summary) int {
 	}
 	return exitOK
 }
-
-var errUsage = errors.New("usage")

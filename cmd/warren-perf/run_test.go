@@ -39,6 +39,9 @@ func TestRunAgainstFakeBroker(t *testing.T) {
 				t.Errorf("received %d returned %d checked %v unchecked %d, want %d %d %v %d",
 					s.Received, s.Returned, s.Checked, s.Unchecked, tt.wantReceived, tt.wantReturned, tt.wantChecked, tt.wantUnchecked)
 			}
+			if !s.Drained {
+				t.Error("drain did not see every expected message")
+			}
 			if s.Lost+s.Duplicated+s.OutOfOrder+s.Unconfirmed != 0 {
 				t.Errorf("integrity %+v, want all zero", s.integrity)
 			}
