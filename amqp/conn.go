@@ -33,7 +33,8 @@ type conn struct {
 	vhost      *vhost.VHost
 	caps       clientCaps
 
-	channels map[uint16]*channel
+	channels    map[uint16]*channel
+	dueConfirms []*channel // channels with confirms to send when the read batch ends
 
 	out        outbound
 	done       chan struct{}  // closed when the reader ends; stops the writer
@@ -85,6 +86,7 @@ func (c *conn) serve() {
 	err := c.readLoop()
 	c.logClose(err)
 	c.closeChannels()
+	c.vhost.DeleteExclusive(c.id)
 	close(c.done)
 	c.wg.Wait()
 }
@@ -160,7 +162,7 @@ func (c *conn) handshake() error {
 		VersionMajor:     0,
 		VersionMinor:     9,
 		ServerProperties: c.srv.serverProperties(),
-		Mechanisms:       "PLAIN AMQPLAIN",
+		Mechanisms:       "AMQPLAIN PLAIN",
 		Locales:          "en_US",
 	}); err != nil {
 		return err
@@ -329,13 +331,24 @@ func (c *conn) readLoop() error {
 			if !errors.As(err, &we) {
 				return err
 			}
-			if we.Soft() && f.Channel != 0 {
-				c.closeChannel(f.Channel, we)
-				continue
+			if !we.Soft() || f.Channel == 0 {
+				return c.closeWithError(we)
 			}
-			return c.closeWithError(we)
+			c.closeChannel(f.Channel, we)
+		}
+		if len(c.dueConfirms) > 0 && c.fr.Buffered() == 0 {
+			c.flushBatch()
 		}
 	}
+}
+
+// flushBatch sends what was held back to coalesce over a read batch.
+func (c *conn) flushBatch() {
+	for _, ch := range c.dueConfirms {
+		ch.flushConfirms()
+	}
+	clear(c.dueConfirms)
+	c.dueConfirms = c.dueConfirms[:0]
 }
 
 // closeWithError sends connection.close for a connection exception and
@@ -354,8 +367,11 @@ func (c *conn) closeWithError(we *wire.Error) error {
 func (c *conn) handleFrame(f wire.Frame) error {
 	switch f.Type {
 	case wire.FrameHeartbeat:
-		if f.Channel != 0 {
-			return wire.Errorf(wire.FrameError, "heartbeat frame on channel "+strconv.Itoa(int(f.Channel)))
+		switch {
+		case f.Channel != 0:
+			return wire.FrameErrorf(wire.UnexpectedFrame, f.Type, f.Payload, "")
+		case len(f.Payload) != 0:
+			return wire.FrameErrorf(wire.FrameError, f.Type, f.Payload, "unknown_frame")
 		}
 		return nil
 	case wire.FrameMethod:
@@ -376,7 +392,7 @@ func (c *conn) handleFrame(f wire.Frame) error {
 		return ch.handleMethod(k, args)
 	case wire.FrameHeader, wire.FrameBody:
 		if f.Channel == 0 {
-			return wire.Errorf(wire.CommandInvalid, "content frame on channel 0")
+			return wire.FrameErrorf(wire.UnexpectedFrame, f.Type, f.Payload, "")
 		}
 		ch := c.channels[f.Channel]
 		if ch == nil {
@@ -384,7 +400,7 @@ func (c *conn) handleFrame(f wire.Frame) error {
 		}
 		return ch.handleContent(f)
 	}
-	return wire.Errorf(wire.FrameError, "unknown frame type "+strconv.Itoa(int(f.Type)))
+	return wire.FrameErrorf(wire.FrameError, f.Type, f.Payload, "unknown_frame")
 }
 
 // handleConnectionMethod handles methods on channel 0 after the handshake.

@@ -5,18 +5,25 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/queue"
 )
 
 // maxSpareBuffer is the largest outbound buffer kept for reuse after a
 // flush; bigger ones are dropped so one burst does not pin memory.
 const maxSpareBuffer = 1 << 20
 
+// maxPendingOutput is how much encoded output a connection may hold before
+// queues stop delivering to its consumers; they resume when the writer has
+// drained it. This is what bounds memory for consumers without prefetch.
+const maxPendingOutput = 1 << 20
+
 // outbound is a connection's pending output. Any goroutine appends encoded
 // frames under mu and kicks the writer; only the writer touches the socket.
 type outbound struct {
-	mu   sync.Mutex
-	buf  []byte
-	wake chan struct{}
+	mu      sync.Mutex
+	buf     []byte
+	waiters []*queue.Consumer // refused a delivery while buf was full
+	wake    chan struct{}
 }
 
 // kick wakes the writer without blocking.
@@ -83,6 +90,8 @@ func (c *conn) writeLoop() {
 		c.out.mu.Lock()
 		buf := c.out.buf
 		c.out.buf = spare[:0]
+		waiters := c.out.waiters
+		c.out.waiters = nil
 		c.out.mu.Unlock()
 		if len(buf) > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
@@ -99,6 +108,8 @@ func (c *conn) writeLoop() {
 		} else {
 			spare = nil
 		}
+		// The buffer is drained: queues that found it full may deliver again.
+		resumeAll(waiters)
 		if stop {
 			return
 		}

@@ -57,14 +57,12 @@ func TestProtocolErrors(t *testing.T) {
 			// The server stops reading at the oversized header, so the
 			// write may fail; what matters is the close that comes back.
 			go c.nc.Write(wire.AppendBodyFrames(nil, 1, big, 300000))
-			c.expectConnectionClose(wire.FrameError, "")
+			c.expectConnectionClose(wire.FrameError, "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,200000,131064}")
 		}},
 		{"bad frame end octet", func(t *testing.T, c *rawClient) {
 			c.open()
-			f, _ := wire.AppendMethodFrame(nil, 1, &wire.ChannelOpen{})
-			f[len(f)-1] = 0x00
-			c.write(f)
-			c.expectConnectionClose(wire.FrameError, "")
+			c.write([]byte{wire.FrameHeartbeat, 0, 0, 0, 0, 0, 0, 205})
+			c.expectConnectionClose(wire.FrameError, "FRAME_ERROR - type 8, all octets = <<>>: {invalid_frame_end_marker,205}")
 		}},
 		{"method on unopened channel", func(t *testing.T, c *rawClient) {
 			c.open()
@@ -77,19 +75,28 @@ func TestProtocolErrors(t *testing.T) {
 			c.expectMethod(1, wire.MethodChannelOpenOk)
 			props, _ := (&wire.Properties{}).Append(nil)
 			c.write(wire.AppendHeaderFrame(nil, 1, wire.ClassBasic, 3, props))
-			c.expectConnectionClose(wire.UnexpectedFrame, "")
+			c.expectConnectionClose(wire.UnexpectedFrame, "UNEXPECTED_FRAME - expected method frame, got non method frame instead")
 		}},
 		{"content body without a method", func(t *testing.T, c *rawClient) {
 			c.open()
 			c.send(1, &wire.ChannelOpen{})
 			c.expectMethod(1, wire.MethodChannelOpenOk)
 			c.write(wire.AppendBodyFrames(nil, 1, []byte("abc"), 131072))
-			c.expectConnectionClose(wire.UnexpectedFrame, "")
+			c.expectConnectionClose(wire.UnexpectedFrame, "UNEXPECTED_FRAME - expected method frame, got non method frame instead")
 		}},
-		{"channel over channel_max", func(t *testing.T, c *rawClient) {
+		{"channel number over channel_max is accepted, as in RabbitMQ", func(t *testing.T, c *rawClient) {
 			c.open()
 			c.send(11, &wire.ChannelOpen{})
-			c.expectConnectionClose(wire.ChannelError, "")
+			c.expectMethod(11, wire.MethodChannelOpenOk)
+		}},
+		{"more channels than channel_max", func(t *testing.T, c *rawClient) {
+			c.open()
+			for id := uint16(1); id <= 10; id++ {
+				c.send(id, &wire.ChannelOpen{})
+				c.expectMethod(id, wire.MethodChannelOpenOk)
+			}
+			c.send(11, &wire.ChannelOpen{})
+			c.expectConnectionClose(wire.NotAllowed, "NOT_ALLOWED - number of channels opened (10) has reached the negotiated channel_max (10)")
 		}},
 		{"second channel.open", func(t *testing.T, c *rawClient) {
 			c.open()
@@ -135,6 +142,21 @@ func TestProtocolErrors(t *testing.T) {
 			if m := c.expectMethod(1, wire.MethodChannelFlowOk).(*wire.ChannelFlowOk); !m.Active {
 				t.Fatal("flow-ok active=false")
 			}
+		}},
+		{"truncated method", func(t *testing.T, c *rawClient) {
+			c.open()
+			c.send(1, &wire.ChannelOpen{})
+			c.expectMethod(1, wire.MethodChannelOpenOk)
+			c.write([]byte{wire.FrameMethod, 0, 1, 0, 0, 0, 6, 0, 60, 0, 40, 0, 0, wire.FrameEnd})
+			m := c.expectMethod(0, wire.MethodConnectionClose).(*wire.ConnectionClose)
+			if m.ReplyCode != wire.FrameError || m.ReplyText != "FRAME_ERROR - cannot decode <<0,0>>" || m.ClassID != 60 || m.MethodID != 40 {
+				t.Fatalf("close %+v", m)
+			}
+		}},
+		{"unknown frame type", func(t *testing.T, c *rawClient) {
+			c.open()
+			c.write([]byte{9, 0, 0, 0, 0, 0, 2, 'a', 'b', wire.FrameEnd})
+			c.expectConnectionClose(wire.FrameError, "FRAME_ERROR - type 9, all octets = <<\"ab\">>: unknown_frame")
 		}},
 		{"unknown method", func(t *testing.T, c *rawClient) {
 			c.open()

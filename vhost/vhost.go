@@ -1,15 +1,513 @@
 // Package vhost implements a virtual host: the owner of exchanges, queues
-// and bindings, with RabbitMQ's declare, delete and bind semantics.
+// and bindings, with RabbitMQ's declare, delete and bind semantics and its
+// reply codes and texts.
 package vhost
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/queue"
+)
+
+// DefaultExchange is the nameless direct exchange every queue is bound to by
+// its name.
+const DefaultExchange = ""
+
+// maxNameLen is the longest exchange or queue name (a short string).
+const maxNameLen = 255
+
+// predeclared are the exchanges every virtual host has.
+var predeclared = []struct{ name, kind string }{
+	{"amq.direct", exchange.KindDirect},
+	{"amq.fanout", exchange.KindFanout},
+	{"amq.topic", exchange.KindTopic},
+	{"amq.headers", exchange.KindHeaders},
+	{"amq.match", exchange.KindHeaders},
+}
+
+// Exchange is an exchange in a virtual host.
+type Exchange struct {
+	name       string
+	kind       string
+	durable    bool
+	autoDelete bool
+	internal   bool
+	args       wire.Table
+	router     exchange.Router
+	alternate  string // alternate-exchange argument
+	// needsHeaders: routing reads the message's headers (headers exchange,
+	// or consistent hash on a header); hashProperty: consistent hash on a
+	// property, passed to the router in place of the routing key.
+	needsHeaders bool
+	hashProperty string
+}
+
+// Name implements exchange.Destination.
+func (x *Exchange) Name() string { return x.name }
+
+// Kind returns the exchange type.
+func (x *Exchange) Kind() string { return x.kind }
+
+// Durable reports whether the exchange survives a restart.
+func (x *Exchange) Durable() bool { return x.durable }
 
 // VHost is one virtual host.
 type VHost struct {
 	name string
+
+	mu        sync.RWMutex
+	exchanges map[string]*Exchange
+	queues    map[string]*queue.Queue
+
+	// gen changes whenever routing may change (bindings, exchanges, queues),
+	// so that publishers' route caches know to drop what they hold.
+	gen atomic.Uint64
 }
 
 func newVHost(name string) *VHost {
-	return &VHost{name: name}
+	v := &VHost{name: name, exchanges: map[string]*Exchange{}, queues: map[string]*queue.Queue{}}
+	for _, p := range predeclared {
+		router, _ := exchange.New(p.kind, nil)
+		v.exchanges[p.name] = &Exchange{name: p.name, kind: p.kind, durable: true, router: router, needsHeaders: p.kind == exchange.KindHeaders}
+	}
+	return v
 }
 
 // Name returns the virtual host's name.
 func (v *VHost) Name() string { return v.name }
+
+// Generation returns a number that changes whenever routing may change.
+func (v *VHost) Generation() uint64 { return v.gen.Load() }
+
+func (v *VHost) exchangeNotFound(name string) error {
+	return wire.Errorf(wire.NotFound, "no exchange '"+name+"' in vhost '"+v.name+"'")
+}
+
+func (v *VHost) queueNotFound(name string) error {
+	return wire.Errorf(wire.NotFound, "no queue '"+name+"' in vhost '"+v.name+"'")
+}
+
+func defaultExchangeRefused() error {
+	return wire.Errorf(wire.AccessRefused, "operation not permitted on the default exchange")
+}
+
+// checkName validates a name the client chose for a new exchange or queue.
+func checkName(kind, name string) error {
+	if len(name) > maxNameLen {
+		return wire.Errorf(wire.PreconditionFailed, kind+" name too long")
+	}
+	if strings.HasPrefix(name, "amq.") {
+		return wire.Errorf(wire.AccessRefused, kind+" name '"+name+"' contains reserved prefix 'amq.*'")
+	}
+	return nil
+}
+
+// ExchangeSpec is an exchange.declare.
+type ExchangeSpec struct {
+	Name       string
+	Kind       string
+	Durable    bool
+	AutoDelete bool
+	Internal   bool
+	Args       wire.Table
+}
+
+// DeclareExchange creates an exchange or checks an existing one is
+// equivalent. passive only checks that it exists.
+func (v *VHost) DeclareExchange(s ExchangeSpec, passive bool) error {
+	if s.Name == DefaultExchange {
+		return defaultExchangeRefused()
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if x := v.exchanges[s.Name]; x != nil {
+		if passive {
+			return nil
+		}
+		return v.exchangeEquivalent(x, s)
+	}
+	if passive {
+		return v.exchangeNotFound(s.Name)
+	}
+	if err := checkName("exchange", s.Name); err != nil {
+		return err
+	}
+	router, err := exchange.New(s.Kind, s.Args)
+	if err != nil {
+		return err
+	}
+	x := &Exchange{name: s.Name, kind: s.Kind, durable: s.Durable, autoDelete: s.AutoDelete, internal: s.Internal,
+		args: s.Args, router: router, needsHeaders: s.Kind == exchange.KindHeaders}
+	if ae, ok := s.Args["alternate-exchange"].(string); ok {
+		x.alternate = ae
+	}
+	if ch, ok := router.(*exchange.ConsistentHash); ok {
+		x.needsHeaders = ch.HashHeader() != ""
+		x.hashProperty = ch.HashProperty()
+	}
+	v.exchanges[s.Name] = x
+	v.gen.Add(1)
+	return nil
+}
+
+// exchangeEquivalent is RabbitMQ's equivalence check on redeclare.
+func (v *VHost) exchangeEquivalent(x *Exchange, s ExchangeSpec) error {
+	what := "exchange '" + x.name + "' in vhost '" + v.name + "'"
+	if s.Kind != x.kind {
+		return inequivalent("type", what, "'"+s.Kind+"'", "'"+x.kind+"'")
+	}
+	for _, f := range []struct {
+		name      string
+		got, have bool
+	}{{"durable", s.Durable, x.durable}, {"auto_delete", s.AutoDelete, x.autoDelete}, {"internal", s.Internal, x.internal}} {
+		if f.got != f.have {
+			return inequivalent(f.name, what, quoteBool(f.got), quoteBool(f.have))
+		}
+	}
+	return argsEquivalent(what, s.Args, x.args, "alternate-exchange")
+}
+
+func quoteBool(b bool) string {
+	if b {
+		return "'true'"
+	}
+	return "'false'"
+}
+
+func inequivalent(arg, what, got, have string) error {
+	return wire.Errorf(wire.PreconditionFailed, "inequivalent arg '"+arg+"' for "+what+": received "+got+" but current is "+have)
+}
+
+// argsEquivalent compares the named arguments of a redeclare with the
+// original ones, with RabbitMQ's texts.
+func argsEquivalent(what string, got, have wire.Table, names ...string) error {
+	for _, n := range names {
+		g, gok := got[n]
+		h, hok := have[n]
+		if !gok && !hok {
+			continue
+		}
+		if gok && hok && exchange.CanonicalArgs(wire.Table{n: g}) == exchange.CanonicalArgs(wire.Table{n: h}) {
+			continue
+		}
+		return inequivalent(n, what, describeValue(g, gok), describeValue(h, hok))
+	}
+	return nil
+}
+
+// describeValue renders an argument as RabbitMQ does in inequivalence errors.
+func describeValue(v any, present bool) string {
+	if !present {
+		return "none"
+	}
+	return "the value '" + valueString(v) + "' of type '" + typeName(v) + "'"
+}
+
+// DeleteExchange deletes an exchange. Deleting a missing exchange succeeds,
+// as in RabbitMQ.
+func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
+	if name == DefaultExchange {
+		return defaultExchangeRefused()
+	}
+	if strings.HasPrefix(name, "amq.") {
+		return wire.Errorf(wire.AccessRefused, "deletion of system exchange '"+name+"' in vhost '"+v.name+"' not allowed")
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	x := v.exchanges[name]
+	if x == nil {
+		return nil
+	}
+	if ifUnused && x.router.Len() > 0 {
+		return wire.Errorf(wire.PreconditionFailed, "exchange '"+name+"' in vhost '"+v.name+"' in use")
+	}
+	v.deleteExchangeLocked(x)
+	return nil
+}
+
+// deleteExchangeLocked removes x and every binding to or from it; source
+// exchanges left without bindings that are auto-delete go too.
+func (v *VHost) deleteExchangeLocked(x *Exchange) {
+	delete(v.exchanges, x.name)
+	v.gen.Add(1)
+	v.removeDestinationLocked(x)
+}
+
+// removeDestinationLocked drops every binding to d and auto-deletes the
+// exchanges that leaves without bindings.
+func (v *VHost) removeDestinationLocked(d exchange.Destination) {
+	var emptied []*Exchange
+	for _, src := range v.exchanges {
+		if src.router.RemoveDestination(d) > 0 && src.autoDelete && src.router.Len() == 0 {
+			emptied = append(emptied, src)
+		}
+	}
+	for _, src := range emptied {
+		if v.exchanges[src.name] == src {
+			v.deleteExchangeLocked(src)
+		}
+	}
+}
+
+// QueueSpec is a queue.declare.
+type QueueSpec struct {
+	Name       string
+	Durable    bool
+	Exclusive  bool
+	AutoDelete bool
+	Args       wire.Table
+	// Owner identifies the declaring connection (for exclusive queues).
+	Owner uint64
+}
+
+// QueueInfo is a declare-ok's answer.
+type QueueInfo struct {
+	Name          string
+	Messages      int
+	ConsumerCount int
+}
+
+// DeclareQueue creates a queue or checks an existing one is equivalent and
+// accessible; passive only checks that it exists and is accessible. An
+// empty name asks for a server-generated one.
+func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (*queue.Queue, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if s.Name == "" {
+		if passive {
+			return nil, v.queueNotFound("")
+		}
+		s.Name = generateName("amq.gen-")
+	}
+	if q := v.queues[s.Name]; q != nil {
+		if err := v.checkExclusiveLocked(q, s.Owner); err != nil {
+			return nil, err
+		}
+		if passive {
+			return q, nil
+		}
+		return q, v.queueEquivalent(q, s)
+	}
+	if passive {
+		return nil, v.queueNotFound(s.Name)
+	}
+	if !strings.HasPrefix(s.Name, "amq.gen-") {
+		if err := checkName("queue", s.Name); err != nil {
+			return nil, err
+		}
+	}
+	args, err := validateQueueArgs("queue '"+s.Name+"' in vhost '"+v.name+"'", s.Args)
+	if err != nil {
+		return nil, err
+	}
+	cfg := queue.Config{
+		Name: s.Name, VHost: v.name, Durable: s.Durable, Exclusive: s.Exclusive, AutoDelete: s.AutoDelete,
+		Args: s.Args, SingleActiveConsumer: args.singleActiveConsumer, Owner: s.Owner,
+		OnAutoDelete: v.autoDeleted,
+	}
+	if !s.Exclusive {
+		cfg.Owner = 0
+	}
+	q := queue.New(cfg)
+	v.queues[s.Name] = q
+	v.gen.Add(1)
+	return q, nil
+}
+
+// checkExclusiveLocked refuses access to another connection's exclusive queue.
+func (v *VHost) checkExclusiveLocked(q *queue.Queue, owner uint64) error {
+	if o := q.Config().Owner; o != 0 && o != owner {
+		return wire.Errorf(wire.ResourceLocked, "cannot obtain exclusive access to locked queue '"+q.Name()+
+			"' in vhost '"+v.name+"'. It could be originally declared on another connection or the exclusive "+
+			"property value does not match that of the original declaration.")
+	}
+	return nil
+}
+
+// queueEquivalent is RabbitMQ's equivalence check on redeclare.
+func (v *VHost) queueEquivalent(q *queue.Queue, s QueueSpec) error {
+	cfg := q.Config()
+	what := "queue '" + q.Name() + "' in vhost '" + v.name + "'"
+	for _, f := range []struct {
+		name      string
+		got, have bool
+	}{{"durable", s.Durable, cfg.Durable}, {"exclusive", s.Exclusive, cfg.Exclusive}, {"auto_delete", s.AutoDelete, cfg.AutoDelete}} {
+		if f.got != f.have {
+			return inequivalent(f.name, what, quoteBool(f.got), quoteBool(f.have))
+		}
+	}
+	return argsEquivalent(what, s.Args, cfg.Args, equivalentQueueArgs...)
+}
+
+// Queue looks up a queue; owner is the asking connection, refused (405) on
+// another connection's exclusive queue.
+func (v *VHost) Queue(name string, owner uint64) (*queue.Queue, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	q := v.queues[name]
+	if q == nil {
+		return nil, v.queueNotFound(name)
+	}
+	if err := v.checkExclusiveLocked(q, owner); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// DeleteQueue deletes a queue and its bindings and returns the number of
+// ready messages it held. Deleting a missing queue succeeds.
+func (v *VHost) DeleteQueue(name string, owner uint64, ifUnused, ifEmpty bool) (int, error) {
+	v.mu.Lock()
+	q := v.queues[name]
+	if q == nil {
+		v.mu.Unlock()
+		return 0, nil
+	}
+	if err := v.checkExclusiveLocked(q, owner); err != nil {
+		v.mu.Unlock()
+		return 0, err
+	}
+	n, err := q.Delete(ifUnused, ifEmpty)
+	if err != nil {
+		v.mu.Unlock()
+		return 0, err
+	}
+	v.forgetQueueLocked(q)
+	v.mu.Unlock()
+	return n, nil
+}
+
+func (v *VHost) forgetQueueLocked(q *queue.Queue) {
+	if v.queues[q.Name()] != q {
+		return
+	}
+	delete(v.queues, q.Name())
+	v.gen.Add(1)
+	v.removeDestinationLocked(q)
+}
+
+// autoDeleted removes a queue that deleted itself (auto-delete).
+func (v *VHost) autoDeleted(q *queue.Queue) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.forgetQueueLocked(q)
+}
+
+// DeleteExclusive deletes every exclusive queue owned by a closing connection.
+func (v *VHost) DeleteExclusive(owner uint64) {
+	v.mu.Lock()
+	var owned []*queue.Queue
+	for _, q := range v.queues {
+		if q.Config().Owner == owner {
+			owned = append(owned, q)
+		}
+	}
+	for _, q := range owned {
+		_, _ = q.Delete(false, false)
+		v.forgetQueueLocked(q)
+	}
+	v.mu.Unlock()
+}
+
+// PurgeQueue drops a queue's ready messages.
+func (v *VHost) PurgeQueue(name string, owner uint64) (int, error) {
+	q, err := v.Queue(name, owner)
+	if err != nil {
+		return 0, err
+	}
+	return q.Purge(), nil
+}
+
+// BindQueue binds a queue to an exchange.
+func (v *VHost) BindQueue(queueName, exchangeName, key string, args wire.Table, owner uint64) error {
+	return v.bind(exchangeName, key, args, func() (exchange.Destination, error) {
+		q := v.queues[queueName]
+		if q == nil {
+			return nil, v.queueNotFound(queueName)
+		}
+		return q, v.checkExclusiveLocked(q, owner)
+	}, true)
+}
+
+// UnbindQueue removes a queue's binding; removing a missing binding succeeds.
+func (v *VHost) UnbindQueue(queueName, exchangeName, key string, args wire.Table, owner uint64) error {
+	return v.bind(exchangeName, key, args, func() (exchange.Destination, error) {
+		q := v.queues[queueName]
+		if q == nil {
+			return nil, v.queueNotFound(queueName)
+		}
+		return q, v.checkExclusiveLocked(q, owner)
+	}, false)
+}
+
+// BindExchange binds destination to source (exchange.bind).
+func (v *VHost) BindExchange(destination, source, key string, args wire.Table) error {
+	return v.bind(source, key, args, v.exchangeDest(destination), true)
+}
+
+// UnbindExchange removes an exchange-to-exchange binding.
+func (v *VHost) UnbindExchange(destination, source, key string, args wire.Table) error {
+	return v.bind(source, key, args, v.exchangeDest(destination), false)
+}
+
+func (v *VHost) exchangeDest(name string) func() (exchange.Destination, error) {
+	return func() (exchange.Destination, error) {
+		if name == DefaultExchange {
+			return nil, defaultExchangeRefused()
+		}
+		x := v.exchanges[name]
+		if x == nil {
+			return nil, v.exchangeNotFound(name)
+		}
+		return x, nil
+	}
+}
+
+// bind adds or removes a binding from source to the destination dest finds.
+func (v *VHost) bind(source, key string, args wire.Table, dest func() (exchange.Destination, error), add bool) error {
+	if source == DefaultExchange {
+		return defaultExchangeRefused()
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	d, err := dest()
+	if err != nil {
+		return err
+	}
+	x := v.exchanges[source]
+	if x == nil {
+		return v.exchangeNotFound(source)
+	}
+	b := exchange.Binding{Destination: d, Key: key, Args: args}
+	if add {
+		added, err := x.router.Bind(b)
+		if added {
+			v.gen.Add(1)
+		}
+		return err
+	}
+	if x.router.Unbind(b) {
+		v.gen.Add(1)
+		if x.autoDelete && x.router.Len() == 0 {
+			v.deleteExchangeLocked(x)
+		}
+	}
+	return nil
+}
+
+// generateName returns a server-generated name with RabbitMQ's shape:
+// prefix then 22 URL-safe base64 characters.
+func generateName(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// GenerateName is generateName for other packages (consumer tags).
+func GenerateName(prefix string) string { return generateName(prefix) }

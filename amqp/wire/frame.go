@@ -84,9 +84,8 @@ func (fr *FrameReader) ReadFrame() (Frame, error) {
 	f := Frame{Type: hdr[0], Channel: binary.BigEndian.Uint16(hdr[1:])}
 	size := binary.BigEndian.Uint32(hdr[3:])
 	if uint64(size)+FrameOverhead > uint64(fr.max) {
-		return Frame{}, Errorf(FrameError, "type "+strconv.Itoa(int(f.Type))+", frame size "+
-			strconv.FormatUint(uint64(size), 10)+" is larger than the negotiated maximum "+
-			strconv.FormatUint(uint64(fr.max)-FrameOverhead, 10))
+		return Frame{}, FrameErrorf(FrameError, f.Type, nil, "{frame_too_large,"+
+			strconv.FormatUint(uint64(size), 10)+","+strconv.FormatUint(uint64(fr.max)-FrameOverhead, 10)+"}")
 	}
 	total := int(size) + FrameOverhead
 	var end byte
@@ -109,10 +108,63 @@ func (fr *FrameReader) ReadFrame() (Frame, error) {
 		f.Payload, end = buf[:size], buf[size]
 	}
 	if end != FrameEnd {
-		return Frame{}, Errorf(FrameError, "type "+strconv.Itoa(int(f.Type))+", frame end octet 0x"+
-			strconv.FormatUint(uint64(end), 16)+" is not 0xce")
+		return Frame{}, FrameErrorf(FrameError, f.Type, f.Payload, "{invalid_frame_end_marker,"+strconv.Itoa(int(end))+"}")
 	}
 	return f, nil
+}
+
+// FrameErrorf builds the error for a frame the server cannot accept, with
+// RabbitMQ's text: "type 3, all octets = <<...>>: reason" (": reason" left
+// out when reason is empty).
+func FrameErrorf(code uint16, frameType uint8, payload []byte, reason string) *Error {
+	label := "all octets = "
+	if len(payload) > 16 {
+		label, payload = "first 16 octets = ", payload[:16]
+	}
+	text := "type " + strconv.Itoa(int(frameType)) + ", " + label + ErlangBinary(payload)
+	if reason != "" {
+		text += ": " + reason
+	}
+	return Errorf(code, text)
+}
+
+// ErlangBinary renders bytes the way RabbitMQ's reply texts show them: a
+// quoted string when every byte is printable, else decimal octets.
+func ErlangBinary(p []byte) string {
+	printable := len(p) > 0
+	for _, c := range p {
+		if (c < 0x20 || c > 0x7e) && c != '\n' && c != '\t' && c != '\r' {
+			printable = false
+			break
+		}
+	}
+	b := []byte("<<")
+	if printable {
+		b = append(b, '"')
+		for _, c := range p {
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\r':
+				b = append(b, '\\', 'r')
+			default:
+				b = append(b, c)
+			}
+		}
+		b = append(b, '"')
+	} else {
+		for i, c := range p {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendUint(b, uint64(c), 10)
+		}
+	}
+	return string(append(b, ">>"...))
 }
 
 func unexpectedEOF(err error) error {

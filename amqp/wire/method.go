@@ -69,6 +69,7 @@ func UnknownMethodError(k MethodKey) *Error {
 // bad and return zero values; done turns that into one error.
 type decoder struct {
 	b   []byte
+	all []byte // the whole argument bytes, for the error text
 	bad bool
 	err *Error
 }
@@ -158,7 +159,7 @@ func (d *decoder) done(k MethodKey) error {
 		return d.err.WithMethod(k.Class(), k.ID())
 	}
 	if d.bad {
-		return Errorf(FrameError, "cannot decode "+k.String()+": arguments truncated").WithMethod(k.Class(), k.ID())
+		return Errorf(FrameError, "cannot decode "+ErlangBinary(d.all)).WithMethod(k.Class(), k.ID())
 	}
 	return nil
 }

@@ -448,7 +448,7 @@ func (*ConnectionStart) ExpectsReply() bool { return true }
 
 // Decode implements Method.
 func (m *ConnectionStart) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.VersionMajor = d.octet()
 	m.VersionMinor = d.octet()
 	m.ServerProperties = d.table()
@@ -487,7 +487,7 @@ func (*ConnectionStartOk) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *ConnectionStartOk) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.ClientProperties = d.table()
 	m.Mechanism = d.shortstr(m.Mechanism)
 	m.Response = d.longstr(m.Response)
@@ -521,7 +521,7 @@ func (*ConnectionSecure) ExpectsReply() bool { return true }
 
 // Decode implements Method.
 func (m *ConnectionSecure) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.Challenge = d.longstr(m.Challenge)
 	return d.done(MethodConnectionSecure)
 }
@@ -549,7 +549,7 @@ func (*ConnectionSecureOk) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *ConnectionSecureOk) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.Response = d.longstr(m.Response)
 	return d.done(MethodConnectionSecureOk)
 }
@@ -579,7 +579,7 @@ func (*ConnectionTune) ExpectsReply() bool { return true }
 
 // Decode implements Method.
 func (m *ConnectionTune) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.ChannelMax = d.short()
 	m.FrameMax = d.long()
 	m.Heartbeat = d.short()
@@ -613,7 +613,7 @@ func (*ConnectionTuneOk) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *ConnectionTuneOk) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.ChannelMax = d.short()
 	m.FrameMax = d.long()
 	m.Heartbeat = d.short()
@@ -645,7 +645,7 @@ func (*ConnectionOpen) ExpectsReply() bool { return true }
 
 // Decode implements Method.
 func (m *ConnectionOpen) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.VirtualHost = d.shortstr(m.VirtualHost)
 	d.skipShortstr()
 	d.octet()
@@ -676,7 +676,7 @@ func (*ConnectionOpenOk) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *ConnectionOpenOk) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShortstr()
 	return d.done(MethodConnectionOpenOk)
 }
@@ -707,7 +707,7 @@ func (*ConnectionClose) ExpectsReply() bool { return true }
 
 // Decode implements Method.
 func (m *ConnectionClose) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.ReplyCode = d.short()
 	m.ReplyText = d.shortstr(m.ReplyText)
 	m.ClassID = d.short()
@@ -764,7 +764,7 @@ func (*ConnectionBlocked) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *ConnectionBlocked) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.Reason = d.shortstr(m.Reason)
 	return d.done(MethodConnectionBlocked)
 }
@@ -816,7 +816,7 @@ func (*ConnectionUpdateSecret) ExpectsReply() bool { return true }
 
 // Decode implements Method.
 func (m *ConnectionUpdateSecret) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.NewSecret = d.longstr(m.NewSecret)
 	m.Reason = d.shortstr(m.Reason)
 	return d.done(MethodConnectionUpdateSecret)
@@ -868,7 +868,7 @@ func (*ChannelOpen) ExpectsReply() bool { return true }
 
 // Decode implements Method.
 func (m *ChannelOpen) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShortstr()
 	return d.done(MethodChannelOpen)
 }
@@ -895,7 +895,7 @@ func (*ChannelOpenOk) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *ChannelOpenOk) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipLongstr()
 	return d.done(MethodChannelOpenOk)
 }
@@ -923,7 +923,7 @@ func (*ChannelFlow) ExpectsReply() bool { return true }
 
 // Decode implements Method.
 func (m *ChannelFlow) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	bits := d.octet()
 	m.Active = bits&1 != 0
 	return d.done(MethodChannelFlow)
@@ -952,7 +952,7 @@ func (*ChannelFlowOk) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *ChannelFlowOk) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	bits := d.octet()
 	m.Active = bits&1 != 0
 	return d.done(MethodChannelFlowOk)
@@ -984,7 +984,7 @@ func (*ChannelClose) ExpectsReply() bool { return true }
 
 // Decode implements Method.
 func (m *ChannelClose) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.ReplyCode = d.short()
 	m.ReplyText = d.shortstr(m.ReplyText)
 	m.ClassID = d.short()
@@ -1048,7 +1048,7 @@ func (m *ExchangeDeclare) ExpectsReply() bool { return !m.NoWait }
 
 // Decode implements Method.
 func (m *ExchangeDeclare) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShort()
 	m.Exchange = d.shortstr(m.Exchange)
 	m.Type = d.shortstr(m.Type)
@@ -1114,7 +1114,7 @@ func (m *ExchangeDelete) ExpectsReply() bool { return !m.NoWait }
 
 // Decode implements Method.
 func (m *ExchangeDelete) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShort()
 	m.Exchange = d.shortstr(m.Exchange)
 	bits := d.octet()
@@ -1175,7 +1175,7 @@ func (m *ExchangeBind) ExpectsReply() bool { return !m.NoWait }
 
 // Decode implements Method.
 func (m *ExchangeBind) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShort()
 	m.Destination = d.shortstr(m.Destination)
 	m.Source = d.shortstr(m.Source)
@@ -1241,7 +1241,7 @@ func (m *ExchangeUnbind) ExpectsReply() bool { return !m.NoWait }
 
 // Decode implements Method.
 func (m *ExchangeUnbind) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShort()
 	m.Destination = d.shortstr(m.Destination)
 	m.Source = d.shortstr(m.Source)
@@ -1309,7 +1309,7 @@ func (m *QueueDeclare) ExpectsReply() bool { return !m.NoWait }
 
 // Decode implements Method.
 func (m *QueueDeclare) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShort()
 	m.Queue = d.shortstr(m.Queue)
 	bits := d.octet()
@@ -1350,7 +1350,7 @@ func (*QueueDeclareOk) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *QueueDeclareOk) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.Queue = d.shortstr(m.Queue)
 	m.MessageCount = d.long()
 	m.ConsumerCount = d.long()
@@ -1386,7 +1386,7 @@ func (m *QueueBind) ExpectsReply() bool { return !m.NoWait }
 
 // Decode implements Method.
 func (m *QueueBind) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShort()
 	m.Queue = d.shortstr(m.Queue)
 	m.Exchange = d.shortstr(m.Exchange)
@@ -1449,7 +1449,7 @@ func (m *QueuePurge) ExpectsReply() bool { return !m.NoWait }
 
 // Decode implements Method.
 func (m *QueuePurge) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShort()
 	m.Queue = d.shortstr(m.Queue)
 	bits := d.octet()
@@ -1482,7 +1482,7 @@ func (*QueuePurgeOk) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *QueuePurgeOk) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.MessageCount = d.long()
 	return d.done(MethodQueuePurgeOk)
 }
@@ -1513,7 +1513,7 @@ func (m *QueueDelete) ExpectsReply() bool { return !m.NoWait }
 
 // Decode implements Method.
 func (m *QueueDelete) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShort()
 	m.Queue = d.shortstr(m.Queue)
 	bits := d.octet()
@@ -1548,7 +1548,7 @@ func (*QueueDeleteOk) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *QueueDeleteOk) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.MessageCount = d.long()
 	return d.done(MethodQueueDeleteOk)
 }
@@ -1579,7 +1579,7 @@ func (*QueueUnbind) ExpectsReply() bool { return true }
 
 // Decode implements Method.
 func (m *QueueUnbind) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShort()
 	m.Queue = d.shortstr(m.Queue)
 	m.Exchange = d.shortstr(m.Exchange)
@@ -1640,7 +1640,7 @@ func (*BasicQos) ExpectsReply() bool { return true }
 
 // Decode implements Method.
 func (m *BasicQos) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.PrefetchSize = d.long()
 	m.PrefetchCount = d.short()
 	bits := d.octet()
@@ -1702,7 +1702,7 @@ func (m *BasicConsume) ExpectsReply() bool { return !m.NoWait }
 
 // Decode implements Method.
 func (m *BasicConsume) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShort()
 	m.Queue = d.shortstr(m.Queue)
 	m.ConsumerTag = d.shortstr(m.ConsumerTag)
@@ -1742,7 +1742,7 @@ func (*BasicConsumeOk) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *BasicConsumeOk) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.ConsumerTag = d.shortstr(m.ConsumerTag)
 	return d.done(MethodBasicConsumeOk)
 }
@@ -1771,7 +1771,7 @@ func (m *BasicCancel) ExpectsReply() bool { return !m.NoWait }
 
 // Decode implements Method.
 func (m *BasicCancel) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.ConsumerTag = d.shortstr(m.ConsumerTag)
 	bits := d.octet()
 	m.NoWait = bits&1 != 0
@@ -1802,7 +1802,7 @@ func (*BasicCancelOk) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *BasicCancelOk) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.ConsumerTag = d.shortstr(m.ConsumerTag)
 	return d.done(MethodBasicCancelOk)
 }
@@ -1833,7 +1833,7 @@ func (*BasicPublish) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *BasicPublish) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShort()
 	m.Exchange = d.shortstr(m.Exchange)
 	m.RoutingKey = d.shortstr(m.RoutingKey)
@@ -1872,7 +1872,7 @@ func (*BasicReturn) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *BasicReturn) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.ReplyCode = d.short()
 	m.ReplyText = d.shortstr(m.ReplyText)
 	m.Exchange = d.shortstr(m.Exchange)
@@ -1910,7 +1910,7 @@ func (*BasicDeliver) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *BasicDeliver) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.ConsumerTag = d.shortstr(m.ConsumerTag)
 	m.DeliveryTag = d.longlong()
 	bits := d.octet()
@@ -1948,7 +1948,7 @@ func (*BasicGet) ExpectsReply() bool { return true }
 
 // Decode implements Method.
 func (m *BasicGet) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShort()
 	m.Queue = d.shortstr(m.Queue)
 	bits := d.octet()
@@ -1985,7 +1985,7 @@ func (*BasicGetOk) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *BasicGetOk) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.DeliveryTag = d.longlong()
 	bits := d.octet()
 	m.Redelivered = bits&1 != 0
@@ -2021,7 +2021,7 @@ func (*BasicGetEmpty) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *BasicGetEmpty) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	d.skipShortstr()
 	return d.done(MethodBasicGetEmpty)
 }
@@ -2050,7 +2050,7 @@ func (*BasicAck) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *BasicAck) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.DeliveryTag = d.longlong()
 	bits := d.octet()
 	m.Multiple = bits&1 != 0
@@ -2082,7 +2082,7 @@ func (*BasicReject) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *BasicReject) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.DeliveryTag = d.longlong()
 	bits := d.octet()
 	m.Requeue = bits&1 != 0
@@ -2113,7 +2113,7 @@ func (*BasicRecoverAsync) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *BasicRecoverAsync) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	bits := d.octet()
 	m.Requeue = bits&1 != 0
 	return d.done(MethodBasicRecoverAsync)
@@ -2142,7 +2142,7 @@ func (*BasicRecover) ExpectsReply() bool { return true }
 
 // Decode implements Method.
 func (m *BasicRecover) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	bits := d.octet()
 	m.Requeue = bits&1 != 0
 	return d.done(MethodBasicRecover)
@@ -2196,7 +2196,7 @@ func (*BasicNack) ExpectsReply() bool { return false }
 
 // Decode implements Method.
 func (m *BasicNack) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	m.DeliveryTag = d.longlong()
 	bits := d.octet()
 	m.Multiple = bits&1 != 0
@@ -2228,7 +2228,7 @@ func (m *ConfirmSelect) ExpectsReply() bool { return !m.NoWait }
 
 // Decode implements Method.
 func (m *ConfirmSelect) Decode(b []byte) error {
-	d := decoder{b: b}
+	d := decoder{b: b, all: b}
 	bits := d.octet()
 	m.NoWait = bits&1 != 0
 	return d.done(MethodConfirmSelect)

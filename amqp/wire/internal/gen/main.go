@@ -268,7 +268,7 @@ func renderMethod(p func(string, ...any), c *class, m *method) {
 	if len(m.fields) == 0 {
 		p("\treturn nil\n}\n\n")
 	} else {
-		p("\td := decoder{b: b}\n")
+		p("\td := decoder{b: b, all: b}\n")
 		for i := 0; i < len(m.fields); i++ {
 			f := m.fields[i]
 			if f.typ == "bit" {

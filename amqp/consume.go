@@ -1,0 +1,291 @@
+package amqp
+
+import (
+	"strconv"
+
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/vhost"
+)
+
+func (ch *channel) basicQos(m *wire.BasicQos) error {
+	if m.PrefetchSize != 0 {
+		return wire.Errorf(wire.NotImplemented, "prefetch_size!=0 ("+strconv.FormatUint(uint64(m.PrefetchSize), 10)+")")
+	}
+	if !m.Global {
+		ch.consumerPrefetch = int(m.PrefetchCount)
+		ch.conn.sendMethod(ch.id, &wire.BasicQosOk{})
+		return nil
+	}
+	ch.mu.Lock()
+	ch.prefetchGlobal = int(m.PrefetchCount)
+	resume := ch.takeBlockedLocked()
+	ch.mu.Unlock()
+	ch.conn.sendMethod(ch.id, &wire.BasicQosOk{})
+	resumeAll(resume)
+	return nil
+}
+
+// takeBlockedLocked returns the consumers refused for lack of channel-wide
+// credit when there is credit again.
+func (ch *channel) takeBlockedLocked() []*queue.Consumer {
+	if len(ch.blocked) == 0 || ch.prefetchGlobal != 0 && ch.unacked.live >= ch.prefetchGlobal {
+		return nil
+	}
+	b := ch.blocked
+	ch.blocked = nil
+	return b
+}
+
+func resumeAll(cs []*queue.Consumer) {
+	for _, c := range cs {
+		c.Queue().Resume(c)
+	}
+}
+
+func (ch *channel) basicConsume(m *wire.BasicConsume) error {
+	name, err := ch.queueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	q, err := ch.conn.vhost.Queue(name, ch.conn.id)
+	if err != nil {
+		return err
+	}
+	tag := m.ConsumerTag
+	if tag == "" {
+		tag = vhost.GenerateName("amq.ctag-")
+	}
+	ch.mu.Lock()
+	_, dup := ch.consumers[tag]
+	ch.mu.Unlock()
+	if dup {
+		return wire.Errorf(wire.NotAllowed, "attempt to reuse consumer tag '"+tag+"'")
+	}
+	c := &queue.Consumer{Tag: tag, NoAck: m.NoAck, Exclusive: m.Exclusive, Prefetch: ch.consumerPrefetch, Sink: ch}
+	if p, ok := m.Arguments["x-priority"]; ok {
+		n, ok := intArg(p)
+		if !ok {
+			return wire.Errorf(wire.PreconditionFailed, "invalid arg 'x-priority' for consumer '"+tag+"': must be an integer")
+		}
+		c.Priority = int(n)
+	}
+	if q.Config().SingleActiveConsumer && m.Exclusive {
+		return wire.Errorf(wire.AccessRefused, "queue '"+name+"' in vhost '"+ch.conn.vhost.Name()+"' has single active consumer; exclusive consume not allowed")
+	}
+	ch.mu.Lock()
+	ch.consumers[tag] = c
+	ch.mu.Unlock()
+	err = q.AddConsumer(c, func() {
+		if !m.NoWait {
+			ch.conn.sendMethod(ch.id, &wire.BasicConsumeOk{ConsumerTag: tag})
+		}
+	})
+	if err != nil {
+		ch.forgetConsumer(c)
+	}
+	return err
+}
+
+// intArg reads an integer field value of any width.
+func intArg(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int8:
+		return int64(n), true
+	case uint8:
+		return int64(n), true
+	case int16:
+		return int64(n), true
+	case uint16:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case uint32:
+		return int64(n), true
+	case int64:
+		return n, true
+	}
+	return 0, false
+}
+
+func (ch *channel) basicCancel(m *wire.BasicCancel) error {
+	ch.mu.Lock()
+	c := ch.consumers[m.ConsumerTag]
+	ch.mu.Unlock()
+	if c != nil {
+		ch.forgetConsumer(c)
+		c.Queue().RemoveConsumer(c)
+	}
+	return ch.reply(m.NoWait, &wire.BasicCancelOk{ConsumerTag: m.ConsumerTag}, nil)
+}
+
+// forgetConsumer drops c from the channel's consumers if it is still there.
+func (ch *channel) forgetConsumer(c *queue.Consumer) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.consumers[c.Tag] != c {
+		return false
+	}
+	delete(ch.consumers, c.Tag)
+	return true
+}
+
+func (ch *channel) basicGet(m *wire.BasicGet) error {
+	name, err := ch.queueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	q, err := ch.conn.vhost.Queue(name, ch.conn.id)
+	if err != nil {
+		return err
+	}
+	if q.Config().SingleActiveConsumer {
+		return wire.Errorf(wire.ResourceLocked, "cannot obtain access to queue '"+name+"' in vhost '"+
+			ch.conn.vhost.Name()+"' with single active consumer through basic.get")
+	}
+	e, left, ok := q.Get(m.NoAck)
+	if !ok {
+		ch.conn.sendMethod(ch.id, &wire.BasicGetEmpty{})
+		return nil
+	}
+	ch.mu.Lock()
+	ch.nextTag++
+	tag := ch.nextTag
+	if !m.NoAck {
+		ch.unacked.push(delivery{tag: tag, queue: q, entry: e})
+	}
+	c := ch.conn
+	c.out.mu.Lock()
+	c.out.buf = wire.AppendGetOk(c.out.buf, ch.id, tag, e.Redelivered, e.Msg.Exchange, e.Msg.RoutingKey, uint32(left))
+	c.out.buf = c.appendContent(c.out.buf, ch.id, e.Msg)
+	c.out.mu.Unlock()
+	ch.mu.Unlock()
+	c.out.kick()
+	return nil
+}
+
+// appendContent appends a message's content header and body frames.
+func (c *conn) appendContent(b []byte, ch uint16, m *queue.Message) []byte {
+	b = wire.AppendHeaderFrame(b, ch, wire.ClassBasic, uint64(len(m.Body)), m.Props)
+	return wire.AppendBodyFrames(b, ch, m.Body, c.frameMax)
+}
+
+// Deliver implements queue.Sink: it writes basic.deliver and the content
+// into the connection's outbound buffer, unless the channel is out of
+// credit or the connection's buffer is full.
+func (ch *channel) Deliver(qc *queue.Consumer, e queue.Entry) bool {
+	ch.mu.Lock()
+	if ch.closed {
+		ch.mu.Unlock()
+		return false
+	}
+	if !qc.NoAck && ch.prefetchGlobal > 0 && ch.unacked.live >= ch.prefetchGlobal {
+		ch.blocked = append(ch.blocked, qc)
+		ch.mu.Unlock()
+		return false
+	}
+	c := ch.conn
+	c.out.mu.Lock()
+	if len(c.out.buf) >= maxPendingOutput {
+		c.out.waiters = append(c.out.waiters, qc)
+		c.out.mu.Unlock()
+		ch.mu.Unlock()
+		return false
+	}
+	ch.nextTag++
+	tag := ch.nextTag
+	if !qc.NoAck {
+		ch.unacked.push(delivery{tag: tag, queue: qc.Queue(), consumer: qc, entry: e})
+	}
+	c.out.buf = wire.AppendDeliver(c.out.buf, ch.id, qc.Tag, tag, e.Redelivered, e.Msg.Exchange, e.Msg.RoutingKey)
+	c.out.buf = c.appendContent(c.out.buf, ch.id, e.Msg)
+	c.out.mu.Unlock()
+	ch.mu.Unlock()
+	c.out.kick()
+	return true
+}
+
+// Cancelled implements queue.Sink: the queue was deleted under the
+// consumer. Clients that advertised consumer_cancel_notify get basic.cancel.
+func (ch *channel) Cancelled(qc *queue.Consumer) {
+	if ch.forgetConsumer(qc) && ch.conn.caps.consumerCancelNotify {
+		ch.conn.sendMethod(ch.id, &wire.BasicCancel{ConsumerTag: qc.Tag, NoWait: true})
+	}
+}
+
+// settleKind is what the client did with a delivery.
+type settleKind uint8
+
+const (
+	ackSettle  settleKind = iota + 1 // basic.ack
+	nackSettle                       // basic.nack or basic.reject
+)
+
+// settleTag handles basic.ack, basic.nack and basic.reject.
+func (ch *channel) settleTag(tag uint64, multiple, requeue bool, kind settleKind) error {
+	if ch.tx != nil {
+		return ch.txSettle(tag, multiple, requeue, kind)
+	}
+	ds, err := ch.takeDeliveries(tag, multiple)
+	if err != nil {
+		return err
+	}
+	settle(ds, kind == nackSettle && requeue)
+	ch.ackScratch = ds[:0]
+	return nil
+}
+
+// takeDeliveries removes acknowledged deliveries from the unacked list and
+// resumes consumers that were waiting for channel-wide credit.
+func (ch *channel) takeDeliveries(tag uint64, multiple bool) ([]delivery, error) {
+	ch.mu.Lock()
+	ds, ok := ch.unacked.take(tag, multiple, ch.ackScratch[:0])
+	resume := ch.takeBlockedLocked()
+	ch.mu.Unlock()
+	resumeAll(resume)
+	if !ok {
+		return nil, wire.Errorf(wire.PreconditionFailed, "unknown delivery tag "+strconv.FormatUint(tag, 10))
+	}
+	return ds, nil
+}
+
+// settle tells the queues about settled deliveries, grouping runs that
+// share a queue and consumer into one call.
+func settle(ds []delivery, requeue bool) {
+	var entries []queue.Entry
+	for i := 0; i < len(ds); {
+		j := i + 1
+		for j < len(ds) && ds[j].queue == ds[i].queue && ds[j].consumer == ds[i].consumer {
+			j++
+		}
+		if requeue {
+			entries = entries[:0]
+			for _, d := range ds[i:j] {
+				entries = append(entries, d.entry)
+			}
+			ds[i].queue.Requeue(ds[i].consumer, entries)
+		} else {
+			ds[i].queue.Ack(ds[i].consumer, j-i)
+		}
+		i = j
+	}
+	clear(ds)
+}
+
+// basicRecover redelivers every unacknowledged delivery (requeue=true).
+func (ch *channel) basicRecover(requeue, reply bool) error {
+	if !requeue {
+		return wire.Errorf(wire.NotImplemented, "requeue=false")
+	}
+	ch.mu.Lock()
+	ds := ch.unacked.takeAll(ch.ackScratch[:0])
+	resume := ch.takeBlockedLocked()
+	ch.mu.Unlock()
+	resumeAll(resume)
+	settle(ds, true)
+	ch.ackScratch = ds[:0]
+	if reply {
+		ch.conn.sendMethod(ch.id, &wire.BasicRecoverOk{})
+	}
+	return nil
+}

@@ -1,0 +1,247 @@
+package amqp
+
+import (
+	"strconv"
+
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/queue"
+)
+
+// startPublish handles basic.publish: the content header and body follow.
+func (ch *channel) startPublish(args []byte) error {
+	if err := ch.pub.Decode(args); err != nil {
+		return err
+	}
+	if ch.pub.Immediate {
+		return wire.Errorf(wire.NotImplemented, "immediate=true").WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
+	}
+	ch.content = awaitHeader
+	return nil
+}
+
+// publishHeader handles the content header of a publish: the one
+// allocation of a message holds its properties and then its body.
+func (ch *channel) publishHeader(payload []byte) error {
+	h, err := wire.ParseContentHeader(payload)
+	if err != nil {
+		return err
+	}
+	if h.ClassID != wire.ClassBasic {
+		return wire.Errorf(wire.UnexpectedFrame, "expected content header for class 60, got one for class "+
+			strconv.Itoa(int(h.ClassID))).WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
+	}
+	if max := ch.conn.srv.cfg.MaxMessageSize; h.BodySize > max {
+		ch.content = awaitMethod
+		return wire.Errorf(wire.PreconditionFailed, "message size "+strconv.FormatUint(h.BodySize, 10)+
+			" is larger than configured max size "+strconv.FormatUint(max, 10)).WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
+	}
+	ch.propsLen = len(h.Props)
+	ch.data = make([]byte, ch.propsLen+int(h.BodySize))
+	copy(ch.data, h.Props)
+	ch.received = 0
+	if h.BodySize == 0 {
+		return ch.finishPublish()
+	}
+	ch.content = awaitBody
+	return nil
+}
+
+// publishBody handles a body frame of a publish.
+func (ch *channel) publishBody(p []byte) error {
+	body := ch.data[ch.propsLen:]
+	if ch.received+len(p) > len(body) {
+		return wire.Errorf(wire.FrameError, "content body larger than the "+strconv.Itoa(len(body))+
+			" bytes its header announced").WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
+	}
+	ch.received += copy(body[ch.received:], p)
+	if ch.received == len(body) {
+		return ch.finishPublish()
+	}
+	return nil
+}
+
+// finishPublish routes a completely received message.
+func (ch *channel) finishPublish() error {
+	ch.content = awaitMethod
+	m := queue.NewMessage(ch.pub.Exchange, ch.pub.RoutingKey, ch.data, ch.propsLen)
+	ch.data = nil
+	if ch.tx != nil {
+		// Routing errors surface at commit, as in RabbitMQ.
+		ch.tx.publishes = append(ch.tx.publishes, txPublish{msg: m, mandatory: ch.pub.Mandatory})
+		return nil
+	}
+	return ch.publish(m, ch.pub.Mandatory)
+}
+
+// publish routes m to its queues, returns it when mandatory and unroutable,
+// and confirms it in confirm mode.
+func (ch *channel) publish(m *queue.Message, mandatory bool) error {
+	queues, err := ch.routeMessage(m)
+	if err != nil {
+		return err.(*wire.Error).WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
+	}
+	if len(queues) > 0 && m.Props.HasHeaders() {
+		m = withoutBCC(m)
+	}
+	routed := false
+	for _, q := range queues {
+		if q.Publish(m) {
+			routed = true
+		}
+	}
+	if !routed && mandatory {
+		c := ch.conn
+		c.out.mu.Lock()
+		c.out.buf = wire.AppendReturn(c.out.buf, ch.id, wire.NoRoute, "NO_ROUTE", m.Exchange, m.RoutingKey)
+		c.out.buf = c.appendContent(c.out.buf, ch.id, m)
+		c.out.mu.Unlock()
+		c.out.kick()
+	}
+	if ch.confirm {
+		ch.publishSeq++
+		ch.confirmAck(ch.publishSeq)
+	}
+	return nil
+}
+
+// routeMessage finds m's queues, from the channel's route cache when the
+// vhost's routing has not changed since.
+func (ch *channel) routeMessage(m *queue.Message) ([]*queue.Queue, error) {
+	v := ch.conn.vhost
+	rc := &ch.routeCache
+	gen := v.Generation()
+	useCache := !m.Props.HasHeaders()
+	if useCache && rc.valid && rc.gen == gen && rc.exchange == m.Exchange && rc.key == m.RoutingKey {
+		return rc.queues, nil
+	}
+	queues, cacheable, err := v.Route(m.Exchange, m.RoutingKey, m.Props, rc.queues[:0], &ch.route)
+	if err != nil {
+		rc.valid = false
+		return nil, err
+	}
+	rc.queues = queues
+	rc.valid = useCache && cacheable
+	rc.gen, rc.exchange, rc.key = gen, m.Exchange, m.RoutingKey
+	return queues, nil
+}
+
+// withoutBCC returns m without its BCC header, which RabbitMQ removes
+// before delivery; m itself when it has none.
+func withoutBCC(m *queue.Message) *queue.Message {
+	h, err := m.Props.Headers()
+	if err != nil {
+		return m
+	}
+	if _, ok := h["BCC"]; !ok {
+		return m
+	}
+	p, err := m.Props.Decode()
+	if err != nil {
+		return m
+	}
+	delete(p.Headers, "BCC")
+	raw, err := p.Append(nil)
+	if err != nil {
+		return m
+	}
+	return queue.NewMessage(m.Exchange, m.RoutingKey, append(raw, m.Body...), len(raw))
+}
+
+// confirmAck records that publish seq is confirmed; consecutive acks go out
+// as one basic.ack with multiple=true when the read batch ends.
+func (ch *channel) confirmAck(seq uint64) {
+	if ch.ackRunStart == 0 {
+		ch.ackRunStart = seq
+	}
+	ch.ackRunEnd = seq
+	if !ch.confirmDue {
+		ch.confirmDue = true
+		ch.conn.dueConfirms = append(ch.conn.dueConfirms, ch)
+	}
+}
+
+// flushConfirms sends the pending run of acks.
+func (ch *channel) flushConfirms() {
+	ch.confirmDue = false
+	if ch.ackRunStart == 0 {
+		return
+	}
+	c := ch.conn
+	c.out.mu.Lock()
+	c.out.buf = wire.AppendConfirm(c.out.buf, ch.id, ch.ackRunEnd, ch.ackRunEnd > ch.ackRunStart, false)
+	c.out.mu.Unlock()
+	c.out.kick()
+	ch.ackRunStart, ch.ackRunEnd = 0, 0
+}
+
+// txState is a channel's open transaction.
+type txState struct {
+	publishes []txPublish
+	settles   []txSettle
+}
+
+type txPublish struct {
+	msg       *queue.Message
+	mandatory bool
+}
+
+type txSettle struct {
+	ds      []delivery
+	requeue bool
+}
+
+func (ch *channel) txSelect() error {
+	if ch.confirm {
+		return wire.Errorf(wire.PreconditionFailed, "cannot switch from confirm to tx mode")
+	}
+	if ch.tx == nil {
+		ch.tx = &txState{}
+	}
+	ch.conn.sendMethod(ch.id, &wire.TxSelectOk{})
+	return nil
+}
+
+// txSettle takes acknowledged deliveries off the unacked list at once (so
+// an unknown tag fails now, as in RabbitMQ) and settles them at commit.
+func (ch *channel) txSettle(tag uint64, multiple, requeue bool, kind settleKind) error {
+	ds, err := ch.takeDeliveries(tag, multiple)
+	if err != nil {
+		return err
+	}
+	ch.tx.settles = append(ch.tx.settles, txSettle{ds: append([]delivery(nil), ds...), requeue: kind == nackSettle && requeue})
+	return nil
+}
+
+func (ch *channel) txCommit() error {
+	if ch.tx == nil {
+		return wire.Errorf(wire.PreconditionFailed, "channel is not transactional")
+	}
+	tx := ch.tx
+	ch.tx = &txState{}
+	for _, p := range tx.publishes {
+		if err := ch.publish(p.msg, p.mandatory); err != nil {
+			return err
+		}
+	}
+	for _, s := range tx.settles {
+		settle(s.ds, s.requeue)
+	}
+	ch.conn.sendMethod(ch.id, &wire.TxCommitOk{})
+	return nil
+}
+
+func (ch *channel) txRollback() error {
+	if ch.tx == nil {
+		return wire.Errorf(wire.PreconditionFailed, "channel is not transactional")
+	}
+	// Acknowledgements in the transaction are undone: their deliveries are
+	// unacknowledged again.
+	ch.mu.Lock()
+	for _, s := range ch.tx.settles {
+		ch.unacked.restore(s.ds)
+	}
+	ch.mu.Unlock()
+	ch.tx = &txState{}
+	ch.conn.sendMethod(ch.id, &wire.TxRollbackOk{})
+	return nil
+}

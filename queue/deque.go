@@ -1,0 +1,84 @@
+package queue
+
+// deque is a growable ring buffer of entries: push at the back, pop at the
+// front, push back at the front.
+type deque struct {
+	buf  []Entry
+	head int
+	n    int
+}
+
+func (d *deque) len() int { return d.n }
+
+func (d *deque) grow() {
+	size := max(16, 2*len(d.buf))
+	buf := make([]Entry, size)
+	for i := 0; i < d.n; i++ {
+		buf[i] = d.buf[(d.head+i)%len(d.buf)]
+	}
+	d.buf, d.head = buf, 0
+}
+
+func (d *deque) pushBack(e Entry) {
+	if d.n == len(d.buf) {
+		d.grow()
+	}
+	d.buf[(d.head+d.n)%len(d.buf)] = e
+	d.n++
+}
+
+func (d *deque) pushFront(e Entry) {
+	if d.n == len(d.buf) {
+		d.grow()
+	}
+	d.head = (d.head - 1 + len(d.buf)) % len(d.buf)
+	d.buf[d.head] = e
+	d.n++
+}
+
+// front returns the first entry; the deque must not be empty.
+func (d *deque) front() *Entry { return &d.buf[d.head] }
+
+func (d *deque) popFront() Entry {
+	e := d.buf[d.head]
+	d.buf[d.head] = Entry{}
+	d.head = (d.head + 1) % len(d.buf)
+	d.n--
+	if d.n == 0 {
+		d.head = 0
+		if len(d.buf) > 1024 {
+			d.buf = nil // let a drained backlog's ring go
+		}
+	}
+	return e
+}
+
+// insertSorted puts e into a deque kept in Seq order (for requeued entries,
+// which return near their original position).
+func (d *deque) insertSorted(e Entry) {
+	// Requeues mostly arrive in order: check the back first.
+	if d.n == 0 || d.buf[(d.head+d.n-1)%len(d.buf)].Seq < e.Seq {
+		d.pushBack(e)
+		return
+	}
+	if d.buf[d.head].Seq > e.Seq {
+		d.pushFront(e)
+		return
+	}
+	d.pushBack(e)
+	for i := d.n - 1; i > 0; i-- {
+		cur := (d.head + i) % len(d.buf)
+		prev := (d.head + i - 1) % len(d.buf)
+		if d.buf[prev].Seq < d.buf[cur].Seq {
+			break
+		}
+		d.buf[prev], d.buf[cur] = d.buf[cur], d.buf[prev]
+	}
+}
+
+// clear drops every entry and returns them.
+func (d *deque) drain(fn func(Entry)) {
+	for d.n > 0 {
+		fn(d.popFront())
+	}
+}

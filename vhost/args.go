@@ -1,0 +1,175 @@
+package vhost
+
+import (
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/warrenmq/warren/amqp/wire"
+)
+
+// equivalentQueueArgs are the arguments a redeclare must repeat exactly.
+var equivalentQueueArgs = []string{
+	"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-expires", "x-max-length", "x-max-length-bytes",
+	"x-max-priority", "x-message-ttl", "x-overflow", "x-queue-type", "x-single-active-consumer",
+}
+
+// queueArgs are a queue's parsed arguments.
+type queueArgs struct {
+	singleActiveConsumer bool
+}
+
+// validateQueueArgs checks the arguments RabbitMQ checks and parses the ones
+// Warren acts on. Unknown arguments are accepted and ignored, as in RabbitMQ.
+func validateQueueArgs(what string, args wire.Table) (queueArgs, error) {
+	var qa queueArgs
+	for k, v := range args {
+		var problem string
+		switch k {
+		case "x-expires":
+			problem = intArg(v, 1, math.MaxInt64)
+		case "x-message-ttl", "x-max-length", "x-max-length-bytes", "x-consumer-timeout":
+			problem = intArg(v, 0, math.MaxInt64)
+		case "x-max-priority":
+			if problem = intArg(v, 0, math.MaxInt64); problem == "" {
+				if n, _ := intValue(v); n > 255 {
+					problem = "{max_value_exceeded," + strconv.FormatInt(n, 10) + "}"
+				}
+			}
+		case "x-overflow":
+			s, ok := v.(string)
+			switch {
+			case !ok:
+				problem = "{unacceptable_type," + typeName(v) + "}"
+			case s != "drop-head" && s != "reject-publish" && s != "reject-publish-dlx":
+				problem = "{unknown_overflow_strategy,<<\"" + s + "\">>}"
+			}
+		case "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-mode":
+			if _, ok := v.(string); !ok {
+				problem = "{unacceptable_type," + typeName(v) + "}"
+			}
+		case "x-single-active-consumer":
+			b, ok := v.(bool)
+			if !ok {
+				problem = "{unacceptable_type," + typeName(v) + "}"
+			}
+			qa.singleActiveConsumer = b
+		case "x-queue-type":
+			s, ok := v.(string)
+			switch {
+			case !ok:
+				problem = "{unacceptable_type," + typeName(v) + "}"
+			case s != "classic":
+				return qa, wire.Errorf(wire.PreconditionFailed, "invalid arg 'x-queue-type' for "+what+": queue type '"+s+"' is not supported yet")
+			}
+		}
+		if problem != "" {
+			return qa, wire.Errorf(wire.PreconditionFailed, "invalid arg '"+k+"' for "+what+": "+problem)
+		}
+	}
+	if _, ok := args["x-dead-letter-routing-key"]; ok {
+		if _, ok := args["x-dead-letter-exchange"]; !ok {
+			return qa, wire.Errorf(wire.PreconditionFailed, "invalid arg 'x-dead-letter-routing-key' for "+what+": no_dead_letter_exchange")
+		}
+	}
+	return qa, nil
+}
+
+// intValue returns an integer argument's value.
+func intValue(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int8:
+		return int64(n), true
+	case uint8:
+		return int64(n), true
+	case int16:
+		return int64(n), true
+	case uint16:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case uint32:
+		return int64(n), true
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	}
+	return 0, false
+}
+
+// intArg checks an integer argument's type and range, returning RabbitMQ's
+// description of the problem or "".
+func intArg(v any, lo, hi int64) string {
+	n, ok := intValue(v)
+	switch {
+	case !ok:
+		return "{unacceptable_type," + typeName(v) + "}"
+	case n < 0 && lo >= 0:
+		return "{value_negative," + strconv.FormatInt(n, 10) + "}"
+	case n == 0 && lo > 0:
+		return "{value_zero,0}"
+	case n > hi:
+		return "{value_too_large," + strconv.FormatInt(n, 10) + "}"
+	}
+	return ""
+}
+
+// typeName is RabbitMQ's name for a field value's AMQP type.
+func typeName(v any) string {
+	switch v.(type) {
+	case bool:
+		return "bool"
+	case int8:
+		return "byte"
+	case uint8:
+		return "unsignedbyte"
+	case int16:
+		return "short"
+	case uint16:
+		return "unsignedshort"
+	case int32:
+		return "signedint"
+	case uint32:
+		return "unsignedint"
+	case int64, int:
+		return "long"
+	case float32:
+		return "float"
+	case float64:
+		return "double"
+	case wire.Decimal:
+		return "decimal"
+	case string:
+		return "longstr"
+	case []byte:
+		return "binary"
+	case []any:
+		return "array"
+	case time.Time:
+		return "timestamp"
+	case wire.Table:
+		return "table"
+	case nil:
+		return "void"
+	}
+	return "unknown"
+}
+
+// valueString renders a simple field value for error texts.
+func valueString(v any) string {
+	if n, ok := intValue(v); ok {
+		return strconv.FormatInt(n, 10)
+	}
+	switch x := v.(type) {
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case float32:
+		return strconv.FormatFloat(float64(x), 'g', -1, 32)
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return typeName(v)
+}
