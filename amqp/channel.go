@@ -58,8 +58,8 @@ type channel struct {
 	// Shared with delivering queues.
 	mu             sync.Mutex
 	consumers      map[string]*queue.Consumer // by tag
-	closed         bool   // no more deliveries
-	nextTag        uint64 // last delivery tag used
+	closed         bool                       // no more deliveries
+	nextTag        uint64                     // last delivery tag used
 	unacked        unackedList
 	prefetchGlobal int               // basic.qos global=true; 0 unlimited
 	blocked        []*queue.Consumer // refused for lack of channel-wide credit
