@@ -3,18 +3,11 @@ package amqp
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
-)
-
-// channelState is where a channel is in its life.
-type channelState uint8
-
-const (
-	channelOpen    channelState = iota + 1
-	channelClosing              // the server sent channel.close and awaits close-ok
 )
 
 // contentState is where a channel is in assembling a published message.
@@ -31,9 +24,12 @@ const (
 // to the channel's consumers (lock order: queue, then channel, then the
 // connection's outbound buffer).
 type channel struct {
-	id    uint16
-	conn  *conn
-	state channelState
+	id   uint16
+	conn *conn
+	// closing is set once the server has sent channel.close; from then on
+	// the channel drops everything but close-ok. Any goroutine may close a
+	// channel (a consumer timeout does), so it is atomic.
+	closing atomic.Bool
 
 	// Publishing (reader only).
 	content     contentState
@@ -57,6 +53,7 @@ type channel struct {
 
 	// Shared with delivering queues.
 	mu             sync.Mutex
+	replyQueue     string                     // this channel's direct reply-to queue, if it consumes one
 	consumers      map[string]*queue.Consumer // by tag
 	closed         bool                       // no more deliveries
 	nextTag        uint64                     // last delivery tag used
@@ -83,22 +80,44 @@ func (c *conn) openChannel(id uint16) error {
 		return wire.Errorf(wire.NotAllowed, "number of channels opened ("+strconv.Itoa(n)+
 			") has reached the negotiated channel_max ("+strconv.Itoa(int(c.channelMax))+")")
 	}
-	c.channels[id] = &channel{id: id, conn: c, state: channelOpen, consumers: map[string]*queue.Consumer{}}
+	c.channels[id] = &channel{id: id, conn: c, consumers: map[string]*queue.Consumer{}}
+	c.publishChannels()
 	c.sendMethod(id, &wire.ChannelOpenOk{})
 	return nil
 }
 
-// closeChannel sends channel.close for a channel exception; the channel
-// ignores everything but close-ok from then on.
+// dropChannel forgets a closed channel.
+func (c *conn) dropChannel(id uint16) {
+	delete(c.channels, id)
+	c.publishChannels()
+}
+
+// publishChannels refreshes the channel list other goroutines read.
+func (c *conn) publishChannels() {
+	list := make([]*channel, 0, len(c.channels))
+	for _, ch := range c.channels {
+		list = append(list, ch)
+	}
+	c.channelList.Store(&list)
+}
+
+// closeChannel sends channel.close for a channel exception.
 func (c *conn) closeChannel(id uint16, e *wire.Error) {
-	ch := c.channels[id]
-	if ch == nil || ch.state == channelClosing {
+	if ch := c.channels[id]; ch != nil {
+		ch.fail(e)
+	}
+}
+
+// fail closes the channel with a channel exception: its consumers are
+// cancelled, its unacknowledged deliveries requeued and channel.close sent.
+// It may run on any goroutine; the reader notices closing on the next frame.
+func (ch *channel) fail(e *wire.Error) {
+	if !ch.closing.CompareAndSwap(false, true) {
 		return
 	}
-	c.log.Warn("channel error", "channel", id, "code", e.Code, "text", e.Text)
-	ch.release()
-	ch.state = channelClosing
-	c.sendMethod(id, &wire.ChannelClose{ReplyCode: e.Code, ReplyText: e.Text, ClassID: e.ClassID, MethodID: e.MethodID})
+	ch.conn.log.Warn("channel error", "channel", ch.id, "code", e.Code, "text", e.Text)
+	ch.releaseShared()
+	ch.conn.sendMethod(ch.id, &wire.ChannelClose{ReplyCode: e.Code, ReplyText: e.Text, ClassID: e.ClassID, MethodID: e.MethodID})
 }
 
 // closeChannels releases every channel when the connection ends.
@@ -107,39 +126,49 @@ func (c *conn) closeChannels() {
 		ch.release()
 		delete(c.channels, id)
 	}
+	c.channelList.Store(nil)
 }
 
-// release gives back what the channel holds: its consumers are cancelled
-// and its unacknowledged deliveries requeued.
+// release gives back everything the channel holds (reader only).
 func (ch *channel) release() {
+	ch.resetReaderState()
+	ch.flushConfirms()
+	ch.releaseShared()
+}
+
+// resetReaderState drops what the reader was assembling.
+func (ch *channel) resetReaderState() {
 	ch.content = awaitMethod
 	ch.data = nil
 	ch.tx = nil
+}
+
+// releaseShared cancels the channel's consumers and requeues its
+// unacknowledged deliveries; safe on any goroutine, and idempotent.
+func (ch *channel) releaseShared() {
 	ch.mu.Lock()
 	ch.closed = true
 	ch.blocked = nil
 	consumers := ch.consumers
 	ch.consumers = map[string]*queue.Consumer{}
+	ds := ch.unacked.takeAll(nil)
 	ch.mu.Unlock()
 	for _, c := range consumers {
 		c.Queue().RemoveConsumer(c)
 	}
-	ch.mu.Lock()
-	ds := ch.unacked.takeAll(ch.ackScratch[:0])
-	ch.mu.Unlock()
 	settle(ds, true)
-	ch.flushConfirms()
 }
 
 // handleMethod dispatches a method frame on this channel.
 func (ch *channel) handleMethod(k wire.MethodKey, args []byte) error {
-	if ch.state == channelClosing {
+	if ch.closing.Load() {
+		ch.resetReaderState()
 		switch k {
 		case wire.MethodChannelCloseOk:
-			delete(ch.conn.channels, ch.id)
+			ch.conn.dropChannel(ch.id)
 		case wire.MethodChannelClose:
 			ch.conn.sendMethod(ch.id, &wire.ChannelCloseOk{})
-			delete(ch.conn.channels, ch.id)
+			ch.conn.dropChannel(ch.id)
 		}
 		return nil
 	}
@@ -172,7 +201,7 @@ func (ch *channel) handle(m wire.Method) error {
 		return wire.Errorf(wire.ChannelError, "second 'channel.open' seen")
 	case *wire.ChannelClose:
 		ch.release()
-		delete(ch.conn.channels, ch.id)
+		ch.conn.dropChannel(ch.id)
 		ch.conn.sendMethod(ch.id, &wire.ChannelCloseOk{})
 		return nil
 	case *wire.ChannelCloseOk:
@@ -252,7 +281,8 @@ func (ch *channel) reply(noWait bool, ok wire.Method, err error) error {
 
 // handleContent handles a content header or body frame.
 func (ch *channel) handleContent(f wire.Frame) error {
-	if ch.state == channelClosing {
+	if ch.closing.Load() {
+		ch.resetReaderState()
 		return nil
 	}
 	switch {

@@ -34,6 +34,7 @@ type conn struct {
 	caps       clientCaps
 
 	channels    map[uint16]*channel
+	channelList atomic.Pointer[[]*channel] // the open channels, for the deadline check
 	dueConfirms []*channel // channels with confirms to send when the read batch ends
 
 	out        outbound

@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/queue"
@@ -43,13 +44,20 @@ func resumeAll(cs []*queue.Consumer) {
 	}
 }
 
+// replyTo is the pseudo-queue of direct reply-to.
+const replyTo = "amq.rabbitmq.reply-to"
+
 func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	name, err := ch.queueName(m.Queue)
 	if err != nil {
 		return err
 	}
-	q, err := ch.conn.vhost.Queue(name, ch.conn.id)
-	if err != nil {
+	var q *queue.Queue
+	if name == replyTo {
+		if q, err = ch.replyQueueFor(m.NoAck); err != nil {
+			return err
+		}
+	} else if q, err = ch.conn.vhost.Queue(name, ch.conn.id); err != nil {
 		return err
 	}
 	tag := m.ConsumerTag
@@ -62,7 +70,8 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	if dup {
 		return wire.Errorf(wire.NotAllowed, "attempt to reuse consumer tag '"+tag+"'")
 	}
-	c := &queue.Consumer{Tag: tag, NoAck: m.NoAck, Exclusive: m.Exclusive, Prefetch: ch.consumerPrefetch, Sink: ch}
+	c := &queue.Consumer{Tag: tag, NoAck: m.NoAck, Exclusive: m.Exclusive, Prefetch: ch.consumerPrefetch, Sink: ch,
+		Timeout: ch.conn.srv.ackTimeout(q, m.Arguments)}
 	if p, ok := m.Arguments["x-priority"]; ok {
 		n, ok := intArg(p)
 		if !ok {
@@ -83,8 +92,17 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	})
 	if err != nil {
 		ch.forgetConsumer(c)
+		return err
 	}
-	return err
+	// A channel closed meanwhile by another goroutine (consumer timeout)
+	// may have missed this consumer when it cancelled the others.
+	ch.mu.Lock()
+	closed := ch.closed
+	ch.mu.Unlock()
+	if closed {
+		q.RemoveConsumer(c)
+	}
+	return nil
 }
 
 // intArg reads an integer field value of any width.
@@ -152,7 +170,7 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	ch.nextTag++
 	tag := ch.nextTag
 	if !m.NoAck {
-		ch.unacked.push(delivery{tag: tag, queue: q, entry: e})
+		ch.unacked.push(ch.conn.srv.newDelivery(tag, q, nil, e, ch.conn.srv.ackTimeout(q, nil)))
 	}
 	c := ch.conn
 	c.out.mu.Lock()
@@ -195,7 +213,7 @@ func (ch *channel) Deliver(qc *queue.Consumer, e queue.Entry) bool {
 	ch.nextTag++
 	tag := ch.nextTag
 	if !qc.NoAck {
-		ch.unacked.push(delivery{tag: tag, queue: qc.Queue(), consumer: qc, entry: e})
+		ch.unacked.push(c.srv.newDelivery(tag, qc.Queue(), qc, e, qc.Timeout))
 	}
 	c.out.buf = wire.AppendDeliver(c.out.buf, ch.id, qc.Tag, tag, e.Redelivered, e.Msg.Exchange, e.Msg.RoutingKey)
 	c.out.buf = c.appendContent(c.out.buf, ch.id, e.Msg)
@@ -288,4 +306,49 @@ func (ch *channel) basicRecover(requeue, reply bool) error {
 		ch.conn.sendMethod(ch.id, &wire.BasicRecoverOk{})
 	}
 	return nil
+}
+
+// ackTimeout is the delivery acknowledgement timeout for a consumer with
+// args on q (args nil for basic.get): the consumer's x-consumer-timeout,
+// else the queue's, else the server's consumer_timeout.
+func (s *Server) ackTimeout(q *queue.Queue, args wire.Table) time.Duration {
+	for _, t := range []wire.Table{args, q.Config().Args} {
+		if v, ok := t["x-consumer-timeout"]; ok {
+			if n, ok := intArg(v); ok && n >= 0 {
+				return time.Duration(n) * time.Millisecond
+			}
+		}
+	}
+	return s.cfg.ConsumerTimeout
+}
+
+// newDelivery records a delivery, stamped with its acknowledgement deadline.
+func (s *Server) newDelivery(tag uint64, q *queue.Queue, c *queue.Consumer, e queue.Entry, timeout time.Duration) delivery {
+	d := delivery{tag: tag, queue: q, consumer: c, entry: e}
+	if timeout > 0 {
+		d.timeout = timeout.Milliseconds()
+		d.deadline = s.nowMillis() + d.timeout
+	}
+	return d
+}
+
+// replyQueueFor sets up direct reply-to for a consumer on the
+// amq.rabbitmq.reply-to pseudo-queue: it must be no-ack, one per channel.
+func (ch *channel) replyQueueFor(noAck bool) (*queue.Queue, error) {
+	if !noAck {
+		return nil, wire.Errorf(wire.PreconditionFailed, "reply consumer cannot acknowledge")
+	}
+	ch.mu.Lock()
+	existing := ch.replyQueue
+	ch.mu.Unlock()
+	if existing != "" {
+		if q, err := ch.conn.vhost.Queue(existing, ch.conn.id); err == nil && !q.Deleted() {
+			return nil, wire.Errorf(wire.PreconditionFailed, "reply consumer already set")
+		}
+	}
+	q := ch.conn.vhost.DeclareReplyQueue(ch.conn.id)
+	ch.mu.Lock()
+	ch.replyQueue = q.Name()
+	ch.mu.Unlock()
+	return q, nil
 }

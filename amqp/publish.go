@@ -76,6 +76,12 @@ func (ch *channel) finishPublish() error {
 // publish routes m to its queues, returns it when mandatory and unroutable,
 // and confirms it in confirm mode.
 func (ch *channel) publish(m *queue.Message, mandatory bool) error {
+	if m.Props.ReplyTo() == replyTo {
+		var err error
+		if m, err = ch.withReplyQueue(m); err != nil {
+			return err
+		}
+	}
 	queues, err := ch.routeMessage(m)
 	if err != nil {
 		return err.(*wire.Error).WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
@@ -83,10 +89,13 @@ func (ch *channel) publish(m *queue.Message, mandatory bool) error {
 	if len(queues) > 0 && m.Props.HasHeaders() {
 		m = withoutBCC(m)
 	}
-	routed := false
+	routed, rejected := false, false
 	for _, q := range queues {
-		if q.Publish(m) {
+		switch q.Publish(m) {
+		case queue.Enqueued:
 			routed = true
+		case queue.Rejected:
+			routed, rejected = true, true
 		}
 	}
 	if !routed && mandatory {
@@ -99,7 +108,11 @@ func (ch *channel) publish(m *queue.Message, mandatory bool) error {
 	}
 	if ch.confirm {
 		ch.publishSeq++
-		ch.confirmAck(ch.publishSeq)
+		if rejected {
+			ch.confirmNack(ch.publishSeq)
+		} else {
+			ch.confirmAck(ch.publishSeq)
+		}
 	}
 	return nil
 }
@@ -160,10 +173,21 @@ func (ch *channel) confirmAck(seq uint64) {
 	}
 }
 
+// confirmNack sends a nack for publish seq, after the acks before it.
+func (ch *channel) confirmNack(seq uint64) {
+	ch.flushConfirms()
+	c := ch.conn
+	c.out.mu.Lock()
+	c.out.buf = wire.AppendConfirm(c.out.buf, ch.id, seq, false, true)
+	c.out.mu.Unlock()
+	c.out.kick()
+}
+
 // flushConfirms sends the pending run of acks.
 func (ch *channel) flushConfirms() {
 	ch.confirmDue = false
-	if ch.ackRunStart == 0 {
+	if ch.ackRunStart == 0 || ch.closing.Load() {
+		ch.ackRunStart, ch.ackRunEnd = 0, 0
 		return
 	}
 	c := ch.conn
@@ -244,4 +268,25 @@ func (ch *channel) txRollback() error {
 	ch.tx = &txState{}
 	ch.conn.sendMethod(ch.id, &wire.TxRollbackOk{})
 	return nil
+}
+
+// withReplyQueue points a request's reply-to at the channel's direct
+// reply-to queue, as RabbitMQ rewrites amq.rabbitmq.reply-to.
+func (ch *channel) withReplyQueue(m *queue.Message) (*queue.Message, error) {
+	ch.mu.Lock()
+	name := ch.replyQueue
+	ch.mu.Unlock()
+	if name == "" {
+		return nil, wire.Errorf(wire.PreconditionFailed, "fast reply consumer does not exist").WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
+	}
+	p, err := m.Props.Decode()
+	if err != nil {
+		return nil, err
+	}
+	p.ReplyTo = name
+	raw, err := p.Append(nil)
+	if err != nil {
+		return nil, err
+	}
+	return queue.NewMessage(m.Exchange, m.RoutingKey, append(raw, m.Body...), len(raw)), nil
 }

@@ -15,6 +15,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/auth"
@@ -29,6 +30,7 @@ type Server struct {
 	vhosts *vhost.Registry
 
 	nextID atomic.Uint64
+	clock  atomic.Int64 // coarse unix ms, for acknowledgement deadlines
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
@@ -58,6 +60,11 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 // Serve accepts connections on ln until ln is closed or Shutdown is called.
 // It returns nil after Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	s.clock.Store(time.Now().UnixMilli())
+	stop := make(chan struct{})
+	clockDone := make(chan struct{})
+	go func() { s.clockLoop(stop); close(clockDone) }()
+	defer func() { close(stop); <-clockDone }()
 	for {
 		nc, err := ln.Accept()
 		if err != nil {

@@ -13,7 +13,9 @@ type delivery struct {
 	queue    *queue.Queue
 	consumer *queue.Consumer // nil for basic.get
 	entry    queue.Entry
-	settled  bool // acked out of order; dropped when it reaches the front
+	deadline int64 // unix ms by which it must be acknowledged; 0 for none
+	timeout  int64 // the timeout that set deadline, ms
+	settled  bool  // acked out of order; dropped when it reaches the front
 }
 
 // unackedList holds a channel's unacknowledged deliveries in delivery-tag
@@ -25,6 +27,9 @@ type unackedList struct {
 	head int
 	n    int // slots in use, tombstones included
 	live int // deliveries not settled
+	// earliest is at or before the earliest deadline of a live delivery
+	// (0: none), so a timeout check can usually skip the scan.
+	earliest int64
 }
 
 func (l *unackedList) at(i int) *delivery { return &l.buf[(l.head+i)%len(l.buf)] }
@@ -40,6 +45,31 @@ func (l *unackedList) push(d delivery) {
 	*l.at(l.n) = d
 	l.n++
 	l.live++
+	if d.deadline != 0 && (l.earliest == 0 || d.deadline < l.earliest) {
+		l.earliest = d.deadline
+	}
+}
+
+// overdue returns the first live delivery whose deadline is before now,
+// and tightens earliest when there is none.
+func (l *unackedList) overdue(now int64) (*delivery, bool) {
+	if l.earliest == 0 || now < l.earliest {
+		return nil, false
+	}
+	l.earliest = 0
+	for i := 0; i < l.n; i++ {
+		d := l.at(i)
+		if d.settled || d.deadline == 0 {
+			continue
+		}
+		if d.deadline <= now {
+			return d, true
+		}
+		if l.earliest == 0 || d.deadline < l.earliest {
+			l.earliest = d.deadline
+		}
+	}
+	return nil, false
 }
 
 func (l *unackedList) popFront() delivery {

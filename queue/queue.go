@@ -2,6 +2,7 @@ package queue
 
 import (
 	"slices"
+	"time"
 	"sync"
 	"sync/atomic"
 
@@ -30,7 +31,10 @@ type Consumer struct {
 	// Prefetch is the consumer's own limit on unacknowledged deliveries
 	// (basic.qos with global=false); 0 is unlimited.
 	Prefetch int
-	Sink     Sink
+	// Timeout is the delivery acknowledgement timeout for this consumer's
+	// deliveries; 0 is none.
+	Timeout time.Duration
+	Sink    Sink
 
 	queue   *Queue
 	unacked int  // guarded by queue.mu
@@ -55,6 +59,12 @@ type Config struct {
 	Args       wire.Table
 	// Owner is the connection that owns an exclusive queue, 0 for none.
 	Owner uint64
+	// MaxLength and MaxLengthBytes bound the ready messages (count, body
+	// bytes); negative means no limit. Overflow says what happens at the
+	// limit.
+	MaxLength      int64
+	MaxLengthBytes int64
+	Overflow       Overflow
 	// SingleActiveConsumer is x-single-active-consumer: one consumer at a
 	// time gets messages; the next takes over when it goes.
 	SingleActiveConsumer bool
@@ -62,6 +72,30 @@ type Config struct {
 	// loses its last consumer and deletes itself.
 	OnAutoDelete func(q *Queue)
 }
+
+// Overflow is a queue's behaviour at its length limit (x-overflow).
+type Overflow uint8
+
+const (
+	// DropHead drops the oldest ready messages to make room (the default).
+	DropHead Overflow = iota
+	// RejectPublish refuses new messages; confirm-mode publishers get a nack.
+	RejectPublish
+	// RejectPublishDLX refuses new messages and dead-letters them.
+	RejectPublishDLX
+)
+
+// PublishResult is what a queue did with a published message.
+type PublishResult uint8
+
+const (
+	// Enqueued: the queue holds (or has delivered) the message.
+	Enqueued PublishResult = iota + 1
+	// Rejected: the queue is at its length limit and refuses new messages.
+	Rejected
+	// Gone: the queue has been deleted.
+	Gone
+)
 
 // Queue is a classic queue.
 type Queue struct {
@@ -73,6 +107,7 @@ type Queue struct {
 	nextSeq     uint64
 	consumers   []*Consumer // highest priority first, then in arrival order
 	rr          int         // round-robin position within a priority group
+	readyBytes  int64
 	unacked     int
 	hadConsumer bool
 	deleted     bool
@@ -81,7 +116,7 @@ type Queue struct {
 	delivered atomic.Uint64
 }
 
-// New returns an empty queue.
+// New returns an empty queue. In cfg, negative length limits mean none.
 func New(cfg Config) *Queue {
 	return &Queue{cfg: cfg}
 }
@@ -102,19 +137,55 @@ func (q *Queue) describe() string {
 }
 
 // Publish enqueues m and delivers it at once when a consumer has credit.
-// It returns false when the queue has been deleted.
-func (q *Queue) Publish(m *Message) bool {
+func (q *Queue) Publish(m *Message) PublishResult {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.deleted {
-		q.mu.Unlock()
-		return false
+		return Gone
+	}
+	if q.fullLocked(1, int64(m.Size())) {
+		if q.cfg.Overflow != DropHead {
+			return Rejected
+		}
+		for q.readyLenLocked() > 0 && q.fullLocked(1, int64(m.Size())) {
+			q.popLocked()
+		}
+		if q.fullLocked(1, int64(m.Size())) && q.cfg.MaxLength == 0 {
+			// x-max-length 0: nothing is ever held; a consumer with credit
+			// may still take the message at once.
+			q.nextSeq++
+			q.published.Add(1)
+			q.deliverOrDropLocked(Entry{Msg: m, Seq: q.nextSeq})
+			return Enqueued
+		}
 	}
 	q.nextSeq++
-	q.ready.pushBack(Entry{Msg: m, Seq: q.nextSeq})
+	q.pushLocked(Entry{Msg: m, Seq: q.nextSeq})
 	q.published.Add(1)
 	q.dispatchLocked()
-	q.mu.Unlock()
-	return true
+	return Enqueued
+}
+
+// fullLocked reports whether adding n messages of size bytes would pass a
+// length limit.
+func (q *Queue) fullLocked(n int, size int64) bool {
+	return q.cfg.MaxLength >= 0 && int64(q.readyLenLocked()+n) > q.cfg.MaxLength ||
+		q.cfg.MaxLengthBytes >= 0 && q.readyBytes+size > q.cfg.MaxLengthBytes
+}
+
+// deliverOrDropLocked offers e to a consumer with credit, dropping it when
+// there is none (a queue with x-max-length 0).
+func (q *Queue) deliverOrDropLocked(e Entry) {
+	q.pushLocked(e)
+	q.dispatchLocked()
+	if q.readyLenLocked() > 0 {
+		q.popLocked()
+	}
+}
+
+func (q *Queue) pushLocked(e Entry) {
+	q.ready.pushBack(e)
+	q.readyBytes += int64(e.Msg.Size())
 }
 
 // readyLenLocked is the number of messages waiting for a consumer.
@@ -122,14 +193,19 @@ func (q *Queue) readyLenLocked() int { return q.ready.len() + q.returned.len() }
 
 // popLocked takes the next entry to offer.
 func (q *Queue) popLocked() Entry {
+	var e Entry
 	if q.returned.len() > 0 {
-		return q.returned.popFront()
+		e = q.returned.popFront()
+	} else {
+		e = q.ready.popFront()
 	}
-	return q.ready.popFront()
+	q.readyBytes -= int64(e.Msg.Size())
+	return e
 }
 
 // unpopLocked puts back an entry popLocked returned.
 func (q *Queue) unpopLocked(e Entry) {
+	q.readyBytes += int64(e.Msg.Size())
 	if e.Redelivered {
 		q.returned.pushFront(e)
 		return
@@ -297,6 +373,7 @@ func (q *Queue) Requeue(c *Consumer, entries []Entry) {
 		for _, e := range entries {
 			e.Redelivered = true
 			q.returned.insertSorted(e)
+			q.readyBytes += int64(e.Msg.Size())
 		}
 		q.dispatchLocked()
 	}
@@ -309,8 +386,7 @@ func (q *Queue) Purge() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := q.readyLenLocked()
-	q.ready = deque{}
-	q.returned = deque{}
+	q.ready, q.returned, q.readyBytes = deque{}, deque{}, 0
 	return n
 }
 
@@ -333,7 +409,7 @@ func (q *Queue) Delete(ifUnused, ifEmpty bool) (int, error) {
 	}
 	q.deleted = true
 	n := q.readyLenLocked()
-	q.ready, q.returned = deque{}, deque{}
+	q.ready, q.returned, q.readyBytes = deque{}, deque{}, 0
 	consumers := q.consumers
 	q.consumers = nil
 	q.mu.Unlock()

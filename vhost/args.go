@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/queue"
 )
 
 // equivalentQueueArgs are the arguments a redeclare must repeat exactly.
@@ -17,19 +18,30 @@ var equivalentQueueArgs = []string{
 // queueArgs are a queue's parsed arguments.
 type queueArgs struct {
 	singleActiveConsumer bool
+	maxLength            int64 // -1: none
+	maxLengthBytes       int64 // -1: none
+	overflow             queue.Overflow
 }
 
 // validateQueueArgs checks the arguments RabbitMQ checks and parses the ones
 // Warren acts on. Unknown arguments are accepted and ignored, as in RabbitMQ.
 func validateQueueArgs(what string, args wire.Table) (queueArgs, error) {
-	var qa queueArgs
+	qa := queueArgs{maxLength: -1, maxLengthBytes: -1}
 	for k, v := range args {
 		var problem string
 		switch k {
 		case "x-expires":
 			problem = intArg(v, 1, math.MaxInt64)
-		case "x-message-ttl", "x-max-length", "x-max-length-bytes", "x-consumer-timeout":
+		case "x-message-ttl", "x-consumer-timeout":
 			problem = intArg(v, 0, math.MaxInt64)
+		case "x-max-length":
+			if problem = intArg(v, 0, math.MaxInt64); problem == "" {
+				qa.maxLength, _ = intValue(v)
+			}
+		case "x-max-length-bytes":
+			if problem = intArg(v, 0, math.MaxInt64); problem == "" {
+				qa.maxLengthBytes, _ = intValue(v)
+			}
 		case "x-max-priority":
 			if problem = intArg(v, 0, math.MaxInt64); problem == "" {
 				if n, _ := intValue(v); n > 255 {
@@ -41,7 +53,13 @@ func validateQueueArgs(what string, args wire.Table) (queueArgs, error) {
 			switch {
 			case !ok:
 				problem = "{unacceptable_type," + typeName(v) + "}"
-			case s != "drop-head" && s != "reject-publish" && s != "reject-publish-dlx":
+			case s == "drop-head":
+				qa.overflow = queue.DropHead
+			case s == "reject-publish":
+				qa.overflow = queue.RejectPublish
+			case s == "reject-publish-dlx":
+				qa.overflow = queue.RejectPublishDLX
+			default:
 				problem = "{unknown_overflow_strategy,<<\"" + s + "\">>}"
 			}
 		case "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-mode":

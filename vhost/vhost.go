@@ -309,6 +309,7 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (*queue.Queue, error) {
 	cfg := queue.Config{
 		Name: s.Name, VHost: v.name, Durable: s.Durable, Exclusive: s.Exclusive, AutoDelete: s.AutoDelete,
 		Args: s.Args, SingleActiveConsumer: args.singleActiveConsumer, Owner: s.Owner,
+		MaxLength: args.maxLength, MaxLengthBytes: args.maxLengthBytes, Overflow: args.overflow,
 		OnAutoDelete: v.autoDeleted,
 	}
 	if !s.Exclusive {
@@ -318,6 +319,23 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (*queue.Queue, error) {
 	v.queues[s.Name] = q
 	v.gen.Add(1)
 	return q, nil
+}
+
+// ReplyToPrefix starts the names of direct reply-to queues.
+const ReplyToPrefix = "amq.rabbitmq.reply-to."
+
+// DeclareReplyQueue creates the hidden queue behind a channel's direct
+// reply-to consumer: exclusive to owner, deleted with its consumer, and
+// reachable through the default exchange by its generated name.
+func (v *VHost) DeclareReplyQueue(owner uint64) *queue.Queue {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	name := generateName(ReplyToPrefix)
+	q := queue.New(queue.Config{Name: name, VHost: v.name, Exclusive: true, AutoDelete: true, Owner: owner,
+		MaxLength: -1, MaxLengthBytes: -1, OnAutoDelete: v.autoDeleted})
+	v.queues[name] = q
+	v.gen.Add(1)
+	return q
 }
 
 // checkExclusiveLocked refuses access to another connection's exclusive queue.
