@@ -415,6 +415,9 @@ func (c *conn) handleConnectionMethod(k wire.MethodKey, args []byte) error {
 		if m.ReplyCode != wire.ReplySuccess {
 			c.log.Info("client closed connection with error", "code", m.ReplyCode, "text", m.ReplyText)
 		}
+		// Channels go first, so that by the time the client has close-ok
+		// its consumers are gone and its deliveries requeued.
+		c.closeChannels()
 		c.sendMethod(0, &wire.ConnectionCloseOk{})
 		return errClosedByPeer
 	case wire.MethodConnectionCloseOk:
