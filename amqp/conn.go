@@ -35,7 +35,7 @@ type conn struct {
 
 	channels    map[uint16]*channel
 	channelList atomic.Pointer[[]*channel] // the open channels, for the deadline check
-	dueConfirms []*channel // channels with confirms to send when the read batch ends
+	dueConfirms []*channel                 // channels with confirms to send when the read batch ends
 
 	out        outbound
 	done       chan struct{}  // closed when the reader ends; stops the writer
