@@ -16,6 +16,7 @@ import (
 type producer struct {
 	id        uint16
 	count     int // producers in the run
+	clock     *clock
 	c         *client
 	frames    []byte // one message: method, header and body frames
 	bodyAt    int    // offset of the body's first byte in frames
@@ -46,10 +47,11 @@ type producer struct {
 	closeErr   error     // set by finish
 }
 
-func newProducer(id uint16, c *client, o *Options, exchange, key string) *producer {
+func newProducer(id uint16, c *client, o *Options, clk *clock, exchange, key string) *producer {
 	p := &producer{
 		id:         id,
 		count:      o.Producers,
+		clock:      clk,
 		c:          c,
 		limit:      uint64(o.PMessages),
 		rate:       o.Rate,
@@ -117,7 +119,7 @@ func encodePublish(exchange, key string, mandatory, persistent bool, size, frame
 
 // run publishes until stopped or the message count is reached, then waits
 // for outstanding confirms (giving up after idleLimit without progress).
-func (p *producer) run(start time.Time) {
+func (p *producer) run(start int64) {
 	defer close(p.runDone)
 	w := p.c.w
 	stamp := p.frames[p.bodyAt : p.bodyAt+p.bodyLen]
@@ -125,11 +127,12 @@ func (p *producer) run(start time.Time) {
 	if p.rate > 0 {
 		interval = time.Duration(float64(time.Second) / p.rate)
 	}
-	// Send time of the next message when rate limited. Producers start at
-	// evenly spread phases so that many slow producers do not fire together.
+	// Send time (clock nanoseconds) of the next message when rate limited.
+	// Producers start at evenly spread phases so that many slow producers
+	// do not fire together.
 	next := start
 	if interval > 0 && p.count > 1 {
-		next = start.Add(interval * time.Duration(p.id) / time.Duration(p.count))
+		next += int64(interval) * int64(p.id) / int64(p.count)
 	}
 	var seq uint64
 	for !p.stop.Load() && (p.limit == 0 || seq < p.limit) {
@@ -137,22 +140,22 @@ func (p *producer) run(start time.Time) {
 			p.err = fmt.Errorf("producer %d: sequence numbers exhausted", p.id)
 			break
 		}
-		now := time.Now()
+		now := p.clock.nowNano()
 		if interval > 0 {
-			if d := next.Sub(now); d > 0 {
+			if d := next - now; d > 0 {
 				if p.err = p.flush(); p.err != nil {
 					return
 				}
-				if !p.sleep(d) {
+				if !p.sleep(time.Duration(d)) {
 					break
 				}
-				now = time.Now()
-			} else if -d > time.Second {
-				// Fell more than a second behind: drop the missed tokens
+				now = p.clock.nowNano()
+			} else if -d > int64(time.Second) {
+				// Fell more than a second behind: drop the missed slots
 				// instead of bursting to catch up.
 				next = now
 			}
-			next = next.Add(interval)
+			next += int64(interval)
 		}
 		if p.window > 0 && seq-p.settled.Load() >= p.window {
 			if p.err = p.flush(); p.err != nil {
@@ -161,9 +164,9 @@ func (p *producer) run(start time.Time) {
 			if !p.waitConfirms(seq - p.window + 1) {
 				break
 			}
-			now = time.Now()
+			now = p.clock.nowNano()
 		}
-		encodeBody(stamp, p.id, seq, now.UnixNano())
+		encodeBody(stamp, p.id, seq, now)
 		if _, p.err = w.Write(p.frames); p.err != nil {
 			return
 		}

@@ -79,6 +79,7 @@ type runner struct {
 	out       io.Writer // interval lines
 	stopSig   <-chan os.Signal
 
+	clock     clock
 	start     time.Time
 	sendStart time.Time
 	recvStart time.Time
@@ -106,7 +107,8 @@ func run(o *Options, out io.Writer, stopSig <-chan os.Signal) (*summary, error) 
 	if r.id == "" {
 		r.id = newTestID()
 	}
-	r.start = time.Now()
+	r.clock = newClock()
+	r.start = r.clock.base
 	defer r.closeAll()
 	if err := r.setup(); err != nil {
 		return nil, err
@@ -148,7 +150,7 @@ func (r *runner) setup() error {
 				return err
 			}
 		}
-		cs := newConsumer(i, c, name, o, newReceiveTrack(q, o.Producers, startNano))
+		cs := newConsumer(i, c, name, o, &r.clock, newReceiveTrack(q, o.Producers, startNano))
 		r.consumers = append(r.consumers, cs)
 		go cs.run()
 	}
@@ -163,7 +165,7 @@ func (r *runner) setup() error {
 				return err
 			}
 		}
-		r.producers = append(r.producers, newProducer(uint16(i), c, o, r.topo.exchange, r.topo.producerKey[i]))
+		r.producers = append(r.producers, newProducer(uint16(i), c, o, &r.clock, r.topo.exchange, r.topo.producerKey[i]))
 	}
 	return nil
 }
@@ -192,7 +194,7 @@ func (r *runner) execute() *summary {
 	}
 	for _, p := range r.producers {
 		go p.read()
-		go p.run(r.sendStart)
+		go p.run(r.clock.baseNano + int64(r.sendStart.Sub(r.clock.base)))
 	}
 	producersDone := make(chan struct{})
 	go func() {
