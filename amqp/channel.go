@@ -34,15 +34,14 @@ type channel struct {
 	// Publishing (reader only).
 	content     contentState
 	pub         wire.BasicPublish // the publish being assembled
-	data        []byte            // its properties followed by its body
-	propsLen    int
+	data        []byte            // the message's one buffer (queue.AllocMessage)
+	bodyOff     int               // where the body starts in data
 	received    int
 	route       vhost.RouteScratch
 	routeCache  routeCache
 	confirm     bool
 	publishSeq  uint64 // last publish sequence number in confirm mode
-	ackRunStart uint64 // first of a run of acks not yet sent (0: none)
-	ackRunEnd   uint64
+	confirms    confirms
 	confirmDue  bool // registered with the connection for a batch-end flush
 	tx          *txState
 

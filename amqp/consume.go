@@ -270,20 +270,21 @@ func (ch *channel) takeDeliveries(tag uint64, multiple bool) ([]delivery, error)
 // settle tells the queues about settled deliveries, grouping runs that
 // share a queue and consumer into one call.
 func settle(ds []delivery, requeue bool) {
-	var entries []queue.Entry
+	var buf [16]queue.Entry
+	entries := buf[:0]
 	for i := 0; i < len(ds); {
 		j := i + 1
 		for j < len(ds) && ds[j].queue == ds[i].queue && ds[j].consumer == ds[i].consumer {
 			j++
 		}
+		entries = entries[:0]
+		for _, d := range ds[i:j] {
+			entries = append(entries, d.entry)
+		}
 		if requeue {
-			entries = entries[:0]
-			for _, d := range ds[i:j] {
-				entries = append(entries, d.entry)
-			}
 			ds[i].queue.Requeue(ds[i].consumer, entries)
 		} else {
-			ds[i].queue.Ack(ds[i].consumer, j-i)
+			ds[i].queue.Ack(ds[i].consumer, entries)
 		}
 		i = j
 	}

@@ -35,9 +35,10 @@ func (ch *channel) publishHeader(payload []byte) error {
 		return wire.Errorf(wire.PreconditionFailed, "message size "+strconv.FormatUint(h.BodySize, 10)+
 			" is larger than configured max size "+strconv.FormatUint(max, 10)).WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
 	}
-	ch.propsLen = len(h.Props)
-	ch.data = make([]byte, ch.propsLen+int(h.BodySize))
-	copy(ch.data, h.Props)
+	var off int
+	ch.data, off = queue.AllocMessage(ch.pub.Exchange, ch.pub.RoutingKey, len(h.Props), int(h.BodySize))
+	copy(ch.data[off:], h.Props)
+	ch.bodyOff = off + len(h.Props)
 	ch.received = 0
 	if h.BodySize == 0 {
 		return ch.finishPublish()
@@ -48,7 +49,7 @@ func (ch *channel) publishHeader(payload []byte) error {
 
 // publishBody handles a body frame of a publish.
 func (ch *channel) publishBody(p []byte) error {
-	body := ch.data[ch.propsLen:]
+	body := ch.data[ch.bodyOff:]
 	if ch.received+len(p) > len(body) {
 		return wire.Errorf(wire.FrameError, "content body larger than the "+strconv.Itoa(len(body))+
 			" bytes its header announced").WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
@@ -63,8 +64,11 @@ func (ch *channel) publishBody(p []byte) error {
 // finishPublish routes a completely received message.
 func (ch *channel) finishPublish() error {
 	ch.content = awaitMethod
-	m := queue.NewMessage(ch.pub.Exchange, ch.pub.RoutingKey, ch.data, ch.propsLen)
+	m, err := queue.DecodeMessage(ch.data, ch.pub.Exchange, ch.pub.RoutingKey)
 	ch.data = nil
+	if err != nil {
+		return wire.Errorf(wire.InternalError, err.Error())
+	}
 	if ch.tx != nil {
 		// Routing errors surface at commit, as in RabbitMQ.
 		ch.tx.publishes = append(ch.tx.publishes, txPublish{msg: m, mandatory: ch.pub.Mandatory})
@@ -89,16 +93,8 @@ func (ch *channel) publish(m *queue.Message, mandatory bool) error {
 	if len(queues) > 0 && m.Props.HasHeaders() {
 		m = withoutBCC(m)
 	}
-	routed, rejected := false, false
-	for _, q := range queues {
-		switch q.Publish(m) {
-		case queue.Enqueued:
-			routed = true
-		case queue.Rejected:
-			routed, rejected = true, true
-		}
-	}
-	if !routed && mandatory {
+	out := queue.PublishTo(queues, m, ch.conn.srv.storage)
+	if !out.Routed && mandatory {
 		c := ch.conn
 		c.out.mu.Lock()
 		c.out.buf = wire.AppendReturn(c.out.buf, ch.id, wire.NoRoute, "NO_ROUTE", m.Exchange, m.RoutingKey)
@@ -108,11 +104,7 @@ func (ch *channel) publish(m *queue.Message, mandatory bool) error {
 	}
 	if ch.confirm {
 		ch.publishSeq++
-		if rejected {
-			ch.confirmNack(ch.publishSeq)
-		} else {
-			ch.confirmAck(ch.publishSeq)
-		}
+		ch.addConfirm(ch.publishSeq, out.Ticket, out.Rejected)
 	}
 	return nil
 }
@@ -157,45 +149,7 @@ func withoutBCC(m *queue.Message) *queue.Message {
 	if err != nil {
 		return m
 	}
-	return queue.NewMessage(m.Exchange, m.RoutingKey, append(raw, m.Body...), len(raw))
-}
-
-// confirmAck records that publish seq is confirmed; consecutive acks go out
-// as one basic.ack with multiple=true when the read batch ends.
-func (ch *channel) confirmAck(seq uint64) {
-	if ch.ackRunStart == 0 {
-		ch.ackRunStart = seq
-	}
-	ch.ackRunEnd = seq
-	if !ch.confirmDue {
-		ch.confirmDue = true
-		ch.conn.dueConfirms = append(ch.conn.dueConfirms, ch)
-	}
-}
-
-// confirmNack sends a nack for publish seq, after the acks before it.
-func (ch *channel) confirmNack(seq uint64) {
-	ch.flushConfirms()
-	c := ch.conn
-	c.out.mu.Lock()
-	c.out.buf = wire.AppendConfirm(c.out.buf, ch.id, seq, false, true)
-	c.out.mu.Unlock()
-	c.out.kick()
-}
-
-// flushConfirms sends the pending run of acks.
-func (ch *channel) flushConfirms() {
-	ch.confirmDue = false
-	if ch.ackRunStart == 0 || ch.closing.Load() {
-		ch.ackRunStart, ch.ackRunEnd = 0, 0
-		return
-	}
-	c := ch.conn
-	c.out.mu.Lock()
-	c.out.buf = wire.AppendConfirm(c.out.buf, ch.id, ch.ackRunEnd, ch.ackRunEnd > ch.ackRunStart, false)
-	c.out.mu.Unlock()
-	c.out.kick()
-	ch.ackRunStart, ch.ackRunEnd = 0, 0
+	return queue.BuildMessage(m.Exchange, m.RoutingKey, raw, m.Body)
 }
 
 // txState is a channel's open transaction.
@@ -288,5 +242,5 @@ func (ch *channel) withReplyQueue(m *queue.Message) (*queue.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return queue.NewMessage(m.Exchange, m.RoutingKey, append(raw, m.Body...), len(raw)), nil
+	return queue.BuildMessage(m.Exchange, m.RoutingKey, raw, m.Body), nil
 }

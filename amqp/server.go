@@ -19,6 +19,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/auth"
+	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
 
@@ -26,8 +27,9 @@ import (
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	users  *auth.Store
-	vhosts *vhost.Registry
+	users   *auth.Store
+	vhosts  *vhost.Registry
+	storage *queue.Storage
 
 	nextID atomic.Uint64
 	clock  atomic.Int64 // coarse unix ms, for acknowledgement deadlines
@@ -38,11 +40,13 @@ type Server struct {
 	wg      sync.WaitGroup // one per connection
 }
 
-// Deps are what a Server serves: users and virtual hosts.
+// Deps are what a Server serves: users, virtual hosts and the storage
+// their queues share (nil: everything in memory).
 type Deps struct {
-	Users  *auth.Store
-	Vhosts *vhost.Registry
-	Log    *slog.Logger
+	Users   *auth.Store
+	Vhosts  *vhost.Registry
+	Storage *queue.Storage
+	Log     *slog.Logger
 }
 
 // NewServer returns a server with the given configuration.
@@ -54,7 +58,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, users: deps.Users, vhosts: deps.Vhosts, conns: map[*conn]struct{}{}}, nil
+	return &Server{cfg: cfg, log: log, users: deps.Users, vhosts: deps.Vhosts, storage: deps.Storage, conns: map[*conn]struct{}{}}, nil
 }
 
 // Serve accepts connections on ln until ln is closed or Shutdown is called.

@@ -10,9 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/auth"
+	"github.com/warrenmq/warren/persistence"
+	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
 
@@ -25,6 +29,13 @@ type Config struct {
 	DefaultVhost  string
 	LoopbackUsers []string
 	AMQP          amqp.Config
+	// Sync: fsync each store batch before confirming (true), or rely on
+	// the OS page cache as RabbitMQ's classic queues do (false).
+	Sync bool
+	// QueueMemory and TotalMemory are the message body bytes one queue,
+	// and all queues together, keep in memory before paging to the store.
+	QueueMemory int64
+	TotalMemory int64
 }
 
 // DefaultConfig returns a node configuration with RabbitMQ's defaults.
@@ -37,8 +48,18 @@ func DefaultConfig() Config {
 		DefaultVhost:  vhost.DefaultName,
 		LoopbackUsers: []string{"guest"},
 		AMQP:          amqp.DefaultConfig(),
+		Sync:          true,
+		QueueMemory:   DefaultQueueMemory,
+		TotalMemory:   DefaultTotalMemory,
 	}
 }
+
+// Paging defaults: a queue keeps up to 64 MiB of bodies in memory, all
+// queues together 512 MiB; past that, new messages wait in the store.
+const (
+	DefaultQueueMemory = 64 << 20
+	DefaultTotalMemory = 512 << 20
+)
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
@@ -64,6 +85,7 @@ type Broker struct {
 	log    *slog.Logger
 	ln     net.Listener
 	amqp   *amqp.Server
+	store  *persistence.Store
 	served chan error
 }
 
@@ -78,8 +100,25 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	vhosts := vhost.NewRegistry()
-	vhosts.Add(cfg.DefaultVhost)
+	opts := persistence.DefaultOptions(filepath.Join(cfg.DataDir, "store"))
+	opts.Sync = cfg.Sync
+	opts.Logger = log.With("component", "store")
+	store, err := persistence.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("opening the store: %w", err)
+	}
+	storage := &queue.Storage{Store: store, Log: log, QueueBudget: cfg.QueueMemory, GlobalBudget: cfg.TotalMemory}
+	vhosts := vhost.NewRegistry(storage)
+	started := time.Now()
+	if err := vhosts.Load(); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("recovering from the store: %w", err)
+	}
+	log.Info("recovered definitions and messages", "elapsed", time.Since(started).Round(time.Millisecond))
+	if _, err := vhosts.Add(cfg.DefaultVhost); err != nil {
+		store.Close()
+		return nil, err
+	}
 	users, err := auth.New(auth.Config{
 		DefaultUser:   cfg.DefaultUser,
 		DefaultPass:   cfg.DefaultPass,
@@ -87,17 +126,20 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		LoopbackUsers: cfg.LoopbackUsers,
 	})
 	if err != nil {
+		store.Close()
 		return nil, fmt.Errorf("users: %w", err)
 	}
-	srv, err := amqp.NewServer(cfg.AMQP, amqp.Deps{Users: users, Vhosts: vhosts, Log: log})
+	srv, err := amqp.NewServer(cfg.AMQP, amqp.Deps{Users: users, Vhosts: vhosts, Storage: storage, Log: log})
 	if err != nil {
+		store.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		store.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	b := &Broker{cfg: cfg, log: log, ln: ln, amqp: srv, served: make(chan error, 1)}
+	b := &Broker{cfg: cfg, log: log, ln: ln, amqp: srv, store: store, served: make(chan error, 1)}
 	go func() { b.served <- srv.Serve(ln) }()
 	log.Info("Warren started", "listen", ln.Addr().String(), "data_dir", cfg.DataDir, "version", cfg.AMQP.Version)
 	return b, nil
@@ -114,6 +156,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	b.ln.Close()
 	if serr := <-b.served; serr != nil {
 		err = errors.Join(err, serr)
+	}
+	if serr := b.store.Close(); serr != nil {
+		err = errors.Join(err, fmt.Errorf("closing the store: %w", serr))
 	}
 	b.log.Info("Warren stopped")
 	return err

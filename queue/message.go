@@ -1,5 +1,7 @@
 // Package queue implements Warren's classic queue: messages in order,
-// consumers with prefetch credit, deliveries and their acknowledgements.
+// consumers with prefetch credit, deliveries and their acknowledgements,
+// length limits, and the queue's side of persistence (index entries in the
+// store, paging bodies out past a memory budget, recovery).
 //
 // A queue is a struct under its own lock, not a goroutine: whoever holds the
 // work does it. A publisher's goroutine enqueues and, when a consumer has
@@ -9,11 +11,20 @@
 package queue
 
 import (
+	"encoding/binary"
+	"errors"
+
 	"github.com/warrenmq/warren/amqp/wire"
 )
 
 // Message is one published message. It is immutable once built and shared,
 // never copied, by every queue the publish reached.
+//
+// Its fields live in one buffer, laid out as the store keeps it, so that a
+// persistent message is written without another copy:
+//
+//	version(1)=1 | len(exchange)(1) | exchange | len(routing key)(1) | routing key |
+//	len(properties)(4) | properties | body
 type Message struct {
 	Exchange   string
 	RoutingKey string
@@ -23,27 +34,90 @@ type Message struct {
 	Body []byte
 	// Persistent is delivery-mode 2.
 	Persistent bool
+	// ID is the message's id in the store, 0 when it is not stored. It is
+	// set before any queue takes the message.
+	ID uint64
+	// data is the whole encoded message (see the layout above).
+	data []byte
 }
 
-// NewMessage builds a message whose properties and body live in one
-// allocation: data holds the properties followed by the body.
-func NewMessage(exchange, routingKey string, data []byte, propsLen int) *Message {
-	m := &Message{
-		Exchange:   exchange,
-		RoutingKey: routingKey,
-		Props:      wire.RawProperties(data[:propsLen:propsLen]),
-		Body:       data[propsLen:],
+const messageVersion = 1
+
+// AllocMessage returns a buffer for a message with the given exchange,
+// routing key and sizes, with its header filled in, and the offset at which
+// the caller copies the properties (the body follows them).
+func AllocMessage(exchange, routingKey string, propsLen, bodyLen int) ([]byte, int) {
+	hdr := 1 + 1 + len(exchange) + 1 + len(routingKey) + 4
+	b := make([]byte, hdr+propsLen+bodyLen)
+	b[0] = messageVersion
+	n := 1
+	b[n] = byte(len(exchange))
+	n += 1 + copy(b[n+1:], exchange)
+	b[n] = byte(len(routingKey))
+	n += 1 + copy(b[n+1:], routingKey)
+	binary.BigEndian.PutUint32(b[n:], uint32(propsLen))
+	return b, hdr
+}
+
+// errBadMessage is a stored message that does not parse.
+var errBadMessage = errors.New("malformed stored message")
+
+// DecodeMessage parses a buffer built by AllocMessage (or read back from the
+// store) into a Message that keeps the buffer. exchange and routingKey, when
+// they equal the encoded ones, are reused instead of allocating new strings.
+func DecodeMessage(data []byte, exchange, routingKey string) (*Message, error) {
+	if len(data) < 7 || data[0] != messageVersion {
+		return nil, errBadMessage
+	}
+	n := 1
+	el := int(data[n])
+	if len(data) < n+1+el+1 {
+		return nil, errBadMessage
+	}
+	ex := data[n+1 : n+1+el]
+	n += 1 + el
+	rl := int(data[n])
+	if len(data) < n+1+rl+4 {
+		return nil, errBadMessage
+	}
+	rk := data[n+1 : n+1+rl]
+	n += 1 + rl
+	pl := int(binary.BigEndian.Uint32(data[n:]))
+	n += 4
+	if pl > len(data)-n {
+		return nil, errBadMessage
+	}
+	m := &Message{Props: wire.RawProperties(data[n : n+pl : n+pl]), Body: data[n+pl:], data: data}
+	if string(ex) == exchange {
+		m.Exchange = exchange
+	} else {
+		m.Exchange = string(ex)
+	}
+	if string(rk) == routingKey {
+		m.RoutingKey = routingKey
+	} else {
+		m.RoutingKey = string(rk)
 	}
 	m.Persistent = m.Props.DeliveryMode() == 2
-	return m
+	return m, nil
 }
+
+// Data returns the message's encoded form, what the store keeps.
+func (m *Message) Data() []byte { return m.data }
 
 // Size is the message's body size, the figure length limits count.
 func (m *Message) Size() int { return len(m.Body) }
 
 // Entry is a message's place in one queue.
 type Entry struct {
-	Msg         *Message
-	Seq         uint64 // position in the queue, increasing in publish order
+	// Msg is the message, nil while its body is paged out to the store.
+	Msg *Message
+	// Seq is the position in the queue, increasing in publish order.
+	Seq uint64
+	// ID is the message's store id when this queue holds an index entry
+	// for it (0 when it does not).
+	ID uint64
+	// Size is the body size (known even while paged out).
+	Size        int64
 	Redelivered bool
 }

@@ -2,11 +2,12 @@ package queue
 
 import (
 	"slices"
-	"time"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/persistence"
 )
 
 // Sink receives a consumer's deliveries; the AMQP channel that owns the
@@ -71,6 +72,12 @@ type Config struct {
 	// OnAutoDelete runs (without the queue's lock) when an auto-delete queue
 	// loses its last consumer and deletes itself.
 	OnAutoDelete func(q *Queue)
+	// ID is the queue's id in the store, and Storage the broker's storage:
+	// a durable queue writes index entries for its persistent messages, and
+	// any queue with Storage pages bodies out past the memory budgets.
+	// Storage nil: everything stays in memory.
+	ID      uint64
+	Storage *Storage
 }
 
 // Overflow is a queue's behaviour at its length limit (x-overflow).
@@ -105,12 +112,14 @@ type Queue struct {
 	ready       deque // in publish order
 	returned    deque // requeued entries, in Seq order; offered before ready
 	nextSeq     uint64
+	readyBytes  int64 // body bytes of ready messages
+	resident    int64 // body bytes of ready messages held in memory
 	consumers   []*Consumer // highest priority first, then in arrival order
 	rr          int         // round-robin position within a priority group
-	readyBytes  int64
 	unacked     int
 	hadConsumer bool
 	deleted     bool
+	scratch     []byte // for index entry metadata
 
 	published atomic.Uint64
 	delivered atomic.Uint64
@@ -127,43 +136,100 @@ func (q *Queue) Name() string { return q.cfg.Name }
 // Config returns what the queue was declared with.
 func (q *Queue) Config() *Config { return &q.cfg }
 
-// Errors for consumers.
-var (
-	errExclusiveUse = "in exclusive use"
-)
-
 func (q *Queue) describe() string {
 	return "queue '" + q.cfg.Name + "' in vhost '" + q.cfg.VHost + "'"
 }
 
-// Publish enqueues m and delivers it at once when a consumer has credit.
-func (q *Queue) Publish(m *Message) PublishResult {
+// store returns the store, or nil when the queue keeps nothing there.
+func (q *Queue) store() *persistence.Store {
+	if q.cfg.Storage == nil {
+		return nil
+	}
+	return q.cfg.Storage.Store
+}
+
+// Publish enqueues m and delivers it at once when a consumer has credit. A
+// persistent message on a durable queue gets an index entry in the store;
+// the ticket returned is that write's batch (0 when nothing was written).
+// Use PublishTo, which stores the message itself first.
+func (q *Queue) Publish(m *Message) (PublishResult, persistence.Ticket) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.deleted {
-		return Gone
+		return Gone, 0
 	}
-	if q.fullLocked(1, int64(m.Size())) {
+	size := int64(m.Size())
+	if q.fullLocked(1, size) {
 		if q.cfg.Overflow != DropHead {
-			return Rejected
+			return Rejected, 0
 		}
-		for q.readyLenLocked() > 0 && q.fullLocked(1, int64(m.Size())) {
-			q.popLocked()
-		}
-		if q.fullLocked(1, int64(m.Size())) && q.cfg.MaxLength == 0 {
-			// x-max-length 0: nothing is ever held; a consumer with credit
-			// may still take the message at once.
-			q.nextSeq++
-			q.published.Add(1)
-			q.deliverOrDropLocked(Entry{Msg: m, Seq: q.nextSeq})
-			return Enqueued
+		for q.readyLenLocked() > 0 && q.fullLocked(1, size) {
+			q.settleLocked(q.popLocked())
 		}
 	}
 	q.nextSeq++
-	q.pushLocked(Entry{Msg: m, Seq: q.nextSeq})
 	q.published.Add(1)
+	e := Entry{Msg: m, Seq: q.nextSeq, Size: size}
+	var t persistence.Ticket
+	if st := q.store(); st != nil {
+		if m.Persistent && q.cfg.Durable && m.ID != 0 {
+			e.ID = m.ID
+			q.scratch = appendMeta(q.scratch[:0], false, size)
+			t = st.PutEntry(q.cfg.ID, e.Seq, e.ID, q.scratch)
+		}
+		if q.overBudgetLocked(size) {
+			q.pageOutLocked(&e)
+		}
+	}
+	q.pushLocked(e)
 	q.dispatchLocked()
-	return Enqueued
+	if q.fullLocked(0, 0) {
+		// x-max-length 0: nothing is held that no consumer took at once.
+		for q.readyLenLocked() > 0 {
+			q.settleLocked(q.popLocked())
+		}
+	}
+	return Enqueued, t
+}
+
+// overBudgetLocked reports whether a new message of size bytes should be
+// paged out rather than kept in memory.
+func (q *Queue) overBudgetLocked(size int64) bool {
+	st := q.cfg.Storage
+	return st.QueueBudget > 0 && q.resident+size > st.QueueBudget ||
+		st.GlobalBudget > 0 && st.resident.Load()+size > st.GlobalBudget
+}
+
+// pageOutLocked drops e's body from memory, writing it to the store first
+// when it is not there (a transient message, or one on a non-durable queue).
+func (q *Queue) pageOutLocked(e *Entry) {
+	st := q.store()
+	if e.ID == 0 {
+		e.ID = st.NextMessageID()
+		st.PutMessage(e.ID, e.Msg.data)
+		q.scratch = appendMeta(q.scratch[:0], true, e.Size)
+		st.PutEntry(q.cfg.ID, e.Seq, e.ID, q.scratch)
+	}
+	e.Msg = nil
+}
+
+// pageInLocked reads a paged-out entry's message back from the store. It
+// returns false when the store cannot produce it; the entry is then dropped.
+func (q *Queue) pageInLocked(e *Entry) bool {
+	data, err := q.store().Message(e.ID, nil)
+	if err == nil {
+		var m *Message
+		if m, err = DecodeMessage(data, "", ""); err == nil {
+			m.ID = e.ID
+			e.Msg = m
+			return true
+		}
+	}
+	if l := q.cfg.Storage.Log; l != nil {
+		l.Error("reading a paged-out message failed: dropping it", "queue", q.cfg.Name, "vhost", q.cfg.VHost, "id", e.ID, "err", err)
+	}
+	q.settleLocked(*e)
+	return false
 }
 
 // fullLocked reports whether adding n messages of size bytes would pass a
@@ -173,25 +239,26 @@ func (q *Queue) fullLocked(n int, size int64) bool {
 		q.cfg.MaxLengthBytes >= 0 && q.readyBytes+size > q.cfg.MaxLengthBytes
 }
 
-// deliverOrDropLocked offers e to a consumer with credit, dropping it when
-// there is none (a queue with x-max-length 0).
-func (q *Queue) deliverOrDropLocked(e Entry) {
-	q.pushLocked(e)
-	q.dispatchLocked()
-	if q.readyLenLocked() > 0 {
-		q.popLocked()
+// readyLenLocked is the number of messages waiting for a consumer.
+func (q *Queue) readyLenLocked() int { return q.ready.len() + q.returned.len() }
+
+// countLocked adds (or with sign -1 removes) e to the ready byte counts.
+func (q *Queue) countLocked(e *Entry, sign int64) {
+	q.readyBytes += sign * e.Size
+	if e.Msg != nil {
+		q.resident += sign * e.Size
+		if st := q.cfg.Storage; st != nil {
+			st.resident.Add(sign * e.Size)
+		}
 	}
 }
 
 func (q *Queue) pushLocked(e Entry) {
+	q.countLocked(&e, 1)
 	q.ready.pushBack(e)
-	q.readyBytes += int64(e.Msg.Size())
 }
 
-// readyLenLocked is the number of messages waiting for a consumer.
-func (q *Queue) readyLenLocked() int { return q.ready.len() + q.returned.len() }
-
-// popLocked takes the next entry to offer.
+// popLocked takes the next entry to offer; the queue must not be empty.
 func (q *Queue) popLocked() Entry {
 	var e Entry
 	if q.returned.len() > 0 {
@@ -199,18 +266,30 @@ func (q *Queue) popLocked() Entry {
 	} else {
 		e = q.ready.popFront()
 	}
-	q.readyBytes -= int64(e.Msg.Size())
+	q.countLocked(&e, -1)
 	return e
 }
 
 // unpopLocked puts back an entry popLocked returned.
 func (q *Queue) unpopLocked(e Entry) {
-	q.readyBytes += int64(e.Msg.Size())
+	q.countLocked(&e, 1)
 	if e.Redelivered {
 		q.returned.pushFront(e)
 		return
 	}
 	q.ready.pushFront(e)
+}
+
+// nextLocked pops the next entry with its message in memory, reading paged
+// bodies back. ok is false when nothing is ready.
+func (q *Queue) nextLocked() (Entry, bool) {
+	for q.readyLenLocked() > 0 {
+		e := q.popLocked()
+		if e.Msg != nil || q.pageInLocked(&e) {
+			return e, true
+		}
+	}
+	return Entry{}, false
 }
 
 // dispatchLocked offers ready messages to consumers while they have credit.
@@ -220,14 +299,19 @@ func (q *Queue) dispatchLocked() {
 		if c == nil {
 			return
 		}
-		e := q.popLocked()
+		e, ok := q.nextLocked()
+		if !ok {
+			return
+		}
 		if !c.Sink.Deliver(c, e) {
 			c.blocked = true
 			q.unpopLocked(e)
 			continue
 		}
 		q.delivered.Add(1)
-		if !c.NoAck {
+		if c.NoAck {
+			q.settleLocked(e)
+		} else {
 			c.unacked++
 			q.unacked++
 		}
@@ -277,7 +361,7 @@ func (q *Queue) AddConsumer(c *Consumer, started func()) error {
 		return wire.Errorf(wire.NotFound, "no "+q.describe())
 	}
 	if len(q.consumers) > 0 && (c.Exclusive || q.consumers[0].Exclusive) {
-		return wire.Errorf(wire.AccessRefused, q.describe()+" "+errExclusiveUse)
+		return wire.Errorf(wire.AccessRefused, q.describe()+" in exclusive use")
 	}
 	c.queue = q
 	// Keep highest priority first; equal priorities in arrival order. A
@@ -310,15 +394,19 @@ func (q *Queue) RemoveConsumer(c *Consumer) {
 	}
 	q.consumers = slices.Delete(q.consumers, i, i+1)
 	autoDelete := q.cfg.AutoDelete && len(q.consumers) == 0 && !q.deleted
+	var dropped []Entry
 	if autoDelete {
-		q.deleted = true
+		dropped = q.deleteLocked()
 	} else {
 		// A single active consumer's successor takes over.
 		q.dispatchLocked()
 	}
 	q.mu.Unlock()
-	if autoDelete && q.cfg.OnAutoDelete != nil {
-		q.cfg.OnAutoDelete(q)
+	if autoDelete {
+		q.forget(dropped)
+		if q.cfg.OnAutoDelete != nil {
+			q.cfg.OnAutoDelete(q)
+		}
 	}
 }
 
@@ -337,47 +425,80 @@ func (q *Queue) Resume(c *Consumer) {
 func (q *Queue) Get(noAck bool) (Entry, int, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.readyLenLocked() == 0 {
+	e, ok := q.nextLocked()
+	if !ok {
 		return Entry{}, 0, false
 	}
-	e := q.popLocked()
 	q.delivered.Add(1)
-	if !noAck {
+	if noAck {
+		q.settleLocked(e)
+	} else {
 		q.unacked++
 	}
 	return e, q.readyLenLocked(), true
 }
 
-// Ack settles n deliveries made to c (nil for basic.get) that were
+// Ack settles deliveries made to c (nil for basic.get) that were
 // acknowledged, or rejected without requeue, and offers more messages.
-func (q *Queue) Ack(c *Consumer, n int) {
+func (q *Queue) Ack(c *Consumer, entries []Entry) {
 	q.mu.Lock()
-	q.settleLocked(c, n)
+	q.unsettleCountsLocked(c, len(entries))
+	for _, e := range entries {
+		q.settleLocked(e)
+	}
 	q.dispatchLocked()
 	q.mu.Unlock()
 }
 
-func (q *Queue) settleLocked(c *Consumer, n int) {
+// unsettleCountsLocked takes n deliveries off the unacknowledged counts.
+func (q *Queue) unsettleCountsLocked(c *Consumer, n int) {
 	q.unacked -= n
 	if c != nil {
 		c.unacked -= n
 	}
 }
 
+// settleLocked forgets an entry for good: its index entry leaves the store
+// and, with the last reference, its message.
+func (q *Queue) settleLocked(e Entry) {
+	if e.ID == 0 {
+		return
+	}
+	st := q.cfg.Storage
+	st.Store.DeleteEntry(q.cfg.ID, e.Seq)
+	st.release(e.ID)
+}
+
 // Requeue returns deliveries made to c (nil for basic.get) to the queue,
 // near their original position and marked redelivered.
 func (q *Queue) Requeue(c *Consumer, entries []Entry) {
 	q.mu.Lock()
-	q.settleLocked(c, len(entries))
-	if !q.deleted {
+	q.unsettleCountsLocked(c, len(entries))
+	if q.deleted {
+		for _, e := range entries {
+			q.settleLocked(e)
+		}
+	} else {
 		for _, e := range entries {
 			e.Redelivered = true
+			q.countLocked(&e, 1)
 			q.returned.insertSorted(e)
-			q.readyBytes += int64(e.Msg.Size())
 		}
 		q.dispatchLocked()
 	}
 	q.mu.Unlock()
+}
+
+// takeReadyLocked empties the queue of ready messages and returns them.
+func (q *Queue) takeReadyLocked() []Entry {
+	out := make([]Entry, 0, q.readyLenLocked())
+	q.returned.drain(func(e Entry) { out = append(out, e) })
+	q.ready.drain(func(e Entry) { out = append(out, e) })
+	if st := q.cfg.Storage; st != nil {
+		st.resident.Add(-q.resident)
+	}
+	q.readyBytes, q.resident = 0, 0
+	return out
 }
 
 // Purge drops the ready messages (unacknowledged ones stay) and returns how
@@ -385,9 +506,34 @@ func (q *Queue) Requeue(c *Consumer, entries []Entry) {
 func (q *Queue) Purge() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := q.readyLenLocked()
-	q.ready, q.returned, q.readyBytes = deque{}, deque{}, 0
-	return n
+	dropped := q.takeReadyLocked()
+	for _, e := range dropped {
+		q.settleLocked(e)
+	}
+	return len(dropped)
+}
+
+// deleteLocked marks the queue deleted and empties it; the caller passes
+// the result to forget once the lock is released.
+func (q *Queue) deleteLocked() []Entry {
+	q.deleted = true
+	return q.takeReadyLocked()
+}
+
+// forget removes a deleted queue's messages from the store.
+func (q *Queue) forget(dropped []Entry) {
+	st := q.cfg.Storage
+	if st == nil || st.Store == nil {
+		return
+	}
+	if err := st.Store.DeleteQueue(q.cfg.ID); err != nil && st.Log != nil {
+		st.Log.Error("deleting a queue's index from the store", "queue", q.cfg.Name, "err", err)
+	}
+	for _, e := range dropped {
+		if e.ID != 0 {
+			st.release(e.ID)
+		}
+	}
 }
 
 // Delete deletes the queue unless ifUnused and it has consumers (406) or
@@ -407,16 +553,15 @@ func (q *Queue) Delete(ifUnused, ifEmpty bool) (int, error) {
 		q.mu.Unlock()
 		return 0, wire.Errorf(wire.PreconditionFailed, q.describe()+" not empty")
 	}
-	q.deleted = true
-	n := q.readyLenLocked()
-	q.ready, q.returned, q.readyBytes = deque{}, deque{}, 0
+	dropped := q.deleteLocked()
 	consumers := q.consumers
 	q.consumers = nil
 	q.mu.Unlock()
+	q.forget(dropped)
 	for _, c := range consumers {
 		c.Sink.Cancelled(c)
 	}
-	return n, nil
+	return len(dropped), nil
 }
 
 // Deleted reports whether the queue has been deleted.
@@ -426,6 +571,34 @@ func (q *Queue) Deleted() bool {
 	return q.deleted
 }
 
+// Recover loads the queue's index entries from the store at start: the
+// messages come back paged out (read on delivery) and marked redelivered,
+// since they may have been delivered before the restart. Entries of
+// transient messages that had been paged out are dropped. count receives
+// each message id recovered, so shared messages get their references.
+func (q *Queue) Recover(count func(msgID uint64)) error {
+	st := q.cfg.Storage
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var stale []Entry
+	err := st.Store.Entries(q.cfg.ID, func(seq, msgID uint64, meta []byte) error {
+		transient, size := parseMeta(meta)
+		q.nextSeq = max(q.nextSeq, seq)
+		e := Entry{Seq: seq, ID: msgID, Size: size, Redelivered: true}
+		if transient || !q.cfg.Durable {
+			stale = append(stale, e) // never shared: its own id
+			return nil
+		}
+		count(msgID)
+		q.pushLocked(e)
+		return nil
+	})
+	for _, e := range stale {
+		q.settleLocked(e)
+	}
+	return err
+}
+
 // Stats is a snapshot of a queue's counts.
 type Stats struct {
 	Ready     int
@@ -433,6 +606,10 @@ type Stats struct {
 	Consumers int
 	Published uint64
 	Delivered uint64
+	// ReadyBytes is the body bytes of ready messages, Resident the part of
+	// them held in memory (the rest is paged out to the store).
+	ReadyBytes int64
+	Resident   int64
 }
 
 // Stats returns the queue's counts.
@@ -440,5 +617,5 @@ func (q *Queue) Stats() Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return Stats{Ready: q.readyLenLocked(), Unacked: q.unacked, Consumers: len(q.consumers),
-		Published: q.published.Load(), Delivered: q.delivered.Load()}
+		Published: q.published.Load(), Delivered: q.delivered.Load(), ReadyBytes: q.readyBytes, Resident: q.resident}
 }

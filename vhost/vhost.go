@@ -5,6 +5,7 @@ package vhost
 
 import (
 	"crypto/rand"
+	"errors"
 	"encoding/base64"
 	"strings"
 	"sync"
@@ -59,7 +60,8 @@ func (x *Exchange) Durable() bool { return x.durable }
 
 // VHost is one virtual host.
 type VHost struct {
-	name string
+	name    string
+	storage *queue.Storage // nil: nothing persists
 
 	mu        sync.RWMutex
 	exchanges map[string]*Exchange
@@ -70,8 +72,8 @@ type VHost struct {
 	gen atomic.Uint64
 }
 
-func newVHost(name string) *VHost {
-	v := &VHost{name: name, exchanges: map[string]*Exchange{}, queues: map[string]*queue.Queue{}}
+func newVHost(name string, storage *queue.Storage) *VHost {
+	v := &VHost{name: name, storage: storage, exchanges: map[string]*Exchange{}, queues: map[string]*queue.Queue{}}
 	for _, p := range predeclared {
 		router, _ := exchange.New(p.kind, nil)
 		v.exchanges[p.name] = &Exchange{name: p.name, kind: p.kind, durable: true, router: router, needsHeaders: p.kind == exchange.KindHeaders}
@@ -138,9 +140,22 @@ func (v *VHost) DeclareExchange(s ExchangeSpec, passive bool) error {
 	if err := checkName("exchange", s.Name); err != nil {
 		return err
 	}
-	router, err := exchange.New(s.Kind, s.Args)
+	x, err := v.createExchangeLocked(s)
 	if err != nil {
 		return err
+	}
+	if err := v.saveExchangeLocked(x); err != nil {
+		delete(v.exchanges, x.name)
+		return err
+	}
+	return nil
+}
+
+// createExchangeLocked builds and registers an exchange.
+func (v *VHost) createExchangeLocked(s ExchangeSpec) (*Exchange, error) {
+	router, err := exchange.New(s.Kind, s.Args)
+	if err != nil {
+		return nil, err
 	}
 	x := &Exchange{name: s.Name, kind: s.Kind, durable: s.Durable, autoDelete: s.AutoDelete, internal: s.Internal,
 		args: s.Args, router: router, needsHeaders: s.Kind == exchange.KindHeaders}
@@ -153,7 +168,7 @@ func (v *VHost) DeclareExchange(s ExchangeSpec, passive bool) error {
 	}
 	v.exchanges[s.Name] = x
 	v.gen.Add(1)
-	return nil
+	return x, nil
 }
 
 // exchangeEquivalent is RabbitMQ's equivalence check on redeclare.
@@ -227,32 +242,34 @@ func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
 	if ifUnused && x.router.Len() > 0 {
 		return wire.Errorf(wire.PreconditionFailed, "exchange '"+name+"' in vhost '"+v.name+"' in use")
 	}
-	v.deleteExchangeLocked(x)
-	return nil
+	return v.deleteExchangeLocked(x)
 }
 
 // deleteExchangeLocked removes x and every binding to or from it; source
 // exchanges left without bindings that are auto-delete go too.
-func (v *VHost) deleteExchangeLocked(x *Exchange) {
+func (v *VHost) deleteExchangeLocked(x *Exchange) error {
 	delete(v.exchanges, x.name)
 	v.gen.Add(1)
-	v.removeDestinationLocked(x)
+	err := errors.Join(v.dropExchangeLocked(x), v.dropBindingsLocked(x.name, false))
+	return errors.Join(err, v.removeDestinationLocked(x))
 }
 
 // removeDestinationLocked drops every binding to d and auto-deletes the
 // exchanges that leaves without bindings.
-func (v *VHost) removeDestinationLocked(d exchange.Destination) {
+func (v *VHost) removeDestinationLocked(d exchange.Destination) error {
 	var emptied []*Exchange
 	for _, src := range v.exchanges {
 		if src.router.RemoveDestination(d) > 0 && src.autoDelete && src.router.Len() == 0 {
 			emptied = append(emptied, src)
 		}
 	}
+	var err error
 	for _, src := range emptied {
 		if v.exchanges[src.name] == src {
-			v.deleteExchangeLocked(src)
+			err = errors.Join(err, v.deleteExchangeLocked(src))
 		}
 	}
+	return err
 }
 
 // QueueSpec is a queue.declare.
@@ -302,15 +319,32 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (*queue.Queue, error) {
 			return nil, err
 		}
 	}
+	q, err := v.createQueueLocked(s, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.saveQueueLocked(q); err != nil {
+		delete(v.queues, q.Name())
+		return nil, err
+	}
+	return q, nil
+}
+
+// createQueueLocked builds and registers a queue; id 0 asks the store for
+// a new id (queues need one to page to the store, durable or not).
+func (v *VHost) createQueueLocked(s QueueSpec, id uint64) (*queue.Queue, error) {
 	args, err := validateQueueArgs("queue '"+s.Name+"' in vhost '"+v.name+"'", s.Args)
 	if err != nil {
 		return nil, err
+	}
+	if id == 0 && v.store() != nil {
+		id = v.store().NextQueueID()
 	}
 	cfg := queue.Config{
 		Name: s.Name, VHost: v.name, Durable: s.Durable, Exclusive: s.Exclusive, AutoDelete: s.AutoDelete,
 		Args: s.Args, SingleActiveConsumer: args.singleActiveConsumer, Owner: s.Owner,
 		MaxLength: args.maxLength, MaxLengthBytes: args.maxLengthBytes, Overflow: args.overflow,
-		OnAutoDelete: v.autoDeleted,
+		OnAutoDelete: v.autoDeleted, ID: id, Storage: v.storage,
 	}
 	if !s.Exclusive {
 		cfg.Owner = 0
@@ -330,11 +364,7 @@ const ReplyToPrefix = "amq.rabbitmq.reply-to."
 func (v *VHost) DeclareReplyQueue(owner uint64) *queue.Queue {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	name := generateName(ReplyToPrefix)
-	q := queue.New(queue.Config{Name: name, VHost: v.name, Exclusive: true, AutoDelete: true, Owner: owner,
-		MaxLength: -1, MaxLengthBytes: -1, OnAutoDelete: v.autoDeleted})
-	v.queues[name] = q
-	v.gen.Add(1)
+	q, _ := v.createQueueLocked(QueueSpec{Name: generateName(ReplyToPrefix), Exclusive: true, AutoDelete: true, Owner: owner}, 0)
 	return q
 }
 
@@ -392,29 +422,32 @@ func (v *VHost) DeleteQueue(name string, owner uint64, ifUnused, ifEmpty bool) (
 		return 0, err
 	}
 	n, err := q.Delete(ifUnused, ifEmpty)
-	if err != nil {
-		v.mu.Unlock()
-		return 0, err
+	if err == nil {
+		err = v.forgetQueueLocked(q)
 	}
-	v.forgetQueueLocked(q)
 	v.mu.Unlock()
-	return n, nil
+	return n, err
 }
 
-func (v *VHost) forgetQueueLocked(q *queue.Queue) {
+// forgetQueueLocked removes a deleted queue, its bindings and its stored
+// definition.
+func (v *VHost) forgetQueueLocked(q *queue.Queue) error {
 	if v.queues[q.Name()] != q {
-		return
+		return nil
 	}
 	delete(v.queues, q.Name())
 	v.gen.Add(1)
-	v.removeDestinationLocked(q)
+	err := errors.Join(v.dropQueueLocked(q), v.dropBindingsLocked(q.Name(), true))
+	return errors.Join(err, v.removeDestinationLocked(q))
 }
 
 // autoDeleted removes a queue that deleted itself (auto-delete).
 func (v *VHost) autoDeleted(q *queue.Queue) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.forgetQueueLocked(q)
+	if err := v.forgetQueueLocked(q); err != nil && v.storage != nil && v.storage.Log != nil {
+		v.storage.Log.Error("removing an auto-deleted queue from the store", "queue", q.Name(), "err", err)
+	}
 }
 
 // DeleteExclusive deletes every exclusive queue owned by a closing connection.
@@ -428,7 +461,7 @@ func (v *VHost) DeleteExclusive(owner uint64) {
 	}
 	for _, q := range owned {
 		_, _ = q.Delete(false, false)
-		v.forgetQueueLocked(q)
+		_ = v.forgetQueueLocked(q) // exclusive queues have nothing stored
 	}
 	v.mu.Unlock()
 }
@@ -505,18 +538,25 @@ func (v *VHost) bind(source, key string, args wire.Table, dest func() (exchange.
 	b := exchange.Binding{Destination: d, Key: key, Args: args}
 	if add {
 		added, err := x.router.Bind(b)
-		if added {
-			v.gen.Add(1)
+		if err != nil || !added {
+			return err
 		}
-		return err
-	}
-	if x.router.Unbind(b) {
 		v.gen.Add(1)
-		if x.autoDelete && x.router.Len() == 0 {
-			v.deleteExchangeLocked(x)
+		if err := v.saveBindingLocked(x, b); err != nil {
+			x.router.Unbind(b)
+			return err
 		}
+		return nil
 	}
-	return nil
+	if !x.router.Unbind(b) {
+		return nil
+	}
+	v.gen.Add(1)
+	err = v.dropBindingLocked(x, b)
+	if x.autoDelete && x.router.Len() == 0 {
+		err = errors.Join(err, v.deleteExchangeLocked(x))
+	}
+	return err
 }
 
 // generateName returns a server-generated name with RabbitMQ's shape:

@@ -124,6 +124,19 @@ func settings() []setting {
 		{name: "cluster-name", keys: []string{"cluster_name"}, usage: "cluster name announced to clients",
 			get: func(o *options) string { return o.broker.AMQP.ClusterName },
 			set: func(o *options, v string) error { o.broker.AMQP.ClusterName = v; return nil }},
+		{name: "sync", keys: []string{"sync"}, usage: "fsync each store batch before confirming persistent messages (true), or rely on the OS page cache as RabbitMQ's classic queues do (false)",
+			get: func(o *options) string { return strconv.FormatBool(o.broker.Sync) },
+			set: func(o *options, v string) error {
+				b, err := strconv.ParseBool(v)
+				o.broker.Sync = b
+				return err
+			}},
+		{name: "queue-memory", keys: []string{"queue_memory"}, usage: "message body bytes one queue keeps in memory before paging to the store (0: never page)",
+			get: func(o *options) string { return strconv.FormatInt(o.broker.QueueMemory, 10) },
+			set: func(o *options, v string) error { return setBytes(&o.broker.QueueMemory, v) }},
+		{name: "total-memory", keys: []string{"total_memory"}, usage: "message body bytes all queues together keep in memory before paging (0: no total limit)",
+			get: func(o *options) string { return strconv.FormatInt(o.broker.TotalMemory, 10) },
+			set: func(o *options, v string) error { return setBytes(&o.broker.TotalMemory, v) }},
 		{name: "log-level", keys: []string{"log.level", "log.console.level"}, usage: "debug, info, warning or error",
 			get: func(o *options) string { return strings.ToLower(o.logLevel.String()) },
 			set: func(o *options, v string) error {
@@ -133,6 +146,18 @@ func settings() []setting {
 				return o.logLevel.UnmarshalText([]byte(v))
 			}},
 	}
+}
+
+func setBytes(n *int64, v string) error {
+	x, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return err
+	}
+	if x < 0 {
+		return errors.New("must not be negative")
+	}
+	*n = x
+	return nil
 }
 
 func setMillis(d *time.Duration, v string) error {

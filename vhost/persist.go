@@ -1,0 +1,304 @@
+package vhost
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/persistence"
+	"github.com/warrenmq/warren/queue"
+)
+
+// Definition kinds in the store. Keys join names with NUL, which AMQP
+// short strings may hold but real names never do; values are field tables
+// (so argument types survive a restart exactly).
+const (
+	kindVhost    persistence.Kind = 'v' // key: vhost
+	kindExchange persistence.Kind = 'x' // key: vhost NUL exchange
+	kindQueue    persistence.Kind = 'q' // key: vhost NUL queue
+	kindBinding  persistence.Kind = 'b' // key: vhost NUL source NUL destination kind NUL destination NUL binding key NUL arguments
+)
+
+const sep = "\x00"
+
+// store returns the definition store, or nil when nothing persists.
+func (v *VHost) store() *persistence.Store {
+	if v.storage == nil {
+		return nil
+	}
+	return v.storage.Store
+}
+
+// storeErr turns a failed definition write into the error the client sees.
+func storeErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return wire.Errorf(wire.InternalError, "could not store "+what+": "+err.Error())
+}
+
+func encodeTable(t wire.Table) []byte {
+	b, err := wire.AppendTable(nil, t)
+	if err != nil {
+		// Tables here hold only values decoded from the wire.
+		panic(fmt.Sprintf("vhost: encoding a definition: %v", err))
+	}
+	return b[4:]
+}
+
+func (v *VHost) saveExchangeLocked(x *Exchange) error {
+	st := v.store()
+	if st == nil || !x.durable {
+		return nil
+	}
+	rec := wire.Table{"type": x.kind, "auto_delete": x.autoDelete, "internal": x.internal}
+	if x.args != nil {
+		rec["arguments"] = x.args
+	}
+	return storeErr("exchange", st.PutDefinition(kindExchange, v.name+sep+x.name, encodeTable(rec)))
+}
+
+func (v *VHost) dropExchangeLocked(x *Exchange) error {
+	st := v.store()
+	if st == nil || !x.durable {
+		return nil
+	}
+	return storeErr("exchange", st.DeleteDefinition(kindExchange, v.name+sep+x.name))
+}
+
+// persistentQueue reports whether a queue's definition is stored.
+func persistentQueue(q *queue.Queue) bool {
+	c := q.Config()
+	return c.Durable && !c.Exclusive
+}
+
+func (v *VHost) saveQueueLocked(q *queue.Queue) error {
+	st := v.store()
+	if st == nil || !persistentQueue(q) {
+		return nil
+	}
+	c := q.Config()
+	rec := wire.Table{"id": int64(c.ID), "auto_delete": c.AutoDelete}
+	if c.Args != nil {
+		rec["arguments"] = c.Args
+	}
+	return storeErr("queue", st.PutDefinition(kindQueue, v.name+sep+c.Name, encodeTable(rec)))
+}
+
+func (v *VHost) dropQueueLocked(q *queue.Queue) error {
+	st := v.store()
+	if st == nil || !persistentQueue(q) {
+		return nil
+	}
+	return storeErr("queue", st.DeleteDefinition(kindQueue, v.name+sep+q.Name()))
+}
+
+// durableDestination reports whether a binding to d can be stored, and how
+// its kind is written.
+func durableDestination(d exchange.Destination) (string, bool) {
+	switch d := d.(type) {
+	case *Exchange:
+		return "x", d.durable
+	case *queue.Queue:
+		return "q", persistentQueue(d)
+	}
+	return "", false
+}
+
+func (v *VHost) bindingKey(source string, b exchange.Binding) (string, bool) {
+	kind, ok := durableDestination(b.Destination)
+	if !ok {
+		return "", false
+	}
+	return v.name + sep + source + sep + kind + sep + b.Destination.Name() + sep + b.Key + sep + exchange.CanonicalArgs(b.Args), true
+}
+
+// saveBindingLocked stores a binding between durable ends.
+func (v *VHost) saveBindingLocked(src *Exchange, b exchange.Binding) error {
+	st := v.store()
+	if st == nil || !src.durable {
+		return nil
+	}
+	key, ok := v.bindingKey(src.name, b)
+	if !ok {
+		return nil
+	}
+	rec := wire.Table{}
+	if b.Args != nil {
+		rec["arguments"] = b.Args
+	}
+	return storeErr("binding", st.PutDefinition(kindBinding, key, encodeTable(rec)))
+}
+
+func (v *VHost) dropBindingLocked(src *Exchange, b exchange.Binding) error {
+	st := v.store()
+	if st == nil || !src.durable {
+		return nil
+	}
+	key, ok := v.bindingKey(src.name, b)
+	if !ok {
+		return nil
+	}
+	return storeErr("binding", st.DeleteDefinition(kindBinding, key))
+}
+
+// dropBindingsLocked removes the stored bindings from or to name (an
+// exchange or queue being deleted).
+func (v *VHost) dropBindingsLocked(name string, isQueue bool) error {
+	st := v.store()
+	if st == nil {
+		return nil
+	}
+	destKind := "x"
+	if isQueue {
+		destKind = "q"
+	}
+	var keys []string
+	err := st.Definitions(kindBinding, func(key string, _ []byte) error {
+		f := strings.SplitN(key, sep, 6)
+		if len(f) == 6 && f[0] == v.name && (f[2] == destKind && f[3] == name || !isQueue && f[1] == name) {
+			keys = append(keys, key)
+		}
+		return nil
+	})
+	for _, k := range keys {
+		err = errors.Join(err, st.DeleteDefinition(kindBinding, k))
+	}
+	return storeErr("binding", err)
+}
+
+// Load rebuilds the virtual hosts and their durable exchanges, queues,
+// bindings and messages from the store, as a node does at start.
+func (r *Registry) Load() error {
+	st := r.storage.Store
+	if err := st.Definitions(kindVhost, func(name string, _ []byte) error {
+		r.add(name)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("loading vhosts: %w", err)
+	}
+	if err := st.Definitions(kindExchange, func(key string, val []byte) error {
+		vname, name, _ := strings.Cut(key, sep)
+		rec, err := wire.DecodeTable(val)
+		if err != nil {
+			return err
+		}
+		v := r.Get(vname)
+		if v == nil {
+			return nil
+		}
+		kind, _ := rec["type"].(string)
+		ad, _ := rec["auto_delete"].(bool)
+		internal, _ := rec["internal"].(bool)
+		args, _ := rec["arguments"].(wire.Table)
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		_, err = v.createExchangeLocked(ExchangeSpec{Name: name, Kind: kind, Durable: true, AutoDelete: ad, Internal: internal, Args: args})
+		return err
+	}); err != nil {
+		return fmt.Errorf("loading exchanges: %w", err)
+	}
+	refs := map[uint64]int32{}
+	count := func(id uint64) { refs[id]++ }
+	known := map[uint64]bool{}
+	if err := st.Definitions(kindQueue, func(key string, val []byte) error {
+		vname, name, _ := strings.Cut(key, sep)
+		rec, err := wire.DecodeTable(val)
+		if err != nil {
+			return err
+		}
+		v := r.Get(vname)
+		if v == nil {
+			return nil
+		}
+		id, _ := rec["id"].(int64)
+		ad, _ := rec["auto_delete"].(bool)
+		args, _ := rec["arguments"].(wire.Table)
+		v.mu.Lock()
+		q, err := v.createQueueLocked(QueueSpec{Name: name, Durable: true, AutoDelete: ad, Args: args}, uint64(id))
+		v.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		known[uint64(id)] = true
+		return q.Recover(count)
+	}); err != nil {
+		return fmt.Errorf("loading queues: %w", err)
+	}
+	if err := st.Definitions(kindBinding, func(key string, val []byte) error {
+		f := strings.SplitN(key, sep, 6)
+		if len(f) != 6 {
+			return nil
+		}
+		rec, err := wire.DecodeTable(val)
+		if err != nil {
+			return err
+		}
+		args, _ := rec["arguments"].(wire.Table)
+		v := r.Get(f[0])
+		if v == nil {
+			return nil
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		src := v.exchanges[f[1]]
+		var dest exchange.Destination
+		if f[2] == "q" {
+			if q := v.queues[f[3]]; q != nil {
+				dest = q
+			}
+		} else if x := v.exchanges[f[3]]; x != nil {
+			dest = x
+		}
+		if src == nil || dest == nil {
+			return nil
+		}
+		_, err = src.router.Bind(exchange.Binding{Destination: dest, Key: f[4], Args: args})
+		return err
+	}); err != nil {
+		return fmt.Errorf("loading bindings: %w", err)
+	}
+	return r.collectGarbage(refs, known)
+}
+
+// collectGarbage sets the reference counts of messages shared by several
+// queues and drops what no durable queue holds any more: index entries of
+// queues that are gone (non-durable ones, deleted ones) and bodies no entry
+// names.
+func (r *Registry) collectGarbage(refs map[uint64]int32, known map[uint64]bool) error {
+	st := r.storage.Store
+	for id, n := range refs {
+		if n > 1 {
+			r.storage.Refs().Hold(id, n)
+		}
+	}
+	var stale []uint64
+	if err := st.Queues(func(id uint64) error {
+		if !known[id] {
+			stale = append(stale, id)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, id := range stale {
+		if err := st.DeleteQueue(id); err != nil {
+			return err
+		}
+	}
+	var orphans []uint64
+	if err := st.MessageIDs(func(id uint64) error {
+		if refs[id] == 0 {
+			orphans = append(orphans, id)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, id := range orphans {
+		st.DeleteMessage(id)
+	}
+	return nil
+}
