@@ -32,18 +32,18 @@ type channel struct {
 	closing atomic.Bool
 
 	// Publishing (reader only).
-	content     contentState
-	pub         wire.BasicPublish // the publish being assembled
-	data        []byte            // the message's one buffer (queue.AllocMessage)
-	bodyOff     int               // where the body starts in data
-	received    int
-	route       vhost.RouteScratch
-	routeCache  routeCache
-	confirm     bool
-	publishSeq  uint64 // last publish sequence number in confirm mode
-	confirms    confirms
-	confirmDue  bool // registered with the connection for a batch-end flush
-	tx          *txState
+	content    contentState
+	pub        wire.BasicPublish // the publish being assembled
+	data       []byte            // the message's one buffer (queue.AllocMessage)
+	bodyOff    int               // where the body starts in data
+	received   int
+	route      vhost.RouteScratch
+	routeCache routeCache
+	confirm    bool
+	publishSeq uint64 // last publish sequence number in confirm mode
+	confirms   confirms
+	confirmDue bool // registered with the connection for a batch-end flush
+	tx         *txState
 
 	// Consuming (reader only).
 	lastQueue        string // the last queue declared, for methods naming ""

@@ -25,8 +25,8 @@ import (
 
 // Server accepts AMQP connections and serves them.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
+	cfg     Config
+	log     *slog.Logger
 	users   *auth.Store
 	vhosts  *vhost.Registry
 	storage *queue.Storage

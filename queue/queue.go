@@ -112,8 +112,8 @@ type Queue struct {
 	ready       deque // in publish order
 	returned    deque // requeued entries, in Seq order; offered before ready
 	nextSeq     uint64
-	readyBytes  int64 // body bytes of ready messages
-	resident    int64 // body bytes of ready messages held in memory
+	readyBytes  int64       // body bytes of ready messages
+	resident    int64       // body bytes of ready messages held in memory
 	consumers   []*Consumer // highest priority first, then in arrival order
 	rr          int         // round-robin position within a priority group
 	unacked     int

@@ -5,8 +5,8 @@ package vhost
 
 import (
 	"crypto/rand"
-	"errors"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
