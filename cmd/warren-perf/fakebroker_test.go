@@ -24,6 +24,9 @@ type fakeBroker struct {
 	// and may drop it, deliver it twice or hold it back behind the next one.
 	fault func(n int) faultAction
 
+	// confirmGate, if set, holds back publisher confirms until it is closed.
+	confirmGate chan struct{}
+
 	mu       sync.Mutex
 	queues   map[string]*fakeQueue
 	bindings map[string][]fakeBinding // by exchange
@@ -80,6 +83,7 @@ type fakeConn struct {
 	pubProps            []byte
 	pubBody             []byte
 	ackPending          bool
+	heldTag             uint64 // confirms held back by confirmGate; guarded by wmu
 	consumerSeq         int
 }
 
@@ -96,6 +100,18 @@ func startFakeBroker(t testing.TB) *fakeBroker {
 		b.conns.Wait()
 	})
 	return b
+}
+
+func (b *fakeBroker) gateOpen() bool {
+	if b.confirmGate == nil {
+		return true
+	}
+	select {
+	case <-b.confirmGate:
+		return true
+	default:
+		return false
+	}
 }
 
 func (b *fakeBroker) uri() string { return "amqp://guest:guest@" + b.ln.Addr().String() + "/" }
@@ -211,11 +227,15 @@ func (fc *fakeConn) serve() error {
 // deliveries while the batch was read.
 func (fc *fakeConn) endBatch() error {
 	if fc.ackPending {
-		fc.ackPending = false
 		fc.wmu.Lock()
-		_, _ = fc.c.w.Write(appendConfirm(nil, fc.pubTag))
+		if fc.b.gateOpen() {
+			fc.ackPending = false
+			_, _ = fc.c.w.Write(appendConfirm(nil, fc.pubTag))
+			fc.dirty[fc] = true
+		} else {
+			fc.heldTag = fc.pubTag
+		}
 		fc.wmu.Unlock()
-		fc.dirty[fc] = true
 	}
 	for d := range fc.dirty {
 		d.wmu.Lock()
@@ -273,6 +293,17 @@ func (fc *fakeConn) method(id uint32, args []byte) (done bool, err error) {
 		return false, fc.send(1, basicQosOk, nil)
 	case confirmSelect:
 		fc.confirm = true
+		if gate := b.confirmGate; gate != nil {
+			go func() {
+				<-gate
+				fc.wmu.Lock()
+				defer fc.wmu.Unlock()
+				if fc.heldTag > 0 {
+					_, _ = fc.c.w.Write(appendConfirm(nil, fc.heldTag))
+					_ = fc.c.w.Flush()
+				}
+			}()
+		}
 		return false, fc.send(1, confirmSelectOk, nil)
 	case basicPublish:
 		exchange, rest := readShortstr(args[2:])

@@ -161,7 +161,7 @@ func (p *producer) run(start int64) {
 			if p.err = p.flush(); p.err != nil {
 				return
 			}
-			if !p.waitConfirms(seq - p.window + 1) {
+			if !p.waitConfirms(seq-p.window+1, false) {
 				break
 			}
 			now = p.clock.nowNano()
@@ -178,7 +178,7 @@ func (p *producer) run(start int64) {
 	}
 	p.lastSend = time.Now()
 	if p.window > 0 {
-		p.waitConfirms(seq)
+		p.waitConfirms(seq, true)
 	}
 }
 
@@ -245,21 +245,32 @@ func (p *producer) sleep(d time.Duration) bool {
 }
 
 // waitConfirms waits until at least n messages are settled. It gives up
-// (returns false) when the reader stops or nothing is settled for idleLimit.
-func (p *producer) waitConfirms(n uint64) bool {
-	idle := time.NewTimer(p.idleLimit)
-	defer idle.Stop()
+// (returns false) when the reader stops, when the producer is told to stop
+// (unless final), or, when final, once nothing has been settled for
+// idleLimit. While the run goes on a producer waits as long as the broker
+// takes: a broker paging a backlog to disk may not confirm for many seconds,
+// and giving up there would end the producer's run early.
+func (p *producer) waitConfirms(n uint64, final bool) bool {
+	var idleC <-chan time.Time
+	if final {
+		idle := time.NewTimer(p.idleLimit)
+		defer idle.Stop()
+		idleC = idle.C
+	}
 	last := p.settled.Load()
 	for last < n {
 		select {
 		case <-p.kick:
+			if !final && p.stop.Load() {
+				return false
+			}
 		case <-p.readerDone:
 			return false
-		case <-idle.C:
+		case <-idleC:
 			if p.settled.Load() == last {
 				return false
 			}
-			idle.Reset(p.idleLimit)
+			idleC = time.After(p.idleLimit)
 		}
 		last = p.settled.Load()
 	}

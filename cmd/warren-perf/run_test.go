@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 func TestRunAgainstFakeBroker(t *testing.T) {
@@ -89,6 +90,24 @@ func TestRunDetectsFaults(t *testing.T) {
 				t.Errorf("exit code %d, want %d", got, exitIntegrity)
 			}
 		})
+	}
+}
+
+// TestProducerWaitsForSlowConfirms: a broker that confirms nothing for
+// longer than --drain-timeout (RabbitMQ paging a backlog to disk did this
+// for over 5 s) must not end a producer's run before -C messages.
+func TestProducerWaitsForSlowConfirms(t *testing.T) {
+	t.Parallel()
+	b := startFakeBroker(t)
+	b.confirmGate = make(chan struct{})
+	release := time.AfterFunc(500*time.Millisecond, func() { close(b.confirmGate) })
+	defer release.Stop()
+	s := runAgainst(t, b, "-x 1 -y 1 -u q -a -c 10 -C 100 --drain-timeout 0.1")
+	if s.Error != "" {
+		t.Fatalf("error: %s", s.Error)
+	}
+	if s.Sent != 100 || s.Confirmed != 100 || s.Received != 100 || s.Lost != 0 {
+		t.Errorf("sent %d confirmed %d received %d lost %d, want 100 100 100 0", s.Sent, s.Confirmed, s.Received, s.Lost)
 	}
 }
 
