@@ -227,7 +227,9 @@ func (r *runner) execute() *summary {
 		case <-r.stopSig:
 			reason = "Interrupted"
 		case <-producersDone:
-			if len(r.producers) > 0 {
+			if fatal = r.failure(); fatal != nil {
+				reason = "Error"
+			} else if len(r.producers) > 0 {
 				reason = "Producers reached message count"
 			}
 			producersDone = nil
