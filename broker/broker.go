@@ -36,6 +36,8 @@ type Config struct {
 	// and all queues together, keep in memory before paging to the store.
 	QueueMemory int64
 	TotalMemory int64
+	// GCInterval is how often the store reclaims space from deleted data.
+	GCInterval time.Duration
 }
 
 // DefaultConfig returns a node configuration with RabbitMQ's defaults.
@@ -51,6 +53,7 @@ func DefaultConfig() Config {
 		Sync:          true,
 		QueueMemory:   DefaultQueueMemory,
 		TotalMemory:   DefaultTotalMemory,
+		GCInterval:    time.Minute,
 	}
 }
 
@@ -102,6 +105,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 	}
 	opts := persistence.DefaultOptions(filepath.Join(cfg.DataDir, "store"))
 	opts.Sync = cfg.Sync
+	opts.GCInterval = cfg.GCInterval
 	opts.Logger = log.With("component", "store")
 	store, err := persistence.Open(opts)
 	if err != nil {

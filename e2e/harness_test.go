@@ -20,8 +20,34 @@ import (
 	"go.uber.org/goleak"
 )
 
-// warrenBin is the broker binary built once for the whole run.
-var warrenBin string
+// warrenBin is the broker binary built once for the whole run, with the
+// race detector; load tests use fastBin, built without it on first use.
+var (
+	warrenBin   string
+	fastBin     string
+	fastBinOnce sync.Once
+	fastBinErr  error
+	binDir      string
+)
+
+// fastBroker returns the path of a warren binary built without the race
+// detector, for tests that push a large load through the broker.
+func fastBroker(t testing.TB) string {
+	t.Helper()
+	fastBinOnce.Do(func() {
+		fastBin = filepath.Join(binDir, "warren-fast")
+		build := exec.Command("go", "build", "-o", fastBin, "./cmd/warren")
+		build.Dir = repoRoot
+		out, err := build.CombinedOutput()
+		if err != nil {
+			fastBinErr = fmt.Errorf("building warren: %v\n%s", err, out)
+		}
+	})
+	if fastBinErr != nil {
+		t.Fatal(fastBinErr)
+	}
+	return fastBin
+}
 
 // repoRoot is the repository's top directory.
 var repoRoot = func() string {
@@ -35,6 +61,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	binDir = dir
 	warrenBin = filepath.Join(dir, "warren")
 	build := exec.Command("go", "build", "-race", "-o", warrenBin, "./cmd/warren")
 	build.Dir = repoRoot
@@ -57,6 +84,7 @@ func TestMain(m *testing.M) {
 // broker is a running warren process.
 type broker struct {
 	t       testing.TB
+	bin     string
 	cmd     *exec.Cmd
 	Addr    string // host:port of the AMQP listener
 	DataDir string
@@ -97,8 +125,14 @@ func startBroker(t testing.TB, extra ...string) *broker {
 // startBrokerIn starts warren on listen with dataDir.
 func startBrokerIn(t testing.TB, dataDir, listen string, extra ...string) *broker {
 	t.Helper()
+	return startBinary(t, warrenBin, dataDir, listen, extra...)
+}
+
+// startBinary starts the given warren binary.
+func startBinary(t testing.TB, bin, dataDir, listen string, extra ...string) *broker {
+	t.Helper()
 	args := append([]string{"--listen", listen, "--data-dir", dataDir, "--log-level", "debug"}, extra...)
-	b := &broker{t: t, DataDir: dataDir, args: args, log: &logBuffer{}, exited: make(chan struct{})}
+	b := &broker{t: t, bin: bin, DataDir: dataDir, args: args, log: &logBuffer{}, exited: make(chan struct{})}
 	b.start()
 	t.Cleanup(func() {
 		b.Stop()
@@ -111,7 +145,7 @@ func startBrokerIn(t testing.TB, dataDir, listen string, extra ...string) *broke
 
 func (b *broker) start() {
 	b.t.Helper()
-	b.cmd = exec.Command(warrenBin, b.args...)
+	b.cmd = exec.Command(b.bin, b.args...)
 	pr, pw := io.Pipe()
 	b.cmd.Stdout = b.log
 	b.cmd.Stderr = pw
@@ -175,11 +209,18 @@ func (b *broker) Kill() {
 	<-b.exited
 }
 
-// Restart starts the broker again with the same flags and data directory,
-// on the same address.
+// Restart stops the broker (SIGTERM) and starts it again with the same
+// flags and data directory, on the same address.
 func (b *broker) Restart() {
 	b.t.Helper()
 	b.Stop()
+	b.Start()
+}
+
+// Start starts a stopped or killed broker again with the same flags and
+// data directory, on the same address.
+func (b *broker) Start() {
+	b.t.Helper()
 	for i, a := range b.args {
 		if a == "--listen" {
 			b.args[i+1] = b.Addr

@@ -137,6 +137,13 @@ func settings() []setting {
 		{name: "total-memory", keys: []string{"total_memory"}, usage: "message body bytes all queues together keep in memory before paging (0: no total limit)",
 			get: func(o *options) string { return strconv.FormatInt(o.broker.TotalMemory, 10) },
 			set: func(o *options, v string) error { return setBytes(&o.broker.TotalMemory, v) }},
+		{name: "gc-interval", keys: []string{"gc_interval"}, usage: "how often the store reclaims disk space from deleted messages, seconds",
+			get: func(o *options) string { return strconv.Itoa(int(o.broker.GCInterval / time.Second)) },
+			set: func(o *options, v string) error {
+				n, err := strconv.ParseUint(v, 10, 32)
+				o.broker.GCInterval = time.Duration(n) * time.Second
+				return err
+			}},
 		{name: "log-level", keys: []string{"log.level", "log.console.level"}, usage: "debug, info, warning or error",
 			get: func(o *options) string { return strings.ToLower(o.logLevel.String()) },
 			set: func(o *options, v string) error {
