@@ -75,12 +75,13 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	if p, ok := m.Arguments["x-priority"]; ok {
 		n, ok := intArg(p)
 		if !ok {
-			return wire.Errorf(wire.PreconditionFailed, "invalid arg 'x-priority' for consumer '"+tag+"': must be an integer")
+			return wire.Errorf(wire.PreconditionFailed, "invalid arg 'x-priority' for queue '"+name+"' in vhost '"+
+				ch.conn.vhost.Name()+"': \"expected integer, got "+vhost.TypeName(p)+"\"")
 		}
 		c.Priority = int(n)
 	}
 	if q.Config().SingleActiveConsumer && m.Exclusive {
-		return wire.Errorf(wire.AccessRefused, "queue '"+name+"' in vhost '"+ch.conn.vhost.Name()+"' has single active consumer; exclusive consume not allowed")
+		return wire.Errorf(wire.AccessRefused, "queue '"+name+"' in vhost '"+ch.conn.vhost.Name()+"' in exclusive use")
 	}
 	ch.mu.Lock()
 	ch.consumers[tag] = c
@@ -132,6 +133,11 @@ func (ch *channel) basicCancel(m *wire.BasicCancel) error {
 	ch.mu.Unlock()
 	if c != nil {
 		ch.forgetConsumer(c)
+		ch.mu.Lock()
+		if c.Queue().Name() == ch.replyQueue {
+			ch.replyQueue = "" // publishing with reply-to needs a consumer again
+		}
+		ch.mu.Unlock()
 		c.Queue().RemoveConsumer(c)
 	}
 	return ch.reply(m.NoWait, &wire.BasicCancelOk{ConsumerTag: m.ConsumerTag}, nil)
@@ -158,8 +164,11 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 		return err
 	}
 	if q.Config().SingleActiveConsumer {
-		return wire.Errorf(wire.ResourceLocked, "cannot obtain access to queue '"+name+"' in vhost '"+
-			ch.conn.vhost.Name()+"' with single active consumer through basic.get")
+		// RabbitMQ refuses this on quorum queues; Warren refuses it on every
+		// single-active-consumer queue, since a get would bypass the
+		// active consumer.
+		return wire.Errorf(wire.ResourceLocked, "cannot obtain access to locked queue '"+name+"' in vhost '"+
+			ch.conn.vhost.Name()+"'. basic.get operations are not supported by queues with single active consumer")
 	}
 	e, left, ok := q.Get(m.NoAck)
 	if !ok {

@@ -29,6 +29,11 @@ func (ch *channel) queueName(name string) (string, error) {
 }
 
 func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
+	if m.Queue == replyTo {
+		// The direct reply-to pseudo-queue always "exists", as in RabbitMQ
+		// (clients such as Spring AMQP probe for it this way).
+		return ch.reply(m.NoWait, &wire.QueueDeclareOk{Queue: replyTo, ConsumerCount: 1}, nil)
+	}
 	name := m.Queue
 	if m.Passive && name == "" && ch.lastQueue != "" {
 		name = ch.lastQueue
@@ -69,7 +74,7 @@ func (ch *channel) queueBind(m *wire.QueueBind) error {
 func (ch *channel) queueUnbind(m *wire.QueueUnbind) error {
 	name, key, err := ch.bindingTarget(m.Queue, m.RoutingKey)
 	if err == nil {
-		err = ch.conn.vhost.UnbindQueue(name, m.Exchange, key, m.Arguments, ch.conn.id)
+		err = ch.conn.vhost.UnbindQueue(name, m.Exchange, key, m.Arguments)
 	}
 	return ch.reply(false, &wire.QueueUnbindOk{}, err)
 }

@@ -133,6 +133,10 @@ func intArg(v any, lo, hi int64) string {
 	return ""
 }
 
+// TypeName is RabbitMQ's name for a field value's AMQP type ("longstr",
+// "signedint", ...), as its error texts show it.
+func TypeName(v any) string { return typeName(v) }
+
 // typeName is RabbitMQ's name for a field value's AMQP type.
 func typeName(v any) string {
 	switch v.(type) {

@@ -208,8 +208,12 @@ func argsEquivalent(what string, got, have wire.Table, names ...string) error {
 		if !gok && !hok {
 			continue
 		}
-		if gok && hok && exchange.CanonicalArgs(wire.Table{n: g}) == exchange.CanonicalArgs(wire.Table{n: h}) {
-			continue
+		if gok && hok {
+			if exchange.CanonicalArgs(wire.Table{n: g}) == exchange.CanonicalArgs(wire.Table{n: h}) {
+				continue
+			}
+			// Both present: RabbitMQ shows just the values.
+			return inequivalent(n, what, "'"+valueString(g)+"'", "'"+valueString(h)+"'")
 		}
 		return inequivalent(n, what, describeValue(g, gok), describeValue(h, hok))
 	}
@@ -486,14 +490,16 @@ func (v *VHost) BindQueue(queueName, exchangeName, key string, args wire.Table, 
 	}, true)
 }
 
-// UnbindQueue removes a queue's binding; removing a missing binding succeeds.
-func (v *VHost) UnbindQueue(queueName, exchangeName, key string, args wire.Table, owner uint64) error {
+// UnbindQueue removes a queue's binding; removing a missing binding
+// succeeds. As in RabbitMQ, another connection's exclusive queue may be
+// unbound.
+func (v *VHost) UnbindQueue(queueName, exchangeName, key string, args wire.Table) error {
 	return v.bind(exchangeName, key, args, func() (exchange.Destination, error) {
 		q := v.queues[queueName]
 		if q == nil {
 			return nil, v.queueNotFound(queueName)
 		}
-		return q, v.checkExclusiveLocked(q, owner)
+		return q, nil
 	}, false)
 }
 
