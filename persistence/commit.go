@@ -117,6 +117,7 @@ type batch struct {
 	arena    []byte          // copies of entry metadata
 	waiters  []Waiter
 	drops    int   // opDropQueue ops
+	urgent   bool  // holds a put, a definition, a queue drop or a waiter: write it now
 	needSync bool  // holds a definition: sync even when !Options.Sync
 	bytes    int64 // payload bytes queued
 	invalid  error // operations refused at enqueue time
@@ -148,7 +149,7 @@ func (b *batch) reset() {
 	}
 	clear(b.waiters)
 	b.waiters = b.waiters[:0]
-	b.drops, b.needSync, b.bytes, b.invalid = 0, false, 0, nil
+	b.drops, b.urgent, b.needSync, b.bytes, b.invalid = 0, false, false, 0, nil
 }
 
 // cancel marks the live put of k in b as undone and reports whether there was
@@ -184,15 +185,55 @@ func (s *Store) lockPending() *batch {
 	return s.pending
 }
 
-// unlockPending unlocks s.mu after b was changed and wakes the committer if b
-// was empty before.
-func (s *Store) unlockPending(b *batch, wasEmpty bool) Ticket {
+// Deletes of acknowledged messages have no waiter: nothing is confirmed by
+// them, and losing the last few to a crash only redelivers what was acked
+// (as on RabbitMQ). A batch holding only deletes is therefore not written at
+// once but when it reaches lazyDeleteOps operations, when something urgent
+// joins it, or lazyDeleteDelay after its first delete, so that draining a
+// backlog costs one write and sync per thousands of acks, not per ack.
+const (
+	lazyDeleteOps   = 4096
+	lazyDeleteDelay = 100 * time.Millisecond
+)
+
+// readyLocked reports whether the committer should take b now.
+func (s *Store) readyLocked(b *batch) bool {
+	return b.urgent || len(b.ops) >= lazyDeleteOps || s.flushDue && len(b.ops) > 0
+}
+
+// unlockPending unlocks s.mu after b was changed, marking it urgent unless
+// the change was a lazy delete, and wakes the committer when b became
+// ready; for a batch of lazy deletes it arms the flush timer.
+func (s *Store) unlockPending(b *batch, wasReady, urgent bool) Ticket {
+	if urgent {
+		b.urgent = true
+	}
 	t := b.ticket
+	ready := s.readyLocked(b)
+	arm := !ready && len(b.ops) > 0 && !s.flushArmed
+	if arm {
+		s.flushArmed = true
+	}
 	s.mu.Unlock()
-	if wasEmpty {
+	if ready && !wasReady {
 		s.cond.Signal()
 	}
+	if arm {
+		time.AfterFunc(lazyDeleteDelay, s.flushLazy)
+	}
 	return t
+}
+
+// flushLazy lets the committer take a batch of lazy deletes.
+func (s *Store) flushLazy() {
+	s.mu.Lock()
+	s.flushArmed = false
+	s.flushDue = true
+	ready := s.readyLocked(s.pending)
+	s.mu.Unlock()
+	if ready {
+		s.cond.Signal()
+	}
 }
 
 // PutMessage queues the body of message msgID for writing and returns its
@@ -204,11 +245,11 @@ func (s *Store) PutMessage(msgID uint64, data []byte) Ticket {
 	if b == nil {
 		return closedTicket
 	}
-	wasEmpty := b.empty()
+	wasReady := s.readyLocked(b)
 	b.puts[opKey{prefixMessage, msgID, 0}] = int32(len(b.ops))
 	b.ops = append(b.ops, op{kind: opPutMessage, id: msgID, data: data})
 	b.bytes += int64(len(data))
-	return s.unlockPending(b, wasEmpty)
+	return s.unlockPending(b, wasReady, true)
 }
 
 // DeleteMessage queues the deletion of message msgID. If its PutMessage is
@@ -218,11 +259,11 @@ func (s *Store) DeleteMessage(msgID uint64) Ticket {
 	if b == nil {
 		return closedTicket
 	}
-	wasEmpty := b.empty()
+	wasReady := s.readyLocked(b)
 	if !b.cancel(opKey{prefixMessage, msgID, 0}) {
 		b.ops = append(b.ops, op{kind: opDeleteMessage, id: msgID})
 	}
-	return s.unlockPending(b, wasEmpty)
+	return s.unlockPending(b, wasReady, false)
 }
 
 // PutEntry queues index entry seq of queue queueID, naming message msgID with
@@ -240,12 +281,12 @@ func (s *Store) PutEntry(queueID, seq, msgID uint64, meta []byte) Ticket {
 	if b == nil {
 		return closedTicket
 	}
-	wasEmpty := b.empty()
+	wasReady := s.readyLocked(b)
 	if len(meta) > MaxEntryMeta {
 		b.invalid = errors.Join(b.invalid, fmt.Errorf("persistence: entry %d/%d: meta of %d bytes: %w",
 			queueID, seq, len(meta), ErrTooLarge))
 		b.ops = append(b.ops, op{kind: opPutEntry, cancelled: true})
-		return s.unlockPending(b, wasEmpty)
+		return s.unlockPending(b, wasReady, true)
 	}
 	start := len(b.arena)
 	b.arena = append(b.arena, meta...)
@@ -253,7 +294,7 @@ func (s *Store) PutEntry(queueID, seq, msgID uint64, meta []byte) Ticket {
 	b.puts[opKey{prefixEntry, queueID, seq}] = int32(len(b.ops))
 	b.ops = append(b.ops, op{kind: opPutEntry, queue: queueID, seq: seq, id: msgID, data: b.arena[start:end:end]})
 	b.bytes += int64(8 + len(meta))
-	return s.unlockPending(b, wasEmpty)
+	return s.unlockPending(b, wasReady, true)
 }
 
 // DeleteEntry queues the deletion of index entry seq of queue queueID. If its
@@ -264,11 +305,11 @@ func (s *Store) DeleteEntry(queueID, seq uint64) Ticket {
 	if b == nil {
 		return closedTicket
 	}
-	wasEmpty := b.empty()
+	wasReady := s.readyLocked(b)
 	if !b.cancel(opKey{prefixEntry, queueID, seq}) {
 		b.ops = append(b.ops, op{kind: opDeleteEntry, queue: queueID, seq: seq})
 	}
-	return s.unlockPending(b, wasEmpty)
+	return s.unlockPending(b, wasReady, false)
 }
 
 // Synced returns the highest ticket whose batch has completed (durable or
@@ -319,10 +360,15 @@ func (s *Store) Notify(t Ticket, w Waiter) {
 		w.Synced(t, err)
 		return
 	}
-	wasEmpty := b == s.pending && b.empty()
+	signal := false
+	if b == s.pending {
+		// Someone waits for this batch: it is written now.
+		signal = !s.readyLocked(b)
+		b.urgent = true
+	}
 	b.waiters = append(b.waiters, w)
 	s.mu.Unlock()
-	if wasEmpty {
+	if signal {
 		s.cond.Signal()
 	}
 }
@@ -365,7 +411,7 @@ func (s *Store) commitLoop() {
 	var unlogged int
 	for {
 		s.mu.Lock()
-		for s.pending.empty() && !s.stopping {
+		for !s.readyLocked(s.pending) && !s.stopping {
 			s.cond.Wait()
 		}
 		if s.pending.empty() {
@@ -376,6 +422,7 @@ func (s *Store) commitLoop() {
 		b := s.pending
 		spare.ticket = b.ticket + 1
 		s.pending, s.inflight = spare, b
+		s.flushDue = false
 		s.mu.Unlock()
 
 		if b.drops > 0 {

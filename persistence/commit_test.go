@@ -320,3 +320,54 @@ func TestGCScheduleStops(t *testing.T) {
 	}
 	mustClose(t, s) // goleak checks the GC goroutine is gone
 }
+
+// Deletes with no waiter are written lazily: not at once, but after the
+// lazy delay or once enough pile up, and at once when something urgent
+// joins their batch.
+func TestLazyDeletes(t *testing.T) {
+	t.Parallel()
+	s := mustOpen(t, testOptions(t, ""))
+	defer mustClose(t, s)
+	// Stored first, so the deletes below cannot cancel pending puts.
+	for i := uint64(1); i <= 3; i++ {
+		s.PutEntry(1, i, i, nil)
+	}
+	waitTicket(t, s, s.PutMessage(99, []byte("x")))
+
+	lone := s.DeleteEntry(1, 1)
+	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if s.Synced() < lone {
+			return fmt.Errorf("a lone delete is not written after the lazy delay")
+		}
+		return nil
+	})
+
+	del := s.DeleteEntry(1, 2)
+	put := s.PutEntry(1, 4, 99, nil)
+	if put != del {
+		t.Fatalf("delete and put in different batches: %d, %d", del, put)
+	}
+	waitTicket(t, s, put) // the put makes the batch urgent: its delete goes along
+	var seqs []uint64
+	if err := s.Entries(1, func(seq, _ uint64, _ []byte) error { seqs = append(seqs, seq); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seqs) != 2 || seqs[0] != 3 || seqs[1] != 4 {
+		t.Fatalf("entries %v, want [3 4]", seqs)
+	}
+}
+
+// waitTicket waits until t's batch is complete and fails on its error.
+func waitTicket(t *testing.T, s *Store, tk Ticket) {
+	t.Helper()
+	done := make(doneWaiter, 1)
+	s.Notify(tk, done)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("ticket %d not complete within 10s", tk)
+	}
+}

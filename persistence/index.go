@@ -102,7 +102,7 @@ func (s *Store) DeleteQueue(queueID uint64) error {
 	if b == nil {
 		return ErrClosed
 	}
-	wasEmpty := b.empty()
+	wasReady := s.readyLocked(b)
 	// Backwards: cancel may drop the tail operation.
 	for i := len(b.ops) - 1; i >= 0; i-- {
 		if o := &b.ops[i]; o.kind == opPutEntry && !o.cancelled && o.queue == queueID {
@@ -111,7 +111,7 @@ func (s *Store) DeleteQueue(queueID uint64) error {
 	}
 	b.ops = append(b.ops, op{kind: opDropQueue, queue: queueID, drop: req})
 	b.drops++
-	s.unlockPending(b, wasEmpty)
+	s.unlockPending(b, wasReady, true)
 
 	<-req.ready
 	defer req.snap.Discard()

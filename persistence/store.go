@@ -50,6 +50,8 @@ type Store struct {
 	pending    *batch    // accumulating; its ticket is the next to be written
 	inflight   *batch    // being written, nil between batches
 	stopping   bool      // no new writes; the committer drains and exits
+	flushArmed bool      // a lazy-delete flush timer is running
+	flushDue   bool      // the lazy-delete flush timer fired
 	exited     bool      // the committer has exited
 	failures   []failure // the last failed batches
 	forgotten  Ticket    // highest failed ticket dropped from failures
@@ -186,11 +188,11 @@ func (s *Store) writeSync(o op) error {
 	if b == nil {
 		return ErrClosed
 	}
-	wasEmpty := b.empty()
+	wasReady := s.readyLocked(b)
 	b.ops = append(b.ops, o)
 	b.needSync = true
 	b.waiters = append(b.waiters, done)
-	s.unlockPending(b, wasEmpty)
+	s.unlockPending(b, wasReady, true)
 	return <-done
 }
 
