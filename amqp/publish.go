@@ -3,6 +3,8 @@ package amqp
 import (
 	"strconv"
 
+	"github.com/warrenmq/warren/persistence"
+
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/queue"
 )
@@ -94,6 +96,7 @@ func (ch *channel) publish(m *queue.Message, mandatory bool) error {
 		m = withoutBCC(m)
 	}
 	out := queue.PublishTo(queues, m, ch.conn.srv.storage)
+	ch.conn.throttleStore()
 	if !out.Routed && mandatory {
 		c := ch.conn
 		c.out.mu.Lock()
@@ -243,4 +246,28 @@ func (ch *channel) withReplyQueue(m *queue.Message) (*queue.Message, error) {
 		return nil, err
 	}
 	return queue.BuildMessage(m.Exchange, m.RoutingKey, raw, m.Body), nil
+}
+
+// maxStoreBacklog is how many bytes may wait for the store's next write
+// before publishers stop being read: the store holds message bodies until
+// they are written, so this bounds that memory.
+const maxStoreBacklog = 64 << 20
+
+// storeDone is a persistence.Waiter that signals a channel.
+type storeDone chan struct{}
+
+func (d storeDone) Synced(persistence.Ticket, error) { close(d) }
+
+// throttleStore blocks the connection's reader (TCP then pushes back on the
+// client) while the store's pending batch is over its budget.
+func (c *conn) throttleStore() {
+	st := c.srv.storage
+	if st == nil || st.Store == nil {
+		return
+	}
+	if bytes, t := st.Store.Backlog(); bytes >= maxStoreBacklog {
+		done := make(storeDone)
+		st.Store.Notify(t, done)
+		<-done
+	}
 }

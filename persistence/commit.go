@@ -327,6 +327,15 @@ func (s *Store) Pending() (ops int, bytes int64) {
 	return len(s.pending.ops), s.pending.bytes
 }
 
+// Backlog returns the payload bytes waiting in the pending batch and that
+// batch's ticket: a caller past its budget waits for the ticket (Notify)
+// before queuing more.
+func (s *Store) Backlog() (bytes int64, t Ticket) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending.bytes, s.pending.ticket
+}
+
 // Notify calls w.Synced once the batch of ticket t has completed: at once, in
 // this goroutine, if it already has; later from the committer otherwise. A
 // ticket of a closed store is reported with ErrClosed.
