@@ -262,7 +262,7 @@ func (d storeDone) Synced(persistence.Ticket, error) { close(d) }
 // client) while the store's pending batch is over its budget.
 func (c *conn) throttleStore() {
 	st := c.srv.storage
-	if st == nil || st.Store == nil {
+	if st == nil || st.Store == nil || st.Store.BacklogBytes() < maxStoreBacklog {
 		return
 	}
 	if bytes, t := st.Store.Backlog(); bytes >= maxStoreBacklog {

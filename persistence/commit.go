@@ -208,6 +208,7 @@ func (s *Store) unlockPending(b *batch, wasReady, urgent bool) Ticket {
 	if urgent {
 		b.urgent = true
 	}
+	s.backlog.Store(b.bytes)
 	t := b.ticket
 	ready := s.readyLocked(b)
 	arm := !ready && len(b.ops) > 0 && !s.flushArmed
@@ -329,12 +330,16 @@ func (s *Store) Pending() (ops int, bytes int64) {
 
 // Backlog returns the payload bytes waiting in the pending batch and that
 // batch's ticket: a caller past its budget waits for the ticket (Notify)
-// before queuing more.
+// before queuing more. BacklogBytes is the cheap first check.
 func (s *Store) Backlog() (bytes int64, t Ticket) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pending.bytes, s.pending.ticket
 }
+
+// BacklogBytes returns the payload bytes waiting in the pending batch,
+// without taking the store's lock.
+func (s *Store) BacklogBytes() int64 { return s.backlog.Load() }
 
 // Notify calls w.Synced once the batch of ticket t has completed: at once, in
 // this goroutine, if it already has; later from the committer otherwise. A
@@ -432,6 +437,7 @@ func (s *Store) commitLoop() {
 		spare.ticket = b.ticket + 1
 		s.pending, s.inflight = spare, b
 		s.flushDue = false
+		s.backlog.Store(0)
 		s.mu.Unlock()
 
 		if b.drops > 0 {

@@ -46,15 +46,16 @@ type Store struct {
 
 	// Group commit (commit.go). mu guards the fields up to commitDone.
 	mu         sync.Mutex
-	cond       sync.Cond // on mu: pending became non-empty, or stopping
-	pending    *batch    // accumulating; its ticket is the next to be written
-	inflight   *batch    // being written, nil between batches
-	stopping   bool      // no new writes; the committer drains and exits
-	flushArmed bool      // a lazy-delete flush timer is running
-	flushDue   bool      // the lazy-delete flush timer fired
-	exited     bool      // the committer has exited
-	failures   []failure // the last failed batches
-	forgotten  Ticket    // highest failed ticket dropped from failures
+	cond       sync.Cond    // on mu: pending became non-empty, or stopping
+	pending    *batch       // accumulating; its ticket is the next to be written
+	inflight   *batch       // being written, nil between batches
+	stopping   bool         // no new writes; the committer drains and exits
+	flushArmed bool         // a lazy-delete flush timer is running
+	flushDue   bool         // the lazy-delete flush timer fired
+	backlog    atomic.Int64 // payload bytes in the pending batch, for BacklogBytes
+	exited     bool         // the committer has exited
+	failures   []failure    // the last failed batches
+	forgotten  Ticket       // highest failed ticket dropped from failures
 	synced     atomic.Uint64
 	commitDone chan struct{}
 
