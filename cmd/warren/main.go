@@ -43,6 +43,14 @@ func run(args []string) int {
 		log.Warn("config key has no effect in Warren", "key", k)
 	}
 	opts.broker.AMQP.Version = version
+	if opts.pprof != "" {
+		stop, err := servePprof(opts.pprof, log)
+		if err != nil {
+			log.Error("pprof listener", "err", err)
+			return 1
+		}
+		defer stop()
+	}
 	b, err := broker.Start(opts.broker, log)
 	if err != nil {
 		log.Error("start failed", "err", err)

@@ -20,6 +20,7 @@ type options struct {
 	broker   broker.Config
 	logLevel slog.Level
 	config   string // config file path
+	pprof    string // HOST:PORT for net/http/pprof, empty: off
 }
 
 // setting is one knob. The same table drives the flags, the WARREN_*
@@ -144,6 +145,9 @@ func settings() []setting {
 				o.broker.GCInterval = time.Duration(n) * time.Second
 				return err
 			}},
+		{name: "pprof", keys: []string{"pprof"}, usage: "HOST:PORT to serve Go profiles on (net/http/pprof), for performance work; empty: off",
+			get: func(o *options) string { return o.pprof },
+			set: func(o *options, v string) error { o.pprof = v; return nil }},
 		{name: "log-level", keys: []string{"log.level", "log.console.level"}, usage: "debug, info, warning or error",
 			get: func(o *options) string { return strings.ToLower(o.logLevel.String()) },
 			set: func(o *options, v string) error {
