@@ -84,6 +84,7 @@ func TestDeliveryErrors(t *testing.T) {
 	t.Run("recover without requeue gets 540", func(t *testing.T) {
 		conn, ch := dialChannel(t, b)
 		closed := conn.NotifyClose(make(chan *amqp091.Error, 1))
+		//lint:ignore SA1019 basic.recover is the method under test
 		_ = ch.Recover(false)
 		expectClose(t, closed, 540, "NOT_IMPLEMENTED - requeue=false")
 	})

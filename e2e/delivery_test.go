@@ -409,6 +409,7 @@ func testTransactions(t *testing.T, b *broker) {
 	if err := ch.TxRollback(); err != nil {
 		t.Fatal(err)
 	}
+	//lint:ignore SA1019 basic.recover is the method under test
 	if err := ch.Recover(true); err != nil {
 		t.Fatal(err)
 	}
@@ -685,6 +686,7 @@ func testRecover(t *testing.T, b *broker) {
 	if d := receive(t, msgs); d.Redelivered {
 		t.Fatal("redelivered on first delivery")
 	}
+	//lint:ignore SA1019 basic.recover is the method under test
 	if err := ch.Recover(true); err != nil {
 		t.Fatal(err)
 	}

@@ -130,16 +130,6 @@ func (c *rawClient) expectConnectionClose(code uint16, text string) {
 	c.expectEOF()
 }
 
-// expectChannelClose reads a channel.close and checks its code and text.
-func (c *rawClient) expectChannelClose(ch uint16, code uint16, text string) *wire.ChannelClose {
-	c.t.Helper()
-	m := c.expectMethod(ch, wire.MethodChannelClose).(*wire.ChannelClose)
-	if m.ReplyCode != code || (text != "" && m.ReplyText != text) {
-		c.t.Fatalf("channel.close %d %q, want %d %q", m.ReplyCode, m.ReplyText, code, text)
-	}
-	return m
-}
-
 // expectEOF checks that the server closes the socket (heartbeats aside).
 func (c *rawClient) expectEOF() {
 	c.t.Helper()

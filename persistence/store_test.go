@@ -174,7 +174,7 @@ func TestMessagesAndEntriesRoundTrip(t *testing.T) {
 	for i, n := range sizes {
 		id := s.NextMessageID()
 		bodies[id] = body(id, n)
-		last = s.PutMessage(id, bodies[id])
+		s.PutMessage(id, bodies[id])
 		seq := uint64(i + 1)
 		meta := []byte(fmt.Sprintf("meta%d", i))
 		if i%3 == 0 {

@@ -36,9 +36,6 @@ func (d *deque) pushFront(e Entry) {
 	d.n++
 }
 
-// front returns the first entry; the deque must not be empty.
-func (d *deque) front() *Entry { return &d.buf[d.head] }
-
 func (d *deque) popFront() Entry {
 	e := d.buf[d.head]
 	d.buf[d.head] = Entry{}

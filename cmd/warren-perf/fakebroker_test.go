@@ -65,7 +65,6 @@ type fakeQueue struct {
 type fakeConsumer struct {
 	conn *fakeConn
 	tag  string
-	tags uint64 // delivery tags are per channel; one channel per connection here
 }
 
 type fakeConn struct {

@@ -116,5 +116,3 @@ func (h *histogram) percentile(p float64) int64 {
 	return bucketMid(numBuckets - 1)
 }
 
-// max returns the largest recorded value, rounded to its bucket.
-func (h *histogram) max() int64 { return h.percentile(100) }
