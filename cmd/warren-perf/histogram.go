@@ -115,4 +115,3 @@ func (h *histogram) percentile(p float64) int64 {
 	}
 	return bucketMid(numBuckets - 1)
 }
-
