@@ -43,3 +43,6 @@ fuzz:
 ## run: start a broker on 127.0.0.1:5672 with ./warren-data
 run:
 	$(GO) run ./cmd/warren
+
+## bench: Warren vs RabbitMQ (when installed) on this machine; see bench/bench.sh
+bench: ; bench/bench.sh
