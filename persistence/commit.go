@@ -429,9 +429,15 @@ func (s *Store) commitLoop() {
 			s.cond.Wait()
 		}
 		if s.pending.empty() {
-			s.exited = true
+			if s.stopping {
+				s.exited = true
+				s.mu.Unlock()
+				return
+			}
+			// Urgent once, but its puts were cancelled: nothing to write.
+			s.pending.urgent = false
 			s.mu.Unlock()
-			return
+			continue
 		}
 		b := s.pending
 		spare.ticket = b.ticket + 1
