@@ -42,6 +42,7 @@ type conn struct {
 	wg         sync.WaitGroup // the writer
 	closeSent  atomic.Bool    // connection.close sent by the server
 	framesRead atomic.Uint64  // for heartbeat monitoring
+	paused     atomic.Bool    // the reader is held back on purpose: no heartbeat check
 	bytesOut   atomic.Uint64
 }
 

@@ -267,7 +267,11 @@ func (c *conn) throttleStore() {
 	}
 	if bytes, t := st.Store.Backlog(); bytes >= maxStoreBacklog {
 		done := make(storeDone)
+		// The client is not being read meanwhile: its heartbeats must not
+		// count as missed (RabbitMQ suspends the check while blocked too).
+		c.paused.Store(true)
 		st.Store.Notify(t, done)
 		<-done
+		c.paused.Store(false)
 	}
 }

@@ -79,7 +79,7 @@ func (c *conn) writeLoop() {
 				c.out.mu.Unlock()
 			}
 			wrote = false
-			if n := c.framesRead.Load(); n != lastReads {
+			if n := c.framesRead.Load(); n != lastReads || c.paused.Load() {
 				lastReads, silentTicks = n, 0
 			} else if silentTicks++; silentTicks >= 4 {
 				c.log.Warn("closing connection: missed heartbeats from client", "timeout", c.heartbeat)
