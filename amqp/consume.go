@@ -73,10 +73,10 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	c := &queue.Consumer{Tag: tag, NoAck: m.NoAck, Exclusive: m.Exclusive, Prefetch: ch.consumerPrefetch, Sink: ch,
 		Timeout: ch.conn.srv.ackTimeout(q, m.Arguments)}
 	if p, ok := m.Arguments["x-priority"]; ok {
-		n, ok := intArg(p)
+		n, ok := wire.Int(p)
 		if !ok {
 			return wire.Errorf(wire.PreconditionFailed, "invalid arg 'x-priority' for queue '"+name+"' in vhost '"+
-				ch.conn.vhost.Name()+"': \"expected integer, got "+vhost.TypeName(p)+"\"")
+				ch.conn.vhost.Name()+"': \"expected integer, got "+wire.TypeName(p)+"\"")
 		}
 		c.Priority = int(n)
 	}
@@ -104,27 +104,6 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 		q.RemoveConsumer(c)
 	}
 	return nil
-}
-
-// intArg reads an integer field value of any width.
-func intArg(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int8:
-		return int64(n), true
-	case uint8:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
-	case int64:
-		return n, true
-	}
-	return 0, false
 }
 
 func (ch *channel) basicCancel(m *wire.BasicCancel) error {
@@ -324,7 +303,7 @@ func (ch *channel) basicRecover(requeue, reply bool) error {
 func (s *Server) ackTimeout(q *queue.Queue, args wire.Table) time.Duration {
 	for _, t := range []wire.Table{args, q.Config().Args} {
 		if v, ok := t["x-consumer-timeout"]; ok {
-			if n, ok := intArg(v); ok && n >= 0 {
+			if n, ok := wire.Int(v); ok && n >= 0 {
 				return time.Duration(n) * time.Millisecond
 			}
 		}

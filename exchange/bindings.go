@@ -1,12 +1,8 @@
 package exchange
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
-	"slices"
-	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
 )
@@ -22,80 +18,15 @@ func CanonicalArgs(args wire.Table) string {
 	if len(args) == 0 {
 		return ""
 	}
-	return string(appendTable(nil, args))
-}
-
-func appendTable(b []byte, t wire.Table) []byte {
-	keys := make([]string, 0, len(t))
-	for k := range t {
-		keys = append(keys, k)
+	// wire's encoding is typed and writes keys in sorted order, at every
+	// level: equal tables give equal bytes.
+	b, err := wire.AppendTable(nil, args)
+	if err != nil {
+		// Not a table wire can carry (never true of decoded arguments):
+		// keep it distinct from every table that is.
+		return fmt.Sprintf("?%#v", args)
 	}
-	slices.Sort(keys)
-	b = binary.AppendUvarint(b, uint64(len(keys)))
-	for _, k := range keys {
-		b = binary.AppendUvarint(b, uint64(len(k)))
-		b = append(b, k...)
-		b = appendValue(b, t[k])
-	}
-	return b
-}
-
-// appendValue appends v's AMQP type code and an unambiguous encoding of its
-// value.
-func appendValue(b []byte, v any) []byte {
-	switch v := v.(type) {
-	case nil:
-		return append(b, 'V')
-	case bool:
-		if v {
-			return append(b, 't', 1)
-		}
-		return append(b, 't', 0)
-	case int8:
-		return append(b, 'b', byte(v))
-	case uint8:
-		return append(b, 'B', v)
-	case int16:
-		return binary.BigEndian.AppendUint16(append(b, 's'), uint16(v))
-	case uint16:
-		return binary.BigEndian.AppendUint16(append(b, 'u'), v)
-	case int32:
-		return binary.BigEndian.AppendUint32(append(b, 'I'), uint32(v))
-	case uint32:
-		return binary.BigEndian.AppendUint32(append(b, 'i'), v)
-	case int64:
-		return binary.BigEndian.AppendUint64(append(b, 'l'), uint64(v))
-	case int:
-		return binary.BigEndian.AppendUint64(append(b, 'l'), uint64(v))
-	case float32:
-		return binary.BigEndian.AppendUint32(append(b, 'f'), math.Float32bits(v))
-	case float64:
-		return binary.BigEndian.AppendUint64(append(b, 'd'), math.Float64bits(v))
-	case wire.Decimal:
-		return binary.BigEndian.AppendUint32(append(b, 'D', v.Scale), uint32(v.Value))
-	case string:
-		b = binary.AppendUvarint(append(b, 'S'), uint64(len(v)))
-		return append(b, v...)
-	case []byte:
-		b = binary.AppendUvarint(append(b, 'x'), uint64(len(v)))
-		return append(b, v...)
-	case time.Time:
-		return binary.BigEndian.AppendUint64(append(b, 'T'), uint64(v.Unix()))
-	case []any:
-		b = binary.AppendUvarint(append(b, 'A'), uint64(len(v)))
-		for _, e := range v {
-			b = appendValue(b, e)
-		}
-		return b
-	case wire.Table:
-		return appendTable(append(b, 'F'), v)
-	case map[string]any:
-		return appendTable(append(b, 'F'), v)
-	}
-	// Not a field value wire can carry; keep it distinct from every other.
-	s := fmt.Sprintf("%T:%#v", v, v)
-	b = binary.AppendUvarint(append(b, '?'), uint64(len(s)))
-	return append(b, s...)
+	return string(b)
 }
 
 // bindingKey is a binding's identity.

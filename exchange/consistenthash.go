@@ -309,7 +309,7 @@ func hashValue(v any) uint64 {
 	}
 	rv := headerValue(v)
 	if rv.kind == kindNested {
-		return hashString(string(appendValue([]byte{byte(kindNested)}, v)))
+		return hashString(string(kindNested) + CanonicalArgs(wire.Table{"": v}))
 	}
 	h := uint64(fnvOffset)
 	h = (h ^ uint64(rv.kind)) * fnvPrime

@@ -15,45 +15,7 @@ import (
 // (io_lib ~tp), so that clients see the same reply texts.
 
 // erlType returns the name RabbitMQ gives v's AMQP field type.
-func erlType(v any) string {
-	switch v.(type) {
-	case nil:
-		return "void"
-	case bool:
-		return "bool"
-	case int8:
-		return "byte"
-	case uint8:
-		return "unsignedbyte"
-	case int16:
-		return "short"
-	case uint16:
-		return "unsignedshort"
-	case int32:
-		return "signedint"
-	case uint32:
-		return "unsignedint"
-	case int64, int:
-		return "long"
-	case float32:
-		return "float"
-	case float64:
-		return "double"
-	case wire.Decimal:
-		return "decimal"
-	case string:
-		return "longstr"
-	case []byte:
-		return "binary"
-	case time.Time:
-		return "timestamp"
-	case []any:
-		return "array"
-	case wire.Table, map[string]any:
-		return "table"
-	}
-	return "undefined"
-}
+func erlType(v any) string { return wire.TypeName(v) }
 
 // erlTerm formats a field value as ~tp prints RabbitMQ's representation of
 // it: binaries as <<"...">>, integers in decimal, void as undefined, arrays

@@ -3,7 +3,6 @@ package vhost
 import (
 	"math"
 	"strconv"
-	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/queue"
@@ -94,27 +93,7 @@ func validateQueueArgs(what string, args wire.Table) (queueArgs, error) {
 }
 
 // intValue returns an integer argument's value.
-func intValue(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int8:
-		return int64(n), true
-	case uint8:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
-	case int64:
-		return n, true
-	case int:
-		return int64(n), true
-	}
-	return 0, false
-}
+func intValue(v any) (int64, bool) { return wire.Int(v) }
 
 // intArg checks an integer argument's type and range, returning RabbitMQ's
 // description of the problem or "".
@@ -133,50 +112,8 @@ func intArg(v any, lo, hi int64) string {
 	return ""
 }
 
-// TypeName is RabbitMQ's name for a field value's AMQP type ("longstr",
-// "signedint", ...), as its error texts show it.
-func TypeName(v any) string { return typeName(v) }
-
 // typeName is RabbitMQ's name for a field value's AMQP type.
-func typeName(v any) string {
-	switch v.(type) {
-	case bool:
-		return "bool"
-	case int8:
-		return "byte"
-	case uint8:
-		return "unsignedbyte"
-	case int16:
-		return "short"
-	case uint16:
-		return "unsignedshort"
-	case int32:
-		return "signedint"
-	case uint32:
-		return "unsignedint"
-	case int64, int:
-		return "long"
-	case float32:
-		return "float"
-	case float64:
-		return "double"
-	case wire.Decimal:
-		return "decimal"
-	case string:
-		return "longstr"
-	case []byte:
-		return "binary"
-	case []any:
-		return "array"
-	case time.Time:
-		return "timestamp"
-	case wire.Table:
-		return "table"
-	case nil:
-		return "void"
-	}
-	return "unknown"
-}
+func typeName(v any) string { return wire.TypeName(v) }
 
 // valueString renders a simple field value for error texts.
 func valueString(v any) string {

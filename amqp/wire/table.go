@@ -276,3 +276,68 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	}
 	return b, syntaxErr("unsupported field table value type")
 }
+
+// Int returns an integer field value of any width as an int64.
+func Int(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int8:
+		return int64(n), true
+	case uint8:
+		return int64(n), true
+	case int16:
+		return int64(n), true
+	case uint16:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case uint32:
+		return int64(n), true
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	}
+	return 0, false
+}
+
+// TypeName is RabbitMQ's name for a field value's type, as its reply texts
+// show it ("longstr", "signedint", "void"...).
+func TypeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "void"
+	case bool:
+		return "bool"
+	case int8:
+		return "byte"
+	case uint8:
+		return "unsignedbyte"
+	case int16:
+		return "short"
+	case uint16:
+		return "unsignedshort"
+	case int32:
+		return "signedint"
+	case uint32:
+		return "unsignedint"
+	case int64, int:
+		return "long"
+	case float32:
+		return "float"
+	case float64:
+		return "double"
+	case Decimal:
+		return "decimal"
+	case string:
+		return "longstr"
+	case []byte:
+		return "binary"
+	case time.Time:
+		return "timestamp"
+	case []any:
+		return "array"
+	case Table, map[string]any:
+		return "table"
+	}
+	return "undefined"
+}
