@@ -484,6 +484,11 @@ func (q *Queue) Requeue(c *Consumer, entries []Entry) {
 			q.countLocked(&e, 1)
 			q.returned.insertSorted(e)
 		}
+		// Requeued messages count against the length limit like any: past
+		// it, a drop-head queue drops its oldest.
+		for q.cfg.Overflow == DropHead && q.readyLenLocked() > 0 && q.fullLocked(0, 0) {
+			q.settleLocked(q.popLocked())
+		}
 		q.dispatchLocked()
 	}
 	q.mu.Unlock()
