@@ -1,0 +1,789 @@
+package queue
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warrenmq/warren/amqp/wire"
+)
+
+func TestDispatchRoundRobin(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		consumers int
+		publish   int
+		want      []string
+	}{
+		{"one consumer", 1, 3, []string{"c0", "c0", "c0"}},
+		{"two consumers", 2, 5, []string{"c0", "c1", "c0", "c1", "c0"}},
+		{"three consumers", 3, 7, []string{"c0", "c1", "c2", "c0", "c1", "c2", "c0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			q := New(testConfig())
+			sink := newSink()
+			for i := range tt.consumers {
+				mustAdd(t, q, &Consumer{Tag: fmt.Sprintf("c%d", i), Sink: sink})
+			}
+			var want []string
+			for i := range tt.publish {
+				b := fmt.Sprintf("m%d", i)
+				mustPublish(t, q, b)
+				want = append(want, b)
+			}
+			got := sink.take()
+			wantStrings(t, "consumers in delivery order", tags(got), tt.want)
+			wantStrings(t, "bodies", bodies(got), want)
+			wantStats(t, q, 0, tt.publish, tt.consumers)
+			if s := q.Stats(); s.Published != uint64(tt.publish) || s.Delivered != uint64(tt.publish) {
+				t.Fatalf("Stats: published %d delivered %d, want %d each", s.Published, s.Delivered, tt.publish)
+			}
+		})
+	}
+}
+
+func TestMessagesPublishedBeforeConsumerGoToItInOrder(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	mustPublish(t, q, "a", "b", "c")
+	wantStats(t, q, 3, 0, 0)
+	sink := newSink()
+	var startedFirst bool
+	c := &Consumer{Tag: "c", Sink: sink}
+	err := q.AddConsumer(c, func() { startedFirst = sink.offerCount() == 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !startedFirst {
+		t.Fatal("started callback ran after the first delivery (consume-ok must precede messages)")
+	}
+	if c.Queue() != q {
+		t.Fatal("Consumer.Queue() is not the queue it was added to")
+	}
+	wantStrings(t, "bodies", bodies(sink.take()), []string{"a", "b", "c"})
+	wantStats(t, q, 0, 3, 1)
+}
+
+func TestPrefetchCredit(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	sink := newSink()
+	c := mustAdd(t, q, &Consumer{Tag: "c", Prefetch: 2, Sink: sink})
+	mustPublish(t, q, "m1", "m2", "m3", "m4", "m5")
+	got := sink.take()
+	wantStrings(t, "first deliveries", bodies(got), []string{"m1", "m2"})
+	wantStats(t, q, 3, 2, 1)
+
+	// No credit: further publishes are not even offered.
+	offers := sink.offerCount()
+	mustPublish(t, q, "m6")
+	if n := sink.offerCount(); n != offers {
+		t.Fatalf("a consumer without credit was offered %d messages", n-offers)
+	}
+
+	q.Ack(c, entries(got[:1]))
+	wantStrings(t, "after one ack", bodies(sink.take()), []string{"m3"})
+	wantStats(t, q, 3, 2, 1)
+
+	q.Ack(c, entries(got[1:]))
+	rest := sink.take()
+	wantStrings(t, "after the second ack", bodies(rest), []string{"m4"})
+	q.Ack(c, entries(rest))
+	wantStrings(t, "after the third ack", bodies(sink.take()), []string{"m5"})
+	wantStats(t, q, 1, 2, 1)
+}
+
+func TestPrefetchSpreadsOverConsumers(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	sa, sb := newSink(), newSink()
+	a := mustAdd(t, q, &Consumer{Tag: "a", Prefetch: 1, Sink: sa})
+	mustAdd(t, q, &Consumer{Tag: "b", Prefetch: 1, Sink: sb})
+	mustPublish(t, q, "m1", "m2", "m3")
+	ga, gb := sa.take(), sb.take()
+	wantStrings(t, "a's deliveries", bodies(ga), []string{"m1"})
+	wantStrings(t, "b's deliveries", bodies(gb), []string{"m2"})
+	wantStats(t, q, 1, 2, 2)
+	q.Ack(a, entries(ga))
+	wantStrings(t, "a after its ack", bodies(sa.take()), []string{"m3"})
+	if got := sb.take(); len(got) != 0 {
+		t.Fatalf("b, still without credit, got %q", bodies(got))
+	}
+}
+
+func TestNoAckConsumerIgnoresPrefetchAndSettles(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	sink := newSink()
+	mustAdd(t, q, &Consumer{Tag: "c", NoAck: true, Prefetch: 1, Sink: sink})
+	mustPublish(t, q, "m1", "m2", "m3")
+	wantStrings(t, "bodies", bodies(sink.take()), []string{"m1", "m2", "m3"})
+	wantStats(t, q, 0, 0, 1)
+}
+
+func TestRefusingSinkBlocksConsumerUntilResume(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	sink := newSink()
+	sink.setRoom(1)
+	c := mustAdd(t, q, &Consumer{Tag: "c", Sink: sink})
+	mustPublish(t, q, "m1", "m2", "m3")
+	wantStrings(t, "before the sink filled up", bodies(sink.take()), []string{"m1"})
+	wantStats(t, q, 2, 1, 1)
+	// The refusal blocked the consumer: it is not offered more until Resume.
+	offers := sink.offerCount()
+	mustPublish(t, q, "m4")
+	if n := sink.offerCount(); n != offers {
+		t.Fatalf("a blocked consumer was offered %d more messages", n-offers)
+	}
+	sink.setRoom(-1)
+	q.Resume(c)
+	got := sink.take()
+	wantStrings(t, "after Resume", bodies(got), []string{"m2", "m3", "m4"})
+	for _, d := range got {
+		if d.e.Redelivered {
+			t.Fatalf("%s: a refused offer is not a delivery, want redelivered=false", d.e.Msg.Body)
+		}
+	}
+	wantStats(t, q, 0, 4, 1)
+	// Resume of a consumer that is not blocked changes nothing.
+	q.Resume(c)
+	if got := sink.take(); len(got) != 0 {
+		t.Fatalf("Resume of an unblocked consumer delivered %q", bodies(got))
+	}
+}
+
+func TestRefusedMessageGoesToAnotherConsumer(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	full, open := newSink(), newSink()
+	full.setRoom(0)
+	a := mustAdd(t, q, &Consumer{Tag: "a", Sink: full})
+	mustAdd(t, q, &Consumer{Tag: "b", Sink: open})
+	mustPublish(t, q, "m1", "m2", "m3")
+	wantStrings(t, "b's deliveries", bodies(open.take()), []string{"m1", "m2", "m3"})
+	if full.offerCount() != 1 {
+		t.Fatalf("the refusing sink was offered %d messages, want 1 (then blocked)", full.offerCount())
+	}
+	full.setRoom(-1)
+	q.Resume(a)
+	mustPublish(t, q, "m4", "m5")
+	if got := len(full.take()) + len(open.take()); got != 2 {
+		t.Fatalf("%d deliveries after Resume, want 2", got)
+	}
+	if full.offerCount() < 2 {
+		t.Fatal("the resumed consumer was never offered a message again")
+	}
+}
+
+func TestRefusedRedeliveryKeepsOrder(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	mustPublish(t, q, "m1", "m2", "m3")
+	got := getAll(t, q, false)
+	q.Requeue(nil, got[:2]) // m1, m2 come back redelivered, ahead of nothing
+	mustPublish(t, q, "m4")
+	sink := newSink()
+	sink.setRoom(0)
+	c := mustAdd(t, q, &Consumer{Tag: "c", Sink: sink})
+	sink.setRoom(-1)
+	q.Resume(c)
+	ds := sink.take()
+	wantStrings(t, "bodies", bodies(ds), []string{"m1", "m2", "m4"})
+	if !ds[0].e.Redelivered || !ds[1].e.Redelivered || ds[2].e.Redelivered {
+		t.Fatalf("redelivered flags %v %v %v, want true true false", ds[0].e.Redelivered, ds[1].e.Redelivered, ds[2].e.Redelivered)
+	}
+}
+
+func TestConsumerPriorities(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		order []int // priorities in the order the consumers are added
+	}{
+		{"low added first", []int{0, 10}},
+		{"high added first", []int{10, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			q := New(testConfig())
+			sink := newSink()
+			var high *Consumer
+			for _, p := range tt.order {
+				c := &Consumer{Tag: fmt.Sprintf("p%d", p), Priority: p, Sink: sink}
+				if p == 10 {
+					c.Prefetch = 2
+					high = c
+				}
+				mustAdd(t, q, c)
+			}
+			mustPublish(t, q, "m1", "m2", "m3", "m4")
+			got := sink.take()
+			wantStrings(t, "consumers", tags(got), []string{"p10", "p10", "p0", "p0"})
+			q.Ack(high, entries(got[:1]))
+			mustPublish(t, q, "m5", "m6")
+			wantStrings(t, "after the high consumer got credit back", tags(sink.take()), []string{"p10", "p0"})
+		})
+	}
+}
+
+func TestEqualPriorityRoundRobinBelowHigherGroup(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	sink := newSink()
+	blocked := newSink()
+	blocked.setRoom(0)
+	mustAdd(t, q, &Consumer{Tag: "high", Priority: 5, Sink: blocked})
+	mustAdd(t, q, &Consumer{Tag: "a", Sink: sink})
+	mustAdd(t, q, &Consumer{Tag: "b", Sink: sink})
+	mustPublish(t, q, "m1", "m2", "m3", "m4")
+	got := tags(sink.take())
+	if n := len(got); n != 4 {
+		t.Fatalf("%d deliveries, want 4", n)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] == got[i-1] {
+			t.Fatalf("deliveries %q: equal-priority consumers not alternated", got)
+		}
+	}
+}
+
+func TestExclusiveConsumer(t *testing.T) {
+	t.Parallel()
+	const locked = "ACCESS_REFUSED - queue 'q' in vhost '/' in exclusive use"
+	tests := []struct {
+		name                  string
+		firstExcl, secondExcl bool
+		wantErr               bool
+	}{
+		{"exclusive then shared", true, false, true},
+		{"exclusive then exclusive", true, true, true},
+		{"shared then exclusive", false, true, true},
+		{"shared then shared", false, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			q := New(testConfig())
+			first := mustAdd(t, q, &Consumer{Tag: "first", Exclusive: tt.firstExcl, Sink: newSink()})
+			second := &Consumer{Tag: "second", Exclusive: tt.secondExcl, Sink: newSink()}
+			started := false
+			err := q.AddConsumer(second, func() { started = true })
+			if started == tt.wantErr {
+				t.Fatalf("started ran: %v, want %v", started, !tt.wantErr)
+			}
+			if !tt.wantErr {
+				if err != nil {
+					t.Fatalf("AddConsumer: %v", err)
+				}
+				return
+			}
+			wantWireError(t, err, wire.AccessRefused, locked)
+			wantStats(t, q, 0, 0, 1)
+			// Once the first goes, the second may consume.
+			q.RemoveConsumer(first)
+			if err := q.AddConsumer(second, nil); err != nil {
+				t.Fatalf("AddConsumer after the first left: %v", err)
+			}
+		})
+	}
+}
+
+func TestExclusiveConsumerGetsEverything(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	sink := newSink()
+	mustAdd(t, q, &Consumer{Tag: "x", Exclusive: true, Priority: -1, Sink: sink})
+	mustPublish(t, q, "m1", "m2")
+	wantStrings(t, "consumers", tags(sink.take()), []string{"x", "x"})
+}
+
+func TestSingleActiveConsumer(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.SingleActiveConsumer = true
+	q := New(cfg)
+	sa, sb, sc := newSink(), newSink(), newSink()
+	a := mustAdd(t, q, &Consumer{Tag: "a", Prefetch: 1, Sink: sa})
+	// A higher priority does not make a later consumer active: SAC keeps
+	// arrival order.
+	b := mustAdd(t, q, &Consumer{Tag: "b", Priority: 10, Sink: sb})
+	mustAdd(t, q, &Consumer{Tag: "c", Sink: sc})
+	mustPublish(t, q, "m1", "m2", "m3")
+	ga := sa.take()
+	wantStrings(t, "a's deliveries", bodies(ga), []string{"m1"})
+	if n := len(sb.take()) + len(sc.take()); n != 0 {
+		t.Fatalf("inactive consumers got %d messages", n)
+	}
+	wantStats(t, q, 2, 1, 3)
+
+	// a goes: b takes over at once; a's unacked delivery stays with a.
+	q.RemoveConsumer(a)
+	wantStrings(t, "b after failover", bodies(sb.take()), []string{"m2", "m3"})
+	wantStats(t, q, 0, 3, 2)
+	// a's channel requeues what it held: it goes to the active consumer.
+	q.Requeue(a, entries(ga))
+	got := sb.take()
+	wantStrings(t, "b after a's requeue", bodies(got), []string{"m1"})
+	if !got[0].e.Redelivered {
+		t.Fatal("requeued message not marked redelivered")
+	}
+	q.RemoveConsumer(b)
+	mustPublish(t, q, "m4")
+	wantStrings(t, "c after the second failover", bodies(sc.take()), []string{"m4"})
+}
+
+func TestAutoDelete(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var deleted []*Queue
+	cfg := testConfig()
+	cfg.AutoDelete = true
+	cfg.OnAutoDelete = func(q *Queue) {
+		mu.Lock()
+		deleted = append(deleted, q)
+		mu.Unlock()
+	}
+	q := New(cfg)
+	calls := func() []*Queue {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(deleted)
+	}
+
+	// Never had a consumer: publishing, getting and removing an unknown
+	// consumer do not delete it.
+	mustPublish(t, q, "m1", "m2", "m3")
+	if _, _, ok := q.Get(true); !ok {
+		t.Fatal("Get on a queue with messages found none")
+	}
+	q.RemoveConsumer(&Consumer{Tag: "stranger", Sink: newSink()})
+	if q.Deleted() || len(calls()) != 0 {
+		t.Fatal("an auto-delete queue that never had a consumer was deleted")
+	}
+
+	a := mustAdd(t, q, &Consumer{Tag: "a", Prefetch: 1, Sink: newSink()})
+	b := mustAdd(t, q, &Consumer{Tag: "b", Prefetch: 1, Sink: newSink()})
+	q.RemoveConsumer(a)
+	if q.Deleted() || len(calls()) != 0 {
+		t.Fatal("deleted while a consumer remained")
+	}
+	q.RemoveConsumer(b)
+	if !q.Deleted() {
+		t.Fatal("not deleted after its last consumer left")
+	}
+	if got := calls(); len(got) != 1 || got[0] != q {
+		t.Fatalf("OnAutoDelete called with %v, want once with the queue", got)
+	}
+	if res, _ := q.Publish(msg(t, "late")); res != Gone {
+		t.Fatalf("Publish to an auto-deleted queue = %v, want Gone", res)
+	}
+	wantWireError(t, q.AddConsumer(&Consumer{Tag: "late", Sink: newSink()}, nil), wire.NotFound, "NOT_FOUND - no queue 'q' in vhost '/'")
+	q.RemoveConsumer(b) // again: nothing happens
+	if n := len(calls()); n != 1 {
+		t.Fatalf("OnAutoDelete called %d times, want 1", n)
+	}
+}
+
+func TestNonAutoDeleteQueueSurvivesLastConsumer(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	c := mustAdd(t, q, &Consumer{Tag: "c", Sink: newSink()})
+	q.RemoveConsumer(c)
+	if q.Deleted() {
+		t.Fatal("a queue without auto-delete deleted itself")
+	}
+}
+
+func TestRequeueOrder(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	mustPublish(t, q, "m1", "m2", "m3", "m4", "m5")
+	var held []Entry
+	for range 3 {
+		e, _, ok := q.Get(false)
+		if !ok {
+			t.Fatal("Get found nothing")
+		}
+		held = append(held, e)
+	}
+	wantStats(t, q, 2, 3, 0)
+	// Requeue m3 and m1, out of order: they return in Seq order, ahead of
+	// the newer m4 and m5.
+	q.Requeue(nil, []Entry{held[2], held[0]})
+	wantStats(t, q, 4, 1, 0)
+	mustPublish(t, q, "m6")
+	var order []string
+	var redelivered []bool
+	for range 3 {
+		e, _, _ := q.Get(true)
+		order = append(order, string(e.Msg.Body))
+		redelivered = append(redelivered, e.Redelivered)
+	}
+	wantStrings(t, "order after requeue", order, []string{"m1", "m3", "m4"})
+	if !slices.Equal(redelivered, []bool{true, true, false}) {
+		t.Fatalf("redelivered = %v, want [true true false]", redelivered)
+	}
+	// m2 comes back ahead of m5 and m6 though it was requeued last.
+	q.Requeue(nil, held[1:2])
+	wantStrings(t, "rest", entryBodies(getAll(t, q, true)), []string{"m2", "m5", "m6"})
+	wantStats(t, q, 0, 0, 0)
+}
+
+func TestRequeueFromConsumerRedeliversAheadOfNewer(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	sink := newSink()
+	c := mustAdd(t, q, &Consumer{Tag: "c", Prefetch: 2, Sink: sink})
+	mustPublish(t, q, "m1", "m2", "m3", "m4")
+	got := sink.take()
+	wantStrings(t, "first", bodies(got), []string{"m1", "m2"})
+	// Requeue frees the credit and the requeued messages come first.
+	q.Requeue(c, []Entry{got[1].e, got[0].e})
+	again := sink.take()
+	wantStrings(t, "after requeue", bodies(again), []string{"m1", "m2"})
+	for _, d := range again {
+		if !d.e.Redelivered {
+			t.Fatalf("%s not marked redelivered", d.e.Msg.Body)
+		}
+	}
+	wantStats(t, q, 2, 2, 1)
+}
+
+func TestGet(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	if e, n, ok := q.Get(false); ok || n != 0 || e.Msg != nil {
+		t.Fatalf("Get on an empty queue = %v, %d, %v; want nothing", e, n, ok)
+	}
+	mustPublish(t, q, "m1", "m2", "m3")
+	tests := []struct {
+		noAck     bool
+		body      string
+		remaining int
+		unacked   int
+	}{
+		{false, "m1", 2, 1},
+		{true, "m2", 1, 1},
+		{false, "m3", 0, 2},
+	}
+	for _, tt := range tests {
+		e, n, ok := q.Get(tt.noAck)
+		if !ok || string(e.Msg.Body) != tt.body || n != tt.remaining {
+			t.Fatalf("Get(%v) = %q, %d, %v; want %q, %d, true", tt.noAck, e.Msg.Body, n, ok, tt.body, tt.remaining)
+		}
+		if e.Redelivered {
+			t.Fatalf("%s: first delivery marked redelivered", tt.body)
+		}
+		wantStats(t, q, tt.remaining, tt.unacked, 0)
+	}
+	if _, n, ok := q.Get(true); ok || n != 0 {
+		t.Fatalf("Get after draining = %d, %v; want 0, false", n, ok)
+	}
+}
+
+func TestPurgeDropsOnlyReady(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	mustPublish(t, q, "m1", "m2", "m3", "m4", "m5")
+	held := []Entry{}
+	for range 2 {
+		e, _, _ := q.Get(false)
+		held = append(held, e)
+	}
+	if n := q.Purge(); n != 3 {
+		t.Fatalf("Purge = %d, want 3", n)
+	}
+	wantStats(t, q, 0, 2, 0)
+	if s := q.Stats(); s.ReadyBytes != 0 || s.Resident != 0 {
+		t.Fatalf("after Purge: ready bytes %d resident %d, want 0", s.ReadyBytes, s.Resident)
+	}
+	q.Requeue(nil, held)
+	wantStrings(t, "unacked survive a purge", entryBodies(getAll(t, q, true)), []string{"m1", "m2"})
+	if n := q.Purge(); n != 0 {
+		t.Fatalf("Purge of an empty queue = %d", n)
+	}
+}
+
+func TestDelete(t *testing.T) {
+	t.Parallel()
+	const (
+		inUse    = "PRECONDITION_FAILED - queue 'q' in vhost '/' in use"
+		notEmpty = "PRECONDITION_FAILED - queue 'q' in vhost '/' not empty"
+	)
+	tests := []struct {
+		name              string
+		consumer, message bool
+		ifUnused, ifEmpty bool
+		wantText          string // "" for success
+	}{
+		{"plain", true, true, false, false, ""},
+		{"if-unused with a consumer", true, false, true, false, inUse},
+		{"if-unused without consumers", false, true, true, false, ""},
+		{"if-empty with a message", false, true, false, true, notEmpty},
+		{"if-empty when empty", true, false, false, true, ""},
+		{"if-unused checked before if-empty", true, true, true, true, inUse},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			q := New(testConfig())
+			sink := newSink()
+			if tt.message {
+				mustPublish(t, q, "a", "b")
+			}
+			var c *Consumer
+			if tt.consumer {
+				// A consumer whose channel has no room: the messages stay ready.
+				sink.setRoom(0)
+				c = mustAdd(t, q, &Consumer{Tag: "c", Sink: sink})
+			}
+			ready := q.Stats().Ready
+			n, err := q.Delete(tt.ifUnused, tt.ifEmpty)
+			if tt.wantText != "" {
+				wantWireError(t, err, wire.PreconditionFailed, tt.wantText)
+				if q.Deleted() {
+					t.Fatal("a refused delete deleted the queue")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Delete: %v", err)
+			}
+			if n != ready {
+				t.Fatalf("Delete dropped %d, want %d", n, ready)
+			}
+			if !q.Deleted() {
+				t.Fatal("Deleted() = false after Delete")
+			}
+			if tt.consumer {
+				if got := sink.cancelledConsumers(); len(got) != 1 || got[0] != c {
+					t.Fatalf("Cancelled called for %v, want the consumer once", got)
+				}
+			}
+			if n, err := q.Delete(tt.ifUnused, tt.ifEmpty); n != 0 || err != nil {
+				t.Fatalf("second Delete = %d, %v; want 0, nil", n, err)
+			}
+			if res, _ := q.Publish(msg(t, "late")); res != Gone {
+				t.Fatalf("Publish after Delete = %v, want Gone", res)
+			}
+		})
+	}
+}
+
+func TestDeleteIfEmptyIgnoresUnacked(t *testing.T) {
+	t.Parallel()
+	q := New(testConfig())
+	mustPublish(t, q, "m1")
+	e, _, _ := q.Get(false)
+	if _, err := q.Delete(false, true); err != nil {
+		t.Fatalf("if-empty delete with only an unacked message: %v", err)
+	}
+	// The unacked delivery comes back after the delete: it is dropped.
+	q.Requeue(nil, []Entry{e})
+	wantStats(t, q, 0, 0, 0)
+}
+
+func TestLengthLimits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		maxLen       int64
+		maxBytes     int64
+		overflow     Overflow
+		consumer     bool
+		publish      []string
+		wantRejected []string
+		wantReady    []string
+		wantConsumed []string
+	}{
+		{name: "drop-head count", maxLen: 3, maxBytes: -1, overflow: DropHead,
+			publish: []string{"m1", "m2", "m3", "m4", "m5"}, wantReady: []string{"m3", "m4", "m5"}},
+		{name: "drop-head bytes", maxLen: -1, maxBytes: 10, overflow: DropHead,
+			publish: []string{"aaaa", "bbbb", "cccc", "dddd"}, wantReady: []string{"cccc", "dddd"}},
+		{name: "drop-head bytes, message larger than the limit", maxLen: -1, maxBytes: 5, overflow: DropHead,
+			publish: []string{"aa", "bbbbbbbbbb"}, wantReady: []string{}},
+		{name: "drop-head both limits", maxLen: 2, maxBytes: 100, overflow: DropHead,
+			publish: []string{"a", "b", "c"}, wantReady: []string{"b", "c"}},
+		{name: "reject-publish count", maxLen: 2, maxBytes: -1, overflow: RejectPublish,
+			publish: []string{"m1", "m2", "m3", "m4"}, wantRejected: []string{"m3", "m4"}, wantReady: []string{"m1", "m2"}},
+		{name: "reject-publish bytes", maxLen: -1, maxBytes: 6, overflow: RejectPublish,
+			publish: []string{"aaa", "bbb", "c"}, wantRejected: []string{"c"}, wantReady: []string{"aaa", "bbb"}},
+		{name: "reject-publish-dlx", maxLen: 1, maxBytes: -1, overflow: RejectPublishDLX,
+			publish: []string{"m1", "m2"}, wantRejected: []string{"m2"}, wantReady: []string{"m1"}},
+		{name: "max-length 0 drop-head, no consumer", maxLen: 0, maxBytes: -1, overflow: DropHead,
+			publish: []string{"m1", "m2"}, wantReady: []string{}},
+		{name: "max-length 0 drop-head, consumer takes it", maxLen: 0, maxBytes: -1, overflow: DropHead, consumer: true,
+			publish: []string{"m1", "m2"}, wantReady: []string{}, wantConsumed: []string{"m1", "m2"}},
+		{name: "max-length 0 reject-publish, even with a consumer", maxLen: 0, maxBytes: -1, overflow: RejectPublish, consumer: true,
+			publish: []string{"m1"}, wantRejected: []string{"m1"}, wantReady: []string{}},
+		{name: "max-length-bytes 0 drop-head", maxLen: -1, maxBytes: 0, overflow: DropHead,
+			publish: []string{"m1"}, wantReady: []string{}},
+		{name: "empty bodies fit max-length-bytes 0", maxLen: -1, maxBytes: 0, overflow: RejectPublish,
+			publish: []string{"", ""}, wantReady: []string{"", ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig()
+			cfg.MaxLength, cfg.MaxLengthBytes, cfg.Overflow = tt.maxLen, tt.maxBytes, tt.overflow
+			q := New(cfg)
+			sink := newSink()
+			if tt.consumer {
+				mustAdd(t, q, &Consumer{Tag: "c", Sink: sink})
+			}
+			rejected := []string{}
+			for _, b := range tt.publish {
+				switch res, _ := q.Publish(msg(t, b)); res {
+				case Rejected:
+					rejected = append(rejected, b)
+				case Enqueued:
+				default:
+					t.Fatalf("Publish(%q) = %v", b, res)
+				}
+			}
+			wantStrings(t, "rejected", rejected, append([]string{}, tt.wantRejected...))
+			wantStrings(t, "consumed", append([]string{}, bodies(sink.take())...), append([]string{}, tt.wantConsumed...))
+			var bytes int64
+			for _, b := range tt.wantReady {
+				bytes += int64(len(b))
+			}
+			if s := q.Stats(); s.ReadyBytes != bytes {
+				t.Fatalf("ReadyBytes = %d, want %d", s.ReadyBytes, bytes)
+			}
+			wantStrings(t, "ready", append([]string{}, entryBodies(getAll(t, q, true))...), tt.wantReady)
+		})
+	}
+}
+
+func TestLengthLimitCountsOnlyReady(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MaxLength = 1
+	cfg.Overflow = RejectPublish
+	q := New(cfg)
+	mustPublish(t, q, "m1")
+	if _, _, ok := q.Get(false); !ok {
+		t.Fatal("Get found nothing")
+	}
+	// m1 is unacked, not ready: there is room for m2.
+	mustPublish(t, q, "m2")
+	if res, _ := q.Publish(msg(t, "m3")); res != Rejected {
+		t.Fatalf("Publish past the limit = %v, want Rejected", res)
+	}
+}
+
+// RabbitMQ's classic queue trims a drop-head queue back to its limit after
+// a requeue (rabbit_amqqueue_process:requeue_and_run calls maybe_drop_head),
+// dropping from the head, which is where the requeued messages go.
+func TestRequeueTrimsDropHeadQueueToLimit(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MaxLength = 2
+	q := New(cfg)
+	mustPublish(t, q, "m1", "m2")
+	held := getAll(t, q, false)
+	mustPublish(t, q, "m3", "m4")
+	q.Requeue(nil, held)
+	wantStrings(t, "ready after requeue past max-length 2", entryBodies(getAll(t, q, true)), []string{"m3", "m4"})
+}
+
+// TestConcurrentPublishAndAck publishes from several goroutines to a
+// queue whose consumers' acks come from other goroutines (as they do from
+// channels' readers), and checks every message is delivered exactly once.
+func TestConcurrentPublishAndAck(t *testing.T) {
+	t.Parallel()
+	const (
+		publishers = 4
+		perPub     = 500
+		total      = publishers * perPub
+		consumers  = 3
+		prefetch   = 10
+	)
+	q := New(testConfig())
+	var (
+		mu    sync.Mutex
+		seen  = make(map[string]int)
+		acked int
+		done  = make(chan struct{})
+		wg    sync.WaitGroup
+		sinks []*chanSink
+	)
+	for i := range consumers {
+		s := &chanSink{ch: make(chan Entry, prefetch)}
+		sinks = append(sinks, s)
+		c := mustAdd(t, q, &Consumer{Tag: fmt.Sprintf("c%d", i), Prefetch: prefetch, Sink: s})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range s.ch {
+				q.Ack(c, []Entry{e})
+				mu.Lock()
+				seen[string(e.Msg.Body)]++
+				if acked++; acked == total {
+					close(done)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	var pubs sync.WaitGroup
+	for p := range publishers {
+		pubs.Add(1)
+		go func() {
+			defer pubs.Done()
+			for i := range perPub {
+				if res, _ := q.Publish(BuildMessage("", "q", nil, fmt.Appendf(nil, "%d-%d", p, i))); res != Enqueued {
+					t.Errorf("Publish = %v", res)
+					return
+				}
+			}
+		}()
+	}
+	pubs.Wait()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Errorf("not every message acked after 30s: %+v", q.Stats())
+	}
+	for _, s := range sinks {
+		close(s.ch)
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if len(seen) != total {
+		t.Fatalf("%d distinct messages delivered, want %d", len(seen), total)
+	}
+	for b, n := range seen {
+		if n != 1 {
+			t.Fatalf("message %s delivered %d times", b, n)
+		}
+	}
+	wantStats(t, q, 0, 0, consumers)
+	if s := q.Stats(); s.Published != total || s.Delivered != total {
+		t.Fatalf("Stats: published %d delivered %d, want %d", s.Published, s.Delivered, total)
+	}
+}
+
+// chanSink hands deliveries to a goroutine through a channel with room for
+// the consumer's prefetch, so Deliver never blocks.
+type chanSink struct{ ch chan Entry }
+
+func (s *chanSink) Deliver(_ *Consumer, e Entry) bool {
+	select {
+	case s.ch <- e:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *chanSink) Cancelled(*Consumer) {}

@@ -1,0 +1,487 @@
+package queue
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"testing"
+)
+
+// publishTo publishes m to qs and fails unless every queue took it.
+func publishTo(t testing.TB, qs []*Queue, m *Message, st *Storage) Outcome {
+	t.Helper()
+	out := PublishTo(qs, m, st)
+	if !out.Routed || out.Rejected {
+		t.Fatalf("PublishTo(%s) = %+v, want routed, not rejected", m.Body, out)
+	}
+	return out
+}
+
+func TestDurableQueueStoresPersistentMessages(t *testing.T) {
+	t.Parallel()
+	st := &Storage{Store: openStore(t, t.TempDir()), QueueBudget: 1 << 20}
+	q := storageQueue(st, "durable")
+	transientQ := New(Config{Name: "transient", VHost: "/", MaxLength: -1, MaxLengthBytes: -1,
+		ID: st.Store.NextQueueID(), Storage: st})
+
+	var ids []uint64
+	for _, b := range []string{"p1", "p2"} {
+		m := persistentMsg(t, b)
+		out := publishTo(t, []*Queue{q}, m, st)
+		if out.Ticket == 0 || m.ID == 0 {
+			t.Fatalf("persistent message to a durable queue: ticket %d id %d, want both set", out.Ticket, m.ID)
+		}
+		ids = append(ids, m.ID)
+	}
+	if out := publishTo(t, []*Queue{q}, msg(t, "t3"), st); out.Ticket != 0 {
+		t.Fatalf("transient message: ticket %d, want 0 (nothing to wait for)", out.Ticket)
+	}
+	m := persistentMsg(t, "p4")
+	if out := publishTo(t, []*Queue{transientQ}, m, st); out.Ticket != 0 || m.ID != 0 {
+		t.Fatalf("persistent message to a non-durable queue: ticket %d id %d, want 0, 0", out.Ticket, m.ID)
+	}
+	m = persistentMsg(t, "p5")
+	publishTo(t, []*Queue{q}, m, st)
+	ids = append(ids, m.ID)
+	flush(t, st.Store)
+
+	want := []storedEntry{{1, ids[0], false, 2}, {2, ids[1], false, 2}, {4, ids[2], false, 2}}
+	if got := storedEntries(t, st.Store, q.Config().ID); !slices.Equal(got, want) {
+		t.Fatalf("stored entries %+v, want %+v", got, want)
+	}
+	if got := storedEntries(t, st.Store, transientQ.Config().ID); len(got) != 0 {
+		t.Fatalf("non-durable queue has stored entries %+v", got)
+	}
+	for i, id := range ids {
+		if body, ok := storedBody(t, st.Store, id); !ok || body != []string{"p1", "p2", "p5"}[i] {
+			t.Fatalf("stored message %d = %q, %v", id, body, ok)
+		}
+	}
+
+	// Ack deletes the entry and the message; a no-ack get settles at once.
+	e, _, _ := q.Get(false)
+	q.Ack(nil, []Entry{e})
+	q.Get(true)
+	flush(t, st.Store)
+	if got := storedEntries(t, st.Store, q.Config().ID); !slices.Equal(got, want[2:]) {
+		t.Fatalf("stored entries after two settles %+v, want %+v", got, want[2:])
+	}
+	for _, id := range ids[:2] {
+		if _, ok := storedBody(t, st.Store, id); ok {
+			t.Fatalf("message %d still stored after its only queue settled it", id)
+		}
+	}
+	// The transient message between them is next, then p5.
+	wantStrings(t, "rest", entryBodies(getAll(t, q, true)), []string{"t3", "p5"})
+}
+
+func TestPublishToStoresSharedMessageOnce(t *testing.T) {
+	t.Parallel()
+	st := &Storage{Store: openStore(t, t.TempDir())}
+	q1, q2 := storageQueue(st, "q1"), storageQueue(st, "q2")
+	q3 := New(Config{Name: "q3", VHost: "/", MaxLength: -1, MaxLengthBytes: -1, ID: st.Store.NextQueueID(), Storage: st})
+	m := persistentMsg(t, "shared")
+	publishTo(t, []*Queue{q1, q2, q3}, m, st)
+	flush(t, st.Store)
+
+	var stored []uint64
+	if err := st.Store.MessageIDs(func(id uint64) error { stored = append(stored, id); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(stored, []uint64{m.ID}) {
+		t.Fatalf("stored messages %v, want just %d", stored, m.ID)
+	}
+	for _, q := range []*Queue{q1, q2} {
+		if got := storedEntries(t, st.Store, q.Config().ID); len(got) != 1 || got[0].msgID != m.ID {
+			t.Fatalf("%s's entries %+v, want one naming %d", q.Name(), got, m.ID)
+		}
+	}
+	if got := storedEntries(t, st.Store, q3.Config().ID); len(got) != 0 {
+		t.Fatalf("non-durable q3 has entries %+v", got)
+	}
+
+	steps := []struct {
+		q          *Queue
+		wantStored bool
+	}{
+		{q3, true}, // holds no reference
+		{q1, true},
+		{q2, false}, // the last reference
+	}
+	for _, s := range steps {
+		e, _, ok := s.q.Get(false)
+		if !ok {
+			t.Fatalf("%s: nothing to get", s.q.Name())
+		}
+		s.q.Ack(nil, []Entry{e})
+		flush(t, st.Store)
+		if _, ok := storedBody(t, st.Store, m.ID); ok != s.wantStored {
+			t.Fatalf("after %s acked: message stored %v, want %v", s.q.Name(), ok, s.wantStored)
+		}
+	}
+}
+
+func TestPublishToReleasesRejectedReferences(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		accepting int // durable queues that take the message
+		rejecting int // durable queues at their limit (reject-publish)
+		deleted   int // durable queues deleted before the publish
+	}{
+		{"one takes, one rejects", 1, 1, 0},
+		{"all reject", 0, 2, 0},
+		{"one rejects, one deleted", 0, 1, 1},
+		{"one takes, two deleted", 1, 0, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := &Storage{Store: openStore(t, t.TempDir())}
+			var qs, accepting []*Queue
+			for i := range tt.accepting {
+				q := storageQueue(st, fmt.Sprintf("ok%d", i))
+				qs, accepting = append(qs, q), append(accepting, q)
+			}
+			for i := range tt.rejecting {
+				q := storageQueue(st, fmt.Sprintf("full%d", i))
+				q.Config().MaxLength, q.Config().Overflow = 0, RejectPublish
+				qs = append(qs, q)
+			}
+			for i := range tt.deleted {
+				gone := storageQueue(st, fmt.Sprintf("gone%d", i))
+				if _, err := gone.Delete(false, false); err != nil {
+					t.Fatal(err)
+				}
+				qs = append(qs, gone)
+			}
+			m := persistentMsg(t, "m")
+			out := PublishTo(qs, m, st)
+			if out.Rejected != (tt.rejecting > 0) || !out.Routed {
+				t.Fatalf("PublishTo = %+v, want routed, rejected %v", out, tt.rejecting > 0)
+			}
+			flush(t, st.Store)
+			_, stored := storedBody(t, st.Store, m.ID)
+			if stored != (tt.accepting > 0) {
+				t.Fatalf("message stored %v with %d accepting queues", stored, tt.accepting)
+			}
+			for _, q := range accepting {
+				e, _, _ := q.Get(false)
+				q.Ack(nil, []Entry{e})
+			}
+			flush(t, st.Store)
+			if _, ok := storedBody(t, st.Store, m.ID); ok {
+				t.Fatal("message still stored after every queue that took it acked")
+			}
+		})
+	}
+}
+
+func TestPagingPastQueueBudget(t *testing.T) {
+	t.Parallel()
+	const budget = 64 // four 16-byte bodies
+	tests := []struct {
+		name       string
+		durable    bool
+		persistent bool
+	}{
+		{"persistent on durable queue", true, true},
+		{"transient on durable queue", true, false},
+		{"transient on non-durable queue", false, false},
+		{"persistent on non-durable queue", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := &Storage{Store: openStore(t, t.TempDir()), QueueBudget: budget}
+			cfg := testConfig()
+			cfg.Durable, cfg.ID, cfg.Storage = tt.durable, st.Store.NextQueueID(), st
+			q := New(cfg)
+			var want []string
+			for i := range 20 {
+				b := fmt.Sprintf("message-%08d", i) // 16 bytes
+				want = append(want, b)
+				m := BuildMessage("ex", "rk", props(t, tt.persistent), []byte(b))
+				publishTo(t, []*Queue{q}, m, st)
+				s := q.Stats()
+				if s.Resident > budget {
+					t.Fatalf("after %d messages: %d bytes resident, budget %d", i+1, s.Resident, budget)
+				}
+				if s.ReadyBytes != int64(16*(i+1)) {
+					t.Fatalf("after %d messages: ready bytes %d", i+1, s.ReadyBytes)
+				}
+			}
+			if s := q.Stats(); s.Resident != budget {
+				t.Fatalf("resident %d, want the budget %d filled", s.Resident, budget)
+			}
+			// Consume through a consumer: bodies come back, in order.
+			sink := newSink()
+			c := mustAdd(t, q, &Consumer{Tag: "c", Sink: sink})
+			got := sink.take()
+			wantStrings(t, "delivered", bodies(got), want)
+			for _, d := range got {
+				if d.e.Redelivered {
+					t.Fatal("paged message delivered as redelivered")
+				}
+			}
+			q.Ack(c, entries(got))
+			flush(t, st.Store)
+			if left := storedEntries(t, st.Store, cfg.ID); len(left) != 0 {
+				t.Fatalf("entries left after every message was acked: %+v", left)
+			}
+			var stored []uint64
+			if err := st.Store.MessageIDs(func(id uint64) error { stored = append(stored, id); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if len(stored) != 0 {
+				t.Fatalf("messages left after every message was acked: %v", stored)
+			}
+		})
+	}
+}
+
+func TestPagingPastGlobalBudget(t *testing.T) {
+	t.Parallel()
+	st := &Storage{Store: openStore(t, t.TempDir()), GlobalBudget: 64}
+	q1, q2 := storageQueue(st, "q1"), storageQueue(st, "q2")
+	for i := range 4 {
+		publishTo(t, []*Queue{q1}, msg(t, fmt.Sprintf("q1-message-%05d", i)), st)
+	}
+	for i := range 4 {
+		publishTo(t, []*Queue{q2}, msg(t, fmt.Sprintf("q2-message-%05d", i)), st)
+	}
+	if r1, r2 := q1.Stats().Resident, q2.Stats().Resident; r1 != 64 || r2 != 0 {
+		t.Fatalf("resident %d and %d, want 64 and 0 (the global budget is shared)", r1, r2)
+	}
+	// Draining q1 frees budget for q2's next messages.
+	getAll(t, q1, true)
+	publishTo(t, []*Queue{q2}, msg(t, "q2-message-00004"), st)
+	if r := q2.Stats().Resident; r != 16 {
+		t.Fatalf("q2 resident %d after q1 drained, want 16", r)
+	}
+	wantStrings(t, "q2", entryBodies(getAll(t, q2, true)),
+		[]string{"q2-message-00000", "q2-message-00001", "q2-message-00002", "q2-message-00003", "q2-message-00004"})
+}
+
+func TestPagedMessageMissingFromStoreIsDropped(t *testing.T) {
+	t.Parallel()
+	st := &Storage{Store: openStore(t, t.TempDir()), QueueBudget: 1, Log: slog.New(slog.DiscardHandler)}
+	q := storageQueue(st, "q")
+	var ms []*Message
+	for _, b := range []string{"aa", "bb", "cc"} { // each past the 1-byte budget
+		m := persistentMsg(t, b)
+		publishTo(t, []*Queue{q}, m, st)
+		ms = append(ms, m)
+	}
+	if r := q.Stats().Resident; r != 0 {
+		t.Fatalf("%d bytes resident, want every message paged out", r)
+	}
+	flush(t, st.Store)
+	st.Store.DeleteMessage(ms[1].ID)
+	flush(t, st.Store)
+	wantStrings(t, "delivered", entryBodies(getAll(t, q, true)), []string{"aa", "cc"})
+	wantStats(t, q, 0, 0, 0)
+}
+
+func TestTransientOverflowDroppedOnRecover(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	st := &Storage{Store: store, QueueBudget: 32}
+	q := storageQueue(st, "q")
+	id := q.Config().ID
+	// p1, p2 fill the budget; t3, t4 are paged out as overflow; p5 is paged
+	// out too, under its own (persistent) entry.
+	pub := []struct {
+		body       string
+		persistent bool
+	}{{"p1-0000000000000", true}, {"p2-0000000000000", true}, {"t3-0000000000000", false}, {"t4-0000000000000", false}, {"p5-0000000000000", true}}
+	for _, p := range pub {
+		publishTo(t, []*Queue{q}, BuildMessage("ex", "rk", props(t, p.persistent), []byte(p.body)), st)
+	}
+	flush(t, store)
+	got := storedEntries(t, store, id)
+	var transient []uint64
+	for i, e := range got {
+		if e.seq != uint64(i+1) || e.transient != !pub[i].persistent || e.size != 16 {
+			t.Fatalf("entry %d = %+v (for %s)", i, e, pub[i].body)
+		}
+		if e.transient {
+			transient = append(transient, e.msgID)
+		}
+	}
+	if len(got) != 5 || len(transient) != 2 {
+		t.Fatalf("stored entries %+v, want 5 of which 2 transient", got)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	store = openStore(t, dir)
+	st = &Storage{Store: store, QueueBudget: 32}
+	cfg := testConfig()
+	cfg.Durable, cfg.ID, cfg.Storage = true, id, st
+	q = New(cfg)
+	var counted []uint64
+	if err := q.Recover(func(id uint64) { counted = append(counted, id) }); err != nil {
+		t.Fatalf("Recover: %v", err)
+	}
+	if len(counted) != 3 {
+		t.Fatalf("Recover counted %d messages, want 3", len(counted))
+	}
+	if s := q.Stats(); s.Ready != 3 || s.ReadyBytes != 48 || s.Resident != 0 {
+		t.Fatalf("after Recover: %+v, want 3 ready, 48 bytes, none resident", s)
+	}
+	flush(t, store)
+	if got := storedEntries(t, store, id); len(got) != 3 {
+		t.Fatalf("entries after Recover: %+v, want the 3 persistent ones", got)
+	}
+	for _, mid := range transient {
+		if _, ok := storedBody(t, store, mid); ok {
+			t.Fatalf("transient overflow message %d survived recovery", mid)
+		}
+	}
+
+	// New messages go after the recovered ones.
+	mustPublish(t, q, "new")
+	es := getAll(t, q, false)
+	wantStrings(t, "after recovery", entryBodies(es), []string{"p1-0000000000000", "p2-0000000000000", "p5-0000000000000", "new"})
+	for _, e := range es {
+		if e.Redelivered != (string(e.Msg.Body) != "new") {
+			t.Fatalf("%s: redelivered %v", e.Msg.Body, e.Redelivered)
+		}
+		if string(e.Msg.Body) != "new" && (!e.Msg.Persistent || e.Msg.ID != e.ID || e.Msg.Exchange != "ex" || e.Msg.RoutingKey != "rk") {
+			t.Fatalf("%s: recovered message %+v", e.Msg.Body, e.Msg)
+		}
+	}
+	if es[3].Seq <= es[2].Seq {
+		t.Fatalf("new message seq %d not after recovered %d", es[3].Seq, es[2].Seq)
+	}
+	// Requeued recovered messages keep their places.
+	q.Requeue(nil, []Entry{es[3], es[1], es[0]})
+	wantStrings(t, "requeued", entryBodies(getAll(t, q, true)), []string{"p1-0000000000000", "p2-0000000000000", "new"})
+	q.Ack(nil, es[2:3])
+	flush(t, store)
+	if got := storedEntries(t, store, id); len(got) != 0 {
+		t.Fatalf("entries after everything settled: %+v", got)
+	}
+}
+
+func TestRecoverOnNonDurableQueueDropsEverything(t *testing.T) {
+	t.Parallel()
+	st := &Storage{Store: openStore(t, t.TempDir())}
+	q := storageQueue(st, "q")
+	for _, b := range []string{"a", "b"} {
+		publishTo(t, []*Queue{q}, persistentMsg(t, b), st)
+	}
+	flush(t, st.Store)
+	cfg := testConfig()
+	cfg.ID, cfg.Storage = q.Config().ID, st
+	again := New(cfg) // same id, not durable
+	var counted int
+	if err := again.Recover(func(uint64) { counted++ }); err != nil {
+		t.Fatal(err)
+	}
+	if counted != 0 || again.Stats().Ready != 0 {
+		t.Fatalf("a non-durable queue recovered %d messages (%d counted)", again.Stats().Ready, counted)
+	}
+	flush(t, st.Store)
+	if got := storedEntries(t, st.Store, cfg.ID); len(got) != 0 {
+		t.Fatalf("entries left: %+v", got)
+	}
+}
+
+func TestDeleteAndPurgeRemoveStoredMessages(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		drop func(q *Queue) int
+	}{
+		{"delete", func(q *Queue) int { n, _ := q.Delete(false, false); return n }},
+		{"purge", func(q *Queue) int { return q.Purge() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := &Storage{Store: openStore(t, t.TempDir()), QueueBudget: 16}
+			q := storageQueue(st, "q")
+			var ms []*Message
+			for i := range 4 {
+				m := persistentMsg(t, fmt.Sprintf("message-%08d", i))
+				publishTo(t, []*Queue{q}, m, st)
+				ms = append(ms, m)
+			}
+			held, _, _ := q.Get(false)
+			if n := tt.drop(q); n != 3 {
+				t.Fatalf("dropped %d, want 3", n)
+			}
+			flush(t, st.Store)
+			for _, m := range ms[1:] {
+				if _, ok := storedBody(t, st.Store, m.ID); ok {
+					t.Fatalf("dropped message %d still stored", m.ID)
+				}
+			}
+			if _, ok := storedBody(t, st.Store, ms[0].ID); !ok {
+				t.Fatal("the unacked message was removed from the store before its ack")
+			}
+			q.Ack(nil, []Entry{held})
+			flush(t, st.Store)
+			if _, ok := storedBody(t, st.Store, ms[0].ID); ok {
+				t.Fatal("acked message still stored")
+			}
+			if got := storedEntries(t, st.Store, q.Config().ID); len(got) != 0 {
+				t.Fatalf("entries left: %+v", got)
+			}
+		})
+	}
+}
+
+func TestDropHeadRemovesStoredEntries(t *testing.T) {
+	t.Parallel()
+	st := &Storage{Store: openStore(t, t.TempDir())}
+	q := storageQueue(st, "q")
+	q.Config().MaxLength = 1
+	a, b := persistentMsg(t, "a"), persistentMsg(t, "b")
+	publishTo(t, []*Queue{q}, a, st)
+	publishTo(t, []*Queue{q}, b, st)
+	flush(t, st.Store)
+	if _, ok := storedBody(t, st.Store, a.ID); ok {
+		t.Fatal("the dropped head is still stored")
+	}
+	if got := storedEntries(t, st.Store, q.Config().ID); len(got) != 1 || got[0].msgID != b.ID {
+		t.Fatalf("entries %+v, want only b's", got)
+	}
+}
+
+func TestRefs(t *testing.T) {
+	t.Parallel()
+	var r Refs
+	if !r.Release(7) {
+		t.Fatal("an unknown id has one reference: Release must report the last")
+	}
+	r.Hold(7, 3)
+	got := []bool{r.Release(7), r.Release(7), r.Release(7)}
+	if !slices.Equal(got, []bool{false, false, true}) {
+		t.Fatalf("releases of 3 references = %v, want [false false true]", got)
+	}
+}
+
+func TestMeta(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		transient bool
+		size      int64
+	}{{false, 0}, {true, 1}, {false, 1 << 20}, {true, 1<<32 - 1}}
+	for _, tt := range tests {
+		b := appendMeta(nil, tt.transient, tt.size)
+		if len(b) != metaLen {
+			t.Fatalf("meta of %d bytes, want %d", len(b), metaLen)
+		}
+		if tr, sz := parseMeta(b); tr != tt.transient || sz != tt.size {
+			t.Fatalf("parseMeta(appendMeta(%v, %d)) = %v, %d", tt.transient, tt.size, tr, sz)
+		}
+	}
+	if tr, sz := parseMeta([]byte{1, 2}); tr || sz != 0 {
+		t.Fatalf("short meta parsed as %v, %d", tr, sz)
+	}
+}
