@@ -221,6 +221,38 @@ func TestRouteManyQueues(t *testing.T) {
 	}
 }
 
+// TestRouteScratchReuseAfterDefaultExchangeCC: a publish to the default
+// exchange whose CC header names more than linearDedupMax queues leaves
+// its duplicate set in the scratch (Route returns early for the default
+// exchange without clearing it), and the next Route with the same scratch
+// treats those queues as already routed: a fanout to them then reaches
+// only the first linearDedupMax.
+func TestRouteScratchReuseAfterDefaultExchangeCC(t *testing.T) {
+	t.Parallel()
+	const n = 20
+	v := newTestVHost(t)
+	mustExchange(t, v, ExchangeSpec{Name: "fan", Kind: "fanout"})
+	var keys []any
+	for i := range n {
+		name := fmt.Sprintf("q%02d", i)
+		mustQueue(t, v, QueueSpec{Name: name})
+		mustBind(t, v, name, "fan", "")
+		keys = append(keys, name)
+	}
+	sc := &RouteScratch{}
+	qs, _, err := v.Route("", "q00", headerProps(t, wire.Table{"CC": keys}), nil, sc)
+	if err != nil || len(qs) != n {
+		t.Fatalf("default exchange with CC: %d queues, %v; want %d", len(qs), err, n)
+	}
+	qs, _, err = v.Route("fan", "", nil, nil, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(qs) != n {
+		t.Fatalf("fanout after a default-exchange CC publish on the same scratch: %d queues, want %d", len(qs), n)
+	}
+}
+
 func TestRouteSeesTopologyChanges(t *testing.T) {
 	t.Parallel()
 	v := routingTopology(t)
