@@ -59,11 +59,19 @@ func validateQueueArgs(what string, args wire.Table) (queueArgs, error) {
 			case s == "reject-publish-dlx":
 				qa.overflow = queue.RejectPublishDLX
 			default:
-				problem = "{unknown_overflow_strategy,<<\"" + s + "\">>}"
+				problem = "invalid_overflow"
 			}
-		case "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-mode":
+		case "x-dead-letter-exchange", "x-dead-letter-routing-key":
 			if _, ok := v.(string); !ok {
 				problem = "{unacceptable_type," + typeName(v) + "}"
+			}
+		case "x-queue-mode":
+			s, ok := v.(string)
+			switch {
+			case !ok:
+				problem = "{unacceptable_type," + typeName(v) + "}"
+			case s != "default" && s != "lazy":
+				problem = "\"unsupported queue mode '" + s + "'\""
 			}
 		case "x-single-active-consumer":
 			b, ok := v.(bool)
@@ -86,7 +94,7 @@ func validateQueueArgs(what string, args wire.Table) (queueArgs, error) {
 	}
 	if _, ok := args["x-dead-letter-routing-key"]; ok {
 		if _, ok := args["x-dead-letter-exchange"]; !ok {
-			return qa, wire.Errorf(wire.PreconditionFailed, "invalid arg 'x-dead-letter-routing-key' for "+what+": no_dead_letter_exchange")
+			return qa, wire.Errorf(wire.PreconditionFailed, "invalid arg 'x-dead-letter-routing-key' for "+what+": routing_key_but_no_dlx_defined")
 		}
 	}
 	return qa, nil
@@ -101,7 +109,7 @@ func intArg(v any, lo, hi int64) string {
 	n, ok := intValue(v)
 	switch {
 	case !ok:
-		return "{unacceptable_type," + typeName(v) + "}"
+		return "\"expected integer, got " + typeName(v) + "\""
 	case n < 0 && lo >= 0:
 		return "{value_negative," + strconv.FormatInt(n, 10) + "}"
 	case n == 0 && lo > 0:

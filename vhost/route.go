@@ -38,6 +38,9 @@ func (v *VHost) Route(exchangeName, routingKey string, props wire.RawProperties,
 		}
 		return headers
 	}
+	if len(sc.seen) > 0 {
+		clear(sc.seen)
+	}
 	sc.keys = append(sc.keys[:0], routingKey)
 	cacheable = true
 	if props.HasHeaders() {
@@ -108,9 +111,6 @@ func (v *VHost) Route(exchangeName, routingKey string, props wire.RawProperties,
 	}
 	clear(sc.dests)
 	clear(sc.exchanges)
-	if sc.seen != nil {
-		clear(sc.seen)
-	}
 	return out, cacheable, nil
 }
 

@@ -126,6 +126,17 @@ func (v *VHost) DeclareExchange(s ExchangeSpec, passive bool) error {
 	if s.Name == DefaultExchange {
 		return defaultExchangeRefused()
 	}
+	if !passive && !exchange.Known(s.Kind) {
+		// RabbitMQ checks the type before looking the exchange up.
+		_, err := exchange.New(s.Kind, nil)
+		return err
+	}
+	if ae, ok := s.Args["alternate-exchange"]; ok && !passive {
+		if _, isString := ae.(string); !isString {
+			return wire.Errorf(wire.PreconditionFailed, "invalid type '"+wire.TypeName(ae)+
+				"' for arg 'alternate-exchange' in exchange '"+s.Name+"' in vhost '"+v.name+"'")
+		}
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if x := v.exchanges[s.Name]; x != nil {
@@ -205,11 +216,16 @@ func argsEquivalent(what string, got, have wire.Table, names ...string) error {
 	for _, n := range names {
 		g, gok := got[n]
 		h, hok := have[n]
+		if n == "x-queue-type" {
+			// No type and "classic" are the same queue type.
+			gok = gok && g != "classic"
+			hok = hok && h != "classic"
+		}
 		if !gok && !hok {
 			continue
 		}
 		if gok && hok {
-			if exchange.CanonicalArgs(wire.Table{n: g}) == exchange.CanonicalArgs(wire.Table{n: h}) {
+			if sameArg(g, h) {
 				continue
 			}
 			// Both present: RabbitMQ shows just the values.
@@ -218,6 +234,16 @@ func argsEquivalent(what string, got, have wire.Table, names ...string) error {
 		return inequivalent(n, what, describeValue(g, gok), describeValue(h, hok))
 	}
 	return nil
+}
+
+// sameArg compares two argument values as RabbitMQ does: by type class
+// (every integer width is one class) and value.
+func sameArg(a, b any) bool {
+	if x, ok := wire.Int(a); ok {
+		y, ok := wire.Int(b)
+		return ok && x == y
+	}
+	return exchange.CanonicalArgs(wire.Table{"": a}) == exchange.CanonicalArgs(wire.Table{"": b})
 }
 
 // describeValue renders an argument as RabbitMQ does in inequivalence errors.
@@ -300,12 +326,20 @@ type QueueInfo struct {
 func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (*queue.Queue, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if s.Name == "" {
-		if passive {
-			return nil, v.queueNotFound("")
-		}
+	switch {
+	case s.Name == "" && passive:
+		return nil, v.queueNotFound("")
+	case s.Name == "":
 		s.Name = generateName("amq.gen-")
+	case !passive:
+		// Every name a client supplies is checked, before the lookup:
+		// "amq.gen-..." is reserved too, existing or not.
+		if err := checkName("queue", s.Name); err != nil {
+			return nil, err
+		}
 	}
+	// Exclusive queues are never durable, whatever the declare says.
+	s.Durable = s.Durable && !s.Exclusive
 	if q := v.queues[s.Name]; q != nil {
 		if err := v.checkExclusiveLocked(q, s.Owner); err != nil {
 			return nil, err
@@ -313,15 +347,13 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (*queue.Queue, error) {
 		if passive {
 			return q, nil
 		}
+		if s.Exclusive != q.Config().Exclusive {
+			return nil, v.lockedErr(q)
+		}
 		return q, v.queueEquivalent(q, s)
 	}
 	if passive {
 		return nil, v.queueNotFound(s.Name)
-	}
-	if !strings.HasPrefix(s.Name, "amq.gen-") {
-		if err := checkName("queue", s.Name); err != nil {
-			return nil, err
-		}
 	}
 	q, err := v.createQueueLocked(s, 0)
 	if err != nil {
@@ -375,11 +407,17 @@ func (v *VHost) DeclareReplyQueue(owner uint64) *queue.Queue {
 // checkExclusiveLocked refuses access to another connection's exclusive queue.
 func (v *VHost) checkExclusiveLocked(q *queue.Queue, owner uint64) error {
 	if o := q.Config().Owner; o != 0 && o != owner {
-		return wire.Errorf(wire.ResourceLocked, "cannot obtain exclusive access to locked queue '"+q.Name()+
-			"' in vhost '"+v.name+"'. It could be originally declared on another connection or the exclusive "+
-			"property value does not match that of the original declaration.")
+		return v.lockedErr(q)
 	}
 	return nil
+}
+
+// lockedErr is RabbitMQ's 405 for an exclusive queue another connection
+// owns, or a redeclare that disagrees on exclusivity.
+func (v *VHost) lockedErr(q *queue.Queue) error {
+	return wire.Errorf(wire.ResourceLocked, "cannot obtain exclusive access to locked queue '"+q.Name()+
+		"' in vhost '"+v.name+"'. It could be originally declared on another connection or the exclusive "+
+		"property value does not match that of the original declaration.")
 }
 
 // queueEquivalent is RabbitMQ's equivalence check on redeclare.
@@ -389,7 +427,7 @@ func (v *VHost) queueEquivalent(q *queue.Queue, s QueueSpec) error {
 	for _, f := range []struct {
 		name      string
 		got, have bool
-	}{{"durable", s.Durable, cfg.Durable}, {"exclusive", s.Exclusive, cfg.Exclusive}, {"auto_delete", s.AutoDelete, cfg.AutoDelete}} {
+	}{{"durable", s.Durable, cfg.Durable}, {"auto_delete", s.AutoDelete, cfg.AutoDelete}} {
 		if f.got != f.have {
 			return inequivalent(f.name, what, quoteBool(f.got), quoteBool(f.have))
 		}
