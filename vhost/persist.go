@@ -39,13 +39,13 @@ func storeErr(what string, err error) error {
 	return wire.Errorf(wire.InternalError, "could not store "+what+": "+err.Error())
 }
 
-func encodeTable(t wire.Table) []byte {
-	b, err := wire.AppendTable(nil, t)
-	if err != nil {
-		// Tables here hold only values decoded from the wire.
-		panic(fmt.Sprintf("vhost: encoding a definition: %v", err))
+// putRecord stores a definition whose value is the field table rec.
+func putRecord(st *persistence.Store, kind persistence.Kind, what, key string, rec wire.Table) error {
+	b, err := wire.AppendTable(nil, rec)
+	if err == nil {
+		err = st.PutDefinition(kind, key, b[4:])
 	}
-	return b[4:]
+	return storeErr(what, err)
 }
 
 func (v *VHost) saveExchangeLocked(x *Exchange) error {
@@ -57,7 +57,7 @@ func (v *VHost) saveExchangeLocked(x *Exchange) error {
 	if x.args != nil {
 		rec["arguments"] = x.args
 	}
-	return storeErr("exchange", st.PutDefinition(kindExchange, v.name+sep+x.name, encodeTable(rec)))
+	return putRecord(st, kindExchange, "exchange", v.name+sep+x.name, rec)
 }
 
 func (v *VHost) dropExchangeLocked(x *Exchange) error {
@@ -84,7 +84,7 @@ func (v *VHost) saveQueueLocked(q *queue.Queue) error {
 	if c.Args != nil {
 		rec["arguments"] = c.Args
 	}
-	return storeErr("queue", st.PutDefinition(kindQueue, v.name+sep+c.Name, encodeTable(rec)))
+	return putRecord(st, kindQueue, "queue", v.name+sep+c.Name, rec)
 }
 
 func (v *VHost) dropQueueLocked(q *queue.Queue) error {
@@ -129,7 +129,7 @@ func (v *VHost) saveBindingLocked(src *Exchange, b exchange.Binding) error {
 	if b.Args != nil {
 		rec["arguments"] = b.Args
 	}
-	return storeErr("binding", st.PutDefinition(kindBinding, key, encodeTable(rec)))
+	return putRecord(st, kindBinding, "binding", key, rec)
 }
 
 func (v *VHost) dropBindingLocked(src *Exchange, b exchange.Binding) error {
