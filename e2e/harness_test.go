@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -92,7 +93,11 @@ type broker struct {
 	log     *logBuffer
 	exited  chan struct{}
 	waitErr error
+	pid     atomic.Int64 // of the current process, for samplers running across restarts
 }
+
+// Pid returns the broker process's id.
+func (b *broker) Pid() int { return int(b.pid.Load()) }
 
 // logBuffer collects the broker's log, safe for concurrent use.
 type logBuffer struct {
@@ -153,6 +158,7 @@ func (b *broker) start() {
 	if err := b.cmd.Start(); err != nil {
 		b.t.Fatal(err)
 	}
+	b.pid.Store(int64(b.cmd.Process.Pid))
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)

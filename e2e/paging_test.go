@@ -240,7 +240,7 @@ func TestPagingBacklog(t *testing.T) {
 			case <-stop:
 				return
 			case <-tick.C:
-				anon, file := memSample(b.cmd.Process.Pid)
+				anon, file := memSample(b.Pid())
 				if anon > peakAnon.Load() {
 					peakAnon.Store(anon)
 				}
