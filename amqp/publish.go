@@ -3,9 +3,8 @@ package amqp
 import (
 	"strconv"
 
-	"github.com/warrenmq/warren/persistence"
-
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/persistence"
 	"github.com/warrenmq/warren/queue"
 )
 
@@ -36,6 +35,11 @@ func (ch *channel) publishHeader(payload []byte) error {
 		ch.content = awaitMethod
 		return wire.Errorf(wire.PreconditionFailed, "message size "+strconv.FormatUint(h.BodySize, 10)+
 			" is larger than configured max size "+strconv.FormatUint(max, 10)).WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
+	}
+	if uid, ok := h.Props.UserID(); ok && uid != ch.conn.user.Name {
+		ch.content = awaitMethod
+		return wire.Errorf(wire.PreconditionFailed, "user_id property set to '"+uid+"' but authenticated user was '"+
+			ch.conn.user.Name+"'").WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
 	}
 	var off int
 	ch.data, off = queue.AllocMessage(ch.pub.Exchange, ch.pub.RoutingKey, len(h.Props), int(h.BodySize))

@@ -116,6 +116,19 @@ func TestDeliveryErrors(t *testing.T) {
 		_ = ch.Publish("", "q", false, false, amqp091.Publishing{Body: make([]byte, 16<<20+1)})
 		expectClose(t, closed, 406, "PRECONDITION_FAILED - message size 16777217 is larger than configured max size 16777216")
 	})
+	t.Run("a user_id other than the authenticated user gets 406", func(t *testing.T) {
+		_, ch := dialChannel(t, b)
+		q := declare(t, ch, nil)
+		if err := ch.Publish("", q, false, false, amqp091.Publishing{UserId: "guest", Body: []byte("mine")}); err != nil {
+			t.Fatal(err)
+		}
+		closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+		_ = ch.Publish("", q, false, false, amqp091.Publishing{UserId: "admin", Body: []byte("forged")})
+		expectClose(t, closed, 406, "PRECONDITION_FAILED - user_id property set to 'admin' but authenticated user was 'guest'")
+		if n := queueLen(t, b, q); n != 1 {
+			t.Fatalf("%d messages, want the one with the right user_id", n)
+		}
+	})
 	t.Run("an overdue acknowledgement closes the channel and requeues", func(t *testing.T) {
 		_, ch := dialChannel(t, b)
 		q := declare(t, ch, amqp091.Table{"x-consumer-timeout": int32(200)})
