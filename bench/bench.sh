@@ -90,7 +90,7 @@ free_port() {
 }
 
 # --- build -------------------------------------------------------------------
-log "building warren and warren-perf ($(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+log "building warren and warren-perf from $root ($(cd "$root" && git describe --always --dirty 2>/dev/null || echo 'not a git checkout'))"
 mkdir -p "$tmp/bin"
 (cd "$root" && go build -o "$tmp/bin/warren" ./cmd/warren && go build -o "$tmp/bin/warren-perf" ./cmd/warren-perf) ||
 	die "build failed"
