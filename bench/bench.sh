@@ -38,6 +38,7 @@ as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 tmp=$(mktemp -d /tmp/warren-bench-state.XXXXXX)
 warren_pid=""
+run_pid=""
 rabbit_node=""
 rabbit_env=()
 
@@ -46,6 +47,12 @@ rabbit_env=()
 cleanup() {
 	local rc=$? i
 	trap - EXIT INT TERM
+	if [[ -n $run_pid ]]; then
+		log "interrupted: stopping run.sh (pid $run_pid) and its warren-perf"
+		pkill -TERM -P "$run_pid" 2>/dev/null || true
+		kill -TERM "$run_pid" 2>/dev/null || true
+		wait "$run_pid" 2>/dev/null || true
+	fi
 	if [[ -n $warren_pid ]] && kill -0 "$warren_pid" 2>/dev/null; then
 		log "stopping Warren (pid $warren_pid)"
 		kill -TERM "$warren_pid" 2>/dev/null || true
@@ -178,6 +185,12 @@ fi
 
 # --- run -------------------------------------------------------------------------
 log "running bench/run.sh: ROUNDS=$ROUNDS DURATION=$DURATION, logs in $LOG_DIR"
+# In the background, so that a signal to this script is handled at once (bash
+# runs traps only between foreground commands); the table is printed at the end.
 rc=0
-"$here/run.sh" | tee "$LOG_DIR/table.md" || rc=$?
+"$here/run.sh" >"$LOG_DIR/table.md" &
+run_pid=$!
+wait "$run_pid" || rc=$?
+run_pid=""
+cat "$LOG_DIR/table.md"
 exit "$rc"
