@@ -163,17 +163,18 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	c := ch.conn
 	c.out.mu.Lock()
 	c.out.buf = wire.AppendGetOk(c.out.buf, ch.id, tag, e.Redelivered, e.Msg.Exchange, e.Msg.RoutingKey, uint32(left))
-	c.out.buf = c.appendContent(c.out.buf, ch.id, e.Msg)
+	c.appendContentLocked(ch.id, e.Msg)
 	c.out.mu.Unlock()
 	ch.mu.Unlock()
 	c.out.kick()
 	return nil
 }
 
-// appendContent appends a message's content header and body frames.
-func (c *conn) appendContent(b []byte, ch uint16, m *queue.Message) []byte {
-	b = wire.AppendHeaderFrame(b, ch, wire.ClassBasic, uint64(len(m.Body)), m.Props)
-	return wire.AppendBodyFrames(b, ch, m.Body, c.frameMax)
+// appendContentLocked queues a message's content header and body frames;
+// c.out.mu is held.
+func (c *conn) appendContentLocked(ch uint16, m *queue.Message) {
+	c.out.buf = wire.AppendHeaderFrame(c.out.buf, ch, wire.ClassBasic, uint64(len(m.Body)), m.Props)
+	c.out.appendBodyLocked(ch, m.Body, c.frameMax)
 }
 
 // Deliver implements queue.Sink: it writes basic.deliver and the content
@@ -192,7 +193,7 @@ func (ch *channel) Deliver(qc *queue.Consumer, e queue.Entry) bool {
 	}
 	c := ch.conn
 	c.out.mu.Lock()
-	if len(c.out.buf) >= maxPendingOutput {
+	if c.out.pendingLocked() >= maxPendingOutput {
 		c.out.waiters = append(c.out.waiters, qc)
 		c.out.mu.Unlock()
 		ch.mu.Unlock()
@@ -204,7 +205,7 @@ func (ch *channel) Deliver(qc *queue.Consumer, e queue.Entry) bool {
 		ch.unacked.push(c.srv.newDelivery(tag, qc.Queue(), qc, e, qc.Timeout))
 	}
 	c.out.buf = wire.AppendDeliver(c.out.buf, ch.id, qc.Tag, tag, e.Redelivered, e.Msg.Exchange, e.Msg.RoutingKey)
-	c.out.buf = c.appendContent(c.out.buf, ch.id, e.Msg)
+	c.appendContentLocked(ch.id, e.Msg)
 	c.out.mu.Unlock()
 	ch.mu.Unlock()
 	c.out.kick()

@@ -105,7 +105,7 @@ func (ch *channel) publish(m *queue.Message, mandatory bool) error {
 		c := ch.conn
 		c.out.mu.Lock()
 		c.out.buf = wire.AppendReturn(c.out.buf, ch.id, wire.NoRoute, "NO_ROUTE", m.Exchange, m.RoutingKey)
-		c.out.buf = c.appendContent(c.out.buf, ch.id, m)
+		c.appendContentLocked(ch.id, m)
 		c.out.mu.Unlock()
 		c.out.kick()
 	}

@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"net"
 	"sync"
 	"time"
 
@@ -17,13 +18,47 @@ const maxSpareBuffer = 1 << 20
 // drained it. This is what bounds memory for consumers without prefetch.
 const maxPendingOutput = 1 << 20
 
+// largeBody is the body size from which deliveries reference the body for
+// the writer's writev instead of copying it into the buffer.
+const largeBody = 16 << 10
+
 // outbound is a connection's pending output. Any goroutine appends encoded
 // frames under mu and kicks the writer; only the writer touches the socket.
+//
+// Small frames are encoded into buf. A large body is not copied: the part of
+// buf before it becomes a segment, the body itself (immutable, shared with
+// the queues) another, and buf goes on from there; the writer writes the
+// segments and the rest of buf with one writev.
 type outbound struct {
 	mu      sync.Mutex
 	buf     []byte
-	waiters []*queue.Consumer // refused a delivery while buf was full
+	cut     int               // where in buf the part not yet in segs starts
+	segs    net.Buffers       // pieces queued before buf[cut:], in order
+	segLen  int               // bytes in segs
+	waiters []*queue.Consumer // refused a delivery while the output was full
 	wake    chan struct{}
+}
+
+// pendingLocked is the number of bytes waiting for the writer.
+func (o *outbound) pendingLocked() int { return o.segLen + len(o.buf) - o.cut }
+
+// appendBodyLocked queues a body as body frames of at most frameMax bytes,
+// by reference when it is large.
+func (o *outbound) appendBodyLocked(ch uint16, body []byte, frameMax uint32) {
+	if len(body) < largeBody {
+		o.buf = wire.AppendBodyFrames(o.buf, ch, body, frameMax)
+		return
+	}
+	chunk := int(frameMax) - wire.FrameOverhead
+	for len(body) > 0 {
+		n := min(len(body), chunk)
+		o.buf = wire.AppendBodyFrameHeader(o.buf, ch, n)
+		o.segs = append(o.segs, o.buf[o.cut:len(o.buf):len(o.buf)], body[:n])
+		o.segLen += len(o.buf) - o.cut + n
+		o.buf = append(o.buf, wire.FrameEnd)
+		o.cut = len(o.buf) - 1
+		body = body[n:]
+	}
 }
 
 // kick wakes the writer without blocking.
@@ -63,6 +98,7 @@ func (c *conn) writeLoop() {
 		tick = t.C
 	}
 	var spare []byte
+	var spareSegs net.Buffers
 	wrote := false
 	silentTicks := 0
 	lastReads := c.framesRead.Load()
@@ -87,27 +123,40 @@ func (c *conn) writeLoop() {
 				return
 			}
 		}
-		c.out.mu.Lock()
-		buf := c.out.buf
-		c.out.buf = spare[:0]
-		waiters := c.out.waiters
-		c.out.waiters = nil
-		c.out.mu.Unlock()
-		if len(buf) > 0 {
+		o := &c.out
+		o.mu.Lock()
+		buf, segs, n := o.buf, o.segs, o.pendingLocked()
+		if len(buf) > o.cut {
+			segs = append(segs, buf[o.cut:])
+		}
+		o.buf, o.cut, o.segs, o.segLen = spare[:0], 0, spareSegs[:0], 0
+		waiters := o.waiters
+		o.waiters = nil
+		o.mu.Unlock()
+		if n > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
-			if _, err := c.nc.Write(buf); err != nil {
+			var err error
+			if len(segs) == 1 {
+				_, err = c.nc.Write(segs[0])
+			} else {
+				w := segs // WriteTo consumes its receiver
+				_, err = w.WriteTo(c.nc)
+			}
+			if err != nil {
 				c.log.Debug("write failed", "err", err)
 				c.nc.Close()
 				return
 			}
 			wrote = true
-			c.bytesOut.Add(uint64(len(buf)))
+			c.bytesOut.Add(uint64(n))
 		}
 		if cap(buf) <= maxSpareBuffer {
 			spare = buf
 		} else {
 			spare = nil
 		}
+		clear(segs) // drop references to bodies
+		spareSegs = segs[:0]
 		// The buffer is drained: queues that found it full may deliver again.
 		resumeAll(waiters)
 		if stop {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"testing"
@@ -35,6 +36,7 @@ func TestDelivery(t *testing.T) {
 		{"basic.recover redelivers", testRecover},
 		{"purge drops only ready messages", testPurge},
 		{"deleting a queue cancels its consumers", testDeleteCancelsConsumers},
+		{"large bodies arrive intact, over several frames", testLargeBodies},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, b) })
@@ -752,5 +754,34 @@ func testDeleteCancelsConsumers(t *testing.T, b *broker) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no basic.cancel after the queue was deleted")
+	}
+}
+
+func testLargeBodies(t *testing.T, b *broker) {
+	q := uniqueName("large")
+	_, ch := dialChannel(t, b)
+	if _, err := ch.QueueDeclare(q, false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int{16 << 10, 131072 - 8, 131072, 300_000, 4 << 20}
+	bodies := make([][]byte, len(sizes))
+	for i, n := range sizes {
+		bodies[i] = make([]byte, n)
+		for j := range bodies[i] {
+			bodies[i][j] = byte(i*31 + j*7)
+		}
+		if err := ch.Publish("", q, false, false, amqp091.Publishing{Body: bodies[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := ch.Consume(q, "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range sizes {
+		d := receive(t, msgs)
+		if !bytes.Equal(d.Body, bodies[i]) {
+			t.Fatalf("body %d (%d bytes) arrived as %d bytes, not intact", i, sizes[i], len(d.Body))
+		}
 	}
 }

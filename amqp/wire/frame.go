@@ -226,6 +226,13 @@ func AppendBodyFrames(b []byte, channel uint16, body []byte, frameMax uint32) []
 	return b
 }
 
+// AppendBodyFrameHeader appends the 7-byte header of a body frame of n
+// payload bytes, for a caller that sends the payload and the end octet
+// itself (to write a large body without copying it).
+func AppendBodyFrameHeader(b []byte, channel uint16, n int) []byte {
+	return binary.BigEndian.AppendUint32(append(b, FrameBody, byte(channel>>8), byte(channel)), uint32(n))
+}
+
 // AppendHeartbeat appends a heartbeat frame.
 func AppendHeartbeat(b []byte) []byte {
 	return append(b, FrameHeartbeat, 0, 0, 0, 0, 0, 0, FrameEnd)
