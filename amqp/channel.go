@@ -85,9 +85,24 @@ func (c *conn) openChannel(id uint16) error {
 	return nil
 }
 
+// channel returns the open channel with number id, or nil.
+func (c *conn) channel(id uint16) *channel {
+	if ch := c.lastCh; ch != nil && ch.id == id {
+		return ch
+	}
+	ch := c.channels[id]
+	if ch != nil {
+		c.lastCh = ch
+	}
+	return ch
+}
+
 // dropChannel forgets a closed channel.
 func (c *conn) dropChannel(id uint16) {
 	delete(c.channels, id)
+	if c.lastCh != nil && c.lastCh.id == id {
+		c.lastCh = nil
+	}
 	c.publishChannels()
 }
 
@@ -102,7 +117,7 @@ func (c *conn) publishChannels() {
 
 // closeChannel sends channel.close for a channel exception.
 func (c *conn) closeChannel(id uint16, e *wire.Error) {
-	if ch := c.channels[id]; ch != nil {
+	if ch := c.channel(id); ch != nil {
 		ch.fail(e)
 	}
 }
@@ -125,6 +140,7 @@ func (c *conn) closeChannels() {
 		ch.release()
 		delete(c.channels, id)
 	}
+	c.lastCh = nil
 	c.channelList.Store(nil)
 }
 

@@ -34,6 +34,7 @@ type conn struct {
 	caps       clientCaps
 
 	channels    map[uint16]*channel
+	lastCh      *channel // the channel of the last frame: most frames are on the same one
 	channelList atomic.Pointer[[]*channel] // the open channels, for the deadline check
 	dueConfirms []*channel                 // channels with confirms to send when the read batch ends
 
@@ -384,7 +385,7 @@ func (c *conn) handleFrame(f wire.Frame) error {
 		if f.Channel == 0 {
 			return c.handleConnectionMethod(k, args)
 		}
-		ch := c.channels[f.Channel]
+		ch := c.channel(f.Channel)
 		if ch == nil {
 			if k != wire.MethodChannelOpen {
 				return wire.Errorf(wire.ChannelError, "expected 'channel.open'").WithMethod(k.Class(), k.ID())
@@ -396,7 +397,7 @@ func (c *conn) handleFrame(f wire.Frame) error {
 		if f.Channel == 0 {
 			return wire.FrameErrorf(wire.UnexpectedFrame, f.Type, f.Payload, "")
 		}
-		ch := c.channels[f.Channel]
+		ch := c.channel(f.Channel)
 		if ch == nil {
 			return wire.Errorf(wire.ChannelError, "expected 'channel.open'")
 		}
