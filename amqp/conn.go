@@ -34,7 +34,7 @@ type conn struct {
 	caps       clientCaps
 
 	channels    map[uint16]*channel
-	lastCh      *channel // the channel of the last frame: most frames are on the same one
+	lastCh      *channel                   // the channel of the last frame: most frames are on the same one
 	channelList atomic.Pointer[[]*channel] // the open channels, for the deadline check
 	dueConfirms []*channel                 // channels with confirms to send when the read batch ends
 
