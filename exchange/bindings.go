@@ -3,6 +3,7 @@ package exchange
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/warrenmq/warren/amqp/wire"
 )
@@ -140,4 +141,25 @@ func (s *bindingSet) each(fn func(Binding) bool) {
 			return
 		}
 	}
+}
+
+// routerBase is what every router has: its lock and its bindings. Its
+// methods are the routers' Len and Bindings.
+type routerBase struct {
+	mu  sync.RWMutex
+	set bindingSet
+}
+
+// Len implements Router.
+func (r *routerBase) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.set.len()
+}
+
+// Bindings implements Router.
+func (r *routerBase) Bindings(fn func(Binding) bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	r.set.each(fn)
 }

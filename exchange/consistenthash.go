@@ -4,7 +4,6 @@ import (
 	"errors"
 	"slices"
 	"strconv"
-	"sync"
 
 	"github.com/warrenmq/warren/amqp/wire"
 )
@@ -41,8 +40,7 @@ type ConsistentHash struct {
 	header   string // hash-header argument, or ""
 	property string // hash-property argument, or ""
 
-	mu      sync.RWMutex
-	set     bindingSet
+	routerBase
 	ring    []ringMember
 	onRing  map[Destination]int // index into ring
 	buckets int64               // sum of the weights on the ring
@@ -206,20 +204,6 @@ func (x *ConsistentHash) RemoveDestination(d Destination) int {
 	n := x.set.removeDest(d, func(*bindingEntry) {})
 	x.offRing(d)
 	return n
-}
-
-// Len implements Router.
-func (x *ConsistentHash) Len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.set.len()
-}
-
-// Bindings implements Router.
-func (x *ConsistentHash) Bindings(fn func(Binding) bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	x.set.each(fn)
 }
 
 // Route implements Router: it appends at most one destination. key is the

@@ -1,8 +1,6 @@
 package exchange
 
 import (
-	"sync"
-
 	"github.com/warrenmq/warren/amqp/wire"
 )
 
@@ -10,8 +8,7 @@ import (
 // bound with a binding key equal to its routing key. Routing is one hash
 // lookup whatever the number of bindings.
 type Direct struct {
-	mu   sync.RWMutex
-	set  bindingSet
+	routerBase
 	keys map[string]directKey
 }
 
@@ -114,18 +111,4 @@ func (x *Direct) Route(key string, _ wire.Table, out []Destination) []Destinatio
 	}
 	x.mu.RUnlock()
 	return out
-}
-
-// Len implements Router.
-func (x *Direct) Len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.set.len()
-}
-
-// Bindings implements Router.
-func (x *Direct) Bindings(fn func(Binding) bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	x.set.each(fn)
 }

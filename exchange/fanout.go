@@ -1,8 +1,6 @@
 package exchange
 
 import (
-	"sync"
-
 	"github.com/warrenmq/warren/amqp/wire"
 )
 
@@ -10,8 +8,7 @@ import (
 // destination once, whatever its routing key and headers. Binding keys and
 // arguments still make bindings distinct, as in RabbitMQ.
 type Fanout struct {
-	mu    sync.RWMutex
-	set   bindingSet
+	routerBase
 	dests destSet
 }
 
@@ -60,18 +57,4 @@ func (x *Fanout) Route(_ string, _ wire.Table, out []Destination) []Destination 
 	out = append(out, x.dests.list...)
 	x.mu.RUnlock()
 	return out
-}
-
-// Len implements Router.
-func (x *Fanout) Len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.set.len()
-}
-
-// Bindings implements Router.
-func (x *Fanout) Bindings(fn func(Binding) bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	x.set.each(fn)
 }

@@ -40,8 +40,7 @@ import (
 // headers are looked up once per route into a table indexed by them, and a
 // binding's check is then a few comparisons per argument.
 type Headers struct {
-	mu       sync.RWMutex
-	set      bindingSet
+	routerBase
 	bindings []*headersBinding
 
 	// Interned argument keys: keyIdx maps a key to its index in keyNames
@@ -211,20 +210,6 @@ func (x *Headers) RemoveDestination(d Destination) int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.set.removeDest(d, x.drop)
-}
-
-// Len implements Router.
-func (x *Headers) Len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.set.len()
-}
-
-// Bindings implements Router.
-func (x *Headers) Bindings(fn func(Binding) bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	x.set.each(fn)
 }
 
 // seenHeader is a message header reduced for comparison, in a table

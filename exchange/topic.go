@@ -3,7 +3,6 @@ package exchange
 import (
 	"hash/maphash"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/warrenmq/warren/amqp/wire"
@@ -26,8 +25,7 @@ import (
 // appends the cached destinations without walking the trie or allocating.
 // Any change of bindings invalidates the cache.
 type Topic struct {
-	mu    sync.RWMutex
-	set   bindingSet
+	routerBase
 	root  topicNode
 	gen   atomic.Uint64 // bumped on every change of bindings, under mu
 	cache atomic.Pointer[topicCache]
@@ -277,20 +275,6 @@ func (x *Topic) invalidate() {
 			c[i].entry.Store(nil)
 		}
 	}
-}
-
-// Len implements Router.
-func (x *Topic) Len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.set.len()
-}
-
-// Bindings implements Router.
-func (x *Topic) Bindings(fn func(Binding) bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	x.set.each(fn)
 }
 
 // Route implements Router. headers are ignored.
