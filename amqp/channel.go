@@ -130,6 +130,7 @@ func (ch *channel) fail(e *wire.Error) {
 		return
 	}
 	ch.conn.log.Warn("channel error", "channel", ch.id, "code", e.Code, "text", e.Text)
+	ch.forgetConfirms()
 	ch.releaseShared()
 	ch.conn.sendMethod(ch.id, &wire.ChannelClose{ReplyCode: e.Code, ReplyText: e.Text, ClassID: e.ClassID, MethodID: e.MethodID})
 }
@@ -148,14 +149,19 @@ func (c *conn) closeChannels() {
 func (ch *channel) release() {
 	ch.resetReaderState()
 	ch.flushConfirms()
+	ch.forgetConfirms()
 	ch.releaseShared()
 }
 
-// resetReaderState drops what the reader was assembling.
+// resetReaderState drops what the reader was assembling; acknowledgements
+// in an open transaction are undone, so their messages go back.
 func (ch *channel) resetReaderState() {
 	ch.content = awaitMethod
 	ch.data = nil
-	ch.tx = nil
+	if ch.tx != nil {
+		ch.tx.requeueSettles()
+		ch.tx = nil
+	}
 }
 
 // releaseShared cancels the channel's consumers and requeues its

@@ -17,22 +17,26 @@ type confirms struct {
 	pending  []pendingConfirm // in publish order, from head
 	head     int
 	synced   persistence.Ticket // highest store batch known complete
+	checked  persistence.Ticket // batches up to here were checked for failures
 	notified persistence.Ticket // highest batch this channel waits for
 	failed   bool
+	gone     bool // the channel is closed: nothing more is sent
 }
 
 type pendingConfirm struct {
 	seq    uint64
-	ticket persistence.Ticket // 0: nothing to wait for
+	first  persistence.Ticket // first store batch the publish wrote to
+	ticket persistence.Ticket // last one; 0: nothing to wait for
 	nack   bool
 }
 
-// addConfirm records publish seq, to be confirmed once ticket's batch is
-// durable (ticket 0: at the end of the read batch), or nacked.
-func (ch *channel) addConfirm(seq uint64, ticket persistence.Ticket, nack bool) {
+// addConfirm records publish seq, to be confirmed once every store batch
+// from first to ticket is durable (ticket 0: at the end of the read
+// batch), or nacked.
+func (ch *channel) addConfirm(seq uint64, first, ticket persistence.Ticket, nack bool) {
 	cf := &ch.confirms
 	cf.mu.Lock()
-	cf.pending = append(cf.pending, pendingConfirm{seq: seq, ticket: ticket, nack: nack})
+	cf.pending = append(cf.pending, pendingConfirm{seq: seq, first: first, ticket: ticket, nack: nack})
 	notify := ticket > cf.notified && ticket > cf.synced
 	if notify {
 		cf.notified = ticket
@@ -51,16 +55,32 @@ func (ch *channel) addConfirm(seq uint64, ticket persistence.Ticket, nack bool) 
 // complete. It runs on the store's committer and must not block.
 func (ch *channel) Synced(upTo persistence.Ticket, err error) {
 	cf := &ch.confirms
+	failedAt := upTo
+	if err == nil {
+		// A publish may span batches while this channel waits on its last:
+		// an earlier one that failed nacks it too.
+		cf.mu.Lock()
+		checked := cf.checked
+		cf.mu.Unlock()
+		if upTo > checked {
+			if t, ferr := ch.conn.srv.storage.Store.FirstFailure(checked); ferr != nil && t <= upTo {
+				failedAt, err = t, ferr
+			}
+		}
+	}
 	cf.mu.Lock()
 	if upTo > cf.synced {
 		cf.synced = upTo
 	}
-	fail := err != nil && !cf.failed
+	if upTo > cf.checked {
+		cf.checked = upTo
+	}
+	fail := err != nil && !cf.failed && !cf.gone
 	if err != nil {
 		cf.failed = true
 		for i := cf.head; i < len(cf.pending); i++ {
-			if cf.pending[i].ticket != 0 && cf.pending[i].ticket <= upTo {
-				cf.pending[i].nack = true
+			if p := &cf.pending[i]; p.ticket != 0 && p.first <= failedAt {
+				p.nack = true
 			}
 		}
 	}
@@ -90,7 +110,7 @@ func (ch *channel) flushConfirmsLocked() {
 	if cf.head == len(cf.pending) {
 		return
 	}
-	if ch.closing.Load() {
+	if cf.gone || ch.closing.Load() {
 		cf.pending, cf.head = cf.pending[:0], 0
 		return
 	}
@@ -127,4 +147,15 @@ func (ch *channel) flushConfirmsLocked() {
 		cf.pending = append(cf.pending[:0], cf.pending[cf.head:]...)
 		cf.head = 0
 	}
+}
+
+// forgetConfirms drops what the channel still owes when it closes: a
+// confirm that becomes due later must not go out on the channel number,
+// which a new channel may be using by then.
+func (ch *channel) forgetConfirms() {
+	cf := &ch.confirms
+	cf.mu.Lock()
+	cf.gone = true
+	cf.pending, cf.head = nil, 0
+	cf.mu.Unlock()
 }

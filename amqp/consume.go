@@ -155,6 +155,15 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 		return nil
 	}
 	ch.mu.Lock()
+	if ch.closed {
+		// Closed meanwhile by another goroutine (consumer timeout): nothing
+		// would ever settle the delivery.
+		ch.mu.Unlock()
+		if !m.NoAck {
+			q.Requeue(nil, []queue.Entry{e})
+		}
+		return nil
+	}
 	ch.nextTag++
 	tag := ch.nextTag
 	if !m.NoAck {

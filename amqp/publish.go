@@ -80,21 +80,22 @@ func (ch *channel) finishPublish() error {
 		ch.tx.publishes = append(ch.tx.publishes, txPublish{msg: m, mandatory: ch.pub.Mandatory})
 		return nil
 	}
-	return ch.publish(m, ch.pub.Mandatory)
+	_, err = ch.publish(m, ch.pub.Mandatory)
+	return err
 }
 
 // publish routes m to its queues, returns it when mandatory and unroutable,
 // and confirms it in confirm mode.
-func (ch *channel) publish(m *queue.Message, mandatory bool) error {
+func (ch *channel) publish(m *queue.Message, mandatory bool) (queue.Outcome, error) {
 	if m.Props.ReplyTo() == replyTo {
 		var err error
 		if m, err = ch.withReplyQueue(m); err != nil {
-			return err
+			return queue.Outcome{}, err
 		}
 	}
 	queues, err := ch.routeMessage(m)
 	if err != nil {
-		return err.(*wire.Error).WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
+		return queue.Outcome{}, err.(*wire.Error).WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
 	}
 	if len(queues) > 0 && m.Props.HasHeaders() {
 		m = withoutBCC(m)
@@ -111,9 +112,9 @@ func (ch *channel) publish(m *queue.Message, mandatory bool) error {
 	}
 	if ch.confirm {
 		ch.publishSeq++
-		ch.addConfirm(ch.publishSeq, out.Ticket, out.Rejected)
+		ch.addConfirm(ch.publishSeq, out.First, out.Ticket, out.Rejected)
 	}
-	return nil
+	return out, nil
 }
 
 // routeMessage finds m's queues, from the channel's route cache when the
@@ -203,16 +204,37 @@ func (ch *channel) txCommit() error {
 	}
 	tx := ch.tx
 	ch.tx = &txState{}
+	var first, last persistence.Ticket
 	for _, p := range tx.publishes {
-		if err := ch.publish(p.msg, p.mandatory); err != nil {
+		out, err := ch.publish(p.msg, p.mandatory)
+		if err != nil {
+			tx.requeueSettles()
 			return err
 		}
+		if first == 0 {
+			first = out.First
+		}
+		last = max(last, out.Ticket)
 	}
 	for _, s := range tx.settles {
 		settle(s.ds, s.requeue)
 	}
+	// commit-ok means the transaction's persistent messages are on disk.
+	if err := ch.conn.waitForStore(first, last); err != nil {
+		ch.conn.log.Error("store write failed", "err", err)
+		return wire.Errorf(wire.InternalError, "the message store failed to write the transaction's messages")
+	}
 	ch.conn.sendMethod(ch.id, &wire.TxCommitOk{})
 	return nil
+}
+
+// requeueSettles gives back the deliveries a transaction acknowledged but
+// never committed (the channel closed, or the commit failed).
+func (tx *txState) requeueSettles() {
+	for _, s := range tx.settles {
+		settle(s.ds, true)
+	}
+	tx.settles = nil
 }
 
 func (ch *channel) txRollback() error {
@@ -222,10 +244,16 @@ func (ch *channel) txRollback() error {
 	// Acknowledgements in the transaction are undone: their deliveries are
 	// unacknowledged again.
 	ch.mu.Lock()
-	for _, s := range ch.tx.settles {
-		ch.unacked.restore(s.ds)
+	closed := ch.closed
+	if !closed {
+		for _, s := range ch.tx.settles {
+			ch.unacked.restore(s.ds)
+		}
 	}
 	ch.mu.Unlock()
+	if closed {
+		ch.tx.requeueSettles() // nothing would settle them on a closed channel
+	}
 	ch.tx = &txState{}
 	ch.conn.sendMethod(ch.id, &wire.TxRollbackOk{})
 	return nil
@@ -257,10 +285,32 @@ func (ch *channel) withReplyQueue(m *queue.Message) (*queue.Message, error) {
 // they are written, so this bounds that memory.
 const maxStoreBacklog = 64 << 20
 
-// storeDone is a persistence.Waiter that signals a channel.
-type storeDone chan struct{}
+// storeWait is a persistence.Waiter that hands over its batch's outcome.
+type storeWait chan error
 
-func (d storeDone) Synced(persistence.Ticket, error) { close(d) }
+func (w storeWait) Synced(_ persistence.Ticket, err error) { w <- err }
+
+// waitForStore blocks the reader until the store batches first to last are
+// durable, and returns the first failure among them. The client is not
+// being read meanwhile: its heartbeats must not count as missed (RabbitMQ
+// suspends the check while it blocks a connection too).
+func (c *conn) waitForStore(first, last persistence.Ticket) error {
+	st := c.srv.storage
+	if last == 0 || st == nil || st.Store == nil {
+		return nil
+	}
+	w := make(storeWait, 1)
+	c.paused.Store(true)
+	st.Store.Notify(last, w)
+	err := <-w
+	c.paused.Store(false)
+	if err == nil && first > 0 {
+		if t, ferr := st.Store.FirstFailure(first - 1); ferr != nil && t <= last {
+			err = ferr
+		}
+	}
+	return err
+}
 
 // throttleStore blocks the connection's reader (TCP then pushes back on the
 // client) while the store's pending batch is over its budget.
@@ -270,12 +320,6 @@ func (c *conn) throttleStore() {
 		return
 	}
 	if bytes, t := st.Store.Backlog(); bytes >= maxStoreBacklog {
-		done := make(storeDone)
-		// The client is not being read meanwhile: its heartbeats must not
-		// count as missed (RabbitMQ suspends the check while blocked too).
-		c.paused.Store(true)
-		st.Store.Notify(t, done)
-		<-done
-		c.paused.Store(false)
+		_ = c.waitForStore(0, t) // a failure reaches the publishes' own confirms
 	}
 }

@@ -394,6 +394,24 @@ type failure struct {
 }
 
 // outcomeLocked returns the error of completed batch t.
+// FirstFailure returns the first batch after ticket after that failed,
+// and its error; (0, nil) when none has. A caller whose operations span
+// several batches, but that waits on the last, learns this way that an
+// earlier one failed.
+func (s *Store) FirstFailure(after Ticket) (Ticket, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if after < s.forgotten {
+		return s.forgotten, fmt.Errorf("persistence: batches up to %d: %w", s.forgotten, ErrOutcomeUnknown)
+	}
+	for _, f := range s.failures {
+		if f.ticket > after {
+			return f.ticket, f.err
+		}
+	}
+	return 0, nil
+}
+
 func (s *Store) outcomeLocked(t Ticket) error {
 	for _, f := range s.failures {
 		if f.ticket == t {

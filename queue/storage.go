@@ -96,9 +96,10 @@ func parseMeta(meta []byte) (transient bool, size int64) {
 type Outcome struct {
 	Routed   bool // at least one queue took the message (or refused it for length)
 	Rejected bool // a queue refused it for length: a confirm-mode publisher gets a nack
-	// Ticket is the store batch that must be durable before the publish
-	// may be confirmed; 0 when nothing waits for the store.
-	Ticket persistence.Ticket
+	// First and Ticket are the first and last store batches the publish
+	// wrote to: all of them must be durable before it may be confirmed
+	// (0 when nothing waits for the store).
+	First, Ticket persistence.Ticket
 }
 
 // PublishTo enqueues m on each queue. A persistent message bound for at
@@ -118,6 +119,7 @@ func PublishTo(queues []*Queue, m *Message, st *Storage) Outcome {
 			m.ID = st.Store.NextMessageID()
 			st.refs.Hold(m.ID, durable+1) // one for each queue, one for this call
 			out.Ticket = st.Store.PutMessage(m.ID, m.data)
+			out.First = out.Ticket
 			stored = true
 		}
 	}
@@ -131,6 +133,9 @@ func PublishTo(queues []*Queue, m *Message, st *Storage) Outcome {
 		}
 		if t > out.Ticket {
 			out.Ticket = t
+		}
+		if t != 0 && out.First == 0 {
+			out.First = t
 		}
 		if stored && q.cfg.Durable && res != Enqueued {
 			st.release(m.ID)
