@@ -36,7 +36,7 @@ type channel struct {
 	pub        wire.BasicPublish // the publish being assembled
 	data       []byte            // the message's one buffer (queue.AllocMessage)
 	bodyOff    int               // where the body starts in data
-	received   int
+	bodySize   int               // the body size the content header announced
 	route      vhost.RouteScratch
 	routeCache routeCache
 	confirm    bool

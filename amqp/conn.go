@@ -40,6 +40,7 @@ type conn struct {
 
 	out        outbound
 	done       chan struct{}  // closed when the reader ends; stops the writer
+	writerDone chan struct{}  // closed when the writer ends
 	wg         sync.WaitGroup // the writer
 	closeSent  atomic.Bool    // connection.close sent by the server
 	framesRead atomic.Uint64  // for heartbeat monitoring
@@ -67,6 +68,8 @@ func newConn(s *Server, nc net.Conn) *conn {
 		done:     make(chan struct{}),
 	}
 	c.out.wake = make(chan struct{}, 1)
+	c.out.drained = make(chan struct{}, 1)
+	c.writerDone = make(chan struct{})
 	c.fr = wire.NewFrameReader(nc, readBufferSize, preTuneFrameMax)
 	c.log = s.log.With("conn", id, "peer", nc.RemoteAddr().String())
 	return c
@@ -339,8 +342,11 @@ func (c *conn) readLoop() error {
 			}
 			c.closeChannel(f.Channel, we)
 		}
-		if len(c.dueConfirms) > 0 && c.fr.Buffered() == 0 {
-			c.flushBatch()
+		if c.fr.Buffered() == 0 {
+			if len(c.dueConfirms) > 0 {
+				c.flushBatch()
+			}
+			c.awaitOutputRoom()
 		}
 	}
 }

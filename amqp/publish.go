@@ -41,11 +41,14 @@ func (ch *channel) publishHeader(payload []byte) error {
 		return wire.Errorf(wire.PreconditionFailed, "user_id property set to '"+uid+"' but authenticated user was '"+
 			ch.conn.user.Name+"'").WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
 	}
+	// The buffer grows as body frames arrive, past a first allocation
+	// that fits most messages whole: a header announcing a large body
+	// does not reserve it before it comes.
 	var off int
-	ch.data, off = queue.AllocMessage(ch.pub.Exchange, ch.pub.RoutingKey, len(h.Props), int(h.BodySize))
+	ch.data, off = queue.AllocMessageHeader(ch.pub.Exchange, ch.pub.RoutingKey, len(h.Props), min(int(h.BodySize), initialBodyCap))
 	copy(ch.data[off:], h.Props)
 	ch.bodyOff = off + len(h.Props)
-	ch.received = 0
+	ch.bodySize = int(h.BodySize)
 	if h.BodySize == 0 {
 		return ch.finishPublish()
 	}
@@ -55,17 +58,21 @@ func (ch *channel) publishHeader(payload []byte) error {
 
 // publishBody handles a body frame of a publish.
 func (ch *channel) publishBody(p []byte) error {
-	body := ch.data[ch.bodyOff:]
-	if ch.received+len(p) > len(body) {
-		return wire.Errorf(wire.FrameError, "content body larger than the "+strconv.Itoa(len(body))+
+	received := len(ch.data) - ch.bodyOff
+	if received+len(p) > ch.bodySize {
+		return wire.Errorf(wire.FrameError, "content body larger than the "+strconv.Itoa(ch.bodySize)+
 			" bytes its header announced").WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
 	}
-	ch.received += copy(body[ch.received:], p)
-	if ch.received == len(body) {
+	ch.data = append(ch.data, p...)
+	if len(ch.data)-ch.bodyOff == ch.bodySize {
 		return ch.finishPublish()
 	}
 	return nil
 }
+
+// initialBodyCap is the body room a publish gets before its body frames
+// arrive; larger bodies grow the buffer as they come.
+const initialBodyCap = 128 << 10
 
 // finishPublish routes a completely received message.
 func (ch *channel) finishPublish() error {

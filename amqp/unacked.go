@@ -129,7 +129,26 @@ func (l *unackedList) take(tag uint64, multiple bool, out []delivery) ([]deliver
 	d.entry = queue.Entry{}
 	l.live--
 	l.trimFront()
+	if tomb := l.n - l.live; tomb > 1024 && tomb > 2*l.live {
+		l.compact()
+	}
 	return out, true
+}
+
+// compact drops the tombstones behind a delivery that stays unacknowledged
+// while later ones are acked, so they cannot pile up.
+func (l *unackedList) compact() {
+	j := 0
+	for i := 0; i < l.n; i++ {
+		if d := *l.at(i); !d.settled {
+			*l.at(j) = d
+			j++
+		}
+	}
+	for i := j; i < l.n; i++ {
+		*l.at(i) = delivery{}
+	}
+	l.n = j
 }
 
 // takeAll removes every outstanding delivery.

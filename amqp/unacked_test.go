@@ -92,3 +92,23 @@ func TestUnackedOverdue(t *testing.T) {
 		t.Fatalf("overdue(500) = %v %v, want tag 2", d, late)
 	}
 }
+
+// TestUnackedCompacts checks that one delivery left unacknowledged while
+// many later ones are acked does not keep their slots.
+func TestUnackedCompacts(t *testing.T) {
+	t.Parallel()
+	var l unackedList
+	l.push(delivery{tag: 1})
+	for tag := uint64(2); tag < 100_000; tag++ {
+		l.push(delivery{tag: tag})
+		if _, ok := l.take(tag, false, nil); !ok {
+			t.Fatalf("take %d", tag)
+		}
+	}
+	if l.n > 4096 {
+		t.Fatalf("%d slots held for %d live deliveries", l.n, l.live)
+	}
+	if got, ok := l.take(1, false, nil); !ok || len(got) != 1 || got[0].tag != 1 {
+		t.Fatalf("the old delivery was lost: %v %v", got, ok)
+	}
+}

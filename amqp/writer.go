@@ -37,6 +37,7 @@ type outbound struct {
 	segLen  int               // bytes in segs
 	waiters []*queue.Consumer // refused a delivery while the output was full
 	wake    chan struct{}
+	drained chan struct{} // one slot: the writer finished a write
 }
 
 // pendingLocked is the number of bytes waiting for the writer.
@@ -91,6 +92,7 @@ func (c *conn) sendMethod(ch uint16, m wire.Method) {
 // still sending: two heartbeat intervals of silence close the connection.
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
+	defer close(c.writerDone)
 	var tick <-chan time.Time
 	if c.heartbeat > 0 {
 		t := time.NewTicker(c.heartbeat / 2)
@@ -157,8 +159,13 @@ func (c *conn) writeLoop() {
 		}
 		clear(segs) // drop references to bodies
 		spareSegs = segs[:0]
-		// The buffer is drained: queues that found it full may deliver again.
+		// The buffer is drained: queues that found it full may deliver
+		// again, and a reader waiting for room may read again.
 		resumeAll(waiters)
+		select {
+		case o.drained <- struct{}{}:
+		default:
+		}
 		if stop {
 			return
 		}
@@ -172,4 +179,30 @@ func (c *conn) writeTimeout() time.Duration {
 		return 2 * c.heartbeat
 	}
 	return time.Minute
+}
+
+// maxReaderOutput is how much output the reader's own replies (returned
+// messages, basic.get-ok, confirms) may leave waiting for a client that does
+// not read, before the reader stops reading that client.
+const maxReaderOutput = 4 * maxPendingOutput
+
+// awaitOutputRoom blocks the reader while the connection's pending output is
+// over maxReaderOutput, until the writer drains it or stops.
+func (c *conn) awaitOutputRoom() {
+	for {
+		c.out.mu.Lock()
+		n := c.out.pendingLocked()
+		c.out.mu.Unlock()
+		if n <= maxReaderOutput {
+			return
+		}
+		c.paused.Store(true)
+		select {
+		case <-c.out.drained:
+		case <-c.writerDone:
+			c.paused.Store(false)
+			return
+		}
+		c.paused.Store(false)
+	}
 }

@@ -79,6 +79,11 @@ func (c Config) Validate() error {
 	if err := c.AMQP.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	// A persistent message is one value in the store, which takes values up
+	// to one value-log file: a bigger one would fail its whole batch.
+	if limit := uint64(persistence.DefaultValueLogFileSize) - 1024; c.AMQP.MaxMessageSize > limit {
+		errs = append(errs, fmt.Errorf("max_message_size %d is above what the store keeps in one value (%d)", c.AMQP.MaxMessageSize, limit))
+	}
 	return errors.Join(errs...)
 }
 

@@ -47,8 +47,16 @@ const messageVersion = 1
 // routing key and sizes, with its header filled in, and the offset at which
 // the caller copies the properties (the body follows them).
 func AllocMessage(exchange, routingKey string, propsLen, bodyLen int) ([]byte, int) {
+	b, off := AllocMessageHeader(exchange, routingKey, propsLen, bodyLen)
+	return b[:cap(b)], off
+}
+
+// AllocMessageHeader is AllocMessage for a caller that appends the body as
+// it arrives: the buffer's length ends after the properties, and its
+// capacity leaves room for bodyCap body bytes.
+func AllocMessageHeader(exchange, routingKey string, propsLen, bodyCap int) ([]byte, int) {
 	hdr := 1 + 1 + len(exchange) + 1 + len(routingKey) + 4
-	b := make([]byte, hdr+propsLen+bodyLen)
+	b := make([]byte, hdr+propsLen, hdr+propsLen+bodyCap)
 	b[0] = messageVersion
 	n := 1
 	b[n] = byte(len(exchange))

@@ -120,6 +120,7 @@ type Queue struct {
 	hadConsumer bool
 	deleted     bool
 	scratch     []byte // for index entry metadata
+	wroteIndex  bool   // some entry of this queue went to the store
 
 	published atomic.Uint64
 	delivered atomic.Uint64
@@ -176,6 +177,7 @@ func (q *Queue) Publish(m *Message) (PublishResult, persistence.Ticket) {
 			e.ID = m.ID
 			q.scratch = appendMeta(q.scratch[:0], false, size)
 			t = st.PutEntry(q.cfg.ID, e.Seq, e.ID, q.scratch)
+			q.wroteIndex = true
 		}
 		if q.overBudgetLocked(size) {
 			q.pageOutLocked(&e)
@@ -209,6 +211,7 @@ func (q *Queue) pageOutLocked(e *Entry) {
 		st.PutMessage(e.ID, e.Msg.data)
 		q.scratch = appendMeta(q.scratch[:0], true, e.Size)
 		st.PutEntry(q.cfg.ID, e.Seq, e.ID, q.scratch)
+		q.wroteIndex = true
 	}
 	e.Msg = nil
 }
@@ -403,10 +406,12 @@ func (q *Queue) RemoveConsumer(c *Consumer) {
 	}
 	q.mu.Unlock()
 	if autoDelete {
-		q.forget(dropped)
+		// Out of the vhost first, so that a redeclare creates a new queue
+		// rather than finding this one while its store work runs.
 		if q.cfg.OnAutoDelete != nil {
 			q.cfg.OnAutoDelete(q)
 		}
+		q.forget(dropped)
 	}
 }
 
@@ -531,8 +536,13 @@ func (q *Queue) forget(dropped []Entry) {
 	if st == nil || st.Store == nil {
 		return
 	}
-	if err := st.Store.DeleteQueue(q.cfg.ID); err != nil && st.Log != nil {
-		st.Log.Error("deleting a queue's index from the store", "queue", q.cfg.Name, "err", err)
+	q.mu.Lock()
+	wrote := q.wroteIndex
+	q.mu.Unlock()
+	if wrote {
+		if err := st.Store.DeleteQueue(q.cfg.ID); err != nil && st.Log != nil {
+			st.Log.Error("deleting a queue's index from the store", "queue", q.cfg.Name, "err", err)
+		}
 	}
 	for _, e := range dropped {
 		if e.ID != 0 {
@@ -595,6 +605,7 @@ func (q *Queue) Recover(count func(msgID uint64)) error {
 			return nil
 		}
 		count(msgID)
+		q.wroteIndex = true
 		q.pushLocked(e)
 		return nil
 	})

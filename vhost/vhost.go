@@ -340,7 +340,7 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (*queue.Queue, error) {
 	}
 	// Exclusive queues are never durable, whatever the declare says.
 	s.Durable = s.Durable && !s.Exclusive
-	if q := v.queues[s.Name]; q != nil {
+	if q := v.queues[s.Name]; q != nil && !q.Deleted() {
 		if err := v.checkExclusiveLocked(q, s.Owner); err != nil {
 			return nil, err
 		}
@@ -441,7 +441,7 @@ func (v *VHost) Queue(name string, owner uint64) (*queue.Queue, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	q := v.queues[name]
-	if q == nil {
+	if q == nil || q.Deleted() {
 		return nil, v.queueNotFound(name)
 	}
 	if err := v.checkExclusiveLocked(q, owner); err != nil {
@@ -479,7 +479,10 @@ func (v *VHost) forgetQueueLocked(q *queue.Queue) error {
 	}
 	delete(v.queues, q.Name())
 	v.gen.Add(1)
-	err := errors.Join(v.dropQueueLocked(q), v.dropBindingsLocked(q.Name(), true))
+	var err error
+	if persistentQueue(q) {
+		err = errors.Join(v.dropQueueLocked(q), v.dropBindingsLocked(q.Name(), true))
+	}
 	return errors.Join(err, v.removeDestinationLocked(q))
 }
 
