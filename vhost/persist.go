@@ -1,9 +1,9 @@
 package vhost
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/exchange"
@@ -11,17 +11,39 @@ import (
 	"github.com/warrenmq/warren/queue"
 )
 
-// Definition kinds in the store. Keys join names with NUL, which AMQP
-// short strings may hold but real names never do; values are field tables
-// (so argument types survive a restart exactly).
+// Definition kinds in the store. Keys are their parts, each preceded by its
+// length (a uvarint), since names and keys may hold any byte; values are
+// field tables (so argument types survive a restart exactly).
 const (
-	kindVhost    persistence.Kind = 'v' // key: vhost
-	kindExchange persistence.Kind = 'x' // key: vhost NUL exchange
-	kindQueue    persistence.Kind = 'q' // key: vhost NUL queue
-	kindBinding  persistence.Kind = 'b' // key: vhost NUL source NUL destination kind NUL destination NUL binding key NUL arguments
+	kindVhost    persistence.Kind = 'v' // key: vhost (alone, not length-prefixed)
+	kindExchange persistence.Kind = 'x' // key: vhost, exchange
+	kindQueue    persistence.Kind = 'q' // key: vhost, queue
+	kindBinding  persistence.Kind = 'b' // key: vhost, source, destination kind, destination, binding key, arguments
 )
 
-const sep = "\x00"
+// defKey joins the parts of a definition key.
+func defKey(parts ...string) string {
+	var b []byte
+	for _, p := range parts {
+		b = binary.AppendUvarint(b, uint64(len(p)))
+		b = append(b, p...)
+	}
+	return string(b)
+}
+
+// splitKey splits a definition key into its n parts; ok is false for a key
+// that does not hold exactly n.
+func splitKey(k string, n int) (parts []string, ok bool) {
+	for len(k) > 0 {
+		l, w := binary.Uvarint([]byte(k[:min(len(k), binary.MaxVarintLen64)]))
+		if w <= 0 || uint64(len(k)-w) < l {
+			return nil, false
+		}
+		parts = append(parts, k[w:w+int(l)])
+		k = k[w+int(l):]
+	}
+	return parts, len(parts) == n
+}
 
 // store returns the definition store, or nil when nothing persists.
 func (v *VHost) store() *persistence.Store {
@@ -57,7 +79,7 @@ func (v *VHost) saveExchangeLocked(x *Exchange) error {
 	if x.args != nil {
 		rec["arguments"] = x.args
 	}
-	return putRecord(st, kindExchange, "exchange", v.name+sep+x.name, rec)
+	return putRecord(st, kindExchange, "exchange", defKey(v.name, x.name), rec)
 }
 
 func (v *VHost) dropExchangeLocked(x *Exchange) error {
@@ -65,7 +87,7 @@ func (v *VHost) dropExchangeLocked(x *Exchange) error {
 	if st == nil || !x.durable {
 		return nil
 	}
-	return storeErr("exchange", st.DeleteDefinition(kindExchange, v.name+sep+x.name))
+	return storeErr("exchange", st.DeleteDefinition(kindExchange, defKey(v.name, x.name)))
 }
 
 // persistentQueue reports whether a queue's definition is stored.
@@ -84,7 +106,7 @@ func (v *VHost) saveQueueLocked(q *queue.Queue) error {
 	if c.Args != nil {
 		rec["arguments"] = c.Args
 	}
-	return putRecord(st, kindQueue, "queue", v.name+sep+c.Name, rec)
+	return putRecord(st, kindQueue, "queue", defKey(v.name, c.Name), rec)
 }
 
 func (v *VHost) dropQueueLocked(q *queue.Queue) error {
@@ -92,7 +114,7 @@ func (v *VHost) dropQueueLocked(q *queue.Queue) error {
 	if st == nil || !persistentQueue(q) {
 		return nil
 	}
-	return storeErr("queue", st.DeleteDefinition(kindQueue, v.name+sep+q.Name()))
+	return storeErr("queue", st.DeleteDefinition(kindQueue, defKey(v.name, q.Name())))
 }
 
 // durableDestination reports whether a binding to d can be stored, and how
@@ -112,7 +134,7 @@ func (v *VHost) bindingKey(source string, b exchange.Binding) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return v.name + sep + source + sep + kind + sep + b.Destination.Name() + sep + b.Key + sep + exchange.CanonicalArgs(b.Args), true
+	return defKey(v.name, source, kind, b.Destination.Name(), b.Key, exchange.CanonicalArgs(b.Args)), true
 }
 
 // saveBindingLocked stores a binding between durable ends.
@@ -157,8 +179,8 @@ func (v *VHost) dropBindingsLocked(name string, isQueue bool) error {
 	}
 	var keys []string
 	err := st.Definitions(kindBinding, func(key string, _ []byte) error {
-		f := strings.SplitN(key, sep, 6)
-		if len(f) == 6 && f[0] == v.name && (f[2] == destKind && f[3] == name || !isQueue && f[1] == name) {
+		f, ok := splitKey(key, 6)
+		if ok && f[0] == v.name && (f[2] == destKind && f[3] == name || !isQueue && f[1] == name) {
 			keys = append(keys, key)
 		}
 		return nil
@@ -180,7 +202,11 @@ func (r *Registry) Load() error {
 		return fmt.Errorf("loading vhosts: %w", err)
 	}
 	if err := st.Definitions(kindExchange, func(key string, val []byte) error {
-		vname, name, _ := strings.Cut(key, sep)
+		f, ok := splitKey(key, 2)
+		if !ok {
+			return nil
+		}
+		vname, name := f[0], f[1]
 		rec, err := wire.DecodeTable(val)
 		if err != nil {
 			return err
@@ -204,7 +230,11 @@ func (r *Registry) Load() error {
 	count := func(id uint64) { refs[id]++ }
 	known := map[uint64]bool{}
 	if err := st.Definitions(kindQueue, func(key string, val []byte) error {
-		vname, name, _ := strings.Cut(key, sep)
+		f, ok := splitKey(key, 2)
+		if !ok {
+			return nil
+		}
+		vname, name := f[0], f[1]
 		rec, err := wire.DecodeTable(val)
 		if err != nil {
 			return err
@@ -228,8 +258,8 @@ func (r *Registry) Load() error {
 		return fmt.Errorf("loading queues: %w", err)
 	}
 	if err := st.Definitions(kindBinding, func(key string, val []byte) error {
-		f := strings.SplitN(key, sep, 6)
-		if len(f) != 6 {
+		f, ok := splitKey(key, 6)
+		if !ok {
 			return nil
 		}
 		rec, err := wire.DecodeTable(val)

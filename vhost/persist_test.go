@@ -419,3 +419,18 @@ func TestPersistentVHostIsolation(t *testing.T) {
 		t.Fatalf("b's q after restart: %q", bodies)
 	}
 }
+
+// Names and binding keys may hold any byte, NUL included: stored keys keep
+// them apart.
+func TestDefinitionKeysHoldAnyByte(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), 0, "/")
+	v := n.vhost(t, "/")
+	mustExchange(t, v, ExchangeSpec{Name: "x\x00y", Kind: "direct", Durable: true})
+	mustQueue(t, v, QueueSpec{Name: "q\x00", Durable: true})
+	mustBind(t, v, "q\x00", "x\x00y", "a\x00b")
+	n = n.restart(t)
+	v = n.vhost(t, "/")
+	wantRoute(t, v, "x\x00y", "a\x00b", "q\x00")
+	wantRoute(t, v, "x\x00y", "a")
+}
