@@ -68,7 +68,7 @@ type routeCache struct {
 	gen      uint64
 	exchange string
 	key      string
-	queues   []*queue.Queue
+	queues   []queue.Queue
 }
 
 // openChannel handles channel.open on a channel number not in use. As in
@@ -175,9 +175,9 @@ func (ch *channel) releaseShared() {
 	ds := ch.unacked.takeAll(nil)
 	ch.mu.Unlock()
 	for _, c := range consumers {
-		c.Queue().RemoveConsumer(c)
+		c.Queue.RemoveConsumer(c)
 	}
-	settle(ds, true)
+	settle(ds, queue.Requeue)
 }
 
 // handleMethod dispatches a method frame on this channel.
@@ -263,11 +263,11 @@ func (ch *channel) handle(m wire.Method) error {
 	case *wire.BasicGet:
 		return ch.basicGet(m)
 	case *wire.BasicAck:
-		return ch.settleTag(m.DeliveryTag, m.Multiple, false, ackSettle)
+		return ch.settleTag(m.DeliveryTag, m.Multiple, queue.Ack)
 	case *wire.BasicNack:
-		return ch.settleTag(m.DeliveryTag, m.Multiple, m.Requeue, nackSettle)
+		return ch.settleTag(m.DeliveryTag, m.Multiple, refusal(m.Requeue))
 	case *wire.BasicReject:
-		return ch.settleTag(m.DeliveryTag, false, m.Requeue, nackSettle)
+		return ch.settleTag(m.DeliveryTag, false, refusal(m.Requeue))
 	case *wire.BasicRecover:
 		return ch.basicRecover(m.Requeue, true)
 	case *wire.BasicRecoverAsync:

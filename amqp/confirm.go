@@ -4,46 +4,77 @@ import (
 	"sync"
 
 	"github.com/warrenmq/warren/amqp/wire"
-	"github.com/warrenmq/warren/persistence"
+	"github.com/warrenmq/warren/queue"
 )
 
 // confirms tracks a confirm-mode channel's publishes until they may be
-// confirmed: at once for messages that are wholly in memory, once their
-// store batch is durable for persistent ones. Confirms go out in publish
-// order, consecutive acks as one basic.ack with multiple=true. The reader
-// adds publishes; the store's committer reports durability (Synced).
+// confirmed: at the end of the read batch for messages that every queue
+// holds in memory, once the queues' durability promises are kept for the
+// others. Confirms go out in publish order, consecutive acks as one
+// basic.ack with multiple=true. The reader adds publishes; the ledgers the
+// promises are on report when positions come due (Due).
 type confirms struct {
-	mu       sync.Mutex
-	pending  []pendingConfirm // in publish order, from head
-	head     int
-	synced   persistence.Ticket // highest store batch known complete
-	checked  persistence.Ticket // batches up to here were checked for failures
-	notified persistence.Ticket // highest batch this channel waits for
-	failed   bool
-	gone     bool // the channel is closed: nothing more is sent
+	mu      sync.Mutex
+	pending []pendingConfirm // in publish order, from head
+	head    int
+	ledgers []ledgerState // one per ledger the channel's publishes were promised on
+	failed  bool
+	gone    bool // the channel is closed: nothing more is sent
+}
+
+// ledgerState is what a channel knows of one ledger.
+type ledgerState struct {
+	ledger   queue.Ledger
+	due      uint64 // positions up to here have come due
+	checked  uint64 // positions up to here were checked for failures
+	notified uint64 // the highest position this channel asked to hear of
 }
 
 type pendingConfirm struct {
-	seq    uint64
-	first  persistence.Ticket // first store batch the publish wrote to
-	ticket persistence.Ticket // last one; 0: nothing to wait for
-	nack   bool
+	seq      uint64
+	promises queue.Promises
+	nack     bool
 }
 
-// addConfirm records publish seq, to be confirmed once every store batch
-// from first to ticket is durable (ticket 0: at the end of the read
-// batch), or nacked.
-func (ch *channel) addConfirm(seq uint64, first, ticket persistence.Ticket, nack bool) {
+// ledgerLocked returns the channel's state for l, adding it if new.
+func (cf *confirms) ledgerLocked(l queue.Ledger) *ledgerState {
+	for i := range cf.ledgers {
+		if cf.ledgers[i].ledger == l {
+			return &cf.ledgers[i]
+		}
+	}
+	cf.ledgers = append(cf.ledgers, ledgerState{ledger: l})
+	return &cf.ledgers[len(cf.ledgers)-1]
+}
+
+// dueLocked reports whether every promise of p has come due.
+func (cf *confirms) dueLocked(p *pendingConfirm) bool {
+	for pr := range p.promises.All() {
+		if cf.ledgerLocked(pr.Ledger).due < pr.Last {
+			return false
+		}
+	}
+	return true
+}
+
+// addConfirm records publish seq, to be confirmed once its promises are
+// kept (at the end of the read batch when it has none), or nacked.
+func (ch *channel) addConfirm(seq uint64, promises queue.Promises, nack bool) {
 	cf := &ch.confirms
+	var notify [2]queue.Promise // ledgers to ask; a publish rarely spans more than one
+	asks := notify[:0]
 	cf.mu.Lock()
-	cf.pending = append(cf.pending, pendingConfirm{seq: seq, first: first, ticket: ticket, nack: nack})
-	notify := ticket > cf.notified && ticket > cf.synced
-	if notify {
-		cf.notified = ticket
+	cf.pending = append(cf.pending, pendingConfirm{seq: seq, promises: promises, nack: nack})
+	for p := range promises.All() {
+		ls := cf.ledgerLocked(p.Ledger)
+		if p.Last > ls.notified && p.Last > ls.due {
+			ls.notified = p.Last
+			asks = append(asks, p)
+		}
 	}
 	cf.mu.Unlock()
-	if notify {
-		ch.conn.srv.storage.Store.Notify(ticket, ch)
+	for _, p := range asks {
+		p.Ledger.Notify(p.Last, ch)
 	}
 	if !ch.confirmDue {
 		ch.confirmDue = true
@@ -51,46 +82,47 @@ func (ch *channel) addConfirm(seq uint64, first, ticket persistence.Ticket, nack
 	}
 }
 
-// Synced implements persistence.Waiter: store batches up to upTo are
-// complete. It runs on the store's committer and must not block.
-func (ch *channel) Synced(upTo persistence.Ticket, err error) {
+// Due implements queue.Waiter: positions up to upTo of l have come due. It
+// runs on the ledger's goroutine (the store's committer) and must not
+// block.
+func (ch *channel) Due(l queue.Ledger, upTo uint64, err error) {
 	cf := &ch.confirms
 	failedAt := upTo
 	if err == nil {
-		// A publish may span batches while this channel waits on its last:
-		// an earlier one that failed nacks it too.
+		// A publish may span positions while this channel waits on its
+		// last: an earlier one that failed nacks it too.
 		cf.mu.Lock()
-		checked := cf.checked
+		checked := cf.ledgerLocked(l).checked
 		cf.mu.Unlock()
 		if upTo > checked {
-			if t, ferr := ch.conn.srv.storage.Store.FirstFailure(checked); ferr != nil && t <= upTo {
-				failedAt, err = t, ferr
+			if at, ferr := l.FirstFailure(checked); ferr != nil && at <= upTo {
+				failedAt, err = at, ferr
 			}
 		}
 	}
 	cf.mu.Lock()
-	if upTo > cf.synced {
-		cf.synced = upTo
-	}
-	if upTo > cf.checked {
-		cf.checked = upTo
-	}
+	ls := cf.ledgerLocked(l)
+	ls.due = max(ls.due, upTo)
+	ls.checked = max(ls.checked, upTo)
 	fail := err != nil && !cf.failed && !cf.gone
 	if err != nil {
 		cf.failed = true
 		for i := cf.head; i < len(cf.pending); i++ {
-			if p := &cf.pending[i]; p.ticket != 0 && p.first <= failedAt {
-				p.nack = true
+			p := &cf.pending[i]
+			for pr := range p.promises.All() {
+				if pr.Ledger == l && pr.First <= failedAt {
+					p.nack = true
+				}
 			}
 		}
 	}
 	ch.flushConfirmsLocked()
 	cf.mu.Unlock()
 	if fail {
-		ch.conn.log.Error("store write failed", "err", err)
-		// Closing the channel may delete queues, which waits for the
-		// committer: not from here.
-		go ch.fail(wire.Errorf(wire.InternalError, "the message store failed to write: publishes on this channel were nacked"))
+		ch.conn.log.Error("a queue failed to keep a message safe", "channel", ch.id, "err", err)
+		// Closing the channel may delete queues, which may wait for the
+		// ledger that is calling: the connection's writer closes it.
+		ch.conn.failLater(ch, wire.Errorf(wire.InternalError, "the message store failed to write: publishes on this channel were nacked"))
 	}
 }
 
@@ -118,8 +150,8 @@ func (ch *channel) flushConfirmsLocked() {
 	var runStart, runEnd uint64
 	c.out.mu.Lock()
 	for cf.head < len(cf.pending) {
-		p := cf.pending[cf.head]
-		if p.ticket > cf.synced {
+		p := &cf.pending[cf.head]
+		if !cf.dueLocked(p) {
 			break
 		}
 		cf.head++
@@ -142,10 +174,12 @@ func (ch *channel) flushConfirmsLocked() {
 	c.out.mu.Unlock()
 	c.out.kick()
 	if cf.head == len(cf.pending) {
+		clear(cf.pending) // drop ledger references
 		cf.pending, cf.head = cf.pending[:0], 0
 	} else if cf.head > 1024 && cf.head > len(cf.pending)/2 {
-		cf.pending = append(cf.pending[:0], cf.pending[cf.head:]...)
-		cf.head = 0
+		n := copy(cf.pending, cf.pending[cf.head:])
+		clear(cf.pending[n:])
+		cf.pending, cf.head = cf.pending[:n], 0
 	}
 }
 

@@ -13,13 +13,15 @@ func (ch *channel) basicQos(m *wire.BasicQos) error {
 	if m.PrefetchSize != 0 {
 		return wire.Errorf(wire.NotImplemented, "prefetch_size!=0 ("+strconv.FormatUint(uint64(m.PrefetchSize), 10)+")")
 	}
-	if !m.Global {
-		ch.consumerPrefetch = int(m.PrefetchCount)
-		ch.conn.sendMethod(ch.id, &wire.BasicQosOk{})
-		return nil
-	}
 	ch.mu.Lock()
-	ch.prefetchGlobal = int(m.PrefetchCount)
+	if m.Global {
+		ch.prefetchGlobal = int(m.PrefetchCount)
+	} else {
+		// As in RabbitMQ 3.10+, a per-consumer prefetch lifts the
+		// channel-wide limit set before it.
+		ch.consumerPrefetch = int(m.PrefetchCount)
+		ch.prefetchGlobal = 0
+	}
 	resume := ch.takeBlockedLocked()
 	ch.mu.Unlock()
 	ch.conn.sendMethod(ch.id, &wire.BasicQosOk{})
@@ -40,7 +42,7 @@ func (ch *channel) takeBlockedLocked() []*queue.Consumer {
 
 func resumeAll(cs []*queue.Consumer) {
 	for _, c := range cs {
-		c.Queue().Resume(c)
+		c.Queue.Resume(c)
 	}
 }
 
@@ -52,7 +54,7 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	if err != nil {
 		return err
 	}
-	var q *queue.Queue
+	var q queue.Queue
 	if name == replyTo {
 		if q, err = ch.replyQueueFor(m.NoAck); err != nil {
 			return err
@@ -71,7 +73,7 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 		return wire.Errorf(wire.NotAllowed, "attempt to reuse consumer tag '"+tag+"'")
 	}
 	c := &queue.Consumer{Tag: tag, NoAck: m.NoAck, Exclusive: m.Exclusive, Prefetch: ch.consumerPrefetch, Sink: ch,
-		Timeout: ch.conn.srv.ackTimeout(q, m.Arguments)}
+		Queue: q, Timeout: ch.conn.srv.ackTimeout(q, m.Arguments)}
 	if p, ok := m.Arguments["x-priority"]; ok {
 		n, ok := wire.Int(p)
 		if !ok {
@@ -113,11 +115,11 @@ func (ch *channel) basicCancel(m *wire.BasicCancel) error {
 	if c != nil {
 		ch.forgetConsumer(c)
 		ch.mu.Lock()
-		if c.Queue().Name() == ch.replyQueue {
+		if c.Queue.Name() == ch.replyQueue {
 			ch.replyQueue = "" // publishing with reply-to needs a consumer again
 		}
 		ch.mu.Unlock()
-		c.Queue().RemoveConsumer(c)
+		c.Queue.RemoveConsumer(c)
 	}
 	return ch.reply(m.NoWait, &wire.BasicCancelOk{ConsumerTag: m.ConsumerTag}, nil)
 }
@@ -160,7 +162,7 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 		// would ever settle the delivery.
 		ch.mu.Unlock()
 		if !m.NoAck {
-			q.Requeue(nil, []queue.Entry{e})
+			q.Settle(nil, []queue.Entry{e}, queue.Requeue)
 		}
 		return nil
 	}
@@ -211,7 +213,7 @@ func (ch *channel) Deliver(qc *queue.Consumer, e queue.Entry) bool {
 	ch.nextTag++
 	tag := ch.nextTag
 	if !qc.NoAck {
-		ch.unacked.push(c.srv.newDelivery(tag, qc.Queue(), qc, e, qc.Timeout))
+		ch.unacked.push(c.srv.newDelivery(tag, qc.Queue, qc, e, qc.Timeout))
 	}
 	c.out.buf = wire.AppendDeliver(c.out.buf, ch.id, qc.Tag, tag, e.Redelivered, e.Msg.Exchange, e.Msg.RoutingKey)
 	c.appendContentLocked(ch.id, e.Msg)
@@ -229,24 +231,24 @@ func (ch *channel) Cancelled(qc *queue.Consumer) {
 	}
 }
 
-// settleKind is what the client did with a delivery.
-type settleKind uint8
-
-const (
-	ackSettle  settleKind = iota + 1 // basic.ack
-	nackSettle                       // basic.nack or basic.reject
-)
+// refusal is how basic.nack or basic.reject settles: requeue or discard.
+func refusal(requeue bool) queue.Settlement {
+	if requeue {
+		return queue.Requeue
+	}
+	return queue.Discard
+}
 
 // settleTag handles basic.ack, basic.nack and basic.reject.
-func (ch *channel) settleTag(tag uint64, multiple, requeue bool, kind settleKind) error {
+func (ch *channel) settleTag(tag uint64, multiple bool, how queue.Settlement) error {
 	if ch.tx != nil {
-		return ch.txSettle(tag, multiple, requeue, kind)
+		return ch.txSettle(tag, multiple, how)
 	}
 	ds, err := ch.takeDeliveries(tag, multiple)
 	if err != nil {
 		return err
 	}
-	settle(ds, kind == nackSettle && requeue)
+	settle(ds, how)
 	ch.ackScratch = ds[:0]
 	return nil
 }
@@ -265,9 +267,9 @@ func (ch *channel) takeDeliveries(tag uint64, multiple bool) ([]delivery, error)
 	return ds, nil
 }
 
-// settle tells the queues about settled deliveries, grouping runs that
-// share a queue and consumer into one call.
-func settle(ds []delivery, requeue bool) {
+// settle tells the queues how deliveries ended, grouping runs that share a
+// queue and consumer into one call.
+func settle(ds []delivery, how queue.Settlement) {
 	var buf [16]queue.Entry
 	entries := buf[:0]
 	for i := 0; i < len(ds); {
@@ -279,11 +281,7 @@ func settle(ds []delivery, requeue bool) {
 		for _, d := range ds[i:j] {
 			entries = append(entries, d.entry)
 		}
-		if requeue {
-			ds[i].queue.Requeue(ds[i].consumer, entries)
-		} else {
-			ds[i].queue.Ack(ds[i].consumer, entries)
-		}
+		ds[i].queue.Settle(ds[i].consumer, entries, how)
 		i = j
 	}
 	clear(ds)
@@ -299,7 +297,7 @@ func (ch *channel) basicRecover(requeue, reply bool) error {
 	resume := ch.takeBlockedLocked()
 	ch.mu.Unlock()
 	resumeAll(resume)
-	settle(ds, true)
+	settle(ds, queue.Requeue)
 	ch.ackScratch = ds[:0]
 	if reply {
 		ch.conn.sendMethod(ch.id, &wire.BasicRecoverOk{})
@@ -310,7 +308,7 @@ func (ch *channel) basicRecover(requeue, reply bool) error {
 // ackTimeout is the delivery acknowledgement timeout for a consumer with
 // args on q (args nil for basic.get): the consumer's x-consumer-timeout,
 // else the queue's, else the server's consumer_timeout.
-func (s *Server) ackTimeout(q *queue.Queue, args wire.Table) time.Duration {
+func (s *Server) ackTimeout(q queue.Queue, args wire.Table) time.Duration {
 	for _, t := range []wire.Table{args, q.Config().Args} {
 		if v, ok := t["x-consumer-timeout"]; ok {
 			if n, ok := wire.Int(v); ok && n >= 0 {
@@ -322,7 +320,7 @@ func (s *Server) ackTimeout(q *queue.Queue, args wire.Table) time.Duration {
 }
 
 // newDelivery records a delivery, stamped with its acknowledgement deadline.
-func (s *Server) newDelivery(tag uint64, q *queue.Queue, c *queue.Consumer, e queue.Entry, timeout time.Duration) delivery {
+func (s *Server) newDelivery(tag uint64, q queue.Queue, c *queue.Consumer, e queue.Entry, timeout time.Duration) delivery {
 	d := delivery{tag: tag, queue: q, consumer: c, entry: e}
 	if timeout > 0 {
 		d.timeout = timeout.Milliseconds()
@@ -333,7 +331,7 @@ func (s *Server) newDelivery(tag uint64, q *queue.Queue, c *queue.Consumer, e qu
 
 // replyQueueFor sets up direct reply-to for a consumer on the
 // amq.rabbitmq.reply-to pseudo-queue: it must be no-ack, one per channel.
-func (ch *channel) replyQueueFor(noAck bool) (*queue.Queue, error) {
+func (ch *channel) replyQueueFor(noAck bool) (queue.Queue, error) {
 	if !noAck {
 		return nil, wire.Errorf(wire.PreconditionFailed, "reply consumer cannot acknowledge")
 	}
@@ -345,7 +343,10 @@ func (ch *channel) replyQueueFor(noAck bool) (*queue.Queue, error) {
 			return nil, wire.Errorf(wire.PreconditionFailed, "reply consumer already set")
 		}
 	}
-	q := ch.conn.vhost.DeclareReplyQueue(ch.conn.id)
+	q, err := ch.conn.vhost.DeclareReplyQueue(ch.conn.id)
+	if err != nil {
+		return nil, err
+	}
 	ch.mu.Lock()
 	ch.replyQueue = q.Name()
 	ch.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"strconv"
 
 	"github.com/warrenmq/warren/amqp/wire"
-	"github.com/warrenmq/warren/persistence"
 	"github.com/warrenmq/warren/queue"
 )
 
@@ -107,8 +106,10 @@ func (ch *channel) publish(m *queue.Message, mandatory bool) (queue.Outcome, err
 	if len(queues) > 0 && m.Props.HasHeaders() {
 		m = withoutBCC(m)
 	}
-	out := queue.PublishTo(queues, m, ch.conn.srv.storage)
-	ch.conn.throttleStore()
+	out := queue.Publish(queues, m)
+	if !out.Backpressure.Kept() {
+		_ = ch.conn.await(&out.Backpressure) // a failure reaches the publishes' own confirms
+	}
 	if !out.Routed && mandatory {
 		c := ch.conn
 		c.out.mu.Lock()
@@ -119,14 +120,14 @@ func (ch *channel) publish(m *queue.Message, mandatory bool) (queue.Outcome, err
 	}
 	if ch.confirm {
 		ch.publishSeq++
-		ch.addConfirm(ch.publishSeq, out.First, out.Ticket, out.Rejected)
+		ch.addConfirm(ch.publishSeq, out.Promises, out.Rejected)
 	}
 	return out, nil
 }
 
 // routeMessage finds m's queues, from the channel's route cache when the
 // vhost's routing has not changed since.
-func (ch *channel) routeMessage(m *queue.Message) ([]*queue.Queue, error) {
+func (ch *channel) routeMessage(m *queue.Message) ([]queue.Queue, error) {
 	v := ch.conn.vhost
 	rc := &ch.routeCache
 	gen := v.Generation()
@@ -179,8 +180,8 @@ type txPublish struct {
 }
 
 type txSettle struct {
-	ds      []delivery
-	requeue bool
+	ds  []delivery
+	how queue.Settlement
 }
 
 func (ch *channel) txSelect() error {
@@ -196,12 +197,12 @@ func (ch *channel) txSelect() error {
 
 // txSettle takes acknowledged deliveries off the unacked list at once (so
 // an unknown tag fails now, as in RabbitMQ) and settles them at commit.
-func (ch *channel) txSettle(tag uint64, multiple, requeue bool, kind settleKind) error {
+func (ch *channel) txSettle(tag uint64, multiple bool, how queue.Settlement) error {
 	ds, err := ch.takeDeliveries(tag, multiple)
 	if err != nil {
 		return err
 	}
-	ch.tx.settles = append(ch.tx.settles, txSettle{ds: append([]delivery(nil), ds...), requeue: kind == nackSettle && requeue})
+	ch.tx.settles = append(ch.tx.settles, txSettle{ds: append([]delivery(nil), ds...), how: how})
 	return nil
 }
 
@@ -211,23 +212,20 @@ func (ch *channel) txCommit() error {
 	}
 	tx := ch.tx
 	ch.tx = &txState{}
-	var first, last persistence.Ticket
+	var promises queue.Promises
 	for _, p := range tx.publishes {
 		out, err := ch.publish(p.msg, p.mandatory)
 		if err != nil {
 			tx.requeueSettles()
 			return err
 		}
-		if first == 0 {
-			first = out.First
-		}
-		last = max(last, out.Ticket)
+		promises.AddAll(out.Promises)
 	}
 	for _, s := range tx.settles {
-		settle(s.ds, s.requeue)
+		settle(s.ds, s.how)
 	}
-	// commit-ok means the transaction's persistent messages are on disk.
-	if err := ch.conn.waitForStore(first, last); err != nil {
+	// commit-ok means the queues have the transaction's messages safe.
+	if err := ch.conn.await(&promises); err != nil {
 		ch.conn.log.Error("store write failed", "err", err)
 		return wire.Errorf(wire.InternalError, "the message store failed to write the transaction's messages")
 	}
@@ -239,7 +237,7 @@ func (ch *channel) txCommit() error {
 // never committed (the channel closed, or the commit failed).
 func (tx *txState) requeueSettles() {
 	for _, s := range tx.settles {
-		settle(s.ds, true)
+		settle(s.ds, queue.Requeue)
 	}
 	tx.settles = nil
 }
@@ -287,46 +285,15 @@ func (ch *channel) withReplyQueue(m *queue.Message) (*queue.Message, error) {
 	return queue.BuildMessage(m.Exchange, m.RoutingKey, raw, m.Body), nil
 }
 
-// maxStoreBacklog is how many bytes may wait for the store's next write
-// before publishers stop being read: the store holds message bodies until
-// they are written, so this bounds that memory.
-const maxStoreBacklog = 64 << 20
-
-// storeWait is a persistence.Waiter that hands over its batch's outcome.
-type storeWait chan error
-
-func (w storeWait) Synced(_ persistence.Ticket, err error) { w <- err }
-
-// waitForStore blocks the reader until the store batches first to last are
-// durable, and returns the first failure among them. The client is not
-// being read meanwhile: its heartbeats must not count as missed (RabbitMQ
-// suspends the check while it blocks a connection too).
-func (c *conn) waitForStore(first, last persistence.Ticket) error {
-	st := c.srv.storage
-	if last == 0 || st == nil || st.Store == nil {
+// await blocks the reader until the promises are kept and returns the
+// first failure. The client is not being read meanwhile: its heartbeats
+// must not count as missed (RabbitMQ suspends the check while it blocks a
+// connection too).
+func (c *conn) await(ps *queue.Promises) error {
+	if ps.Kept() {
 		return nil
 	}
-	w := make(storeWait, 1)
 	c.paused.Store(true)
-	st.Store.Notify(last, w)
-	err := <-w
-	c.paused.Store(false)
-	if err == nil && first > 0 {
-		if t, ferr := st.Store.FirstFailure(first - 1); ferr != nil && t <= last {
-			err = ferr
-		}
-	}
-	return err
-}
-
-// throttleStore blocks the connection's reader (TCP then pushes back on the
-// client) while the store's pending batch is over its budget.
-func (c *conn) throttleStore() {
-	st := c.srv.storage
-	if st == nil || st.Store == nil || st.Store.BacklogBytes() < maxStoreBacklog {
-		return
-	}
-	if bytes, t := st.Store.Backlog(); bytes >= maxStoreBacklog {
-		_ = c.waitForStore(0, t) // a failure reaches the publishes' own confirms
-	}
+	defer c.paused.Store(false)
+	return ps.Wait()
 }

@@ -19,17 +19,15 @@ import (
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/auth"
-	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
 
 // Server accepts AMQP connections and serves them.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	users   *auth.Store
-	vhosts  *vhost.Registry
-	storage *queue.Storage
+	cfg    Config
+	log    *slog.Logger
+	users  *auth.Store
+	vhosts *vhost.Registry
 
 	nextID atomic.Uint64
 	clock  atomic.Int64 // coarse unix ms, for acknowledgement deadlines
@@ -40,13 +38,11 @@ type Server struct {
 	wg      sync.WaitGroup // one per connection
 }
 
-// Deps are what a Server serves: users, virtual hosts and the storage
-// their queues share (nil: everything in memory).
+// Deps are what a Server serves: users and virtual hosts.
 type Deps struct {
-	Users   *auth.Store
-	Vhosts  *vhost.Registry
-	Storage *queue.Storage
-	Log     *slog.Logger
+	Users  *auth.Store
+	Vhosts *vhost.Registry
+	Log    *slog.Logger
 }
 
 // NewServer returns a server with the given configuration.
@@ -58,7 +54,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, users: deps.Users, vhosts: deps.Vhosts, storage: deps.Storage, conns: map[*conn]struct{}{}}, nil
+	return &Server{cfg: cfg, log: log, users: deps.Users, vhosts: deps.Vhosts, conns: map[*conn]struct{}{}}, nil
 }
 
 // Serve accepts connections on ln until ln is closed or Shutdown is called.

@@ -10,7 +10,7 @@ import (
 // delivery is one unacknowledged delivery on a channel.
 type delivery struct {
 	tag      uint64
-	queue    *queue.Queue
+	queue    queue.Queue
 	consumer *queue.Consumer // nil for basic.get
 	entry    queue.Entry
 	deadline int64 // unix ms by which it must be acknowledged; 0 for none

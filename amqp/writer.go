@@ -36,8 +36,10 @@ type outbound struct {
 	segs    net.Buffers       // pieces queued before buf[cut:], in order
 	segLen  int               // bytes in segs
 	waiters []*queue.Consumer // refused a delivery while the output was full
-	wake    chan struct{}
-	drained chan struct{} // one slot: the writer finished a write
+	// failures are channels to close from the writer (see failLater).
+	failures []channelFailure
+	wake     chan struct{}
+	drained  chan struct{} // one slot: the writer finished a write
 }
 
 // pendingLocked is the number of bytes waiting for the writer.
@@ -68,6 +70,22 @@ func (o *outbound) kick() {
 	case o.wake <- struct{}{}:
 	default:
 	}
+}
+
+// channelFailure is a channel exception to raise from the writer.
+type channelFailure struct {
+	ch  *channel
+	err *wire.Error
+}
+
+// failLater closes ch with e from the writer goroutine, for callers that
+// must not close it themselves: closing a channel may delete queues, which
+// may wait on the very goroutine that found the failure (a ledger's).
+func (c *conn) failLater(ch *channel, e *wire.Error) {
+	c.out.mu.Lock()
+	c.out.failures = append(c.out.failures, channelFailure{ch, e})
+	c.out.mu.Unlock()
+	c.out.kick()
 }
 
 // sendMethod queues a method frame on channel ch.
@@ -132,8 +150,8 @@ func (c *conn) writeLoop() {
 			segs = append(segs, buf[o.cut:])
 		}
 		o.buf, o.cut, o.segs, o.segLen = spare[:0], 0, spareSegs[:0], 0
-		waiters := o.waiters
-		o.waiters = nil
+		waiters, failures := o.waiters, o.failures
+		o.waiters, o.failures = nil, nil
 		o.mu.Unlock()
 		if n > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
@@ -162,6 +180,9 @@ func (c *conn) writeLoop() {
 		// The buffer is drained: queues that found it full may deliver
 		// again, and a reader waiting for room may read again.
 		resumeAll(waiters)
+		for _, f := range failures {
+			f.ch.fail(f.err)
+		}
 		select {
 		case o.drained <- struct{}{}:
 		default:

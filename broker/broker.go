@@ -17,6 +17,7 @@ import (
 	"github.com/warrenmq/warren/auth"
 	"github.com/warrenmq/warren/persistence"
 	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/queue/classic"
 	"github.com/warrenmq/warren/vhost"
 )
 
@@ -116,10 +117,16 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
-	storage := &queue.Storage{Store: store, Log: log, QueueBudget: cfg.QueueMemory, GlobalBudget: cfg.TotalMemory}
-	vhosts := vhost.NewRegistry(storage)
+	classicKind := classic.NewKind(classic.Options{Store: store, Log: log, QueueBudget: cfg.QueueMemory, GlobalBudget: cfg.TotalMemory})
+	kinds := &queue.Kinds{}
+	kinds.Register(classic.Name, classicKind)
+	vhosts := vhost.NewRegistry(vhost.Deps{Definitions: store, Kinds: kinds, Log: log})
 	started := time.Now()
-	if err := vhosts.Load(); err != nil {
+	err = vhosts.Load()
+	if err == nil {
+		err = classicKind.FinishRecovery()
+	}
+	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("recovering from the store: %w", err)
 	}
@@ -138,7 +145,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		store.Close()
 		return nil, fmt.Errorf("users: %w", err)
 	}
-	srv, err := amqp.NewServer(cfg.AMQP, amqp.Deps{Users: users, Vhosts: vhosts, Storage: storage, Log: log})
+	srv, err := amqp.NewServer(cfg.AMQP, amqp.Deps{Users: users, Vhosts: vhosts, Log: log})
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -33,8 +33,10 @@ var (
 )
 
 // Kind is a caller-defined namespace of definitions, e.g. 'v' for vhosts, 'x'
-// for exchanges, 'q' for queues, 'b' for bindings, 'u' for users.
-type Kind byte
+// for exchanges, 'q' for queues, 'b' for bindings, 'u' for users. It is a
+// plain byte so that callers can describe the definition methods in an
+// interface of their own without importing this package.
+type Kind = byte
 
 // Store is Warren's durable store: definitions, message bodies and queue index
 // entries in one Badger database, written by one group-commit goroutine. All
@@ -177,6 +179,14 @@ func (s *Store) Close() error {
 type doneWaiter chan error
 
 func (d doneWaiter) Synced(_ Ticket, err error) { d <- err }
+
+// Wait blocks until the batch of ticket t has completed and returns its
+// outcome, as Notify would report it. It must not be called from a Waiter.
+func (s *Store) Wait(t Ticket) error {
+	done := make(doneWaiter, 1)
+	s.Notify(t, done)
+	return <-done
+}
 
 // writeSync queues o, which must make the batch synced, and waits for it.
 func (s *Store) writeSync(o op) error {

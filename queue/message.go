@@ -1,13 +1,13 @@
-// Package queue implements Warren's classic queue: messages in order,
-// consumers with prefetch credit, deliveries and their acknowledgements,
-// length limits, and the queue's side of persistence (index entries in the
-// store, paging bodies out past a memory budget, recovery).
+// Package queue is what every queue kind shares and what the rest of the
+// broker sees of a queue: the Queue interface, the Message a publish
+// carries, consumers and their Sink, the durability Promise an enqueue
+// returns, how a delivery is settled (ack, requeue, discard) and where
+// discarded messages go (the DeadLetterSink), and the registry of kinds
+// (Kinds) that x-queue-type chooses from.
 //
-// A queue is a struct under its own lock, not a goroutine: whoever holds the
-// work does it. A publisher's goroutine enqueues and, when a consumer has
-// credit, delivers at once; an acknowledgement's goroutine frees credit and
-// delivers the next message. Consumers are reached through the Sink
-// interface, which the AMQP front end implements.
+// The kinds themselves live elsewhere (queue/classic, and quorum): this
+// package knows no store, so the AMQP front end and the virtual host, which
+// use only the interface, do not depend on one.
 package queue
 
 import (
@@ -34,11 +34,40 @@ type Message struct {
 	Body []byte
 	// Persistent is delivery-mode 2.
 	Persistent bool
-	// ID is the message's id in the store, 0 when it is not stored. It is
-	// set before any queue takes the message.
+	// ID is the message's id in the store of the kind that stored its
+	// body, 0 when it is not stored. The first queue that stores the
+	// message sets it, during the publish.
 	ID uint64
 	// data is the whole encoded message (see the layout above).
 	data []byte
+	// holder keeps something of the message's until the publish ends.
+	holder Holder
+}
+
+// A Holder keeps something for a message while the publish that routes it
+// is under way, typically a reference that stops one queue's
+// acknowledgement from deleting a stored body that other queues have yet
+// to take.
+type Holder interface {
+	// Routed is called once every queue the message was routed to has had
+	// it (by Publish).
+	Routed(m *Message)
+}
+
+// Hold asks that h.Routed(m) be called when the publish routing m ends. A
+// message has at most one holder: the kind that stored its body. Only the
+// publishing goroutine (inside Enqueue) may call it.
+func (m *Message) Hold(h Holder) { m.holder = h }
+
+// Holder returns the message's holder, or nil.
+func (m *Message) Holder() Holder { return m.holder }
+
+// routed ends the publish of m.
+func (m *Message) routed() {
+	if h := m.holder; h != nil {
+		m.holder = nil
+		h.Routed(m)
+	}
 }
 
 const messageVersion = 1
@@ -116,9 +145,12 @@ func (m *Message) Data() []byte { return m.data }
 // Size is the message's body size, the figure length limits count.
 func (m *Message) Size() int { return len(m.Body) }
 
-// Entry is a message's place in one queue.
+// Entry is a message's place in one queue. The queue hands it out with a
+// delivery and takes it back, unchanged, when the delivery is settled; only
+// Msg and Redelivered mean anything to the front end.
 type Entry struct {
-	// Msg is the message, nil while its body is paged out to the store.
+	// Msg is the message. A queue may drop it from memory while the entry
+	// waits (paging) but always sets it on the entries it hands out.
 	Msg *Message
 	// Seq is the position in the queue, increasing in publish order.
 	Seq uint64
@@ -128,4 +160,14 @@ type Entry struct {
 	// Size is the body size (known even while paged out).
 	Size        int64
 	Redelivered bool
+}
+
+// BuildMessage makes a message from parts (for messages the broker
+// rewrites, such as a reply-to or a header change).
+func BuildMessage(exchange, routingKey string, props wire.RawProperties, body []byte) *Message {
+	b, off := AllocMessage(exchange, routingKey, len(props), len(body))
+	copy(b[off:], props)
+	copy(b[off+len(props):], body)
+	m, _ := DecodeMessage(b, exchange, routingKey)
+	return m
 }

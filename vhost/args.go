@@ -16,6 +16,7 @@ var equivalentQueueArgs = []string{
 
 // queueArgs are a queue's parsed arguments.
 type queueArgs struct {
+	kind                 string // x-queue-type, a registered kind
 	singleActiveConsumer bool
 	maxLength            int64 // -1: none
 	maxLengthBytes       int64 // -1: none
@@ -23,9 +24,10 @@ type queueArgs struct {
 }
 
 // validateQueueArgs checks the arguments RabbitMQ checks and parses the ones
-// Warren acts on. Unknown arguments are accepted and ignored, as in RabbitMQ.
-func validateQueueArgs(what string, args wire.Table) (queueArgs, error) {
-	qa := queueArgs{maxLength: -1, maxLengthBytes: -1}
+// Warren acts on; x-queue-type must name one of kinds. Unknown arguments are
+// accepted and ignored, as in RabbitMQ.
+func validateQueueArgs(kinds *queue.Kinds, what string, args wire.Table) (queueArgs, error) {
+	qa := queueArgs{kind: queue.DefaultKind, maxLength: -1, maxLengthBytes: -1}
 	for k, v := range args {
 		var problem string
 		switch k {
@@ -84,8 +86,10 @@ func validateQueueArgs(what string, args wire.Table) (queueArgs, error) {
 			switch {
 			case !ok:
 				problem = "{unacceptable_type," + typeName(v) + "}"
-			case s != "classic":
+			case kinds.Lookup(s) == nil:
 				return qa, wire.Errorf(wire.PreconditionFailed, "invalid arg 'x-queue-type' for "+what+": queue type '"+s+"' is not supported yet")
+			default:
+				qa.kind = s
 			}
 		}
 		if problem != "" {

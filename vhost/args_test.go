@@ -1,6 +1,7 @@
 package vhost
 
 import (
+	"github.com/warrenmq/warren/queue/classic"
 	"math"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ func TestValidateQueueArgs(t *testing.T) {
 	invalid := func(arg, problem string) string {
 		return "PRECONDITION_FAILED - invalid arg '" + arg + "' for " + what + ": " + problem
 	}
-	none := queueArgs{maxLength: -1, maxLengthBytes: -1}
+	none := queueArgs{kind: queue.DefaultKind, maxLength: -1, maxLengthBytes: -1}
 	tests := []struct {
 		name     string
 		args     wire.Table
@@ -25,12 +26,12 @@ func TestValidateQueueArgs(t *testing.T) {
 		{name: "no arguments", args: nil, want: none},
 		{name: "unknown arguments are ignored", args: wire.Table{"x-custom": "v"}, want: none},
 
-		{name: "x-max-length long", args: wire.Table{"x-max-length": int64(5)}, want: queueArgs{maxLength: 5, maxLengthBytes: -1}},
-		{name: "x-max-length byte", args: wire.Table{"x-max-length": int8(3)}, want: queueArgs{maxLength: 3, maxLengthBytes: -1}},
-		{name: "x-max-length unsigned short", args: wire.Table{"x-max-length": uint16(7)}, want: queueArgs{maxLength: 7, maxLengthBytes: -1}},
-		{name: "x-max-length zero", args: wire.Table{"x-max-length": int32(0)}, want: queueArgs{maxLength: 0, maxLengthBytes: -1}},
+		{name: "x-max-length long", args: wire.Table{"x-max-length": int64(5)}, want: queueArgs{kind: queue.DefaultKind, maxLength: 5, maxLengthBytes: -1}},
+		{name: "x-max-length byte", args: wire.Table{"x-max-length": int8(3)}, want: queueArgs{kind: queue.DefaultKind, maxLength: 3, maxLengthBytes: -1}},
+		{name: "x-max-length unsigned short", args: wire.Table{"x-max-length": uint16(7)}, want: queueArgs{kind: queue.DefaultKind, maxLength: 7, maxLengthBytes: -1}},
+		{name: "x-max-length zero", args: wire.Table{"x-max-length": int32(0)}, want: queueArgs{kind: queue.DefaultKind, maxLength: 0, maxLengthBytes: -1}},
 		{name: "x-max-length negative", args: wire.Table{"x-max-length": int32(-1)}, wantText: invalid("x-max-length", "{value_negative,-1}")},
-		{name: "x-max-length-bytes", args: wire.Table{"x-max-length-bytes": uint32(1 << 20)}, want: queueArgs{maxLength: -1, maxLengthBytes: 1 << 20}},
+		{name: "x-max-length-bytes", args: wire.Table{"x-max-length-bytes": uint32(1 << 20)}, want: queueArgs{kind: queue.DefaultKind, maxLength: -1, maxLengthBytes: 1 << 20}},
 		{name: "x-max-length-bytes negative", args: wire.Table{"x-max-length-bytes": int64(-5)}, wantText: invalid("x-max-length-bytes", "{value_negative,-5}")},
 
 		{name: "x-expires", args: wire.Table{"x-expires": int32(1000)}, want: none},
@@ -46,12 +47,12 @@ func TestValidateQueueArgs(t *testing.T) {
 		{name: "x-max-priority 256", args: wire.Table{"x-max-priority": int32(256)}, wantText: invalid("x-max-priority", "{max_value_exceeded,256}")},
 		{name: "x-max-priority negative", args: wire.Table{"x-max-priority": int32(-3)}, wantText: invalid("x-max-priority", "{value_negative,-3}")},
 
-		{name: "x-overflow drop-head", args: wire.Table{"x-overflow": "drop-head"}, want: queueArgs{maxLength: -1, maxLengthBytes: -1, overflow: queue.DropHead}},
-		{name: "x-overflow reject-publish", args: wire.Table{"x-overflow": "reject-publish"}, want: queueArgs{maxLength: -1, maxLengthBytes: -1, overflow: queue.RejectPublish}},
-		{name: "x-overflow reject-publish-dlx", args: wire.Table{"x-overflow": "reject-publish-dlx"}, want: queueArgs{maxLength: -1, maxLengthBytes: -1, overflow: queue.RejectPublishDLX}},
+		{name: "x-overflow drop-head", args: wire.Table{"x-overflow": "drop-head"}, want: queueArgs{kind: queue.DefaultKind, maxLength: -1, maxLengthBytes: -1, overflow: queue.DropHead}},
+		{name: "x-overflow reject-publish", args: wire.Table{"x-overflow": "reject-publish"}, want: queueArgs{kind: queue.DefaultKind, maxLength: -1, maxLengthBytes: -1, overflow: queue.RejectPublish}},
+		{name: "x-overflow reject-publish-dlx", args: wire.Table{"x-overflow": "reject-publish-dlx"}, want: queueArgs{kind: queue.DefaultKind, maxLength: -1, maxLengthBytes: -1, overflow: queue.RejectPublishDLX}},
 		{name: "x-overflow not a string", args: wire.Table{"x-overflow": int32(1)}, wantText: invalid("x-overflow", "{unacceptable_type,signedint}")},
 
-		{name: "x-single-active-consumer", args: wire.Table{"x-single-active-consumer": true}, want: queueArgs{maxLength: -1, maxLengthBytes: -1, singleActiveConsumer: true}},
+		{name: "x-single-active-consumer", args: wire.Table{"x-single-active-consumer": true}, want: queueArgs{kind: queue.DefaultKind, maxLength: -1, maxLengthBytes: -1, singleActiveConsumer: true}},
 		{name: "x-single-active-consumer false", args: wire.Table{"x-single-active-consumer": false}, want: none},
 		{name: "x-single-active-consumer not a bool", args: wire.Table{"x-single-active-consumer": "true"}, wantText: invalid("x-single-active-consumer", "{unacceptable_type,longstr}")},
 
@@ -71,12 +72,12 @@ func TestValidateQueueArgs(t *testing.T) {
 			"x-max-length": int64(10), "x-max-length-bytes": int64(1000), "x-overflow": "reject-publish",
 			"x-single-active-consumer": true, "x-message-ttl": int32(5), "x-expires": int32(10),
 			"x-max-priority": int8(5), "x-dead-letter-exchange": "dlx", "x-queue-type": "classic",
-		}, want: queueArgs{maxLength: 10, maxLengthBytes: 1000, overflow: queue.RejectPublish, singleActiveConsumer: true}},
+		}, want: queueArgs{kind: queue.DefaultKind, maxLength: 10, maxLengthBytes: 1000, overflow: queue.RejectPublish, singleActiveConsumer: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := validateQueueArgs(what, tt.args)
+			got, err := validateQueueArgs(testKinds(classic.NewKind(classic.Options{})), what, tt.args)
 			if tt.wantText != "" {
 				wantWireError(t, err, wire.PreconditionFailed, tt.wantText)
 				return
@@ -96,7 +97,7 @@ func TestValidateQueueArgsIntegerTypes(t *testing.T) {
 	t.Parallel()
 	ints := []any{int8(1), uint8(1), int16(1), uint16(1), int32(1), uint32(1), int64(1)}
 	for _, v := range ints {
-		if _, err := validateQueueArgs("queue 'q' in vhost '/'", wire.Table{"x-max-length": v}); err != nil {
+		if _, err := validateQueueArgs(testKinds(classic.NewKind(classic.Options{})), "queue 'q' in vhost '/'", wire.Table{"x-max-length": v}); err != nil {
 			t.Fatalf("x-max-length of type %s: %v", typeName(v), err)
 		}
 	}

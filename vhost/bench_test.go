@@ -36,7 +36,7 @@ func BenchmarkRoute(b *testing.B) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			sc := &RouteScratch{}
-			var out []*queue.Queue
+			var out []queue.Queue
 			var err error
 			out, _, err = v.Route(c.exchange, c.key, nil, out[:0], sc) // warm up
 			if err != nil || len(out) != c.want {

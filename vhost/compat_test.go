@@ -1,6 +1,7 @@
 package vhost
 
 import (
+	"github.com/warrenmq/warren/queue/classic"
 	"testing"
 
 	"github.com/warrenmq/warren/amqp/wire"
@@ -125,7 +126,7 @@ func TestValidateQueueArgsRabbitMQTexts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := validateQueueArgs(what, tt.args)
+			_, err := validateQueueArgs(testKinds(classic.NewKind(classic.Options{})), what, tt.args)
 			wantWireError(t, err, wire.PreconditionFailed, tt.wantText)
 		})
 	}

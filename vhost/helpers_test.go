@@ -4,11 +4,11 @@ import (
 	"errors"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/persistence"
 	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/queue/classic"
 	"go.uber.org/goleak"
 )
 
@@ -16,10 +16,23 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// newVHost returns the virtual host "/" of a registry that keeps nothing.
+// testKinds returns a registry of queue kinds with k as the classic kind.
+func testKinds(k *classic.Kind) *queue.Kinds {
+	kinds := &queue.Kinds{}
+	kinds.Register(classic.Name, k)
+	return kinds
+}
+
+// memRegistry returns a registry whose queues and definitions stay in
+// memory.
+func memRegistry() *Registry {
+	return NewRegistry(Deps{Kinds: testKinds(classic.NewKind(classic.Options{}))})
+}
+
+// newTestVHost returns the virtual host "/" of a registry that keeps nothing.
 func newTestVHost(t testing.TB) *VHost {
 	t.Helper()
-	v, err := NewRegistry(nil).Add(DefaultName)
+	v, err := memRegistry().Add(DefaultName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +70,7 @@ func mustExchange(t testing.TB, v *VHost, s ExchangeSpec) {
 	}
 }
 
-func mustQueue(t testing.TB, v *VHost, s QueueSpec) *queue.Queue {
+func mustQueue(t testing.TB, v *VHost, s QueueSpec) queue.Queue {
 	t.Helper()
 	q, err := v.DeclareQueue(s, false)
 	if err != nil {
@@ -81,7 +94,7 @@ func mustBindExchange(t testing.TB, v *VHost, dest, source, key string) {
 }
 
 // queueNames returns the sorted names of qs.
-func queueNames(qs []*queue.Queue) []string {
+func queueNames(qs []queue.Queue) []string {
 	out := make([]string, len(qs))
 	for i, q := range qs {
 		out[i] = q.Name()
@@ -159,22 +172,11 @@ func openStore(t testing.TB, dir string) *persistence.Store {
 	return st
 }
 
-type waiter chan error
-
-func (w waiter) Synced(_ persistence.Ticket, err error) { w <- err }
-
 // flush waits until every write queued so far is in the database.
 func flush(t testing.TB, st *persistence.Store) {
 	t.Helper()
-	w := make(waiter, 1)
-	st.Notify(st.DeleteMessage(^uint64(0)), w)
-	select {
-	case err := <-w:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("store batch not written after 30s")
+	if err := st.Wait(st.DeleteMessage(^uint64(0))); err != nil {
+		t.Fatal(err)
 	}
 }
 

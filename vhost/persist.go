@@ -7,18 +7,28 @@ import (
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/exchange"
-	"github.com/warrenmq/warren/persistence"
 	"github.com/warrenmq/warren/queue"
 )
+
+// DefinitionStore is where virtual hosts keep their durable definitions:
+// records in namespaces (kind) under keys, each write durable before it
+// returns. persistence.Store implements it.
+type DefinitionStore interface {
+	PutDefinition(kind byte, key string, value []byte) error
+	DeleteDefinition(kind byte, key string) error
+	// Definitions calls fn for every record of kind, in key order; value
+	// is valid only during fn.
+	Definitions(kind byte, fn func(key string, value []byte) error) error
+}
 
 // Definition kinds in the store. Keys are their parts, each preceded by its
 // length (a uvarint), since names and keys may hold any byte; values are
 // field tables (so argument types survive a restart exactly).
 const (
-	kindVhost    persistence.Kind = 'v' // key: vhost (alone, not length-prefixed)
-	kindExchange persistence.Kind = 'x' // key: vhost, exchange
-	kindQueue    persistence.Kind = 'q' // key: vhost, queue
-	kindBinding  persistence.Kind = 'b' // key: vhost, source, destination kind, destination, binding key, arguments
+	kindVhost    byte = 'v' // key: vhost (alone, not length-prefixed)
+	kindExchange byte = 'x' // key: vhost, exchange
+	kindQueue    byte = 'q' // key: vhost, queue
+	kindBinding  byte = 'b' // key: vhost, source, destination kind, destination, binding key, arguments
 )
 
 // defKey joins the parts of a definition key.
@@ -45,14 +55,6 @@ func splitKey(k string, n int) (parts []string, ok bool) {
 	return parts, len(parts) == n
 }
 
-// store returns the definition store, or nil when nothing persists.
-func (v *VHost) store() *persistence.Store {
-	if v.storage == nil {
-		return nil
-	}
-	return v.storage.Store
-}
-
 // storeErr turns a failed definition write into the error the client sees.
 func storeErr(what string, err error) error {
 	if err == nil {
@@ -62,7 +64,7 @@ func storeErr(what string, err error) error {
 }
 
 // putRecord stores a definition whose value is the field table rec.
-func putRecord(st *persistence.Store, kind persistence.Kind, what, key string, rec wire.Table) error {
+func putRecord(st DefinitionStore, kind byte, what, key string, rec wire.Table) error {
 	b, err := wire.AppendTable(nil, rec)
 	if err == nil {
 		err = st.PutDefinition(kind, key, b[4:])
@@ -71,7 +73,7 @@ func putRecord(st *persistence.Store, kind persistence.Kind, what, key string, r
 }
 
 func (v *VHost) saveExchangeLocked(x *Exchange) error {
-	st := v.store()
+	st := v.defs
 	if st == nil || !x.durable {
 		return nil
 	}
@@ -83,7 +85,7 @@ func (v *VHost) saveExchangeLocked(x *Exchange) error {
 }
 
 func (v *VHost) dropExchangeLocked(x *Exchange) error {
-	st := v.store()
+	st := v.defs
 	if st == nil || !x.durable {
 		return nil
 	}
@@ -91,13 +93,13 @@ func (v *VHost) dropExchangeLocked(x *Exchange) error {
 }
 
 // persistentQueue reports whether a queue's definition is stored.
-func persistentQueue(q *queue.Queue) bool {
+func persistentQueue(q queue.Queue) bool {
 	c := q.Config()
 	return c.Durable && !c.Exclusive
 }
 
-func (v *VHost) saveQueueLocked(q *queue.Queue) error {
-	st := v.store()
+func (v *VHost) saveQueueLocked(q queue.Queue) error {
+	st := v.defs
 	if st == nil || !persistentQueue(q) {
 		return nil
 	}
@@ -109,8 +111,8 @@ func (v *VHost) saveQueueLocked(q *queue.Queue) error {
 	return putRecord(st, kindQueue, "queue", defKey(v.name, c.Name), rec)
 }
 
-func (v *VHost) dropQueueLocked(q *queue.Queue) error {
-	st := v.store()
+func (v *VHost) dropQueueLocked(q queue.Queue) error {
+	st := v.defs
 	if st == nil || !persistentQueue(q) {
 		return nil
 	}
@@ -123,7 +125,7 @@ func durableDestination(d exchange.Destination) (string, bool) {
 	switch d := d.(type) {
 	case *Exchange:
 		return "x", d.durable
-	case *queue.Queue:
+	case queue.Queue:
 		return "q", persistentQueue(d)
 	}
 	return "", false
@@ -139,7 +141,7 @@ func (v *VHost) bindingKey(source string, b exchange.Binding) (string, bool) {
 
 // saveBindingLocked stores a binding between durable ends.
 func (v *VHost) saveBindingLocked(src *Exchange, b exchange.Binding) error {
-	st := v.store()
+	st := v.defs
 	if st == nil || !src.durable {
 		return nil
 	}
@@ -155,7 +157,7 @@ func (v *VHost) saveBindingLocked(src *Exchange, b exchange.Binding) error {
 }
 
 func (v *VHost) dropBindingLocked(src *Exchange, b exchange.Binding) error {
-	st := v.store()
+	st := v.defs
 	if st == nil || !src.durable {
 		return nil
 	}
@@ -169,7 +171,7 @@ func (v *VHost) dropBindingLocked(src *Exchange, b exchange.Binding) error {
 // dropBindingsLocked removes the stored bindings from or to name (an
 // exchange or queue being deleted).
 func (v *VHost) dropBindingsLocked(name string, isQueue bool) error {
-	st := v.store()
+	st := v.defs
 	if st == nil {
 		return nil
 	}
@@ -191,74 +193,64 @@ func (v *VHost) dropBindingsLocked(name string, isQueue bool) error {
 	return storeErr("binding", err)
 }
 
-// Load rebuilds the virtual hosts and their durable exchanges, queues,
-// bindings and messages from the store, as a node does at start.
+// Load rebuilds the virtual hosts and their durable exchanges, queues and
+// bindings from the definition store, as a node does at start. Each queue's
+// kind recovers the queue's messages.
 func (r *Registry) Load() error {
-	st := r.storage.Store
-	if err := st.Definitions(kindVhost, func(name string, _ []byte) error {
+	defs := r.deps.Definitions
+	if err := defs.Definitions(kindVhost, func(name string, _ []byte) error {
 		r.add(name)
 		return nil
 	}); err != nil {
 		return fmt.Errorf("loading vhosts: %w", err)
 	}
-	if err := st.Definitions(kindExchange, func(key string, val []byte) error {
-		f, ok := splitKey(key, 2)
-		if !ok {
-			return nil
-		}
-		vname, name := f[0], f[1]
-		rec, err := wire.DecodeTable(val)
-		if err != nil {
-			return err
-		}
-		v := r.Get(vname)
-		if v == nil {
-			return nil
-		}
+	if err := r.loadRecords(kindExchange, 2, func(v *VHost, f []string, rec wire.Table) error {
 		kind, _ := rec["type"].(string)
 		ad, _ := rec["auto_delete"].(bool)
 		internal, _ := rec["internal"].(bool)
 		args, _ := rec["arguments"].(wire.Table)
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		_, err = v.createExchangeLocked(ExchangeSpec{Name: name, Kind: kind, Durable: true, AutoDelete: ad, Internal: internal, Args: args})
+		_, err := v.createExchangeLocked(ExchangeSpec{Name: f[0], Kind: kind, Durable: true, AutoDelete: ad, Internal: internal, Args: args})
 		return err
 	}); err != nil {
 		return fmt.Errorf("loading exchanges: %w", err)
 	}
-	refs := map[uint64]int32{}
-	count := func(id uint64) { refs[id]++ }
-	known := map[uint64]bool{}
-	if err := st.Definitions(kindQueue, func(key string, val []byte) error {
-		f, ok := splitKey(key, 2)
-		if !ok {
-			return nil
-		}
-		vname, name := f[0], f[1]
-		rec, err := wire.DecodeTable(val)
-		if err != nil {
-			return err
-		}
-		v := r.Get(vname)
-		if v == nil {
-			return nil
-		}
+	if err := r.loadRecords(kindQueue, 2, func(v *VHost, f []string, rec wire.Table) error {
 		id, _ := rec["id"].(int64)
 		ad, _ := rec["auto_delete"].(bool)
 		args, _ := rec["arguments"].(wire.Table)
-		v.mu.Lock()
-		q, err := v.createQueueLocked(QueueSpec{Name: name, Durable: true, AutoDelete: ad, Args: args}, uint64(id))
-		v.mu.Unlock()
-		if err != nil {
-			return err
-		}
-		known[uint64(id)] = true
-		return q.Recover(count)
+		_, err := v.createQueueLocked(QueueSpec{Name: f[0], Durable: true, AutoDelete: ad, Args: args}, uint64(id), true)
+		return err
 	}); err != nil {
 		return fmt.Errorf("loading queues: %w", err)
 	}
-	if err := st.Definitions(kindBinding, func(key string, val []byte) error {
-		f, ok := splitKey(key, 6)
+	if err := r.loadRecords(kindBinding, 6, func(v *VHost, f []string, rec wire.Table) error {
+		args, _ := rec["arguments"].(wire.Table)
+		src := v.exchanges[f[0]]
+		var dest exchange.Destination
+		if f[1] == "q" {
+			if q := v.queues[f[2]]; q != nil {
+				dest = q
+			}
+		} else if x := v.exchanges[f[2]]; x != nil {
+			dest = x
+		}
+		if src == nil || dest == nil {
+			return nil
+		}
+		_, err := src.router.Bind(exchange.Binding{Destination: dest, Key: f[3], Args: args})
+		return err
+	}); err != nil {
+		return fmt.Errorf("loading bindings: %w", err)
+	}
+	return nil
+}
+
+// loadRecords calls fn, with the virtual host's lock held, for each stored
+// definition of kind whose key has n parts and whose virtual host exists:
+// fn gets the key's parts after the virtual host's name and the record.
+func (r *Registry) loadRecords(kind byte, n int, fn func(v *VHost, parts []string, rec wire.Table) error) error {
+	return r.deps.Definitions.Definitions(kind, func(key string, val []byte) error {
+		f, ok := splitKey(key, n)
 		if !ok {
 			return nil
 		}
@@ -266,69 +258,12 @@ func (r *Registry) Load() error {
 		if err != nil {
 			return err
 		}
-		args, _ := rec["arguments"].(wire.Table)
 		v := r.Get(f[0])
 		if v == nil {
 			return nil
 		}
 		v.mu.Lock()
 		defer v.mu.Unlock()
-		src := v.exchanges[f[1]]
-		var dest exchange.Destination
-		if f[2] == "q" {
-			if q := v.queues[f[3]]; q != nil {
-				dest = q
-			}
-		} else if x := v.exchanges[f[3]]; x != nil {
-			dest = x
-		}
-		if src == nil || dest == nil {
-			return nil
-		}
-		_, err = src.router.Bind(exchange.Binding{Destination: dest, Key: f[4], Args: args})
-		return err
-	}); err != nil {
-		return fmt.Errorf("loading bindings: %w", err)
-	}
-	return r.collectGarbage(refs, known)
-}
-
-// collectGarbage sets the reference counts of messages shared by several
-// queues and drops what no durable queue holds any more: index entries of
-// queues that are gone (non-durable ones, deleted ones) and bodies no entry
-// names.
-func (r *Registry) collectGarbage(refs map[uint64]int32, known map[uint64]bool) error {
-	st := r.storage.Store
-	for id, n := range refs {
-		if n > 1 {
-			r.storage.Refs().Hold(id, n)
-		}
-	}
-	var stale []uint64
-	if err := st.Queues(func(id uint64) error {
-		if !known[id] {
-			stale = append(stale, id)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	for _, id := range stale {
-		if err := st.DeleteQueue(id); err != nil {
-			return err
-		}
-	}
-	var orphans []uint64
-	if err := st.MessageIDs(func(id uint64) error {
-		if refs[id] == 0 {
-			orphans = append(orphans, id)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	for _, id := range orphans {
-		st.DeleteMessage(id)
-	}
-	return nil
+		return fn(v, f[1:], rec)
+	})
 }

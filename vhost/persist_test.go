@@ -7,14 +7,15 @@ import (
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/persistence"
 	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/queue/classic"
 )
 
 // node is a registry on a store in a directory, as a broker holds them.
 type node struct {
-	dir     string
-	store   *persistence.Store
-	storage *queue.Storage
-	reg     *Registry
+	dir    string
+	store  *persistence.Store
+	budget int64 // the classic kind's queue budget
+	reg    *Registry
 }
 
 // startNode opens the store in dir, loads the registry from it and adds
@@ -22,17 +23,20 @@ type node struct {
 func startNode(t *testing.T, dir string, budget int64, vhosts ...string) *node {
 	t.Helper()
 	st := openStore(t, dir)
-	storage := &queue.Storage{Store: st, QueueBudget: budget}
-	reg := NewRegistry(storage)
+	ck := classic.NewKind(classic.Options{Store: st, QueueBudget: budget})
+	reg := NewRegistry(Deps{Definitions: st, Kinds: testKinds(ck)})
 	if err := reg.Load(); err != nil {
 		t.Fatalf("Load: %v", err)
+	}
+	if err := ck.FinishRecovery(); err != nil {
+		t.Fatalf("FinishRecovery: %v", err)
 	}
 	for _, name := range vhosts {
 		if _, err := reg.Add(name); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return &node{dir: dir, store: st, storage: storage, reg: reg}
+	return &node{dir: dir, store: st, budget: budget, reg: reg}
 }
 
 // restart closes the store and starts a new node on the same directory.
@@ -41,7 +45,7 @@ func (n *node) restart(t *testing.T) *node {
 	if err := n.store.Close(); err != nil {
 		t.Fatalf("closing the store: %v", err)
 	}
-	return startNode(t, n.dir, n.storage.QueueBudget)
+	return startNode(t, n.dir, n.budget)
 }
 
 func (n *node) vhost(t *testing.T, name string) *VHost {
@@ -70,7 +74,7 @@ func publish(t *testing.T, n *node, v *VHost, exchange, key, body string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out := queue.PublishTo(qs, m, n.storage); !out.Routed {
+	if out := queue.Publish(qs, m); !out.Routed {
 		t.Fatalf("%s: not routed", body)
 	}
 }
@@ -144,9 +148,9 @@ func TestLoadRestoresDurableTopology(t *testing.T) {
 	m := persistentMessage(t, "dx", "k", "shared")
 	dq, _ := v.Queue("dq", 0)
 	aeq, _ := v.Queue("aeq", 0)
-	queue.PublishTo([]*queue.Queue{dq, aeq}, m, n.storage)
+	queue.Publish([]queue.Queue{dq, aeq}, m)
 	// A transient message on a durable queue is not kept.
-	dq.Publish(queue.BuildMessage("dx", "k", nil, []byte("transient")))
+	dq.Enqueue(queue.BuildMessage("dx", "k", nil, []byte("transient")))
 	sharedID := m.ID
 
 	n = n.restart(t)
@@ -200,7 +204,7 @@ func TestLoadRestoresDurableTopology(t *testing.T) {
 	if string(e.Msg.Body) != "a1" {
 		t.Fatalf("aeq's first message %q", e.Msg.Body)
 	}
-	aeq.Ack(nil, []queue.Entry{e})
+	aeq.Settle(nil, []queue.Entry{e}, queue.Ack)
 	if bodies, _ := drain(t, v, "fanq"); !slices.Equal(bodies, []string{"f1"}) {
 		t.Fatalf("fanq after restart: %q", bodies)
 	}
@@ -213,7 +217,7 @@ func TestLoadRestoresDurableTopology(t *testing.T) {
 	if string(e.Msg.Body) != "shared" || e.ID != sharedID {
 		t.Fatalf("aeq's second message %q (id %d), want shared (%d)", e.Msg.Body, e.ID, sharedID)
 	}
-	aeq.Ack(nil, []queue.Entry{e})
+	aeq.Settle(nil, []queue.Entry{e}, queue.Ack)
 	flush(t, n.store)
 	if _, err := n.store.Message(sharedID, nil); err == nil {
 		t.Fatal("shared message still stored after both queues settled it")
@@ -233,9 +237,9 @@ func TestLoadDropsWhatNoDurableQueueHolds(t *testing.T) {
 	publish(t, n, v, "", "tq", "drop-transient-queue")
 	publish(t, n, v, "", "exq", "drop-exclusive")
 	dq, _ := v.Queue("dq", 0)
-	dq.Publish(queue.BuildMessage("", "dq", nil, []byte("drop-transient-message")))
+	dq.Enqueue(queue.BuildMessage("", "dq", nil, []byte("drop-transient-message")))
 	flush(t, n.store)
-	for _, q := range []*queue.Queue{tq, exq} {
+	for _, q := range []queue.Queue{tq, exq} {
 		var stored int
 		if err := n.store.Entries(q.Config().ID, func(uint64, uint64, []byte) error { stored++; return nil }); err != nil {
 			t.Fatal(err)

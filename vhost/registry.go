@@ -2,6 +2,7 @@ package vhost
 
 import (
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 
@@ -11,18 +12,30 @@ import (
 // DefaultName is the virtual host every broker starts with.
 const DefaultName = "/"
 
-// Registry holds a broker's virtual hosts. It is safe for concurrent use.
-type Registry struct {
-	storage *queue.Storage // nil: nothing persists
-	mu      sync.RWMutex
-	vhosts  map[string]*VHost
+// Deps are what a broker's virtual hosts are built on.
+type Deps struct {
+	// Definitions keeps durable definitions; nil keeps nothing.
+	Definitions DefinitionStore
+	// Kinds are the queue kinds x-queue-type chooses from. It must hold
+	// queue.DefaultKind.
+	Kinds *queue.Kinds
+	Log   *slog.Logger
 }
 
-// NewRegistry returns an empty registry whose virtual hosts keep their
-// durable definitions and messages in storage (nil: in memory only). A
-// broker calls Load, then Add for its default virtual host.
-func NewRegistry(storage *queue.Storage) *Registry {
-	return &Registry{storage: storage, vhosts: map[string]*VHost{}}
+// Registry holds a broker's virtual hosts. It is safe for concurrent use.
+type Registry struct {
+	deps   Deps
+	mu     sync.RWMutex
+	vhosts map[string]*VHost
+}
+
+// NewRegistry returns an empty registry. A broker calls Load, then Add for
+// its default virtual host.
+func NewRegistry(d Deps) *Registry {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{deps: d, vhosts: map[string]*VHost{}}
 }
 
 // Get returns the named virtual host, or nil.
@@ -36,8 +49,8 @@ func (r *Registry) Get(name string) *VHost {
 // returns it.
 func (r *Registry) Add(name string) (*VHost, error) {
 	v, created := r.add(name)
-	if created && r.storage != nil && r.storage.Store != nil {
-		if err := r.storage.Store.PutDefinition(kindVhost, name, nil); err != nil {
+	if created && r.deps.Definitions != nil {
+		if err := r.deps.Definitions.PutDefinition(kindVhost, name, nil); err != nil {
 			return v, fmt.Errorf("storing vhost %q: %w", name, err)
 		}
 	}
@@ -50,7 +63,7 @@ func (r *Registry) add(name string) (*VHost, bool) {
 	if v := r.vhosts[name]; v != nil {
 		return v, false
 	}
-	v := newVHost(name, r.storage)
+	v := newVHost(name, r.deps)
 	r.vhosts[name] = v
 	return v, true
 }

@@ -14,7 +14,7 @@ type RouteScratch struct {
 	dests     []exchange.Destination
 	exchanges []*Exchange
 	keys      []string
-	seen      map[*queue.Queue]struct{}
+	seen      map[queue.Queue]struct{}
 }
 
 // linearDedupMax is the result size up to which duplicates are found by
@@ -28,7 +28,7 @@ const linearDedupMax = 16
 // and the CC and BCC headers add routing keys. cacheable reports whether the
 // result depends only on the exchange, the routing key and Generation, so a
 // publisher may reuse it.
-func (v *VHost) Route(exchangeName, routingKey string, props wire.RawProperties, out []*queue.Queue, sc *RouteScratch) (res []*queue.Queue, cacheable bool, err error) {
+func (v *VHost) Route(exchangeName, routingKey string, props wire.RawProperties, out []queue.Queue, sc *RouteScratch) (res []queue.Queue, cacheable bool, err error) {
 	var headers wire.Table
 	headersRead := false
 	readHeaders := func() wire.Table {
@@ -100,7 +100,7 @@ func (v *VHost) Route(exchangeName, routingKey string, props wire.RawProperties,
 		}
 		for _, d := range sc.dests {
 			switch d := d.(type) {
-			case *queue.Queue:
+			case queue.Queue:
 				out = appendQueue(out, d, sc)
 			case *Exchange:
 				if !containsExchange(sc.exchanges, d) {
@@ -115,7 +115,7 @@ func (v *VHost) Route(exchangeName, routingKey string, props wire.RawProperties,
 }
 
 // appendQueue adds q to out unless it is there already.
-func appendQueue(out []*queue.Queue, q *queue.Queue, sc *RouteScratch) []*queue.Queue {
+func appendQueue(out []queue.Queue, q queue.Queue, sc *RouteScratch) []queue.Queue {
 	if len(out) < linearDedupMax {
 		for _, o := range out {
 			if o == q {
@@ -125,7 +125,7 @@ func appendQueue(out []*queue.Queue, q *queue.Queue, sc *RouteScratch) []*queue.
 		return append(out, q)
 	}
 	if sc.seen == nil {
-		sc.seen = make(map[*queue.Queue]struct{})
+		sc.seen = make(map[queue.Queue]struct{})
 	}
 	if len(sc.seen) == 0 {
 		for _, o := range out {

@@ -2,6 +2,7 @@ package vhost
 
 import (
 	"fmt"
+	"github.com/warrenmq/warren/queue/classic"
 	"slices"
 	"sync"
 	"testing"
@@ -161,8 +162,11 @@ func TestRouteAppendsToOut(t *testing.T) {
 	t.Parallel()
 	v := routingTopology(t)
 	q1, _ := v.Queue("q1", 0)
-	other := queue.New(queue.Config{Name: "outside"})
-	out, _, err := v.Route("f", "", nil, []*queue.Queue{other, q1}, &RouteScratch{})
+	other, err := classic.NewKind(classic.Options{}).New(queue.Config{Name: "outside", MaxLength: -1, MaxLengthBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := v.Route("f", "", nil, []queue.Queue{other, q1}, &RouteScratch{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +301,7 @@ func TestConcurrentRouteAndBind(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			sc := &RouteScratch{}
-			var out []*queue.Queue
+			var out []queue.Queue
 			cc := headerProps(t, wire.Table{"CC": []any{"k2"}})
 			for {
 				select {

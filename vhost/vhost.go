@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,20 +61,23 @@ func (x *Exchange) Durable() bool { return x.durable }
 
 // VHost is one virtual host.
 type VHost struct {
-	name    string
-	storage *queue.Storage // nil: nothing persists
+	name  string
+	defs  DefinitionStore // nil: nothing persists
+	kinds *queue.Kinds
+	log   *slog.Logger
 
 	mu        sync.RWMutex
 	exchanges map[string]*Exchange
-	queues    map[string]*queue.Queue
+	queues    map[string]queue.Queue
 
 	// gen changes whenever routing may change (bindings, exchanges, queues),
 	// so that publishers' route caches know to drop what they hold.
 	gen atomic.Uint64
 }
 
-func newVHost(name string, storage *queue.Storage) *VHost {
-	v := &VHost{name: name, storage: storage, exchanges: map[string]*Exchange{}, queues: map[string]*queue.Queue{}}
+func newVHost(name string, d Deps) *VHost {
+	v := &VHost{name: name, defs: d.Definitions, kinds: d.Kinds, log: d.Log,
+		exchanges: map[string]*Exchange{}, queues: map[string]queue.Queue{}}
 	for _, p := range predeclared {
 		router, _ := exchange.New(p.kind, nil)
 		v.exchanges[p.name] = &Exchange{name: p.name, kind: p.kind, durable: true, router: router, needsHeaders: p.kind == exchange.KindHeaders}
@@ -323,7 +327,7 @@ type QueueInfo struct {
 // DeclareQueue creates a queue or checks an existing one is equivalent and
 // accessible; passive only checks that it exists and is accessible. An
 // empty name asks for a server-generated one.
-func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (*queue.Queue, error) {
+func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (queue.Queue, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	switch {
@@ -355,37 +359,39 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (*queue.Queue, error) {
 	if passive {
 		return nil, v.queueNotFound(s.Name)
 	}
-	q, err := v.createQueueLocked(s, 0)
+	q, err := v.createQueueLocked(s, 0, false)
 	if err != nil {
 		return nil, err
 	}
 	if err := v.saveQueueLocked(q); err != nil {
 		delete(v.queues, q.Name())
+		_, _ = q.Delete(false, false)
 		return nil, err
 	}
 	return q, nil
 }
 
-// createQueueLocked builds and registers a queue; id 0 asks the store for
-// a new id (queues need one to page to the store, durable or not).
-func (v *VHost) createQueueLocked(s QueueSpec, id uint64) (*queue.Queue, error) {
-	args, err := validateQueueArgs("queue '"+s.Name+"' in vhost '"+v.name+"'", s.Args)
+// createQueueLocked builds a queue of the kind its arguments name and
+// registers it. id is the kind's id for a queue being recovered (recover
+// set), 0 for a new queue.
+func (v *VHost) createQueueLocked(s QueueSpec, id uint64, recover bool) (queue.Queue, error) {
+	args, err := validateQueueArgs(v.kinds, "queue '"+s.Name+"' in vhost '"+v.name+"'", s.Args)
 	if err != nil {
 		return nil, err
 	}
-	if id == 0 && v.store() != nil {
-		id = v.store().NextQueueID()
-	}
 	cfg := queue.Config{
 		Name: s.Name, VHost: v.name, Durable: s.Durable, Exclusive: s.Exclusive, AutoDelete: s.AutoDelete,
-		Args: s.Args, SingleActiveConsumer: args.singleActiveConsumer, Owner: s.Owner,
+		Args: s.Args, Kind: args.kind, SingleActiveConsumer: args.singleActiveConsumer, Owner: s.Owner,
 		MaxLength: args.maxLength, MaxLengthBytes: args.maxLengthBytes, Overflow: args.overflow,
-		OnAutoDelete: v.autoDeleted, ID: id, Storage: v.storage,
+		OnAutoDelete: v.autoDeleted, DeadLetter: v, ID: id, Recover: recover,
 	}
 	if !s.Exclusive {
 		cfg.Owner = 0
 	}
-	q := queue.New(cfg)
+	q, err := v.kinds.Lookup(args.kind).New(cfg)
+	if err != nil {
+		return nil, err
+	}
 	v.queues[s.Name] = q
 	v.gen.Add(1)
 	return q, nil
@@ -397,15 +403,14 @@ const ReplyToPrefix = "amq.rabbitmq.reply-to."
 // DeclareReplyQueue creates the hidden queue behind a channel's direct
 // reply-to consumer: exclusive to owner, deleted with its consumer, and
 // reachable through the default exchange by its generated name.
-func (v *VHost) DeclareReplyQueue(owner uint64) *queue.Queue {
+func (v *VHost) DeclareReplyQueue(owner uint64) (queue.Queue, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	q, _ := v.createQueueLocked(QueueSpec{Name: generateName(ReplyToPrefix), Exclusive: true, AutoDelete: true, Owner: owner}, 0)
-	return q
+	return v.createQueueLocked(QueueSpec{Name: generateName(ReplyToPrefix), Exclusive: true, AutoDelete: true, Owner: owner}, 0, false)
 }
 
 // checkExclusiveLocked refuses access to another connection's exclusive queue.
-func (v *VHost) checkExclusiveLocked(q *queue.Queue, owner uint64) error {
+func (v *VHost) checkExclusiveLocked(q queue.Queue, owner uint64) error {
 	if o := q.Config().Owner; o != 0 && o != owner {
 		return v.lockedErr(q)
 	}
@@ -414,14 +419,14 @@ func (v *VHost) checkExclusiveLocked(q *queue.Queue, owner uint64) error {
 
 // lockedErr is RabbitMQ's 405 for an exclusive queue another connection
 // owns, or a redeclare that disagrees on exclusivity.
-func (v *VHost) lockedErr(q *queue.Queue) error {
+func (v *VHost) lockedErr(q queue.Queue) error {
 	return wire.Errorf(wire.ResourceLocked, "cannot obtain exclusive access to locked queue '"+q.Name()+
 		"' in vhost '"+v.name+"'. It could be originally declared on another connection or the exclusive "+
 		"property value does not match that of the original declaration.")
 }
 
 // queueEquivalent is RabbitMQ's equivalence check on redeclare.
-func (v *VHost) queueEquivalent(q *queue.Queue, s QueueSpec) error {
+func (v *VHost) queueEquivalent(q queue.Queue, s QueueSpec) error {
 	cfg := q.Config()
 	what := "queue '" + q.Name() + "' in vhost '" + v.name + "'"
 	for _, f := range []struct {
@@ -437,7 +442,7 @@ func (v *VHost) queueEquivalent(q *queue.Queue, s QueueSpec) error {
 
 // Queue looks up a queue; owner is the asking connection, refused (405) on
 // another connection's exclusive queue.
-func (v *VHost) Queue(name string, owner uint64) (*queue.Queue, error) {
+func (v *VHost) Queue(name string, owner uint64) (queue.Queue, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	q := v.queues[name]
@@ -473,7 +478,7 @@ func (v *VHost) DeleteQueue(name string, owner uint64, ifUnused, ifEmpty bool) (
 
 // forgetQueueLocked removes a deleted queue, its bindings and its stored
 // definition.
-func (v *VHost) forgetQueueLocked(q *queue.Queue) error {
+func (v *VHost) forgetQueueLocked(q queue.Queue) error {
 	if v.queues[q.Name()] != q {
 		return nil
 	}
@@ -487,18 +492,18 @@ func (v *VHost) forgetQueueLocked(q *queue.Queue) error {
 }
 
 // autoDeleted removes a queue that deleted itself (auto-delete).
-func (v *VHost) autoDeleted(q *queue.Queue) {
+func (v *VHost) autoDeleted(q queue.Queue) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if err := v.forgetQueueLocked(q); err != nil && v.storage != nil && v.storage.Log != nil {
-		v.storage.Log.Error("removing an auto-deleted queue from the store", "queue", q.Name(), "err", err)
+	if err := v.forgetQueueLocked(q); err != nil {
+		v.log.Error("removing an auto-deleted queue from the store", "vhost", v.name, "queue", q.Name(), "err", err)
 	}
 }
 
 // DeleteExclusive deletes every exclusive queue owned by a closing connection.
 func (v *VHost) DeleteExclusive(owner uint64) {
 	v.mu.Lock()
-	var owned []*queue.Queue
+	var owned []queue.Queue
 	for _, q := range v.queues {
 		if q.Config().Owner == owner {
 			owned = append(owned, q)
@@ -616,3 +621,9 @@ func generateName(prefix string) string {
 
 // GenerateName is generateName for other packages (consumer tags).
 func GenerateName(prefix string) string { return generateName(prefix) }
+
+// DeadLetter implements queue.DeadLetterSink for the virtual host's queues.
+// Routing to a queue's x-dead-letter-exchange is not built yet: the
+// messages are dropped, as RabbitMQ drops what a queue without a
+// dead-letter exchange discards.
+func (v *VHost) DeadLetter(q queue.Queue, reason queue.Reason, msgs []*queue.Message) {}

@@ -331,7 +331,7 @@ func TestDeleteQueue(t *testing.T) {
 			mustBind(t, v, "busy", "x", "")
 			mustBind(t, v, "idle", "x", "")
 			for _, b := range []string{"a", "b"} {
-				busy.Publish(queue.BuildMessage("", "busy", nil, []byte(b)))
+				busy.Enqueue(queue.BuildMessage("", "busy", nil, []byte(b)))
 			}
 			// A consumer whose channel has no room: it holds nothing.
 			if err := busy.AddConsumer(&queue.Consumer{Tag: "c", Sink: refusingSink{}}, nil); err != nil {
@@ -659,7 +659,7 @@ func TestGeneration(t *testing.T) {
 
 func TestRegistry(t *testing.T) {
 	t.Parallel()
-	r := NewRegistry(nil)
+	r := memRegistry()
 	if r.Get("/") != nil || len(r.Names()) != 0 {
 		t.Fatal("a new registry is not empty")
 	}
@@ -689,7 +689,7 @@ func TestRegistry(t *testing.T) {
 
 func TestVHostIsolation(t *testing.T) {
 	t.Parallel()
-	r := NewRegistry(nil)
+	r := memRegistry()
 	a, _ := r.Add("a")
 	b, _ := r.Add("b")
 	for _, v := range []*VHost{a, b} {

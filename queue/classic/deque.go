@@ -1,9 +1,11 @@
-package queue
+package classic
+
+import "github.com/warrenmq/warren/queue"
 
 // deque is a growable ring buffer of entries: push at the back, pop at the
 // front, push back at the front.
 type deque struct {
-	buf  []Entry
+	buf  []queue.Entry
 	head int
 	n    int
 }
@@ -12,14 +14,14 @@ func (d *deque) len() int { return d.n }
 
 func (d *deque) grow() {
 	size := max(16, 2*len(d.buf))
-	buf := make([]Entry, size)
+	buf := make([]queue.Entry, size)
 	for i := 0; i < d.n; i++ {
 		buf[i] = d.buf[(d.head+i)%len(d.buf)]
 	}
 	d.buf, d.head = buf, 0
 }
 
-func (d *deque) pushBack(e Entry) {
+func (d *deque) pushBack(e queue.Entry) {
 	if d.n == len(d.buf) {
 		d.grow()
 	}
@@ -27,7 +29,7 @@ func (d *deque) pushBack(e Entry) {
 	d.n++
 }
 
-func (d *deque) pushFront(e Entry) {
+func (d *deque) pushFront(e queue.Entry) {
 	if d.n == len(d.buf) {
 		d.grow()
 	}
@@ -36,9 +38,9 @@ func (d *deque) pushFront(e Entry) {
 	d.n++
 }
 
-func (d *deque) popFront() Entry {
+func (d *deque) popFront() queue.Entry {
 	e := d.buf[d.head]
-	d.buf[d.head] = Entry{}
+	d.buf[d.head] = queue.Entry{}
 	d.head = (d.head + 1) % len(d.buf)
 	d.n--
 	if d.n == 0 {
@@ -52,7 +54,7 @@ func (d *deque) popFront() Entry {
 
 // insertSorted puts e into a deque kept in Seq order (for requeued entries,
 // which return near their original position).
-func (d *deque) insertSorted(e Entry) {
+func (d *deque) insertSorted(e queue.Entry) {
 	// Requeues mostly arrive in order: check the back first.
 	if d.n == 0 || d.buf[(d.head+d.n-1)%len(d.buf)].Seq < e.Seq {
 		d.pushBack(e)
@@ -74,7 +76,7 @@ func (d *deque) insertSorted(e Entry) {
 }
 
 // clear drops every entry and returns them.
-func (d *deque) drain(fn func(Entry)) {
+func (d *deque) drain(fn func(queue.Entry)) {
 	for d.n > 0 {
 		fn(d.popFront())
 	}

@@ -1,6 +1,7 @@
-package queue
+package classic
 
 import (
+	"github.com/warrenmq/warren/queue"
 	"slices"
 	"testing"
 
@@ -12,7 +13,7 @@ import (
 func dequeSeqs(d *deque) []uint64 {
 	c := deque{buf: slices.Clone(d.buf), head: d.head, n: d.n}
 	var out []uint64
-	c.drain(func(e Entry) { out = append(out, e.Seq) })
+	c.drain(func(e queue.Entry) { out = append(out, e.Seq) })
 	return out
 }
 
@@ -41,12 +42,12 @@ func TestDequeModel(t *testing.T) {
 		t.Repeat(map[string]func(*rapid.T){
 			"pushBack": func(t *rapid.T) {
 				s := seq()
-				d.pushBack(Entry{Seq: s})
+				d.pushBack(queue.Entry{Seq: s})
 				model = append(model, s)
 			},
 			"pushFront": func(t *rapid.T) {
 				s := seq()
-				d.pushFront(Entry{Seq: s})
+				d.pushFront(queue.Entry{Seq: s})
 				model = slices.Insert(model, 0, s)
 			},
 			"pushBackMany": func(t *rapid.T) {
@@ -54,7 +55,7 @@ func TestDequeModel(t *testing.T) {
 				// which a drained ring is let go.
 				for range rapid.IntRange(1, 1500).Draw(t, "n") {
 					s := seq()
-					d.pushBack(Entry{Seq: s})
+					d.pushBack(queue.Entry{Seq: s})
 					model = append(model, s)
 				}
 			},
@@ -77,7 +78,7 @@ func TestDequeModel(t *testing.T) {
 			},
 			"drain": func(t *rapid.T) {
 				var got []uint64
-				d.drain(func(e Entry) { got = append(got, e.Seq) })
+				d.drain(func(e queue.Entry) { got = append(got, e.Seq) })
 				if !slices.Equal(got, model) {
 					t.Fatalf("drain = %v, model %v", got, model)
 				}
@@ -103,7 +104,7 @@ func TestDequeInsertSortedModel(t *testing.T) {
 			return s
 		}
 		insert := func(s uint64) {
-			d.insertSorted(Entry{Seq: s})
+			d.insertSorted(queue.Entry{Seq: s})
 			i, _ := slices.BinarySearch(model, s)
 			model = slices.Insert(model, i, s)
 		}
@@ -139,7 +140,7 @@ func TestDequeReleasesLargeDrainedRing(t *testing.T) {
 	t.Parallel()
 	var d deque
 	for i := range 2000 {
-		d.pushBack(Entry{Seq: uint64(i)})
+		d.pushBack(queue.Entry{Seq: uint64(i)})
 	}
 	for range 2000 {
 		d.popFront()
@@ -148,13 +149,13 @@ func TestDequeReleasesLargeDrainedRing(t *testing.T) {
 		t.Fatalf("drained 2000-entry deque kept a ring of %d (head %d)", len(d.buf), d.head)
 	}
 	// Small rings are kept for reuse.
-	d.pushBack(Entry{Seq: 1})
+	d.pushBack(queue.Entry{Seq: 1})
 	d.popFront()
 	if d.buf == nil {
 		t.Fatal("a small drained ring was let go")
 	}
 	// popFront clears the slot so a delivered message is not kept alive.
-	d.pushBack(Entry{Msg: &Message{}, Seq: 2})
+	d.pushBack(queue.Entry{Msg: &queue.Message{}, Seq: 2})
 	d.popFront()
 	for i, e := range d.buf {
 		if e.Msg != nil {

@@ -1,6 +1,7 @@
-package queue
+package classic
 
 import (
+	"github.com/warrenmq/warren/queue"
 	"testing"
 
 	"github.com/warrenmq/warren/amqp/wire"
@@ -8,12 +9,12 @@ import (
 
 // nopSink takes every delivery and remembers the last one, so that the
 // benchmark can ack it.
-type nopSink struct{ last Entry }
+type nopSink struct{ last queue.Entry }
 
-func (s *nopSink) Deliver(_ *Consumer, e Entry) bool { s.last = e; return true }
-func (s *nopSink) Cancelled(*Consumer)               {}
+func (s *nopSink) Deliver(_ *queue.Consumer, e queue.Entry) bool { s.last = e; return true }
+func (s *nopSink) Cancelled(*queue.Consumer)                     {}
 
-func benchMessage(b *testing.B, persistent bool) *Message {
+func benchMessage(b *testing.B, persistent bool) *queue.Message {
 	b.Helper()
 	var p wire.Properties
 	if persistent {
@@ -23,7 +24,7 @@ func benchMessage(b *testing.B, persistent bool) *Message {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return BuildMessage("", "q", raw, make([]byte, 16))
+	return queue.BuildMessage("", "q", raw, make([]byte, 16))
 }
 
 // BenchmarkPublishDispatch publishes a 16-byte message that a consumer
@@ -36,21 +37,21 @@ func BenchmarkPublishDispatch(b *testing.B) {
 			name = "noack"
 		}
 		b.Run(name, func(b *testing.B) {
-			q := New(testConfig())
+			q := memQueue(testConfig())
 			sink := &nopSink{}
-			c := &Consumer{Tag: "c", NoAck: noAck, Prefetch: 1, Sink: sink}
+			c := &queue.Consumer{Tag: "c", NoAck: noAck, Prefetch: 1, Sink: sink}
 			if err := q.AddConsumer(c, nil); err != nil {
 				b.Fatal(err)
 			}
 			m := benchMessage(b, false)
-			acks := make([]Entry, 1)
+			acks := make([]queue.Entry, 1)
 			b.SetBytes(int64(m.Size()))
 			b.ReportAllocs()
 			for b.Loop() {
-				q.Publish(m)
+				q.Enqueue(m)
 				if !noAck {
 					acks[0] = sink.last
-					q.Ack(c, acks)
+					q.Settle(c, acks, queue.Ack)
 				}
 			}
 			if s := q.Stats(); s.Ready != 0 || s.Unacked != 0 {
@@ -62,22 +63,22 @@ func BenchmarkPublishDispatch(b *testing.B) {
 
 // BenchmarkPublishEnqueue publishes to a queue with no consumers.
 func BenchmarkPublishEnqueue(b *testing.B) {
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	m := benchMessage(b, false)
 	b.SetBytes(int64(m.Size()))
 	b.ReportAllocs()
 	for b.Loop() {
-		q.Publish(m)
+		q.Enqueue(m)
 	}
 }
 
 // BenchmarkGet takes messages with basic.get (no-ack) from a queue filled
 // beforehand.
 func BenchmarkGet(b *testing.B) {
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	m := benchMessage(b, false)
 	for range b.N {
-		q.Publish(m)
+		q.Enqueue(m)
 	}
 	b.SetBytes(int64(m.Size()))
 	b.ReportAllocs()
@@ -100,23 +101,25 @@ func BenchmarkPublishToDurable(b *testing.B) {
 			name = "consume-noack"
 		}
 		b.Run(name, func(b *testing.B) {
-			st := &Storage{Store: openStore(b, b.TempDir())}
-			q := storageQueue(st, "q")
+			st := NewKind(Options{Store: openStore(b, b.TempDir())})
+			q := storageQueue(b, st, "q")
 			if consumer {
-				if err := q.AddConsumer(&Consumer{Tag: "c", NoAck: true, Sink: &nopSink{}}, nil); err != nil {
+				if err := q.AddConsumer(&queue.Consumer{Tag: "c", NoAck: true, Sink: &nopSink{}}, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
 			m := benchMessage(b, true)
-			qs := []*Queue{q}
-			var last Outcome
+			var last queue.Outcome
 			b.SetBytes(int64(m.Size()))
 			b.ReportAllocs()
 			for b.Loop() {
-				last = PublishTo(qs, m, st)
+				m.ID = 0 // a new publish: its body is stored anew
+				last = publish(m, q)
 			}
 			b.StopTimer()
-			waitTicket(b, st.Store, last.Ticket)
+			if err := last.Promises.Wait(); err != nil {
+				b.Fatal(err)
+			}
 		})
 	}
 }

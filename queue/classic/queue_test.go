@@ -1,7 +1,8 @@
-package queue
+package classic
 
 import (
 	"fmt"
+	"github.com/warrenmq/warren/queue"
 	"slices"
 	"sync"
 	"testing"
@@ -25,10 +26,10 @@ func TestDispatchRoundRobin(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			q := New(testConfig())
+			q := memQueue(testConfig())
 			sink := newSink()
 			for i := range tt.consumers {
-				mustAdd(t, q, &Consumer{Tag: fmt.Sprintf("c%d", i), Sink: sink})
+				mustAdd(t, q, &queue.Consumer{Tag: fmt.Sprintf("c%d", i), Sink: sink})
 			}
 			var want []string
 			for i := range tt.publish {
@@ -49,12 +50,12 @@ func TestDispatchRoundRobin(t *testing.T) {
 
 func TestMessagesPublishedBeforeConsumerGoToItInOrder(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	mustPublish(t, q, "a", "b", "c")
 	wantStats(t, q, 3, 0, 0)
 	sink := newSink()
 	var startedFirst bool
-	c := &Consumer{Tag: "c", Sink: sink}
+	c := &queue.Consumer{Tag: "c", Sink: sink}
 	err := q.AddConsumer(c, func() { startedFirst = sink.offerCount() == 0 })
 	if err != nil {
 		t.Fatal(err)
@@ -62,18 +63,15 @@ func TestMessagesPublishedBeforeConsumerGoToItInOrder(t *testing.T) {
 	if !startedFirst {
 		t.Fatal("started callback ran after the first delivery (consume-ok must precede messages)")
 	}
-	if c.Queue() != q {
-		t.Fatal("Consumer.Queue() is not the queue it was added to")
-	}
 	wantStrings(t, "bodies", bodies(sink.take()), []string{"a", "b", "c"})
 	wantStats(t, q, 0, 3, 1)
 }
 
 func TestPrefetchCredit(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	sink := newSink()
-	c := mustAdd(t, q, &Consumer{Tag: "c", Prefetch: 2, Sink: sink})
+	c := mustAdd(t, q, &queue.Consumer{Tag: "c", Prefetch: 2, Sink: sink})
 	mustPublish(t, q, "m1", "m2", "m3", "m4", "m5")
 	got := sink.take()
 	wantStrings(t, "first deliveries", bodies(got), []string{"m1", "m2"})
@@ -86,30 +84,30 @@ func TestPrefetchCredit(t *testing.T) {
 		t.Fatalf("a consumer without credit was offered %d messages", n-offers)
 	}
 
-	q.Ack(c, entries(got[:1]))
+	q.Settle(c, entries(got[:1]), queue.Ack)
 	wantStrings(t, "after one ack", bodies(sink.take()), []string{"m3"})
 	wantStats(t, q, 3, 2, 1)
 
-	q.Ack(c, entries(got[1:]))
+	q.Settle(c, entries(got[1:]), queue.Ack)
 	rest := sink.take()
 	wantStrings(t, "after the second ack", bodies(rest), []string{"m4"})
-	q.Ack(c, entries(rest))
+	q.Settle(c, entries(rest), queue.Ack)
 	wantStrings(t, "after the third ack", bodies(sink.take()), []string{"m5"})
 	wantStats(t, q, 1, 2, 1)
 }
 
 func TestPrefetchSpreadsOverConsumers(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	sa, sb := newSink(), newSink()
-	a := mustAdd(t, q, &Consumer{Tag: "a", Prefetch: 1, Sink: sa})
-	mustAdd(t, q, &Consumer{Tag: "b", Prefetch: 1, Sink: sb})
+	a := mustAdd(t, q, &queue.Consumer{Tag: "a", Prefetch: 1, Sink: sa})
+	mustAdd(t, q, &queue.Consumer{Tag: "b", Prefetch: 1, Sink: sb})
 	mustPublish(t, q, "m1", "m2", "m3")
 	ga, gb := sa.take(), sb.take()
 	wantStrings(t, "a's deliveries", bodies(ga), []string{"m1"})
 	wantStrings(t, "b's deliveries", bodies(gb), []string{"m2"})
 	wantStats(t, q, 1, 2, 2)
-	q.Ack(a, entries(ga))
+	q.Settle(a, entries(ga), queue.Ack)
 	wantStrings(t, "a after its ack", bodies(sa.take()), []string{"m3"})
 	if got := sb.take(); len(got) != 0 {
 		t.Fatalf("b, still without credit, got %q", bodies(got))
@@ -118,9 +116,9 @@ func TestPrefetchSpreadsOverConsumers(t *testing.T) {
 
 func TestNoAckConsumerIgnoresPrefetchAndSettles(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	sink := newSink()
-	mustAdd(t, q, &Consumer{Tag: "c", NoAck: true, Prefetch: 1, Sink: sink})
+	mustAdd(t, q, &queue.Consumer{Tag: "c", NoAck: true, Prefetch: 1, Sink: sink})
 	mustPublish(t, q, "m1", "m2", "m3")
 	wantStrings(t, "bodies", bodies(sink.take()), []string{"m1", "m2", "m3"})
 	wantStats(t, q, 0, 0, 1)
@@ -128,10 +126,10 @@ func TestNoAckConsumerIgnoresPrefetchAndSettles(t *testing.T) {
 
 func TestRefusingSinkBlocksConsumerUntilResume(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	sink := newSink()
 	sink.setRoom(1)
-	c := mustAdd(t, q, &Consumer{Tag: "c", Sink: sink})
+	c := mustAdd(t, q, &queue.Consumer{Tag: "c", Sink: sink})
 	mustPublish(t, q, "m1", "m2", "m3")
 	wantStrings(t, "before the sink filled up", bodies(sink.take()), []string{"m1"})
 	wantStats(t, q, 2, 1, 1)
@@ -160,11 +158,11 @@ func TestRefusingSinkBlocksConsumerUntilResume(t *testing.T) {
 
 func TestRefusedMessageGoesToAnotherConsumer(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	full, open := newSink(), newSink()
 	full.setRoom(0)
-	a := mustAdd(t, q, &Consumer{Tag: "a", Sink: full})
-	mustAdd(t, q, &Consumer{Tag: "b", Sink: open})
+	a := mustAdd(t, q, &queue.Consumer{Tag: "a", Sink: full})
+	mustAdd(t, q, &queue.Consumer{Tag: "b", Sink: open})
 	mustPublish(t, q, "m1", "m2", "m3")
 	wantStrings(t, "b's deliveries", bodies(open.take()), []string{"m1", "m2", "m3"})
 	if full.offerCount() != 1 {
@@ -183,14 +181,14 @@ func TestRefusedMessageGoesToAnotherConsumer(t *testing.T) {
 
 func TestRefusedRedeliveryKeepsOrder(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	mustPublish(t, q, "m1", "m2", "m3")
 	got := getAll(t, q, false)
-	q.Requeue(nil, got[:2]) // m1, m2 come back redelivered, ahead of nothing
+	q.Settle(nil, got[:2], queue.Requeue) // m1, m2 come back redelivered, ahead of nothing
 	mustPublish(t, q, "m4")
 	sink := newSink()
 	sink.setRoom(0)
-	c := mustAdd(t, q, &Consumer{Tag: "c", Sink: sink})
+	c := mustAdd(t, q, &queue.Consumer{Tag: "c", Sink: sink})
 	sink.setRoom(-1)
 	q.Resume(c)
 	ds := sink.take()
@@ -212,11 +210,11 @@ func TestConsumerPriorities(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			q := New(testConfig())
+			q := memQueue(testConfig())
 			sink := newSink()
-			var high *Consumer
+			var high *queue.Consumer
 			for _, p := range tt.order {
-				c := &Consumer{Tag: fmt.Sprintf("p%d", p), Priority: p, Sink: sink}
+				c := &queue.Consumer{Tag: fmt.Sprintf("p%d", p), Priority: p, Sink: sink}
 				if p == 10 {
 					c.Prefetch = 2
 					high = c
@@ -226,7 +224,7 @@ func TestConsumerPriorities(t *testing.T) {
 			mustPublish(t, q, "m1", "m2", "m3", "m4")
 			got := sink.take()
 			wantStrings(t, "consumers", tags(got), []string{"p10", "p10", "p0", "p0"})
-			q.Ack(high, entries(got[:1]))
+			q.Settle(high, entries(got[:1]), queue.Ack)
 			mustPublish(t, q, "m5", "m6")
 			wantStrings(t, "after the high consumer got credit back", tags(sink.take()), []string{"p10", "p0"})
 		})
@@ -235,13 +233,13 @@ func TestConsumerPriorities(t *testing.T) {
 
 func TestEqualPriorityRoundRobinBelowHigherGroup(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	sink := newSink()
 	blocked := newSink()
 	blocked.setRoom(0)
-	mustAdd(t, q, &Consumer{Tag: "high", Priority: 5, Sink: blocked})
-	mustAdd(t, q, &Consumer{Tag: "a", Sink: sink})
-	mustAdd(t, q, &Consumer{Tag: "b", Sink: sink})
+	mustAdd(t, q, &queue.Consumer{Tag: "high", Priority: 5, Sink: blocked})
+	mustAdd(t, q, &queue.Consumer{Tag: "a", Sink: sink})
+	mustAdd(t, q, &queue.Consumer{Tag: "b", Sink: sink})
 	mustPublish(t, q, "m1", "m2", "m3", "m4")
 	got := tags(sink.take())
 	if n := len(got); n != 4 {
@@ -270,9 +268,9 @@ func TestExclusiveConsumer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			q := New(testConfig())
-			first := mustAdd(t, q, &Consumer{Tag: "first", Exclusive: tt.firstExcl, Sink: newSink()})
-			second := &Consumer{Tag: "second", Exclusive: tt.secondExcl, Sink: newSink()}
+			q := memQueue(testConfig())
+			first := mustAdd(t, q, &queue.Consumer{Tag: "first", Exclusive: tt.firstExcl, Sink: newSink()})
+			second := &queue.Consumer{Tag: "second", Exclusive: tt.secondExcl, Sink: newSink()}
 			started := false
 			err := q.AddConsumer(second, func() { started = true })
 			if started == tt.wantErr {
@@ -297,9 +295,9 @@ func TestExclusiveConsumer(t *testing.T) {
 
 func TestExclusiveConsumerGetsEverything(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	sink := newSink()
-	mustAdd(t, q, &Consumer{Tag: "x", Exclusive: true, Priority: -1, Sink: sink})
+	mustAdd(t, q, &queue.Consumer{Tag: "x", Exclusive: true, Priority: -1, Sink: sink})
 	mustPublish(t, q, "m1", "m2")
 	wantStrings(t, "consumers", tags(sink.take()), []string{"x", "x"})
 }
@@ -308,13 +306,13 @@ func TestSingleActiveConsumer(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
 	cfg.SingleActiveConsumer = true
-	q := New(cfg)
+	q := memQueue(cfg)
 	sa, sb, sc := newSink(), newSink(), newSink()
-	a := mustAdd(t, q, &Consumer{Tag: "a", Prefetch: 1, Sink: sa})
+	a := mustAdd(t, q, &queue.Consumer{Tag: "a", Prefetch: 1, Sink: sa})
 	// A higher priority does not make a later consumer active: SAC keeps
 	// arrival order.
-	b := mustAdd(t, q, &Consumer{Tag: "b", Priority: 10, Sink: sb})
-	mustAdd(t, q, &Consumer{Tag: "c", Sink: sc})
+	b := mustAdd(t, q, &queue.Consumer{Tag: "b", Priority: 10, Sink: sb})
+	mustAdd(t, q, &queue.Consumer{Tag: "c", Sink: sc})
 	mustPublish(t, q, "m1", "m2", "m3")
 	ga := sa.take()
 	wantStrings(t, "a's deliveries", bodies(ga), []string{"m1"})
@@ -328,7 +326,7 @@ func TestSingleActiveConsumer(t *testing.T) {
 	wantStrings(t, "b after failover", bodies(sb.take()), []string{"m2", "m3"})
 	wantStats(t, q, 0, 3, 2)
 	// a's channel requeues what it held: it goes to the active consumer.
-	q.Requeue(a, entries(ga))
+	q.Settle(a, entries(ga), queue.Requeue)
 	got := sb.take()
 	wantStrings(t, "b after a's requeue", bodies(got), []string{"m1"})
 	if !got[0].e.Redelivered {
@@ -342,16 +340,16 @@ func TestSingleActiveConsumer(t *testing.T) {
 func TestAutoDelete(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
-	var deleted []*Queue
+	var deleted []queue.Queue
 	cfg := testConfig()
 	cfg.AutoDelete = true
-	cfg.OnAutoDelete = func(q *Queue) {
+	cfg.OnAutoDelete = func(q queue.Queue) {
 		mu.Lock()
 		deleted = append(deleted, q)
 		mu.Unlock()
 	}
-	q := New(cfg)
-	calls := func() []*Queue {
+	q := memQueue(cfg)
+	calls := func() []queue.Queue {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(deleted)
@@ -363,13 +361,13 @@ func TestAutoDelete(t *testing.T) {
 	if _, _, ok := q.Get(true); !ok {
 		t.Fatal("Get on a queue with messages found none")
 	}
-	q.RemoveConsumer(&Consumer{Tag: "stranger", Sink: newSink()})
+	q.RemoveConsumer(&queue.Consumer{Tag: "stranger", Sink: newSink()})
 	if q.Deleted() || len(calls()) != 0 {
 		t.Fatal("an auto-delete queue that never had a consumer was deleted")
 	}
 
-	a := mustAdd(t, q, &Consumer{Tag: "a", Prefetch: 1, Sink: newSink()})
-	b := mustAdd(t, q, &Consumer{Tag: "b", Prefetch: 1, Sink: newSink()})
+	a := mustAdd(t, q, &queue.Consumer{Tag: "a", Prefetch: 1, Sink: newSink()})
+	b := mustAdd(t, q, &queue.Consumer{Tag: "b", Prefetch: 1, Sink: newSink()})
 	q.RemoveConsumer(a)
 	if q.Deleted() || len(calls()) != 0 {
 		t.Fatal("deleted while a consumer remained")
@@ -378,13 +376,13 @@ func TestAutoDelete(t *testing.T) {
 	if !q.Deleted() {
 		t.Fatal("not deleted after its last consumer left")
 	}
-	if got := calls(); len(got) != 1 || got[0] != q {
+	if got := calls(); len(got) != 1 || got[0] != queue.Queue(q) {
 		t.Fatalf("OnAutoDelete called with %v, want once with the queue", got)
 	}
-	if res, _ := q.Publish(msg(t, "late")); res != Gone {
+	if res := q.Enqueue(msg(t, "late")).Result; res != queue.Gone {
 		t.Fatalf("Publish to an auto-deleted queue = %v, want Gone", res)
 	}
-	wantWireError(t, q.AddConsumer(&Consumer{Tag: "late", Sink: newSink()}, nil), wire.NotFound, "NOT_FOUND - no queue 'q' in vhost '/'")
+	wantWireError(t, q.AddConsumer(&queue.Consumer{Tag: "late", Sink: newSink()}, nil), wire.NotFound, "NOT_FOUND - no queue 'q' in vhost '/'")
 	q.RemoveConsumer(b) // again: nothing happens
 	if n := len(calls()); n != 1 {
 		t.Fatalf("OnAutoDelete called %d times, want 1", n)
@@ -393,8 +391,8 @@ func TestAutoDelete(t *testing.T) {
 
 func TestNonAutoDeleteQueueSurvivesLastConsumer(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
-	c := mustAdd(t, q, &Consumer{Tag: "c", Sink: newSink()})
+	q := memQueue(testConfig())
+	c := mustAdd(t, q, &queue.Consumer{Tag: "c", Sink: newSink()})
 	q.RemoveConsumer(c)
 	if q.Deleted() {
 		t.Fatal("a queue without auto-delete deleted itself")
@@ -403,9 +401,9 @@ func TestNonAutoDeleteQueueSurvivesLastConsumer(t *testing.T) {
 
 func TestRequeueOrder(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	mustPublish(t, q, "m1", "m2", "m3", "m4", "m5")
-	var held []Entry
+	var held []queue.Entry
 	for range 3 {
 		e, _, ok := q.Get(false)
 		if !ok {
@@ -416,7 +414,7 @@ func TestRequeueOrder(t *testing.T) {
 	wantStats(t, q, 2, 3, 0)
 	// Requeue m3 and m1, out of order: they return in Seq order, ahead of
 	// the newer m4 and m5.
-	q.Requeue(nil, []Entry{held[2], held[0]})
+	q.Settle(nil, []queue.Entry{held[2], held[0]}, queue.Requeue)
 	wantStats(t, q, 4, 1, 0)
 	mustPublish(t, q, "m6")
 	var order []string
@@ -431,21 +429,21 @@ func TestRequeueOrder(t *testing.T) {
 		t.Fatalf("redelivered = %v, want [true true false]", redelivered)
 	}
 	// m2 comes back ahead of m5 and m6 though it was requeued last.
-	q.Requeue(nil, held[1:2])
+	q.Settle(nil, held[1:2], queue.Requeue)
 	wantStrings(t, "rest", entryBodies(getAll(t, q, true)), []string{"m2", "m5", "m6"})
 	wantStats(t, q, 0, 0, 0)
 }
 
 func TestRequeueFromConsumerRedeliversAheadOfNewer(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	sink := newSink()
-	c := mustAdd(t, q, &Consumer{Tag: "c", Prefetch: 2, Sink: sink})
+	c := mustAdd(t, q, &queue.Consumer{Tag: "c", Prefetch: 2, Sink: sink})
 	mustPublish(t, q, "m1", "m2", "m3", "m4")
 	got := sink.take()
 	wantStrings(t, "first", bodies(got), []string{"m1", "m2"})
 	// Requeue frees the credit and the requeued messages come first.
-	q.Requeue(c, []Entry{got[1].e, got[0].e})
+	q.Settle(c, []queue.Entry{got[1].e, got[0].e}, queue.Requeue)
 	again := sink.take()
 	wantStrings(t, "after requeue", bodies(again), []string{"m1", "m2"})
 	for _, d := range again {
@@ -458,7 +456,7 @@ func TestRequeueFromConsumerRedeliversAheadOfNewer(t *testing.T) {
 
 func TestGet(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	if e, n, ok := q.Get(false); ok || n != 0 || e.Msg != nil {
 		t.Fatalf("Get on an empty queue = %v, %d, %v; want nothing", e, n, ok)
 	}
@@ -490,9 +488,9 @@ func TestGet(t *testing.T) {
 
 func TestPurgeDropsOnlyReady(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	mustPublish(t, q, "m1", "m2", "m3", "m4", "m5")
-	held := []Entry{}
+	held := []queue.Entry{}
 	for range 2 {
 		e, _, _ := q.Get(false)
 		held = append(held, e)
@@ -504,7 +502,7 @@ func TestPurgeDropsOnlyReady(t *testing.T) {
 	if s := q.Stats(); s.ReadyBytes != 0 || s.Resident != 0 {
 		t.Fatalf("after Purge: ready bytes %d resident %d, want 0", s.ReadyBytes, s.Resident)
 	}
-	q.Requeue(nil, held)
+	q.Settle(nil, held, queue.Requeue)
 	wantStrings(t, "unacked survive a purge", entryBodies(getAll(t, q, true)), []string{"m1", "m2"})
 	if n := q.Purge(); n != 0 {
 		t.Fatalf("Purge of an empty queue = %d", n)
@@ -533,16 +531,16 @@ func TestDelete(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			q := New(testConfig())
+			q := memQueue(testConfig())
 			sink := newSink()
 			if tt.message {
 				mustPublish(t, q, "a", "b")
 			}
-			var c *Consumer
+			var c *queue.Consumer
 			if tt.consumer {
 				// A consumer whose channel has no room: the messages stay ready.
 				sink.setRoom(0)
-				c = mustAdd(t, q, &Consumer{Tag: "c", Sink: sink})
+				c = mustAdd(t, q, &queue.Consumer{Tag: "c", Sink: sink})
 			}
 			ready := q.Stats().Ready
 			n, err := q.Delete(tt.ifUnused, tt.ifEmpty)
@@ -570,7 +568,7 @@ func TestDelete(t *testing.T) {
 			if n, err := q.Delete(tt.ifUnused, tt.ifEmpty); n != 0 || err != nil {
 				t.Fatalf("second Delete = %d, %v; want 0, nil", n, err)
 			}
-			if res, _ := q.Publish(msg(t, "late")); res != Gone {
+			if res := q.Enqueue(msg(t, "late")).Result; res != queue.Gone {
 				t.Fatalf("Publish after Delete = %v, want Gone", res)
 			}
 		})
@@ -579,14 +577,14 @@ func TestDelete(t *testing.T) {
 
 func TestDeleteIfEmptyIgnoresUnacked(t *testing.T) {
 	t.Parallel()
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	mustPublish(t, q, "m1")
 	e, _, _ := q.Get(false)
 	if _, err := q.Delete(false, true); err != nil {
 		t.Fatalf("if-empty delete with only an unacked message: %v", err)
 	}
 	// The unacked delivery comes back after the delete: it is dropped.
-	q.Requeue(nil, []Entry{e})
+	q.Settle(nil, []queue.Entry{e}, queue.Requeue)
 	wantStats(t, q, 0, 0, 0)
 }
 
@@ -596,36 +594,36 @@ func TestLengthLimits(t *testing.T) {
 		name         string
 		maxLen       int64
 		maxBytes     int64
-		overflow     Overflow
+		overflow     queue.Overflow
 		consumer     bool
 		publish      []string
 		wantRejected []string
 		wantReady    []string
 		wantConsumed []string
 	}{
-		{name: "drop-head count", maxLen: 3, maxBytes: -1, overflow: DropHead,
+		{name: "drop-head count", maxLen: 3, maxBytes: -1, overflow: queue.DropHead,
 			publish: []string{"m1", "m2", "m3", "m4", "m5"}, wantReady: []string{"m3", "m4", "m5"}},
-		{name: "drop-head bytes", maxLen: -1, maxBytes: 10, overflow: DropHead,
+		{name: "drop-head bytes", maxLen: -1, maxBytes: 10, overflow: queue.DropHead,
 			publish: []string{"aaaa", "bbbb", "cccc", "dddd"}, wantReady: []string{"cccc", "dddd"}},
-		{name: "drop-head bytes, message larger than the limit", maxLen: -1, maxBytes: 5, overflow: DropHead,
+		{name: "drop-head bytes, message larger than the limit", maxLen: -1, maxBytes: 5, overflow: queue.DropHead,
 			publish: []string{"aa", "bbbbbbbbbb"}, wantReady: []string{}},
-		{name: "drop-head both limits", maxLen: 2, maxBytes: 100, overflow: DropHead,
+		{name: "drop-head both limits", maxLen: 2, maxBytes: 100, overflow: queue.DropHead,
 			publish: []string{"a", "b", "c"}, wantReady: []string{"b", "c"}},
-		{name: "reject-publish count", maxLen: 2, maxBytes: -1, overflow: RejectPublish,
+		{name: "reject-publish count", maxLen: 2, maxBytes: -1, overflow: queue.RejectPublish,
 			publish: []string{"m1", "m2", "m3", "m4"}, wantRejected: []string{"m3", "m4"}, wantReady: []string{"m1", "m2"}},
-		{name: "reject-publish bytes", maxLen: -1, maxBytes: 6, overflow: RejectPublish,
+		{name: "reject-publish bytes", maxLen: -1, maxBytes: 6, overflow: queue.RejectPublish,
 			publish: []string{"aaa", "bbb", "c"}, wantRejected: []string{"c"}, wantReady: []string{"aaa", "bbb"}},
-		{name: "reject-publish-dlx", maxLen: 1, maxBytes: -1, overflow: RejectPublishDLX,
+		{name: "reject-publish-dlx", maxLen: 1, maxBytes: -1, overflow: queue.RejectPublishDLX,
 			publish: []string{"m1", "m2"}, wantRejected: []string{"m2"}, wantReady: []string{"m1"}},
-		{name: "max-length 0 drop-head, no consumer", maxLen: 0, maxBytes: -1, overflow: DropHead,
+		{name: "max-length 0 drop-head, no consumer", maxLen: 0, maxBytes: -1, overflow: queue.DropHead,
 			publish: []string{"m1", "m2"}, wantReady: []string{}},
-		{name: "max-length 0 drop-head, consumer takes it", maxLen: 0, maxBytes: -1, overflow: DropHead, consumer: true,
+		{name: "max-length 0 drop-head, consumer takes it", maxLen: 0, maxBytes: -1, overflow: queue.DropHead, consumer: true,
 			publish: []string{"m1", "m2"}, wantReady: []string{}, wantConsumed: []string{"m1", "m2"}},
-		{name: "max-length 0 reject-publish, even with a consumer", maxLen: 0, maxBytes: -1, overflow: RejectPublish, consumer: true,
+		{name: "max-length 0 reject-publish, even with a consumer", maxLen: 0, maxBytes: -1, overflow: queue.RejectPublish, consumer: true,
 			publish: []string{"m1"}, wantRejected: []string{"m1"}, wantReady: []string{}},
-		{name: "max-length-bytes 0 drop-head", maxLen: -1, maxBytes: 0, overflow: DropHead,
+		{name: "max-length-bytes 0 drop-head", maxLen: -1, maxBytes: 0, overflow: queue.DropHead,
 			publish: []string{"m1"}, wantReady: []string{}},
-		{name: "empty bodies fit max-length-bytes 0", maxLen: -1, maxBytes: 0, overflow: RejectPublish,
+		{name: "empty bodies fit max-length-bytes 0", maxLen: -1, maxBytes: 0, overflow: queue.RejectPublish,
 			publish: []string{"", ""}, wantReady: []string{"", ""}},
 	}
 	for _, tt := range tests {
@@ -633,17 +631,17 @@ func TestLengthLimits(t *testing.T) {
 			t.Parallel()
 			cfg := testConfig()
 			cfg.MaxLength, cfg.MaxLengthBytes, cfg.Overflow = tt.maxLen, tt.maxBytes, tt.overflow
-			q := New(cfg)
+			q := memQueue(cfg)
 			sink := newSink()
 			if tt.consumer {
-				mustAdd(t, q, &Consumer{Tag: "c", Sink: sink})
+				mustAdd(t, q, &queue.Consumer{Tag: "c", Sink: sink})
 			}
 			rejected := []string{}
 			for _, b := range tt.publish {
-				switch res, _ := q.Publish(msg(t, b)); res {
-				case Rejected:
+				switch res := q.Enqueue(msg(t, b)).Result; res {
+				case queue.Rejected:
 					rejected = append(rejected, b)
-				case Enqueued:
+				case queue.Enqueued:
 				default:
 					t.Fatalf("Publish(%q) = %v", b, res)
 				}
@@ -666,15 +664,15 @@ func TestLengthLimitCountsOnlyReady(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
 	cfg.MaxLength = 1
-	cfg.Overflow = RejectPublish
-	q := New(cfg)
+	cfg.Overflow = queue.RejectPublish
+	q := memQueue(cfg)
 	mustPublish(t, q, "m1")
 	if _, _, ok := q.Get(false); !ok {
 		t.Fatal("Get found nothing")
 	}
 	// m1 is unacked, not ready: there is room for m2.
 	mustPublish(t, q, "m2")
-	if res, _ := q.Publish(msg(t, "m3")); res != Rejected {
+	if res := q.Enqueue(msg(t, "m3")).Result; res != queue.Rejected {
 		t.Fatalf("Publish past the limit = %v, want Rejected", res)
 	}
 }
@@ -686,11 +684,11 @@ func TestRequeueTrimsDropHeadQueueToLimit(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
 	cfg.MaxLength = 2
-	q := New(cfg)
+	q := memQueue(cfg)
 	mustPublish(t, q, "m1", "m2")
 	held := getAll(t, q, false)
 	mustPublish(t, q, "m3", "m4")
-	q.Requeue(nil, held)
+	q.Settle(nil, held, queue.Requeue)
 	wantStrings(t, "ready after requeue past max-length 2", entryBodies(getAll(t, q, true)), []string{"m3", "m4"})
 }
 
@@ -706,7 +704,7 @@ func TestConcurrentPublishAndAck(t *testing.T) {
 		consumers  = 3
 		prefetch   = 10
 	)
-	q := New(testConfig())
+	q := memQueue(testConfig())
 	var (
 		mu    sync.Mutex
 		seen  = make(map[string]int)
@@ -716,14 +714,14 @@ func TestConcurrentPublishAndAck(t *testing.T) {
 		sinks []*chanSink
 	)
 	for i := range consumers {
-		s := &chanSink{ch: make(chan Entry, prefetch)}
+		s := &chanSink{ch: make(chan queue.Entry, prefetch)}
 		sinks = append(sinks, s)
-		c := mustAdd(t, q, &Consumer{Tag: fmt.Sprintf("c%d", i), Prefetch: prefetch, Sink: s})
+		c := mustAdd(t, q, &queue.Consumer{Tag: fmt.Sprintf("c%d", i), Prefetch: prefetch, Sink: s})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for e := range s.ch {
-				q.Ack(c, []Entry{e})
+				q.Settle(c, []queue.Entry{e}, queue.Ack)
 				mu.Lock()
 				seen[string(e.Msg.Body)]++
 				if acked++; acked == total {
@@ -739,7 +737,7 @@ func TestConcurrentPublishAndAck(t *testing.T) {
 		go func() {
 			defer pubs.Done()
 			for i := range perPub {
-				if res, _ := q.Publish(BuildMessage("", "q", nil, fmt.Appendf(nil, "%d-%d", p, i))); res != Enqueued {
+				if res := q.Enqueue(queue.BuildMessage("", "q", nil, fmt.Appendf(nil, "%d-%d", p, i))).Result; res != queue.Enqueued {
 					t.Errorf("Publish = %v", res)
 					return
 				}
@@ -775,9 +773,9 @@ func TestConcurrentPublishAndAck(t *testing.T) {
 
 // chanSink hands deliveries to a goroutine through a channel with room for
 // the consumer's prefetch, so Deliver never blocks.
-type chanSink struct{ ch chan Entry }
+type chanSink struct{ ch chan queue.Entry }
 
-func (s *chanSink) Deliver(_ *Consumer, e Entry) bool {
+func (s *chanSink) Deliver(_ *queue.Consumer, e queue.Entry) bool {
 	select {
 	case s.ch <- e:
 		return true
@@ -786,4 +784,4 @@ func (s *chanSink) Deliver(_ *Consumer, e Entry) bool {
 	}
 }
 
-func (s *chanSink) Cancelled(*Consumer) {}
+func (s *chanSink) Cancelled(*queue.Consumer) {}

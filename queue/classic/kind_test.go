@@ -1,73 +1,73 @@
-package queue
+package classic
 
 import (
 	"fmt"
+	"github.com/warrenmq/warren/queue"
 	"log/slog"
 	"slices"
 	"testing"
 )
 
 // publishTo publishes m to qs and fails unless every queue took it.
-func publishTo(t testing.TB, qs []*Queue, m *Message, st *Storage) Outcome {
+func publishTo(t testing.TB, m *queue.Message, qs ...*Queue) queue.Outcome {
 	t.Helper()
-	out := PublishTo(qs, m, st)
+	out := publish(m, qs...)
 	if !out.Routed || out.Rejected {
-		t.Fatalf("PublishTo(%s) = %+v, want routed, not rejected", m.Body, out)
+		t.Fatalf("Publish(%s) = %+v, want routed, not rejected", m.Body, out)
 	}
 	return out
 }
 
 func TestDurableQueueStoresPersistentMessages(t *testing.T) {
 	t.Parallel()
-	st := &Storage{Store: openStore(t, t.TempDir()), QueueBudget: 1 << 20}
-	q := storageQueue(st, "durable")
-	transientQ := New(Config{Name: "transient", VHost: "/", MaxLength: -1, MaxLengthBytes: -1,
-		ID: st.Store.NextQueueID(), Storage: st})
+	st := NewKind(Options{Store: openStore(t, t.TempDir()), QueueBudget: 1 << 20})
+	q := storageQueue(t, st, "durable")
+	transientQ := newQueue(t, st, queue.Config{Name: "transient", VHost: "/", MaxLength: -1, MaxLengthBytes: -1})
 
 	var ids []uint64
 	for _, b := range []string{"p1", "p2"} {
 		m := persistentMsg(t, b)
-		out := publishTo(t, []*Queue{q}, m, st)
-		if out.Ticket == 0 || m.ID == 0 {
-			t.Fatalf("persistent message to a durable queue: ticket %d id %d, want both set", out.Ticket, m.ID)
+		out := publishTo(t, m, q)
+		if out.Promises.Kept() || m.ID == 0 {
+			t.Fatalf("persistent message to a durable queue: promise %+v id %d, want both set", out.Promises, m.ID)
 		}
 		ids = append(ids, m.ID)
 	}
-	if out := publishTo(t, []*Queue{q}, msg(t, "t3"), st); out.Ticket != 0 {
-		t.Fatalf("transient message: ticket %d, want 0 (nothing to wait for)", out.Ticket)
+	if out := publishTo(t, msg(t, "t3"), q); !out.Promises.Kept() {
+		t.Fatalf("transient message: promise %+v, want none (nothing to wait for)", out.Promises)
 	}
 	m := persistentMsg(t, "p4")
-	if out := publishTo(t, []*Queue{transientQ}, m, st); out.Ticket != 0 || m.ID != 0 {
-		t.Fatalf("persistent message to a non-durable queue: ticket %d id %d, want 0, 0", out.Ticket, m.ID)
+	if out := publishTo(t, m, transientQ); !out.Promises.Kept() || m.ID != 0 {
+		t.Fatalf("persistent message to a non-durable queue: promise %+v id %d, want none, 0", out.Promises, m.ID)
 	}
 	m = persistentMsg(t, "p5")
-	publishTo(t, []*Queue{q}, m, st)
+	publishTo(t, m, q)
 	ids = append(ids, m.ID)
-	flush(t, st.Store)
+	flush(t, st.store)
 
 	want := []storedEntry{{1, ids[0], false, 2}, {2, ids[1], false, 2}, {4, ids[2], false, 2}}
-	if got := storedEntries(t, st.Store, q.Config().ID); !slices.Equal(got, want) {
+	if got := storedEntries(t, st.store, q.Config().ID); !slices.Equal(got, want) {
 		t.Fatalf("stored entries %+v, want %+v", got, want)
 	}
-	if got := storedEntries(t, st.Store, transientQ.Config().ID); len(got) != 0 {
+	if got := storedEntries(t, st.store, transientQ.Config().ID); len(got) != 0 {
 		t.Fatalf("non-durable queue has stored entries %+v", got)
 	}
 	for i, id := range ids {
-		if body, ok := storedBody(t, st.Store, id); !ok || body != []string{"p1", "p2", "p5"}[i] {
+		if body, ok := storedBody(t, st.store, id); !ok || body != []string{"p1", "p2", "p5"}[i] {
 			t.Fatalf("stored message %d = %q, %v", id, body, ok)
 		}
 	}
 
 	// Ack deletes the entry and the message; a no-ack get settles at once.
 	e, _, _ := q.Get(false)
-	q.Ack(nil, []Entry{e})
+	q.Settle(nil, []queue.Entry{e}, queue.Ack)
 	q.Get(true)
-	flush(t, st.Store)
-	if got := storedEntries(t, st.Store, q.Config().ID); !slices.Equal(got, want[2:]) {
+	flush(t, st.store)
+	if got := storedEntries(t, st.store, q.Config().ID); !slices.Equal(got, want[2:]) {
 		t.Fatalf("stored entries after two settles %+v, want %+v", got, want[2:])
 	}
 	for _, id := range ids[:2] {
-		if _, ok := storedBody(t, st.Store, id); ok {
+		if _, ok := storedBody(t, st.store, id); ok {
 			t.Fatalf("message %d still stored after its only queue settled it", id)
 		}
 	}
@@ -77,26 +77,26 @@ func TestDurableQueueStoresPersistentMessages(t *testing.T) {
 
 func TestPublishToStoresSharedMessageOnce(t *testing.T) {
 	t.Parallel()
-	st := &Storage{Store: openStore(t, t.TempDir())}
-	q1, q2 := storageQueue(st, "q1"), storageQueue(st, "q2")
-	q3 := New(Config{Name: "q3", VHost: "/", MaxLength: -1, MaxLengthBytes: -1, ID: st.Store.NextQueueID(), Storage: st})
+	st := NewKind(Options{Store: openStore(t, t.TempDir())})
+	q1, q2 := storageQueue(t, st, "q1"), storageQueue(t, st, "q2")
+	q3 := newQueue(t, st, queue.Config{Name: "q3", VHost: "/", MaxLength: -1, MaxLengthBytes: -1})
 	m := persistentMsg(t, "shared")
-	publishTo(t, []*Queue{q1, q2, q3}, m, st)
-	flush(t, st.Store)
+	publishTo(t, m, q1, q2, q3)
+	flush(t, st.store)
 
 	var stored []uint64
-	if err := st.Store.MessageIDs(func(id uint64) error { stored = append(stored, id); return nil }); err != nil {
+	if err := st.store.MessageIDs(func(id uint64) error { stored = append(stored, id); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(stored, []uint64{m.ID}) {
 		t.Fatalf("stored messages %v, want just %d", stored, m.ID)
 	}
 	for _, q := range []*Queue{q1, q2} {
-		if got := storedEntries(t, st.Store, q.Config().ID); len(got) != 1 || got[0].msgID != m.ID {
+		if got := storedEntries(t, st.store, q.Config().ID); len(got) != 1 || got[0].msgID != m.ID {
 			t.Fatalf("%s's entries %+v, want one naming %d", q.Name(), got, m.ID)
 		}
 	}
-	if got := storedEntries(t, st.Store, q3.Config().ID); len(got) != 0 {
+	if got := storedEntries(t, st.store, q3.Config().ID); len(got) != 0 {
 		t.Fatalf("non-durable q3 has entries %+v", got)
 	}
 
@@ -113,9 +113,9 @@ func TestPublishToStoresSharedMessageOnce(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: nothing to get", s.q.Name())
 		}
-		s.q.Ack(nil, []Entry{e})
-		flush(t, st.Store)
-		if _, ok := storedBody(t, st.Store, m.ID); ok != s.wantStored {
+		s.q.Settle(nil, []queue.Entry{e}, queue.Ack)
+		flush(t, st.store)
+		if _, ok := storedBody(t, st.store, m.ID); ok != s.wantStored {
 			t.Fatalf("after %s acked: message stored %v, want %v", s.q.Name(), ok, s.wantStored)
 		}
 	}
@@ -137,40 +137,40 @@ func TestPublishToReleasesRejectedReferences(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			st := &Storage{Store: openStore(t, t.TempDir())}
+			st := NewKind(Options{Store: openStore(t, t.TempDir())})
 			var qs, accepting []*Queue
 			for i := range tt.accepting {
-				q := storageQueue(st, fmt.Sprintf("ok%d", i))
+				q := storageQueue(t, st, fmt.Sprintf("ok%d", i))
 				qs, accepting = append(qs, q), append(accepting, q)
 			}
 			for i := range tt.rejecting {
-				q := storageQueue(st, fmt.Sprintf("full%d", i))
-				q.Config().MaxLength, q.Config().Overflow = 0, RejectPublish
+				q := storageQueue(t, st, fmt.Sprintf("full%d", i))
+				q.Config().MaxLength, q.Config().Overflow = 0, queue.RejectPublish
 				qs = append(qs, q)
 			}
 			for i := range tt.deleted {
-				gone := storageQueue(st, fmt.Sprintf("gone%d", i))
+				gone := storageQueue(t, st, fmt.Sprintf("gone%d", i))
 				if _, err := gone.Delete(false, false); err != nil {
 					t.Fatal(err)
 				}
 				qs = append(qs, gone)
 			}
 			m := persistentMsg(t, "m")
-			out := PublishTo(qs, m, st)
+			out := publish(m, qs...)
 			if out.Rejected != (tt.rejecting > 0) || !out.Routed {
-				t.Fatalf("PublishTo = %+v, want routed, rejected %v", out, tt.rejecting > 0)
+				t.Fatalf("Publish = %+v, want routed, rejected %v", out, tt.rejecting > 0)
 			}
-			flush(t, st.Store)
-			_, stored := storedBody(t, st.Store, m.ID)
+			flush(t, st.store)
+			_, stored := storedBody(t, st.store, m.ID)
 			if stored != (tt.accepting > 0) {
 				t.Fatalf("message stored %v with %d accepting queues", stored, tt.accepting)
 			}
 			for _, q := range accepting {
 				e, _, _ := q.Get(false)
-				q.Ack(nil, []Entry{e})
+				q.Settle(nil, []queue.Entry{e}, queue.Ack)
 			}
-			flush(t, st.Store)
-			if _, ok := storedBody(t, st.Store, m.ID); ok {
+			flush(t, st.store)
+			if _, ok := storedBody(t, st.store, m.ID); ok {
 				t.Fatal("message still stored after every queue that took it acked")
 			}
 		})
@@ -193,16 +193,16 @@ func TestPagingPastQueueBudget(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			st := &Storage{Store: openStore(t, t.TempDir()), QueueBudget: budget}
+			st := NewKind(Options{Store: openStore(t, t.TempDir()), QueueBudget: budget})
 			cfg := testConfig()
-			cfg.Durable, cfg.ID, cfg.Storage = tt.durable, st.Store.NextQueueID(), st
-			q := New(cfg)
+			cfg.Durable = tt.durable
+			q := newQueue(t, st, cfg)
 			var want []string
 			for i := range 20 {
 				b := fmt.Sprintf("message-%08d", i) // 16 bytes
 				want = append(want, b)
-				m := BuildMessage("ex", "rk", props(t, tt.persistent), []byte(b))
-				publishTo(t, []*Queue{q}, m, st)
+				m := queue.BuildMessage("ex", "rk", props(t, tt.persistent), []byte(b))
+				publishTo(t, m, q)
 				s := q.Stats()
 				if s.Resident > budget {
 					t.Fatalf("after %d messages: %d bytes resident, budget %d", i+1, s.Resident, budget)
@@ -216,7 +216,7 @@ func TestPagingPastQueueBudget(t *testing.T) {
 			}
 			// Consume through a consumer: bodies come back, in order.
 			sink := newSink()
-			c := mustAdd(t, q, &Consumer{Tag: "c", Sink: sink})
+			c := mustAdd(t, q, &queue.Consumer{Tag: "c", Sink: sink})
 			got := sink.take()
 			wantStrings(t, "delivered", bodies(got), want)
 			for _, d := range got {
@@ -224,13 +224,13 @@ func TestPagingPastQueueBudget(t *testing.T) {
 					t.Fatal("paged message delivered as redelivered")
 				}
 			}
-			q.Ack(c, entries(got))
-			flush(t, st.Store)
-			if left := storedEntries(t, st.Store, cfg.ID); len(left) != 0 {
+			q.Settle(c, entries(got), queue.Ack)
+			flush(t, st.store)
+			if left := storedEntries(t, st.store, q.Config().ID); len(left) != 0 {
 				t.Fatalf("entries left after every message was acked: %+v", left)
 			}
 			var stored []uint64
-			if err := st.Store.MessageIDs(func(id uint64) error { stored = append(stored, id); return nil }); err != nil {
+			if err := st.store.MessageIDs(func(id uint64) error { stored = append(stored, id); return nil }); err != nil {
 				t.Fatal(err)
 			}
 			if len(stored) != 0 {
@@ -242,20 +242,20 @@ func TestPagingPastQueueBudget(t *testing.T) {
 
 func TestPagingPastGlobalBudget(t *testing.T) {
 	t.Parallel()
-	st := &Storage{Store: openStore(t, t.TempDir()), GlobalBudget: 64}
-	q1, q2 := storageQueue(st, "q1"), storageQueue(st, "q2")
+	st := NewKind(Options{Store: openStore(t, t.TempDir()), GlobalBudget: 64})
+	q1, q2 := storageQueue(t, st, "q1"), storageQueue(t, st, "q2")
 	for i := range 4 {
-		publishTo(t, []*Queue{q1}, msg(t, fmt.Sprintf("q1-message-%05d", i)), st)
+		publishTo(t, msg(t, fmt.Sprintf("q1-message-%05d", i)), q1)
 	}
 	for i := range 4 {
-		publishTo(t, []*Queue{q2}, msg(t, fmt.Sprintf("q2-message-%05d", i)), st)
+		publishTo(t, msg(t, fmt.Sprintf("q2-message-%05d", i)), q2)
 	}
 	if r1, r2 := q1.Stats().Resident, q2.Stats().Resident; r1 != 64 || r2 != 0 {
 		t.Fatalf("resident %d and %d, want 64 and 0 (the global budget is shared)", r1, r2)
 	}
 	// Draining q1 frees budget for q2's next messages.
 	getAll(t, q1, true)
-	publishTo(t, []*Queue{q2}, msg(t, "q2-message-00004"), st)
+	publishTo(t, msg(t, "q2-message-00004"), q2)
 	if r := q2.Stats().Resident; r != 16 {
 		t.Fatalf("q2 resident %d after q1 drained, want 16", r)
 	}
@@ -265,20 +265,20 @@ func TestPagingPastGlobalBudget(t *testing.T) {
 
 func TestPagedMessageMissingFromStoreIsDropped(t *testing.T) {
 	t.Parallel()
-	st := &Storage{Store: openStore(t, t.TempDir()), QueueBudget: 1, Log: slog.New(slog.DiscardHandler)}
-	q := storageQueue(st, "q")
-	var ms []*Message
+	st := NewKind(Options{Store: openStore(t, t.TempDir()), QueueBudget: 1, Log: slog.New(slog.DiscardHandler)})
+	q := storageQueue(t, st, "q")
+	var ms []*queue.Message
 	for _, b := range []string{"aa", "bb", "cc"} { // each past the 1-byte budget
 		m := persistentMsg(t, b)
-		publishTo(t, []*Queue{q}, m, st)
+		publishTo(t, m, q)
 		ms = append(ms, m)
 	}
 	if r := q.Stats().Resident; r != 0 {
 		t.Fatalf("%d bytes resident, want every message paged out", r)
 	}
-	flush(t, st.Store)
-	st.Store.DeleteMessage(ms[1].ID)
-	flush(t, st.Store)
+	flush(t, st.store)
+	st.store.DeleteMessage(ms[1].ID)
+	flush(t, st.store)
 	wantStrings(t, "delivered", entryBodies(getAll(t, q, true)), []string{"aa", "cc"})
 	wantStats(t, q, 0, 0, 0)
 }
@@ -287,8 +287,8 @@ func TestTransientOverflowDroppedOnRecover(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	store := openStore(t, dir)
-	st := &Storage{Store: store, QueueBudget: 32}
-	q := storageQueue(st, "q")
+	st := NewKind(Options{Store: store, QueueBudget: 32})
+	q := storageQueue(t, st, "q")
 	id := q.Config().ID
 	// p1, p2 fill the budget; t3, t4 are paged out as overflow; p5 is paged
 	// out too, under its own (persistent) entry.
@@ -297,7 +297,7 @@ func TestTransientOverflowDroppedOnRecover(t *testing.T) {
 		persistent bool
 	}{{"p1-0000000000000", true}, {"p2-0000000000000", true}, {"t3-0000000000000", false}, {"t4-0000000000000", false}, {"p5-0000000000000", true}}
 	for _, p := range pub {
-		publishTo(t, []*Queue{q}, BuildMessage("ex", "rk", props(t, p.persistent), []byte(p.body)), st)
+		publishTo(t, queue.BuildMessage("ex", "rk", props(t, p.persistent), []byte(p.body)), q)
 	}
 	flush(t, store)
 	got := storedEntries(t, store, id)
@@ -318,16 +318,15 @@ func TestTransientOverflowDroppedOnRecover(t *testing.T) {
 	}
 
 	store = openStore(t, dir)
-	st = &Storage{Store: store, QueueBudget: 32}
+	st = NewKind(Options{Store: store, QueueBudget: 32})
 	cfg := testConfig()
-	cfg.Durable, cfg.ID, cfg.Storage = true, id, st
-	q = New(cfg)
-	var counted []uint64
-	if err := q.Recover(func(id uint64) { counted = append(counted, id) }); err != nil {
-		t.Fatalf("Recover: %v", err)
+	cfg.Durable, cfg.ID, cfg.Recover = true, id, true
+	q = newQueue(t, st, cfg)
+	if n := len(st.entries); n != 3 {
+		t.Fatalf("recovery counted %d messages, want 3", n)
 	}
-	if len(counted) != 3 {
-		t.Fatalf("Recover counted %d messages, want 3", len(counted))
+	if err := st.FinishRecovery(); err != nil {
+		t.Fatal(err)
 	}
 	if s := q.Stats(); s.Ready != 3 || s.ReadyBytes != 48 || s.Resident != 0 {
 		t.Fatalf("after Recover: %+v, want 3 ready, 48 bytes, none resident", s)
@@ -358,9 +357,9 @@ func TestTransientOverflowDroppedOnRecover(t *testing.T) {
 		t.Fatalf("new message seq %d not after recovered %d", es[3].Seq, es[2].Seq)
 	}
 	// Requeued recovered messages keep their places.
-	q.Requeue(nil, []Entry{es[3], es[1], es[0]})
+	q.Settle(nil, []queue.Entry{es[3], es[1], es[0]}, queue.Requeue)
 	wantStrings(t, "requeued", entryBodies(getAll(t, q, true)), []string{"p1-0000000000000", "p2-0000000000000", "new"})
-	q.Ack(nil, es[2:3])
+	q.Settle(nil, es[2:3], queue.Ack)
 	flush(t, store)
 	if got := storedEntries(t, store, id); len(got) != 0 {
 		t.Fatalf("entries after everything settled: %+v", got)
@@ -369,24 +368,20 @@ func TestTransientOverflowDroppedOnRecover(t *testing.T) {
 
 func TestRecoverOnNonDurableQueueDropsEverything(t *testing.T) {
 	t.Parallel()
-	st := &Storage{Store: openStore(t, t.TempDir())}
-	q := storageQueue(st, "q")
+	st := NewKind(Options{Store: openStore(t, t.TempDir())})
+	q := storageQueue(t, st, "q")
 	for _, b := range []string{"a", "b"} {
-		publishTo(t, []*Queue{q}, persistentMsg(t, b), st)
+		publishTo(t, persistentMsg(t, b), q)
 	}
-	flush(t, st.Store)
+	flush(t, st.store)
 	cfg := testConfig()
-	cfg.ID, cfg.Storage = q.Config().ID, st
-	again := New(cfg) // same id, not durable
-	var counted int
-	if err := again.Recover(func(uint64) { counted++ }); err != nil {
-		t.Fatal(err)
-	}
-	if counted != 0 || again.Stats().Ready != 0 {
+	cfg.ID, cfg.Recover = q.Config().ID, true
+	again := newQueue(t, st, cfg) // same id, not durable
+	if counted := len(st.entries); counted != 0 || again.Stats().Ready != 0 {
 		t.Fatalf("a non-durable queue recovered %d messages (%d counted)", again.Stats().Ready, counted)
 	}
-	flush(t, st.Store)
-	if got := storedEntries(t, st.Store, cfg.ID); len(got) != 0 {
+	flush(t, st.store)
+	if got := storedEntries(t, st.store, cfg.ID); len(got) != 0 {
 		t.Fatalf("entries left: %+v", got)
 	}
 }
@@ -403,33 +398,33 @@ func TestDeleteAndPurgeRemoveStoredMessages(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			st := &Storage{Store: openStore(t, t.TempDir()), QueueBudget: 16}
-			q := storageQueue(st, "q")
-			var ms []*Message
+			st := NewKind(Options{Store: openStore(t, t.TempDir()), QueueBudget: 16})
+			q := storageQueue(t, st, "q")
+			var ms []*queue.Message
 			for i := range 4 {
 				m := persistentMsg(t, fmt.Sprintf("message-%08d", i))
-				publishTo(t, []*Queue{q}, m, st)
+				publishTo(t, m, q)
 				ms = append(ms, m)
 			}
 			held, _, _ := q.Get(false)
 			if n := tt.drop(q); n != 3 {
 				t.Fatalf("dropped %d, want 3", n)
 			}
-			flush(t, st.Store)
+			flush(t, st.store)
 			for _, m := range ms[1:] {
-				if _, ok := storedBody(t, st.Store, m.ID); ok {
+				if _, ok := storedBody(t, st.store, m.ID); ok {
 					t.Fatalf("dropped message %d still stored", m.ID)
 				}
 			}
-			if _, ok := storedBody(t, st.Store, ms[0].ID); !ok {
+			if _, ok := storedBody(t, st.store, ms[0].ID); !ok {
 				t.Fatal("the unacked message was removed from the store before its ack")
 			}
-			q.Ack(nil, []Entry{held})
-			flush(t, st.Store)
-			if _, ok := storedBody(t, st.Store, ms[0].ID); ok {
+			q.Settle(nil, []queue.Entry{held}, queue.Ack)
+			flush(t, st.store)
+			if _, ok := storedBody(t, st.store, ms[0].ID); ok {
 				t.Fatal("acked message still stored")
 			}
-			if got := storedEntries(t, st.Store, q.Config().ID); len(got) != 0 {
+			if got := storedEntries(t, st.store, q.Config().ID); len(got) != 0 {
 				t.Fatalf("entries left: %+v", got)
 			}
 		})
@@ -438,31 +433,37 @@ func TestDeleteAndPurgeRemoveStoredMessages(t *testing.T) {
 
 func TestDropHeadRemovesStoredEntries(t *testing.T) {
 	t.Parallel()
-	st := &Storage{Store: openStore(t, t.TempDir())}
-	q := storageQueue(st, "q")
+	st := NewKind(Options{Store: openStore(t, t.TempDir())})
+	q := storageQueue(t, st, "q")
 	q.Config().MaxLength = 1
 	a, b := persistentMsg(t, "a"), persistentMsg(t, "b")
-	publishTo(t, []*Queue{q}, a, st)
-	publishTo(t, []*Queue{q}, b, st)
-	flush(t, st.Store)
-	if _, ok := storedBody(t, st.Store, a.ID); ok {
+	publishTo(t, a, q)
+	publishTo(t, b, q)
+	flush(t, st.store)
+	if _, ok := storedBody(t, st.store, a.ID); ok {
 		t.Fatal("the dropped head is still stored")
 	}
-	if got := storedEntries(t, st.Store, q.Config().ID); len(got) != 1 || got[0].msgID != b.ID {
+	if got := storedEntries(t, st.store, q.Config().ID); len(got) != 1 || got[0].msgID != b.ID {
 		t.Fatalf("entries %+v, want only b's", got)
 	}
 }
 
 func TestRefs(t *testing.T) {
 	t.Parallel()
-	var r Refs
-	if !r.Release(7) {
-		t.Fatal("an unknown id has one reference: Release must report the last")
+	var r refs
+	if !r.release(7) {
+		t.Fatal("an unknown id has one reference: release must report the last")
 	}
-	r.Hold(7, 3)
-	got := []bool{r.Release(7), r.Release(7), r.Release(7)}
+	r.hold(7, 3)
+	got := []bool{r.release(7), r.release(7), r.release(7)}
 	if !slices.Equal(got, []bool{false, false, true}) {
 		t.Fatalf("releases of 3 references = %v, want [false false true]", got)
+	}
+	r.add(8) // one more on an id with one: two
+	r.add(8)
+	got = []bool{r.release(8), r.release(8), r.release(8)}
+	if !slices.Equal(got, []bool{false, false, true}) {
+		t.Fatalf("releases of 1+2 references = %v, want [false false true]", got)
 	}
 }
 

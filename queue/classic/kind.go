@@ -1,0 +1,277 @@
+// Package classic is the classic queue kind: messages in order, consumers
+// with prefetch credit, deliveries and their settlement, length limits, and
+// the queue's side of persistence (index entries in the store, paging
+// bodies out past a memory budget, recovery).
+//
+// A queue is a struct under its own lock, not a goroutine: whoever holds the
+// work does it. A publisher's goroutine enqueues and, when a consumer has
+// credit, delivers at once; an acknowledgement's goroutine frees credit and
+// delivers the next message. Consumers are reached through queue.Sink,
+// which the AMQP front end implements.
+//
+// One Kind serves a whole node: it holds the store, the reference counts of
+// messages that several queues share, and the memory budgets past which
+// queues page bodies out.
+package classic
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/warrenmq/warren/persistence"
+	"github.com/warrenmq/warren/queue"
+)
+
+// Name is the kind's name in x-queue-type: the kind of a queue declared
+// without one.
+const Name = queue.DefaultKind
+
+// Options configure a Kind.
+type Options struct {
+	// Store keeps durable queues' persistent messages and paged-out
+	// bodies; nil keeps everything in memory.
+	Store *persistence.Store
+	Log   *slog.Logger
+	// QueueBudget is the body bytes one queue keeps in memory before it
+	// pages new messages out; GlobalBudget the same for all queues
+	// together. Zero or negative: no paging.
+	QueueBudget  int64
+	GlobalBudget int64
+}
+
+// Kind is the classic kind of one node. It implements queue.Kind and, for
+// the messages whose bodies it stores, queue.Holder.
+type Kind struct {
+	store  *persistence.Store
+	log    *slog.Logger
+	ledger *storeLedger
+	// Budgets: see Options.
+	queueBudget, globalBudget int64
+
+	resident atomic.Int64 // body bytes of ready messages in memory, all queues
+	refs     refs
+
+	// What recovery found, until FinishRecovery.
+	recoverMu sync.Mutex
+	recovered map[uint64]bool  // queue ids
+	entries   map[uint64]int32 // message id: index entries naming it
+}
+
+// NewKind returns the classic kind for a node.
+func NewKind(o Options) *Kind {
+	k := &Kind{store: o.Store, log: o.Log, queueBudget: o.QueueBudget, globalBudget: o.GlobalBudget}
+	if k.log == nil {
+		k.log = slog.New(slog.DiscardHandler)
+	}
+	if k.store != nil {
+		k.ledger = &storeLedger{st: k.store}
+	}
+	return k
+}
+
+// New implements queue.Kind.
+func (k *Kind) New(cfg queue.Config) (queue.Queue, error) {
+	if cfg.ID == 0 && k.store != nil {
+		cfg.ID = k.store.NextQueueID()
+	}
+	q := &Queue{cfg: cfg, kind: k, byConsumer: map[*queue.Consumer]*consumer{}}
+	if cfg.Recover && k.store != nil {
+		if err := q.recover(); err != nil {
+			return nil, fmt.Errorf("recovering queue %q: %w", cfg.Name, err)
+		}
+	}
+	return q, nil
+}
+
+// Routed implements queue.Holder: the publish that stored m's body is done
+// with it.
+func (k *Kind) Routed(m *queue.Message) { k.release(m.ID) }
+
+// release drops one reference to a stored message, deleting it from the
+// store with the last.
+func (k *Kind) release(id uint64) {
+	if k.refs.release(id) {
+		k.store.DeleteMessage(id)
+	}
+}
+
+// noteRecovered records a recovered queue and the messages its entries
+// name, for FinishRecovery.
+func (k *Kind) noteRecovered(id uint64, msgIDs []uint64) {
+	k.recoverMu.Lock()
+	defer k.recoverMu.Unlock()
+	if k.recovered == nil {
+		k.recovered, k.entries = map[uint64]bool{}, map[uint64]int32{}
+	}
+	k.recovered[id] = true
+	for _, m := range msgIDs {
+		k.entries[m]++
+	}
+}
+
+// FinishRecovery runs once every durable queue has been recovered: it sets
+// the reference counts of messages that several queues share and drops
+// what no queue holds any more (index entries of queues that are gone,
+// bodies no entry names).
+func (k *Kind) FinishRecovery() error {
+	if k.store == nil {
+		return nil
+	}
+	k.recoverMu.Lock()
+	recovered, entries := k.recovered, k.entries
+	k.recovered, k.entries = nil, nil
+	k.recoverMu.Unlock()
+	for id, n := range entries {
+		if n > 1 {
+			k.refs.hold(id, n)
+		}
+	}
+	var stale []uint64
+	if err := k.store.Queues(func(id uint64) error {
+		if !recovered[id] {
+			stale = append(stale, id)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, id := range stale {
+		if err := k.store.DeleteQueue(id); err != nil {
+			return err
+		}
+	}
+	var orphans []uint64
+	if err := k.store.MessageIDs(func(id uint64) error {
+		if entries[id] == 0 {
+			orphans = append(orphans, id)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, id := range orphans {
+		k.store.DeleteMessage(id)
+	}
+	return nil
+}
+
+// maxStoreBacklog is how many bytes may wait for the store's next write
+// before publishers are asked to wait: the store holds message bodies until
+// they are written, so this bounds that memory.
+const maxStoreBacklog = 64 << 20
+
+// backpressure is what a publisher that just wrote to the store must wait
+// for: nothing while the store keeps up, the pending batch while it is
+// over its budget.
+func (k *Kind) backpressure() queue.Promise {
+	if k.store.BacklogBytes() < maxStoreBacklog {
+		return queue.Promise{}
+	}
+	if bytes, t := k.store.Backlog(); bytes >= maxStoreBacklog {
+		return k.promise(t, t)
+	}
+	return queue.Promise{}
+}
+
+// promise is the promise that store batches first to last keep.
+func (k *Kind) promise(first, last persistence.Ticket) queue.Promise {
+	if last == 0 {
+		return queue.Promise{}
+	}
+	return queue.Promise{Ledger: k.ledger, First: uint64(first), Last: uint64(last)}
+}
+
+// storeLedger is the store's group commit as a queue.Ledger: a position is
+// a batch ticket.
+type storeLedger struct{ st *persistence.Store }
+
+func (l *storeLedger) Notify(at uint64, w queue.Waiter) {
+	l.st.Notify(persistence.Ticket(at), ledgerWaiter{l, w})
+}
+
+func (l *storeLedger) Wait(at uint64) error { return l.st.Wait(persistence.Ticket(at)) }
+
+func (l *storeLedger) FirstFailure(after uint64) (uint64, error) {
+	t, err := l.st.FirstFailure(persistence.Ticket(after))
+	return uint64(t), err
+}
+
+// ledgerWaiter passes the store's word on to a queue.Waiter.
+type ledgerWaiter struct {
+	l *storeLedger
+	w queue.Waiter
+}
+
+func (lw ledgerWaiter) Synced(upTo persistence.Ticket, err error) { lw.w.Due(lw.l, uint64(upTo), err) }
+
+// refs counts the index entries naming each stored message held by more
+// than one queue (or by a queue and a publish under way); a message it does
+// not know has exactly one. That keeps the common case out of the map.
+type refs struct {
+	mu sync.Mutex
+	n  map[uint64]int32
+}
+
+// hold records that id has n references (n >= 2).
+func (r *refs) hold(id uint64, n int32) {
+	r.mu.Lock()
+	if r.n == nil {
+		r.n = map[uint64]int32{}
+	}
+	r.n[id] = n
+	r.mu.Unlock()
+}
+
+// add adds one reference to id, which has at least one.
+func (r *refs) add(id uint64) {
+	r.mu.Lock()
+	if r.n == nil {
+		r.n = map[uint64]int32{}
+	}
+	if c, ok := r.n[id]; ok {
+		r.n[id] = c + 1
+	} else {
+		r.n[id] = 2
+	}
+	r.mu.Unlock()
+}
+
+// release drops one reference to id and reports whether it was the last.
+func (r *refs) release(id uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.n[id]
+	switch {
+	case !ok:
+		return true
+	case c <= 2:
+		delete(r.n, id)
+	default:
+		r.n[id] = c - 1
+	}
+	return false
+}
+
+// Entry metadata in the store: flags then the body size.
+const (
+	metaTransient = 1 << 0 // a transient message paged out: not recovered
+	metaLen       = 5
+)
+
+func appendMeta(b []byte, transient bool, size int64) []byte {
+	var flags byte
+	if transient {
+		flags |= metaTransient
+	}
+	return binary.BigEndian.AppendUint32(append(b, flags), uint32(size))
+}
+
+func parseMeta(meta []byte) (transient bool, size int64) {
+	if len(meta) < metaLen {
+		return false, 0
+	}
+	return meta[0]&metaTransient != 0, int64(binary.BigEndian.Uint32(meta[1:]))
+}

@@ -1,0 +1,85 @@
+package queue
+
+import (
+	"sort"
+	"sync"
+)
+
+// DefaultKind is the kind of a queue declared without x-queue-type.
+const DefaultKind = "classic"
+
+// Kind makes queues of one kind (classic, quorum, ...). The broker makes
+// one of each kind it offers and registers it in Kinds.
+type Kind interface {
+	// New makes a queue from cfg. With cfg.ID 0 the kind picks the queue's
+	// id; with cfg.Recover it loads what it kept of the queue before a
+	// restart. An error is a *wire.Error when the client caused it.
+	New(cfg Config) (Queue, error)
+}
+
+// Kinds is the registry of queue kinds, by the name x-queue-type gives. It
+// is safe for concurrent use.
+type Kinds struct {
+	mu    sync.RWMutex
+	kinds map[string]Kind
+}
+
+// Register makes kind available under name, replacing any kind registered
+// under that name before.
+func (r *Kinds) Register(name string, kind Kind) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.kinds == nil {
+		r.kinds = map[string]Kind{}
+	}
+	r.kinds[name] = kind
+}
+
+// Lookup returns the kind registered under name, or nil.
+func (r *Kinds) Lookup(name string) Kind {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.kinds[name]
+}
+
+// Names returns the registered kinds' names in sorted order.
+func (r *Kinds) Names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := make([]string, 0, len(r.kinds))
+	for n := range r.kinds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Outcome is what publishing one message to its queues came to.
+type Outcome struct {
+	Routed   bool // at least one queue took the message (or refused it for length)
+	Rejected bool // a queue refused it for length: a confirm-mode publisher gets a nack
+	// Promises come due once every queue that took the message has it
+	// safe: then, and not before, it may be confirmed.
+	Promises Promises
+	// Backpressure: the publisher waits for these before it reads more.
+	Backpressure Promises
+}
+
+// Publish enqueues m on each of queues and ends the publish: whatever a
+// kind held on m for the publish's sake (see Message.Hold) is released.
+func Publish(queues []Queue, m *Message) Outcome {
+	var out Outcome
+	for _, q := range queues {
+		r := q.Enqueue(m)
+		switch r.Result {
+		case Enqueued:
+			out.Routed = true
+		case Rejected:
+			out.Routed, out.Rejected = true, true
+		}
+		out.Promises.Add(r.Promise)
+		out.Backpressure.Add(r.Backpressure)
+	}
+	m.routed()
+	return out
+}
