@@ -1,7 +1,6 @@
 package amqp
 
 import (
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -27,7 +26,8 @@ type channel struct {
 	id   uint16
 	conn *conn
 	// closing is set once the server has sent channel.close; from then on
-	// the channel drops everything but close-ok. Any goroutine may close a
+	// the channel drops everything until close-ok, answering a crossing
+	// channel.close and refusing channel.open. Any goroutine may close a
 	// channel (a consumer timeout does), so it is atomic.
 	closing atomic.Bool
 
@@ -71,14 +71,9 @@ type routeCache struct {
 	queues   []queue.Queue
 }
 
-// openChannel handles channel.open on a channel number not in use. As in
-// RabbitMQ, channel_max limits how many channels are open at once, not the
-// channel numbers.
+// openChannel handles channel.open on a channel number not in use (and not
+// above channel_max: see handleFrame).
 func (c *conn) openChannel(id uint16) error {
-	if n := len(c.channels); n >= int(c.channelMax) {
-		return wire.Errorf(wire.NotAllowed, "number of channels opened ("+strconv.Itoa(n)+
-			") has reached the negotiated channel_max ("+strconv.Itoa(int(c.channelMax))+")")
-	}
 	c.channels[id] = &channel{id: id, conn: c, consumers: map[string]*queue.Consumer{}}
 	c.publishChannels()
 	c.sendMethod(id, &wire.ChannelOpenOk{})
@@ -183,13 +178,18 @@ func (ch *channel) releaseShared() {
 // handleMethod dispatches a method frame on this channel.
 func (ch *channel) handleMethod(k wire.MethodKey, args []byte) error {
 	if ch.closing.Load() {
+		// As RabbitMQ does, the channel waits for close-ok: a client whose
+		// own channel.close crossed ours gets its close-ok and then sends
+		// ours (every client answers a server's close), and that close-ok
+		// must find the channel still here, not an unopened number.
 		ch.resetReaderState()
 		switch k {
 		case wire.MethodChannelCloseOk:
 			ch.conn.dropChannel(ch.id)
 		case wire.MethodChannelClose:
 			ch.conn.sendMethod(ch.id, &wire.ChannelCloseOk{})
-			ch.conn.dropChannel(ch.id)
+		case wire.MethodChannelOpen:
+			return wire.Errorf(wire.ChannelError, "second 'channel.open' seen").WithMethod(k.Class(), k.ID())
 		}
 		return nil
 	}

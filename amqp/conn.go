@@ -391,6 +391,9 @@ func (c *conn) handleFrame(f wire.Frame) error {
 		if f.Channel == 0 {
 			return c.handleConnectionMethod(k, args)
 		}
+		if f.Channel > c.channelMax {
+			return c.aboveChannelMax(f.Channel)
+		}
 		ch := c.channel(f.Channel)
 		if ch == nil {
 			if k != wire.MethodChannelOpen {
@@ -403,6 +406,9 @@ func (c *conn) handleFrame(f wire.Frame) error {
 		if f.Channel == 0 {
 			return wire.FrameErrorf(wire.UnexpectedFrame, f.Type, f.Payload, "")
 		}
+		if f.Channel > c.channelMax {
+			return c.aboveChannelMax(f.Channel)
+		}
 		ch := c.channel(f.Channel)
 		if ch == nil {
 			return wire.Errorf(wire.ChannelError, "expected 'channel.open'")
@@ -410,6 +416,14 @@ func (c *conn) handleFrame(f wire.Frame) error {
 		return ch.handleContent(f)
 	}
 	return wire.FrameErrorf(wire.FrameError, f.Type, f.Payload, "unknown_frame")
+}
+
+// aboveChannelMax is the connection error for a frame on a channel number
+// the client agreed not to use: channel_max is the highest channel number
+// (tune-ok's 0 takes the server's).
+func (c *conn) aboveChannelMax(id uint16) error {
+	return wire.Errorf(wire.NotAllowed, "channel number "+strconv.Itoa(int(id))+
+		" is above the negotiated channel_max ("+strconv.Itoa(int(c.channelMax))+")")
 }
 
 // handleConnectionMethod handles methods on channel 0 after the handshake.

@@ -21,7 +21,8 @@ var clientPatterns = []string{
 	"mandatory",              // basic.return 312 NO_ROUTE
 	"redelivery",             // unacked message redelivered after close and after a killed consumer
 	"transactions",           // tx rollback and commit of publishes and acks
-	"exclusive-queue",        // 405 RESOURCE_LOCKED for others, gone with its connection
+	"exclusive-queue",        // 405 RESOURCE_LOCKED for others (declare, consume, purge, bind, delete, get), gone with its connection
+	"crossing-close",         // client and broker close a channel at once; the connection lives on
 	"auto-delete-queue",      // lives until its last consumer cancels
 	"consumer-priority",      // x-priority: higher consumer first while it has credit
 	"single-active-consumer", // x-single-active-consumer: failover on cancel and disconnect

@@ -84,19 +84,33 @@ func TestProtocolErrors(t *testing.T) {
 			c.write(wire.AppendBodyFrames(nil, 1, []byte("abc"), 131072))
 			c.expectConnectionClose(wire.UnexpectedFrame, "UNEXPECTED_FRAME - expected method frame, got non method frame instead")
 		}},
-		{"channel number over channel_max is accepted, as in RabbitMQ", func(t *testing.T, c *rawClient) {
-			c.open()
-			c.send(11, &wire.ChannelOpen{})
-			c.expectMethod(11, wire.MethodChannelOpenOk)
-		}},
-		{"more channels than channel_max", func(t *testing.T, c *rawClient) {
+		{"every channel up to channel_max, then one more", func(t *testing.T, c *rawClient) {
 			c.open()
 			for id := uint16(1); id <= 10; id++ {
 				c.send(id, &wire.ChannelOpen{})
 				c.expectMethod(id, wire.MethodChannelOpenOk)
 			}
 			c.send(11, &wire.ChannelOpen{})
-			c.expectConnectionClose(wire.NotAllowed, "NOT_ALLOWED - number of channels opened (10) has reached the negotiated channel_max (10)")
+			c.expectConnectionClose(wire.NotAllowed, "NOT_ALLOWED - channel number 11 is above the negotiated channel_max (10)")
+		}},
+		{"content frame above channel_max", func(t *testing.T, c *rawClient) {
+			c.open()
+			c.write(wire.AppendBodyFrames(nil, 11, []byte("abc"), 131072))
+			c.expectConnectionClose(wire.NotAllowed, "NOT_ALLOWED - channel number 11 is above the negotiated channel_max (10)")
+		}},
+		{"channel.open on a channel the broker is closing", func(t *testing.T, c *rawClient) {
+			c.open()
+			c.send(1, &wire.ChannelOpen{})
+			c.expectMethod(1, wire.MethodChannelOpenOk)
+			c.send(1, &wire.QueueDeclare{Queue: "no-such-queue", Passive: true})
+			c.expectMethod(1, wire.MethodChannelClose)
+			c.send(1, &wire.ChannelOpen{}) // before close-ok
+			c.expectConnectionClose(wire.ChannelError, "CHANNEL_ERROR - second 'channel.open' seen")
+		}},
+		{"close-ok for a channel never opened", func(t *testing.T, c *rawClient) {
+			c.open()
+			c.send(3, &wire.ChannelCloseOk{})
+			c.expectConnectionClose(wire.ChannelError, "CHANNEL_ERROR - expected 'channel.open'")
 		}},
 		{"second channel.open", func(t *testing.T, c *rawClient) {
 			c.open()

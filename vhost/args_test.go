@@ -1,13 +1,13 @@
 package vhost
 
 import (
-	"github.com/warrenmq/warren/queue/classic"
 	"math"
 	"testing"
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/queue/classic"
 )
 
 func TestValidateQueueArgs(t *testing.T) {

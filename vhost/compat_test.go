@@ -1,10 +1,10 @@
 package vhost
 
 import (
-	"github.com/warrenmq/warren/queue/classic"
 	"testing"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/queue/classic"
 )
 
 // The tests in this file pin behaviour where RabbitMQ's source says one

@@ -5,11 +5,12 @@ import (
 	"slices"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/persistence"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/queue/classic"
-	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {

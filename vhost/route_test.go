@@ -2,13 +2,13 @@ package vhost
 
 import (
 	"fmt"
-	"github.com/warrenmq/warren/queue/classic"
 	"slices"
 	"sync"
 	"testing"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/queue/classic"
 )
 
 // routingTopology declares, in a fresh vhost:

@@ -1,10 +1,10 @@
 package classic
 
 import (
-	"github.com/warrenmq/warren/queue"
 	"testing"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/queue"
 )
 
 // nopSink takes every delivery and remembers the last one, so that the
@@ -58,6 +58,26 @@ func BenchmarkPublishDispatch(b *testing.B) {
 				b.Fatalf("after the run: %+v", s)
 			}
 		})
+	}
+}
+
+// BenchmarkPublishOverflow publishes to a queue whose high-priority
+// consumer is at its prefetch limit, so every message goes to the
+// low-priority (no-ack) one after the publisher yields once.
+func BenchmarkPublishOverflow(b *testing.B) {
+	q := memQueue(testConfig())
+	if err := q.AddConsumer(&queue.Consumer{Tag: "high", Priority: 10, Prefetch: 1, Sink: &nopSink{}}, nil); err != nil {
+		b.Fatal(err)
+	}
+	q.Enqueue(benchMessage(b, false)) // the high consumer's one
+	if err := q.AddConsumer(&queue.Consumer{Tag: "low", NoAck: true, Sink: &nopSink{}}, nil); err != nil {
+		b.Fatal(err)
+	}
+	m := benchMessage(b, false)
+	b.SetBytes(int64(m.Size()))
+	b.ReportAllocs()
+	for b.Loop() {
+		q.Enqueue(m)
 	}
 }
 

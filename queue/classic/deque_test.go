@@ -1,11 +1,12 @@
 package classic
 
 import (
-	"github.com/warrenmq/warren/queue"
 	"slices"
 	"testing"
 
 	"pgregory.net/rapid"
+
+	"github.com/warrenmq/warren/queue"
 )
 
 // dequeSeqs returns the Seqs of d's entries, front to back, by draining a

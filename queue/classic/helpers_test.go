@@ -2,14 +2,15 @@ package classic
 
 import (
 	"errors"
-	"github.com/warrenmq/warren/queue"
 	"slices"
 	"sync"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/persistence"
-	"go.uber.org/goleak"
+	"github.com/warrenmq/warren/queue"
 )
 
 func TestMain(m *testing.M) {

@@ -2,10 +2,11 @@ package classic
 
 import (
 	"fmt"
-	"github.com/warrenmq/warren/queue"
 	"log/slog"
 	"slices"
 	"testing"
+
+	"github.com/warrenmq/warren/queue"
 )
 
 // publishTo publishes m to qs and fails unless every queue took it.

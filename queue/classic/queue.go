@@ -1,6 +1,7 @@
 package classic
 
 import (
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -66,7 +67,28 @@ func (q *Queue) store() *persistence.Store { return q.kind.store }
 // batches are durable.
 func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	r := q.enqueueLocked(m)
+	if r.Result == queue.Enqueued && q.dispatchOrDeferLocked() {
+		// A higher-priority consumer is out of credit only for want of an
+		// ack that may already be on its way: let it be processed before
+		// the message goes to a lower-priority consumer instead.
+		q.mu.Unlock()
+		runtime.Gosched()
+		q.mu.Lock()
+		q.dispatchLocked()
+	}
+	if q.fullLocked(0, 0) {
+		// x-max-length 0: nothing is held that no consumer took at once.
+		for q.readyLenLocked() > 0 {
+			q.settleLocked(q.popLocked())
+		}
+	}
+	q.mu.Unlock()
+	return r
+}
+
+// enqueueLocked adds m to the queue (see Enqueue) without dispatching it.
+func (q *Queue) enqueueLocked(m *queue.Message) queue.Receipt {
 	if q.deleted {
 		return queue.Receipt{Result: queue.Gone}
 	}
@@ -113,13 +135,6 @@ func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 		}
 	}
 	q.pushLocked(e)
-	q.dispatchLocked()
-	if q.fullLocked(0, 0) {
-		// x-max-length 0: nothing is held that no consumer took at once.
-		for q.readyLenLocked() > 0 {
-			q.settleLocked(q.popLocked())
-		}
-	}
 	return r
 }
 
@@ -221,11 +236,22 @@ func (q *Queue) nextLocked() (queue.Entry, bool) {
 }
 
 // dispatchLocked offers ready messages to consumers while they have credit.
-func (q *Queue) dispatchLocked() {
+func (q *Queue) dispatchLocked() { q.dispatch(false) }
+
+// dispatchOrDeferLocked is dispatchLocked for a publisher, which stops, and
+// returns true, rather than give a message to a consumer while one of
+// higher priority is out of prefetch credit. Its ack may have been sent
+// before the publish yet not been read: Go's scheduler tends to run the
+// goroutine whose socket became readable last first, so a publish on one
+// connection overtakes an ack sent just before it on another. The caller
+// yields and dispatches again.
+func (q *Queue) dispatchOrDeferLocked() bool { return q.dispatch(true) }
+
+func (q *Queue) dispatch(deferLower bool) (deferred bool) {
 	for q.readyLenLocked() > 0 {
-		c := q.pickLocked()
-		if c == nil {
-			return
+		c, overtakes := q.pickLocked()
+		if c == nil || overtakes && deferLower {
+			return c != nil
 		}
 		e, ok := q.nextLocked()
 		if !ok {
@@ -244,21 +270,24 @@ func (q *Queue) dispatchLocked() {
 			q.unacked++
 		}
 	}
+	return false
 }
 
 // pickLocked chooses the consumer for the next message: the highest
 // priority group with credit, round robin within it; with a single active
-// consumer or an exclusive consumer, only that one.
-func (q *Queue) pickLocked() *consumer {
+// consumer or an exclusive consumer, only that one. overtakes reports that
+// a consumer of higher priority than the one chosen is out of prefetch
+// credit (rather than refused by its sink).
+func (q *Queue) pickLocked() (c *consumer, overtakes bool) {
 	n := len(q.consumers)
 	if n == 0 {
-		return nil
+		return nil, false
 	}
 	if q.cfg.SingleActiveConsumer || q.consumers[0].Exclusive {
 		if c := q.consumers[0]; c.hasCreditLocked() {
-			return c
+			return c, false
 		}
-		return nil
+		return nil, false
 	}
 	for start := 0; start < n; {
 		p := q.consumers[start].Priority
@@ -271,12 +300,15 @@ func (q *Queue) pickLocked() *consumer {
 			i := (q.rr + k) % size
 			if c := q.consumers[start+i]; c.hasCreditLocked() {
 				q.rr = i + 1
-				return c
+				return c, overtakes
 			}
+		}
+		for _, o := range q.consumers[start:end] {
+			overtakes = overtakes || !o.blocked
 		}
 		start = end
 	}
-	return nil
+	return nil, false
 }
 
 // AddConsumer implements queue.Queue.

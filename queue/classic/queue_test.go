@@ -2,13 +2,13 @@ package classic
 
 import (
 	"fmt"
-	"github.com/warrenmq/warren/queue"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/queue"
 )
 
 func TestDispatchRoundRobin(t *testing.T) {
@@ -785,3 +785,105 @@ func (s *chanSink) Deliver(_ *queue.Consumer, e queue.Entry) bool {
 }
 
 func (s *chanSink) Cancelled(*queue.Consumer) {}
+
+// A publisher does not hand a message to a lower-priority consumer at once
+// while a higher-priority one is out of prefetch credit: it defers, so that
+// an ack already on its way can be read first.
+func TestPublishDefersOvertakingPrefetchLimitedConsumer(t *testing.T) {
+	t.Parallel()
+	q := memQueue(testConfig())
+	sink := newSink()
+	mustAdd(t, q, &queue.Consumer{Tag: "high", Priority: 10, Prefetch: 1, Sink: sink})
+	mustAdd(t, q, &queue.Consumer{Tag: "low", Sink: sink})
+	mustPublish(t, q, "m1")
+	wantStrings(t, "first delivery", tags(sink.take()), []string{"high"})
+
+	q.mu.Lock()
+	q.enqueueLocked(msg(t, "m2"))
+	deferred := q.dispatchOrDeferLocked()
+	q.mu.Unlock()
+	if !deferred || len(sink.take()) != 0 {
+		t.Fatal("m2 went to the low-priority consumer without deferring")
+	}
+	q.mu.Lock()
+	q.dispatchLocked() // what Enqueue does after it yields
+	q.mu.Unlock()
+	wantStrings(t, "after the deferral", tags(sink.take()), []string{"low"})
+
+	// A consumer refused by its sink (its connection is full) is not
+	// waiting for an ack: nothing to defer for.
+	blocked := newSink()
+	blocked.setRoom(0)
+	q2 := memQueue(testConfig())
+	mustAdd(t, q2, &queue.Consumer{Tag: "full", Priority: 10, Sink: blocked})
+	mustAdd(t, q2, &queue.Consumer{Tag: "low", Sink: sink})
+	mustPublish(t, q2, "m1")
+	q2.mu.Lock()
+	q2.enqueueLocked(msg(t, "m2"))
+	deferred = q2.dispatchOrDeferLocked()
+	q2.mu.Unlock()
+	if deferred {
+		t.Fatal("deferred for a consumer its sink refused")
+	}
+	wantStrings(t, "past the refused consumer", tags(sink.take()), []string{"low", "low"})
+}
+
+// recordingDLX is a dead-letter sink that records what it is given.
+type recordingDLX struct {
+	mu     sync.Mutex
+	q      []queue.Queue
+	reason []queue.Reason
+	bodies []string
+}
+
+func (d *recordingDLX) DeadLetter(q queue.Queue, reason queue.Reason, msgs []*queue.Message) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, m := range msgs {
+		d.q = append(d.q, q)
+		d.reason = append(d.reason, reason)
+		d.bodies = append(d.bodies, string(m.Body))
+	}
+}
+
+func TestSettleOutcomes(t *testing.T) {
+	t.Parallel()
+	dlx := &recordingDLX{}
+	cfg := testConfig()
+	cfg.DeadLetter = dlx
+	q := memQueue(cfg)
+	mustPublish(t, q, "acked", "requeued", "discarded")
+	es := getAll(t, q, false)
+	wantStats(t, q, 0, 3, 0)
+	q.Settle(nil, es[0:1], queue.Ack)
+	q.Settle(nil, es[1:2], queue.Requeue)
+	q.Settle(nil, es[2:3], queue.Discard)
+	wantStats(t, q, 1, 0, 0)
+	if d := getAll(t, q, true); len(d) != 1 || string(d[0].Msg.Body) != "requeued" || !d[0].Redelivered {
+		t.Fatalf("after the settles the queue holds %q", entryBodies(d))
+	}
+	dlx.mu.Lock()
+	defer dlx.mu.Unlock()
+	wantStrings(t, "dead-lettered", dlx.bodies, []string{"discarded"})
+	if dlx.reason[0] != queue.ReasonRejected || dlx.q[0] != queue.Queue(q) {
+		t.Fatalf("dead-lettered by %v for %v, want the queue for rejected", dlx.q[0], dlx.reason[0])
+	}
+}
+
+// A discarded message leaves the store like an acked one.
+func TestDiscardRemovesStoredMessage(t *testing.T) {
+	t.Parallel()
+	k := NewKind(Options{Store: openStore(t, t.TempDir())})
+	q := storageQueue(t, k, "q")
+	m := persistentMsg(t, "refused")
+	publish(m, q)
+	e, _, _ := q.Get(false)
+	q.Settle(nil, []queue.Entry{e}, queue.Discard)
+	flush(t, k.store)
+	if _, ok := storedBody(t, k.store, m.ID); ok {
+		t.Fatal("a discarded message is still stored")
+	}
+	if got := storedEntries(t, k.store, q.Config().ID); len(got) != 0 {
+		t.Fatalf("entries left: %+v", got)
+	}
+}

@@ -65,7 +65,14 @@ async function expectChannelError(conn, code, textPrefix, fn) {
   const ch = await channelFor(conn);
   try {
     await fn(ch);
-  } catch (err) {
+  } catch (rejection) {
+    // Some operations (basic.get) are rejected with a bare "channel
+    // closed"; the broker's close then arrives as the channel's error.
+    let err = rejection;
+    if (err.code === undefined) {
+      await waitUntil('the channel error', () => ch.lastError !== undefined);
+      err = ch.lastError;
+    }
     check(err.code === code, `want channel error ${code}, got ${err.code}: ${err.message}`);
     check(err.message.includes(`with message "${textPrefix}`), `error ${fmt(err.message)} does not carry ${fmt(textPrefix)}`);
     return;
@@ -579,10 +586,34 @@ async function exclusiveQueue() {
   await expectChannelError(other, 405, locked, (ch) => ch.assertQueue(q));
   await expectChannelError(other, 405, locked, (ch) => ch.checkQueue(q));
   await expectChannelError(other, 405, locked, (ch) => ch.consume(q, () => {}));
+  await expectChannelError(other, 405, locked, (ch) => ch.purgeQueue(q));
+  await expectChannelError(other, 405, locked, (ch) => ch.bindQueue(q, 'amq.direct', 'k'));
+  await expectChannelError(other, 405, locked, (ch) => ch.deleteQueue(q));
+  await expectChannelError(other, 405, locked, (ch) => ch.get(q));
   await owner.close();
   await waitQueueGone(other, q, 'exclusive queue after its owner disconnected');
   await other.close();
   return '405 RESOURCE_LOCKED for another connection, 404 after the owner left';
+}
+
+// amqp091-go's "issue 43": the client closes a channel just as the broker
+// closes it for an error. The connection and its other channels live on.
+async function crossingClose() {
+  const conn = await connect();
+  let connError = null;
+  conn.on('error', (err) => { connError = err; });
+  const rounds = 10;
+  for (let i = 0; i < rounds; i++) {
+    const ch1 = await channelFor(conn);
+    const ch2 = await conn.createChannel();
+    ch1.publish(uniq('missing'), 'k', Buffer.from('x')); // the broker will close ch1 with 404
+    await ch1.close().catch(() => {}); // amqplib may report the broker's close instead
+    await ch2.assertExchange(uniq('crossing'), 'direct', { autoDelete: true });
+    await ch2.close();
+  }
+  check(connError === null, `connection error: ${connError && connError.message}`);
+  await conn.close();
+  return `${rounds} crossing closes, the other channel declared every time`;
 }
 
 async function autoDeleteQueue() {
@@ -693,6 +724,7 @@ const PATTERNS = {
   redelivery,
   transactions,
   'exclusive-queue': exclusiveQueue,
+  'crossing-close': crossingClose,
   'auto-delete-queue': autoDeleteQueue,
   'consumer-priority': consumerPriority,
   'single-active-consumer': singleActiveConsumer,

@@ -583,10 +583,33 @@ def exclusive_queue():
     expect_channel_error(405, locked, lambda: other.channel().queue_declare(q))
     expect_channel_error(405, locked, lambda: other.channel().queue_declare(q, passive=True))
     expect_channel_error(405, locked, lambda: other.channel().basic_consume(q, lambda *a: None))
+    expect_channel_error(405, locked, lambda: other.channel().queue_purge(q))
+    expect_channel_error(405, locked, lambda: other.channel().queue_bind(q, "amq.direct", "k"))
+    expect_channel_error(405, locked, lambda: other.channel().queue_delete(q))
+    expect_channel_error(405, locked, lambda: other.channel().basic_get(q))
     owner.close()
     wait_queue_gone(other, q, "exclusive queue after its owner disconnected")
     other.close()
     return "405 RESOURCE_LOCKED for another connection, 404 after the owner left"
+
+
+def crossing_close():
+    # amqp091-go's "issue 43": the client closes a channel just as the broker
+    # closes it for an error. The connection and its other channels live on.
+    conn = connect()
+    rounds = 10
+    for _ in range(rounds):
+        ch1, ch2 = conn.channel(), conn.channel()
+        ch1.basic_publish(uniq("missing"), "k", b"x")  # the broker will close ch1 with 404
+        try:
+            ch1.close()
+        except ChannelClosedByBroker as e:
+            check(e.reply_code == 404, "ch1 closed with %d %s, want 404" % (e.reply_code, e.reply_text))
+        ch2.exchange_declare(uniq("crossing"), "direct", auto_delete=True)
+        ch2.close()
+    check(conn.is_open, "connection closed")
+    conn.close()
+    return "%d crossing closes, the other channel declared every time" % rounds
 
 
 def auto_delete_queue():
@@ -711,6 +734,7 @@ PATTERNS = {
     "redelivery": redelivery,
     "transactions": transactions,
     "exclusive-queue": exclusive_queue,
+    "crossing-close": crossing_close,
     "auto-delete-queue": auto_delete_queue,
     "consumer-priority": consumer_priority,
     "single-active-consumer": single_active_consumer,
