@@ -26,11 +26,13 @@ generate:
 check-generate: generate
 	@git diff --exit-code -- amqp/wire/methods_gen.go || { echo "methods_gen.go is stale: run make generate"; exit 1; }
 
-## lint: gofmt, go vet and staticcheck
+## lint: gofmt, go vet, staticcheck, and the import arrows of docs/ARCHITECTURE.md
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	@bad=$$($(GO) list -deps ./amqp ./vhost ./queue | grep -E '/warren/(persistence|queue/classic|broker)$$'); \
+		[ -z "$$bad" ] || { echo "amqp, vhost or queue depends on a store or a queue kind:"; echo "$$bad"; exit 1; }
 
 ## unit: all tests with the race detector (the e2e tests start the real binary)
 unit:

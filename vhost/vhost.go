@@ -220,10 +220,8 @@ func argsEquivalent(what string, got, have wire.Table, names ...string) error {
 	for _, n := range names {
 		g, gok := got[n]
 		h, hok := have[n]
-		if n == "x-queue-type" {
-			// No type and "classic" are the same queue type.
-			gok = gok && g != "classic"
-			hok = hok && h != "classic"
+		if n == "x-queue-type" && sameArg(queueKind(g, gok), queueKind(h, hok)) {
+			continue // no type is the default kind
 		}
 		if !gok && !hok {
 			continue
@@ -238,6 +236,14 @@ func argsEquivalent(what string, got, have wire.Table, names ...string) error {
 		return inequivalent(n, what, describeValue(g, gok), describeValue(h, hok))
 	}
 	return nil
+}
+
+// queueKind is the kind an x-queue-type argument (present or not) names.
+func queueKind(v any, present bool) any {
+	if !present {
+		return queue.DefaultKind
+	}
+	return v
 }
 
 // sameArg compares two argument values as RabbitMQ does: by type class
