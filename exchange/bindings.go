@@ -143,11 +143,45 @@ func (s *bindingSet) each(fn func(Binding) bool) {
 	}
 }
 
-// routerBase is what every router has: its lock and its bindings. Its
-// methods are the routers' Len and Bindings.
+// routerBase is what every router has: its lock, its bindings, and how a
+// binding leaves the router's own index. Its methods are the routers'
+// Unbind, RemoveDestination, Len and Bindings.
 type routerBase struct {
 	mu  sync.RWMutex
 	set bindingSet
+	// drop takes a binding out of the router's own index, under mu, just
+	// before it leaves set. Every constructor sets it.
+	drop func(e *bindingEntry)
+	// changed, when set, runs under mu once bindings have been removed.
+	changed func()
+}
+
+// Unbind implements Router.
+func (r *routerBase) Unbind(b Binding) bool {
+	k := keyOf(b)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.set.get(k)
+	if e == nil {
+		return false
+	}
+	r.drop(e)
+	r.set.remove(e)
+	if r.changed != nil {
+		r.changed()
+	}
+	return true
+}
+
+// RemoveDestination implements Router.
+func (r *routerBase) RemoveDestination(d Destination) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.set.removeDest(d, r.drop)
+	if n > 0 && r.changed != nil {
+		r.changed()
+	}
+	return n
 }
 
 // Len implements Router.

@@ -69,6 +69,7 @@ const MaxWeight = 1<<31 - 1
 // does, with 406 PRECONDITION_FAILED errors.
 func NewConsistentHash(args wire.Table) (*ConsistentHash, error) {
 	x := &ConsistentHash{onRing: make(map[Destination]int)}
+	x.drop = func(e *bindingEntry) { x.offRing(e.dest) }
 	var hasHeader, hasProperty bool
 	var err error
 	if x.header, hasHeader, err = stringArg(args, "hash-header"); err != nil {
@@ -181,29 +182,6 @@ func (x *ConsistentHash) offRing(d Destination) {
 		x.ring[j].end = end
 		x.onRing[x.ring[j].dest] = j
 	}
-}
-
-// Unbind implements Router.
-func (x *ConsistentHash) Unbind(b Binding) bool {
-	k := keyOf(b)
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	e := x.set.get(k)
-	if e == nil {
-		return false
-	}
-	x.set.remove(e)
-	x.offRing(e.dest)
-	return true
-}
-
-// RemoveDestination implements Router.
-func (x *ConsistentHash) RemoveDestination(d Destination) int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	n := x.set.removeDest(d, func(*bindingEntry) {})
-	x.offRing(d)
-	return n
 }
 
 // Route implements Router: it appends at most one destination. key is the

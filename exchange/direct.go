@@ -23,7 +23,9 @@ type directKey struct {
 
 // NewDirect returns an empty direct exchange router.
 func NewDirect() *Direct {
-	return &Direct{keys: make(map[string]directKey)}
+	x := &Direct{keys: make(map[string]directKey)}
+	x.drop = x.dropKey
+	return x
 }
 
 // Bind implements Router. It fails only for a nil destination.
@@ -57,21 +59,8 @@ func (x *Direct) Bind(b Binding) (bool, error) {
 	return true, nil
 }
 
-// Unbind implements Router.
-func (x *Direct) Unbind(b Binding) bool {
-	k := keyOf(b)
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	e := x.set.get(k)
-	if e == nil {
-		return false
-	}
-	x.drop(e)
-	x.set.remove(e)
-	return true
-}
-
-func (x *Direct) drop(e *bindingEntry) {
+// dropKey takes e out of the key map.
+func (x *Direct) dropKey(e *bindingEntry) {
 	dk := x.keys[e.key]
 	if dk.many == nil {
 		if dk.refs--; dk.refs == 0 {
@@ -90,13 +79,6 @@ func (x *Direct) drop(e *bindingEntry) {
 		dk.many = nil
 		x.keys[e.key] = dk
 	}
-}
-
-// RemoveDestination implements Router.
-func (x *Direct) RemoveDestination(d Destination) int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.set.removeDest(d, x.drop)
 }
 
 // Route implements Router. headers are ignored.

@@ -13,7 +13,11 @@ type Fanout struct {
 }
 
 // NewFanout returns an empty fanout exchange router.
-func NewFanout() *Fanout { return new(Fanout) }
+func NewFanout() *Fanout {
+	x := new(Fanout)
+	x.drop = func(e *bindingEntry) { x.dests.release(e.dest) }
+	return x
+}
 
 // Bind implements Router. It fails only for a nil destination.
 func (x *Fanout) Bind(b Binding) (bool, error) {
@@ -28,27 +32,6 @@ func (x *Fanout) Bind(b Binding) (bool, error) {
 	}
 	x.dests.add(b.Destination)
 	return true, nil
-}
-
-// Unbind implements Router.
-func (x *Fanout) Unbind(b Binding) bool {
-	k := keyOf(b)
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	e := x.set.get(k)
-	if e == nil {
-		return false
-	}
-	x.dests.release(e.dest)
-	x.set.remove(e)
-	return true
-}
-
-// RemoveDestination implements Router.
-func (x *Fanout) RemoveDestination(d Destination) int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.set.removeDest(d, func(e *bindingEntry) { x.dests.release(e.dest) })
 }
 
 // Route implements Router. The routing key and headers are ignored.

@@ -73,7 +73,11 @@ type headerPair struct {
 }
 
 // NewHeaders returns an empty headers exchange router.
-func NewHeaders() *Headers { return new(Headers) }
+func NewHeaders() *Headers {
+	x := new(Headers)
+	x.drop = x.dropBinding
+	return x
+}
 
 // parseXMatch validates a binding's x-match argument the way RabbitMQ's
 // rabbit_exchange_type_headers:validate_binding does, and returns the mode and
@@ -178,7 +182,9 @@ func (x *Headers) release(i int32) {
 	}
 }
 
-func (x *Headers) drop(e *bindingEntry) {
+// dropBinding releases e's interned arguments and takes it out of the
+// binding list.
+func (x *Headers) dropBinding(e *bindingEntry) {
 	for _, p := range x.bindings[e.idx].pairs {
 		x.release(p.idx)
 	}
@@ -189,27 +195,6 @@ func (x *Headers) drop(e *bindingEntry) {
 	}
 	x.bindings[last] = nil
 	x.bindings = x.bindings[:last]
-}
-
-// Unbind implements Router.
-func (x *Headers) Unbind(b Binding) bool {
-	k := keyOf(b)
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	e := x.set.get(k)
-	if e == nil {
-		return false
-	}
-	x.drop(e)
-	x.set.remove(e)
-	return true
-}
-
-// RemoveDestination implements Router.
-func (x *Headers) RemoveDestination(d Destination) int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.set.removeDest(d, x.drop)
 }
 
 // seenHeader is a message header reduced for comparison, in a table

@@ -155,7 +155,11 @@ func nextWord(s string) (word, rest string, more bool) {
 }
 
 // NewTopic returns an empty topic exchange router.
-func NewTopic() *Topic { return new(Topic) }
+func NewTopic() *Topic {
+	x := new(Topic)
+	x.drop, x.changed = x.dropKey, x.invalidate
+	return x
+}
 
 // Bind implements Router. Every binding key is valid: it fails only for a
 // nil destination.
@@ -221,8 +225,8 @@ func (x *Topic) lookup(key string) *topicNode {
 	return n
 }
 
-// drop forgets e's destination at e's trie node and prunes unused nodes.
-func (x *Topic) drop(e *bindingEntry) {
+// dropKey forgets e's destination at e's trie node and prunes unused nodes.
+func (x *Topic) dropKey(e *bindingEntry) {
 	n := x.lookup(e.key)
 	n.dests.release(e.dest)
 	for n != &x.root && n.unused() {
@@ -238,32 +242,6 @@ func (x *Topic) drop(e *bindingEntry) {
 		n.parent = nil
 		n = p
 	}
-}
-
-// Unbind implements Router.
-func (x *Topic) Unbind(b Binding) bool {
-	k := keyOf(b)
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	e := x.set.get(k)
-	if e == nil {
-		return false
-	}
-	x.drop(e)
-	x.set.remove(e)
-	x.invalidate()
-	return true
-}
-
-// RemoveDestination implements Router.
-func (x *Topic) RemoveDestination(d Destination) int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	n := x.set.removeDest(d, x.drop)
-	if n > 0 {
-		x.invalidate()
-	}
-	return n
 }
 
 // invalidate makes every cached result stale and, since bindings went away,
