@@ -1,9 +1,6 @@
 package queue
 
-import (
-	"sort"
-	"sync"
-)
+import "sync"
 
 // DefaultKind is the kind of a queue declared without x-queue-type.
 const DefaultKind = "classic"
@@ -40,18 +37,6 @@ func (r *Kinds) Lookup(name string) Kind {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.kinds[name]
-}
-
-// Names returns the registered kinds' names in sorted order.
-func (r *Kinds) Names() []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	names := make([]string, 0, len(r.kinds))
-	for n := range r.kinds {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // Outcome is what publishing one message to its queues came to.

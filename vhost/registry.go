@@ -3,7 +3,8 @@ package vhost
 import (
 	"fmt"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/warrenmq/warren/queue"
@@ -72,10 +73,5 @@ func (r *Registry) add(name string) (*VHost, bool) {
 func (r *Registry) Names() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	names := make([]string, 0, len(r.vhosts))
-	for n := range r.vhosts {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(r.vhosts))
 }
