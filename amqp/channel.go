@@ -140,8 +140,12 @@ func (c *conn) closeChannels() {
 	c.channelList.Store(nil)
 }
 
-// release gives back everything the channel holds (reader only).
+// release gives back everything the channel holds (reader only). The
+// channel counts as closing from then on, so that a close another
+// goroutine decided on (a failed store write, a consumer timeout) is not
+// sent on a channel number the client may already be using again.
 func (ch *channel) release() {
+	ch.closing.Store(true)
 	ch.resetReaderState()
 	ch.flushConfirms()
 	ch.forgetConfirms()

@@ -178,7 +178,9 @@ func (r Reason) String() string {
 
 // DeadLetterSink takes the messages a queue discards. The virtual host
 // implements it. Queues call it without holding their locks, so it may
-// publish to other queues (or to the same one).
+// publish to other queues (or to the same one): but a message may still be
+// shared with other queues, so it publishes a new message built from it
+// (BuildMessage), never the discarded one itself.
 type DeadLetterSink interface {
 	DeadLetter(q Queue, reason Reason, msgs []*Message)
 }

@@ -195,7 +195,9 @@ func (v *VHost) dropBindingsLocked(name string, isQueue bool) error {
 
 // Load rebuilds the virtual hosts and their durable exchanges, queues and
 // bindings from the definition store, as a node does at start. Each queue's
-// kind recovers the queue's messages.
+// kind recovers the queue's messages; once Load returns, the caller lets
+// each kind finish its recovery (classic.Kind.FinishRecovery), which needs
+// every queue loaded first.
 func (r *Registry) Load() error {
 	defs := r.deps.Definitions
 	if err := defs.Definitions(kindVhost, func(name string, _ []byte) error {

@@ -76,7 +76,7 @@ func TestDurableQueueStoresPersistentMessages(t *testing.T) {
 	wantStrings(t, "rest", entryBodies(getAll(t, q, true)), []string{"t3", "p5"})
 }
 
-func TestPublishToStoresSharedMessageOnce(t *testing.T) {
+func TestPublishStoresSharedMessageOnce(t *testing.T) {
 	t.Parallel()
 	st := NewKind(Options{Store: openStore(t, t.TempDir())})
 	q1, q2 := storageQueue(t, st, "q1"), storageQueue(t, st, "q2")
@@ -122,7 +122,7 @@ func TestPublishToStoresSharedMessageOnce(t *testing.T) {
 	}
 }
 
-func TestPublishToReleasesRejectedReferences(t *testing.T) {
+func TestPublishReleasesRejectedReferences(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string

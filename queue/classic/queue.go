@@ -61,9 +61,9 @@ func (q *Queue) describe() string {
 func (q *Queue) store() *persistence.Store { return q.kind.store }
 
 // Enqueue implements queue.Queue. A persistent message on a durable queue
-// is kept in the store: its body once, by the first durable queue that
-// takes it (which holds a reference for the publish until it ends), and an
-// index entry per durable queue. The promise is kept once those writes'
+// is kept in the store: its body once per publish, by the first durable
+// queue that takes it (which holds a reference for the publish until it
+// ends), and an index entry per durable queue. The promise is kept once those writes'
 // batches are durable.
 func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 	q.mu.Lock()
@@ -109,7 +109,9 @@ func (q *Queue) enqueueLocked(m *queue.Message) queue.Receipt {
 		wrote := false
 		if m.Persistent && q.cfg.Durable {
 			var first persistence.Ticket
-			if m.ID == 0 {
+			if m.Holder() != q.kind {
+				// Not stored by a queue of this publish (m.ID, if set, is
+				// the id of a copy read back from the store).
 				m.ID = st.NextMessageID()
 				q.kind.refs.hold(m.ID, 2) // this queue's and the publish's
 				m.Hold(q.kind)
@@ -249,10 +251,11 @@ func (q *Queue) dispatchOrDeferLocked() bool { return q.dispatch(true) }
 
 func (q *Queue) dispatch(deferLower bool) (deferred bool) {
 	for q.readyLenLocked() > 0 {
-		c, overtakes := q.pickLocked()
+		c, rr, overtakes := q.pickLocked()
 		if c == nil || overtakes && deferLower {
 			return c != nil
 		}
+		q.rr = rr
 		e, ok := q.nextLocked()
 		if !ok {
 			return
@@ -275,19 +278,20 @@ func (q *Queue) dispatch(deferLower bool) (deferred bool) {
 
 // pickLocked chooses the consumer for the next message: the highest
 // priority group with credit, round robin within it; with a single active
-// consumer or an exclusive consumer, only that one. overtakes reports that
-// a consumer of higher priority than the one chosen is out of prefetch
-// credit (rather than refused by its sink).
-func (q *Queue) pickLocked() (c *consumer, overtakes bool) {
+// consumer or an exclusive consumer, only that one. rr is the round-robin
+// position to keep once the message goes to c. overtakes reports that a
+// consumer of higher priority than c is out of prefetch credit (rather
+// than refused by its sink).
+func (q *Queue) pickLocked() (c *consumer, rr int, overtakes bool) {
 	n := len(q.consumers)
 	if n == 0 {
-		return nil, false
+		return nil, q.rr, false
 	}
 	if q.cfg.SingleActiveConsumer || q.consumers[0].Exclusive {
 		if c := q.consumers[0]; c.hasCreditLocked() {
-			return c, false
+			return c, q.rr, false
 		}
-		return nil, false
+		return nil, q.rr, false
 	}
 	for start := 0; start < n; {
 		p := q.consumers[start].Priority
@@ -299,8 +303,7 @@ func (q *Queue) pickLocked() (c *consumer, overtakes bool) {
 		for k := 0; k < size; k++ {
 			i := (q.rr + k) % size
 			if c := q.consumers[start+i]; c.hasCreditLocked() {
-				q.rr = i + 1
-				return c, overtakes
+				return c, i + 1, overtakes
 			}
 		}
 		for _, o := range q.consumers[start:end] {
@@ -308,7 +311,7 @@ func (q *Queue) pickLocked() (c *consumer, overtakes bool) {
 		}
 		start = end
 	}
-	return nil, false
+	return nil, q.rr, false
 }
 
 // AddConsumer implements queue.Queue.

@@ -828,6 +828,27 @@ func TestPublishDefersOvertakingPrefetchLimitedConsumer(t *testing.T) {
 	wantStrings(t, "past the refused consumer", tags(sink.take()), []string{"low", "low"})
 }
 
+// Deferring for a higher-priority consumer does not disturb the round robin
+// among the lower ones.
+func TestOvertakingKeepsRoundRobin(t *testing.T) {
+	t.Parallel()
+	q := memQueue(testConfig())
+	sink := newSink()
+	mustAdd(t, q, &queue.Consumer{Tag: "high", Priority: 10, Prefetch: 1, Sink: sink})
+	mustAdd(t, q, &queue.Consumer{Tag: "a", Sink: sink})
+	mustAdd(t, q, &queue.Consumer{Tag: "b", Sink: sink})
+	mustPublish(t, q, "m0", "m1", "m2", "m3", "m4", "m5", "m6")
+	got := tags(sink.take())
+	if got[0] != "high" {
+		t.Fatalf("consumers %q: high did not take the first", got)
+	}
+	for i := 2; i < len(got); i++ {
+		if got[i] == got[i-1] {
+			t.Fatalf("consumers %q: a and b do not take turns", got)
+		}
+	}
+}
+
 // recordingDLX is a dead-letter sink that records what it is given.
 type recordingDLX struct {
 	mu     sync.Mutex
