@@ -86,27 +86,27 @@ func (ch *channel) finishPublish() error {
 		ch.tx.publishes = append(ch.tx.publishes, txPublish{msg: m, mandatory: ch.pub.Mandatory})
 		return nil
 	}
-	_, err = ch.publish(m, ch.pub.Mandatory)
-	return err
+	var out queue.Outcome
+	return ch.publish(m, ch.pub.Mandatory, &out)
 }
 
 // publish routes m to its queues, returns it when mandatory and unroutable,
-// and confirms it in confirm mode.
-func (ch *channel) publish(m *queue.Message, mandatory bool) (queue.Outcome, error) {
+// and confirms it in confirm mode. out receives what the publish came to.
+func (ch *channel) publish(m *queue.Message, mandatory bool, out *queue.Outcome) error {
 	if m.Props.ReplyTo() == replyTo {
 		var err error
 		if m, err = ch.withReplyQueue(m); err != nil {
-			return queue.Outcome{}, err
+			return err
 		}
 	}
 	queues, err := ch.routeMessage(m)
 	if err != nil {
-		return queue.Outcome{}, err.(*wire.Error).WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
+		return err.(*wire.Error).WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
 	}
 	if len(queues) > 0 && m.Props.HasHeaders() {
 		m = withoutBCC(m)
 	}
-	out := queue.Publish(queues, m)
+	queue.Publish(queues, m, out)
 	if !out.Backpressure.Kept() {
 		_ = ch.conn.await(&out.Backpressure) // a failure reaches the publishes' own confirms
 	}
@@ -122,7 +122,7 @@ func (ch *channel) publish(m *queue.Message, mandatory bool) (queue.Outcome, err
 		ch.publishSeq++
 		ch.addConfirm(ch.publishSeq, out.Promises, out.Rejected)
 	}
-	return out, nil
+	return nil
 }
 
 // routeMessage finds m's queues, from the channel's route cache when the
@@ -213,9 +213,9 @@ func (ch *channel) txCommit() error {
 	tx := ch.tx
 	ch.tx = &txState{}
 	var promises queue.Promises
+	var out queue.Outcome
 	for _, p := range tx.publishes {
-		out, err := ch.publish(p.msg, p.mandatory)
-		if err != nil {
+		if err := ch.publish(p.msg, p.mandatory, &out); err != nil {
 			tx.requeueSettles()
 			return err
 		}

@@ -51,9 +51,11 @@ type Outcome struct {
 }
 
 // Publish enqueues m on each of queues and ends the publish: whatever a
-// kind held on m for the publish's sake (see Message.Hold) is released.
-func Publish(queues []Queue, m *Message) Outcome {
-	var out Outcome
+// kind held on m for the publish's sake (see Message.Hold) is released. It
+// sets *out to what the publish came to (out is the caller's, so that the
+// outcome is not copied on every publish).
+func Publish(queues []Queue, m *Message, out *Outcome) {
+	*out = Outcome{}
 	for _, q := range queues {
 		r := q.Enqueue(m)
 		switch r.Result {
@@ -62,9 +64,14 @@ func Publish(queues []Queue, m *Message) Outcome {
 		case Rejected:
 			out.Routed, out.Rejected = true, true
 		}
-		out.Promises.Add(r.Promise)
-		out.Backpressure.Add(r.Backpressure)
+		if !r.Promise.Kept() {
+			out.Promises.Add(r.Promise)
+		}
+		if !r.Backpressure.Kept() {
+			out.Backpressure.Add(r.Backpressure)
+		}
 	}
-	m.routed()
-	return out
+	if m.holder != nil {
+		m.routed()
+	}
 }

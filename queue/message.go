@@ -32,8 +32,6 @@ type Message struct {
 	Props wire.RawProperties
 	// Body is the message body.
 	Body []byte
-	// Persistent is delivery-mode 2.
-	Persistent bool
 	// ID is the message's id in the store of the kind that stored its
 	// body, 0 when it is not stored. The first queue that stores the
 	// message sets it, during the publish.
@@ -135,9 +133,13 @@ func DecodeMessage(data []byte, exchange, routingKey string) (*Message, error) {
 	} else {
 		m.RoutingKey = string(rk)
 	}
-	m.Persistent = m.Props.DeliveryMode() == 2
 	return m, nil
 }
+
+// Persistent reports whether the message has delivery-mode 2. It reads the
+// raw properties (the message keeps no copy, so that it stays in a smaller
+// allocation size class); callers ask it only where it matters.
+func (m *Message) Persistent() bool { return m.Props.DeliveryMode() == 2 }
 
 // Data returns the message's encoded form, what the store keeps.
 func (m *Message) Data() []byte { return m.data }

@@ -54,8 +54,8 @@ func TestMessageRoundTrip(t *testing.T) {
 				if !bytes.Equal(m.Props, tt.props) || !bytes.Equal(m.Body, tt.body) {
 					t.Fatalf("props %x body %x, want %x %x", m.Props, m.Body, tt.props, tt.body)
 				}
-				if m.Persistent != tt.persistent || m.Size() != len(tt.body) || m.ID != 0 {
-					t.Fatalf("persistent %v size %d id %d", m.Persistent, m.Size(), m.ID)
+				if m.Persistent() != tt.persistent || m.Size() != len(tt.body) || m.ID != 0 {
+					t.Fatalf("persistent %v size %d id %d", m.Persistent(), m.Size(), m.ID)
 				}
 				if &m.Data()[0] != &b[0] || len(m.Data()) != len(b) {
 					t.Fatal("the message does not keep the buffer it was decoded from")
@@ -142,6 +142,6 @@ func FuzzDecodeMessage(f *testing.F) {
 		if !bytes.Equal(again.Data(), data) {
 			t.Fatalf("re-encoded %x, decoded from %x", again.Data(), data)
 		}
-		_ = m.Persistent // reading delivery-mode of arbitrary props must not panic
+		_ = m.Persistent() // reading delivery-mode of arbitrary props must not panic
 	})
 }

@@ -106,7 +106,8 @@ func TestPublish(t *testing.T) {
 	later := &fakeQueue{r: Receipt{Result: Enqueued, Promise: Promise{Ledger: l, First: 6, Last: 6}}}
 	m := BuildMessage("x", "k", nil, []byte("body"))
 	m.Hold(h)
-	out := Publish([]Queue{holding, full, gone, later}, m)
+	var out Outcome
+	Publish([]Queue{holding, full, gone, later}, m, &out)
 	if !out.Routed || !out.Rejected {
 		t.Fatalf("outcome %+v, want routed and rejected", out)
 	}
@@ -121,7 +122,7 @@ func TestPublish(t *testing.T) {
 	if h.routed != 1 || m.Holder() != nil {
 		t.Fatalf("holder told %d times, still held %v; want once, released", h.routed, m.Holder())
 	}
-	if out := Publish([]Queue{gone}, BuildMessage("x", "k", nil, nil)); out.Routed || !out.Promises.Kept() {
+	if Publish([]Queue{gone}, BuildMessage("x", "k", nil, nil), &out); out.Routed || !out.Promises.Kept() {
 		t.Fatalf("to a deleted queue only: %+v, want unroutable", out)
 	}
 }

@@ -74,7 +74,8 @@ func publish(t *testing.T, n *node, v *VHost, exchange, key, body string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out := queue.Publish(qs, m); !out.Routed {
+	var out queue.Outcome
+	if queue.Publish(qs, m, &out); !out.Routed {
 		t.Fatalf("%s: not routed", body)
 	}
 }
@@ -148,7 +149,7 @@ func TestLoadRestoresDurableTopology(t *testing.T) {
 	m := persistentMessage(t, "dx", "k", "shared")
 	dq, _ := v.Queue("dq", 0)
 	aeq, _ := v.Queue("aeq", 0)
-	queue.Publish([]queue.Queue{dq, aeq}, m)
+	queue.Publish([]queue.Queue{dq, aeq}, m, &queue.Outcome{})
 	// A transient message on a durable queue is not kept.
 	dq.Enqueue(queue.BuildMessage("dx", "k", nil, []byte("transient")))
 	sharedID := m.ID

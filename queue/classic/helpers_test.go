@@ -310,5 +310,7 @@ func publish(m *queue.Message, qs ...*Queue) queue.Outcome {
 	for i, q := range qs {
 		dests[i] = q
 	}
-	return queue.Publish(dests, m)
+	var out queue.Outcome
+	queue.Publish(dests, m, &out)
+	return out
 }

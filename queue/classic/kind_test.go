@@ -350,7 +350,7 @@ func TestTransientOverflowDroppedOnRecover(t *testing.T) {
 		if e.Redelivered != (string(e.Msg.Body) != "new") {
 			t.Fatalf("%s: redelivered %v", e.Msg.Body, e.Redelivered)
 		}
-		if string(e.Msg.Body) != "new" && (!e.Msg.Persistent || e.Msg.ID != e.ID || e.Msg.Exchange != "ex" || e.Msg.RoutingKey != "rk") {
+		if string(e.Msg.Body) != "new" && (!e.Msg.Persistent() || e.Msg.ID != e.ID || e.Msg.Exchange != "ex" || e.Msg.RoutingKey != "rk") {
 			t.Fatalf("%s: recovered message %+v", e.Msg.Body, e.Msg)
 		}
 	}

@@ -11,16 +11,27 @@ import (
 	"github.com/warrenmq/warren/queue"
 )
 
-// consumer is the queue's record of one of its consumers.
+// consumer is the queue's record of one of its consumers. It copies what
+// dispatch reads of the front end's queue.Consumer, so that offering a
+// message touches one small struct.
 type consumer struct {
-	*queue.Consumer
-	unacked int  // deliveries not settled yet
-	blocked bool // the sink refused a delivery: wait for Resume
+	qc        *queue.Consumer
+	sink      queue.Sink
+	priority  int
+	prefetch  int
+	unacked   int // deliveries not settled yet
+	noAck     bool
+	exclusive bool
+	blocked   bool // the sink refused a delivery: wait for Resume
+}
+
+func newConsumer(qc *queue.Consumer) *consumer {
+	return &consumer{qc: qc, sink: qc.Sink, priority: qc.Priority, prefetch: qc.Prefetch, noAck: qc.NoAck, exclusive: qc.Exclusive}
 }
 
 // hasCreditLocked reports whether the queue may offer c a message.
 func (c *consumer) hasCreditLocked() bool {
-	return !c.blocked && (c.NoAck || c.Prefetch == 0 || c.unacked < c.Prefetch)
+	return !c.blocked && (c.noAck || c.prefetch == 0 || c.unacked < c.prefetch)
 }
 
 // Queue is a classic queue. It implements queue.Queue.
@@ -107,7 +118,7 @@ func (q *Queue) enqueueLocked(m *queue.Message) queue.Receipt {
 	r := queue.Receipt{Result: queue.Enqueued}
 	if st := q.store(); st != nil {
 		wrote := false
-		if m.Persistent && q.cfg.Durable {
+		if q.cfg.Durable && m.Persistent() {
 			var first persistence.Ticket
 			if m.Holder() != q.kind {
 				// Not stored by a queue of this publish (m.ID, if set, is
@@ -260,13 +271,13 @@ func (q *Queue) dispatch(deferLower bool) (deferred bool) {
 		if !ok {
 			return
 		}
-		if !c.Sink.Deliver(c.Consumer, e) {
+		if !c.sink.Deliver(c.qc, e) {
 			c.blocked = true
 			q.unpopLocked(e)
 			continue
 		}
 		q.delivered.Add(1)
-		if c.NoAck {
+		if c.noAck {
 			q.settleLocked(e)
 		} else {
 			c.unacked++
@@ -287,16 +298,16 @@ func (q *Queue) pickLocked() (c *consumer, rr int, overtakes bool) {
 	if n == 0 {
 		return nil, q.rr, false
 	}
-	if q.cfg.SingleActiveConsumer || q.consumers[0].Exclusive {
+	if q.cfg.SingleActiveConsumer || q.consumers[0].exclusive {
 		if c := q.consumers[0]; c.hasCreditLocked() {
 			return c, q.rr, false
 		}
 		return nil, q.rr, false
 	}
 	for start := 0; start < n; {
-		p := q.consumers[start].Priority
+		p := q.consumers[start].priority
 		end := start + 1
-		for end < n && q.consumers[end].Priority == p {
+		for end < n && q.consumers[end].priority == p {
 			end++
 		}
 		size := end - start
@@ -321,15 +332,15 @@ func (q *Queue) AddConsumer(qc *queue.Consumer, started func()) error {
 	if q.deleted {
 		return wire.Errorf(wire.NotFound, "no "+q.describe())
 	}
-	if len(q.consumers) > 0 && (qc.Exclusive || q.consumers[0].Exclusive) {
+	if len(q.consumers) > 0 && (qc.Exclusive || q.consumers[0].exclusive) {
 		return wire.Errorf(wire.AccessRefused, q.describe()+" in exclusive use")
 	}
-	c := &consumer{Consumer: qc}
+	c := newConsumer(qc)
 	// Keep highest priority first; equal priorities in arrival order. A
 	// single-active-consumer queue keeps arrival order only.
 	i := len(q.consumers)
 	if !q.cfg.SingleActiveConsumer {
-		i = slices.IndexFunc(q.consumers, func(o *consumer) bool { return o.Priority < c.Priority })
+		i = slices.IndexFunc(q.consumers, func(o *consumer) bool { return o.priority < c.priority })
 		if i < 0 {
 			i = len(q.consumers)
 		}
@@ -523,7 +534,7 @@ func (q *Queue) Delete(ifUnused, ifEmpty bool) (int, error) {
 	q.mu.Unlock()
 	q.forget(dropped)
 	for _, c := range consumers {
-		c.Sink.Cancelled(c.Consumer)
+		c.sink.Cancelled(c.qc)
 	}
 	return len(dropped), nil
 }
