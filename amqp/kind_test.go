@@ -429,8 +429,8 @@ func (q *memoQueue) Settle(c *queue.Consumer, entries []queue.Entry, how queue.S
 	}
 	q.dispatchLocked()
 	q.mu.Unlock()
-	if len(discarded) > 0 && q.cfg.DeadLetter != nil {
-		q.cfg.DeadLetter.DeadLetter(q, queue.ReasonRejected, discarded)
+	if len(discarded) > 0 && q.cfg.DeadLetterSink != nil {
+		q.cfg.DeadLetterSink.DeadLetter(q, queue.ReasonRejected, discarded)
 	}
 }
 

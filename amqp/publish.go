@@ -40,6 +40,12 @@ func (ch *channel) publishHeader(payload []byte) error {
 		return wire.Errorf(wire.PreconditionFailed, "user_id property set to '"+uid+"' but authenticated user was '"+
 			ch.conn.user.Name+"'").WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
 	}
+	if _, present, problem := h.Props.ExpirationMillis(); present && problem != "" {
+		exp, _ := h.Props.Expiration()
+		ch.content = awaitMethod
+		return wire.Errorf(wire.PreconditionFailed, "invalid expiration '"+exp+"': "+problem).
+			WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
+	}
 	// The buffer grows as body frames arrive, past a first allocation
 	// that fits most messages whole: a header announcing a large body
 	// does not reserve it before it comes.
@@ -156,16 +162,11 @@ func withoutBCC(m *queue.Message) *queue.Message {
 	if _, ok := h["BCC"]; !ok {
 		return m
 	}
-	p, err := m.Props.Decode()
+	out, err := queue.Rewrite(m, m.Exchange, m.RoutingKey, func(p *wire.Properties) { delete(p.Headers, "BCC") })
 	if err != nil {
 		return m
 	}
-	delete(p.Headers, "BCC")
-	raw, err := p.Append(nil)
-	if err != nil {
-		return m
-	}
-	return queue.BuildMessage(m.Exchange, m.RoutingKey, raw, m.Body)
+	return out
 }
 
 // txState is a channel's open transaction.
@@ -273,16 +274,7 @@ func (ch *channel) withReplyQueue(m *queue.Message) (*queue.Message, error) {
 	if name == "" {
 		return nil, wire.Errorf(wire.PreconditionFailed, "fast reply consumer does not exist").WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
 	}
-	p, err := m.Props.Decode()
-	if err != nil {
-		return nil, err
-	}
-	p.ReplyTo = name
-	raw, err := p.Append(nil)
-	if err != nil {
-		return nil, err
-	}
-	return queue.BuildMessage(m.Exchange, m.RoutingKey, raw, m.Body), nil
+	return queue.Rewrite(m, m.Exchange, m.RoutingKey, func(p *wire.Properties) { p.ReplyTo = name })
 }
 
 // await blocks the reader until the promises are kept and returns the

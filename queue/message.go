@@ -160,12 +160,34 @@ type Entry struct {
 	// for it (0 when it does not).
 	ID uint64
 	// Size is the body size (known even while paged out).
-	Size        int64
+	Size int64
+	// Expires is when the message expires (unix milliseconds), 0 never.
+	Expires int64
+	// Returns is how often the message came back to the queue
+	// (x-delivery-count).
+	Returns     uint32
+	Priority    uint8
 	Redelivered bool
 }
 
-// BuildMessage makes a message from parts (for messages the broker
-// rewrites, such as a reply-to or a header change).
+// Rewrite returns a new message with m's body, published to exchange with
+// routingKey and with m's properties as edit changes them: for the
+// messages the broker changes (a dead letter, a reply-to, a header added or
+// removed). m itself is shared with other queues and never changed.
+func Rewrite(m *Message, exchange, routingKey string, edit func(p *wire.Properties)) (*Message, error) {
+	p, err := m.Props.Decode()
+	if err != nil {
+		return nil, err
+	}
+	edit(&p)
+	raw, err := p.Append(nil)
+	if err != nil {
+		return nil, err
+	}
+	return BuildMessage(exchange, routingKey, raw, m.Body), nil
+}
+
+// BuildMessage makes a message from parts.
 func BuildMessage(exchange, routingKey string, props wire.RawProperties, body []byte) *Message {
 	b, off := AllocMessage(exchange, routingKey, len(props), len(body))
 	copy(b[off:], props)

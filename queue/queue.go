@@ -68,6 +68,26 @@ type Config struct {
 	Kind string
 	// Owner is the connection that owns an exclusive queue, 0 for none.
 	Owner uint64
+	// Settings are the queue's effective settings.
+	Settings
+	// OnAutoDelete runs (without the queue's lock) when an auto-delete queue
+	// loses its last consumer and deletes itself.
+	OnAutoDelete func(q Queue)
+	// DeadLetterSink receives the messages the queue discards while it
+	// dead-letters (Settings.DeadLetterExchange); nil drops them.
+	DeadLetterSink DeadLetterSink
+	// ID is the kind's own id for the queue, kept with its definition: 0
+	// asks the kind for a new one, which it sets here.
+	ID uint64
+	// Recover says that the queue existed before the node restarted: the
+	// kind loads what it kept of it.
+	Recover bool
+}
+
+// Settings are what a queue does with its messages, from its arguments
+// (and, later, policies) as the virtual host resolved them. Their zero
+// value is not "no limits": use NoSettings.
+type Settings struct {
 	// MaxLength and MaxLengthBytes bound the ready messages (count, body
 	// bytes); negative means no limit. Overflow says what happens at the
 	// limit.
@@ -77,18 +97,32 @@ type Config struct {
 	// SingleActiveConsumer is x-single-active-consumer: one consumer at a
 	// time gets messages; the next takes over when it goes.
 	SingleActiveConsumer bool
-	// OnAutoDelete runs (without the queue's lock) when an auto-delete queue
-	// loses its last consumer and deletes itself.
-	OnAutoDelete func(q Queue)
-	// DeadLetter receives the messages the queue discards; nil drops them.
-	DeadLetter DeadLetterSink
-	// ID is the kind's own id for the queue, kept with its definition: 0
-	// asks the kind for a new one, which it sets here.
-	ID uint64
-	// Recover says that the queue existed before the node restarted: the
-	// kind loads what it kept of it.
-	Recover bool
+	// MessageTTL is x-message-ttl in milliseconds; negative means none.
+	// A message's own expiration applies too: the lower one wins.
+	MessageTTL int64
+	// Expires is x-expires in milliseconds: the queue is deleted once it
+	// has been unused that long. Zero means never.
+	Expires int64
+	// DeadLetter is set when the queue has x-dead-letter-exchange:
+	// messages it discards (rejected, expired, dropped at the length limit,
+	// past the delivery limit) go to DeadLetterExchange ("" is the default
+	// exchange), with DeadLetterRoutingKey in place of their routing keys
+	// when HasDeadLetterRoutingKey.
+	DeadLetter              bool
+	DeadLetterExchange      string
+	DeadLetterRoutingKey    string
+	HasDeadLetterRoutingKey bool
+	// MaxPriority is x-max-priority: messages are offered highest priority
+	// first; 0 means priorities are ignored.
+	MaxPriority uint8
+	// DeliveryLimit is x-delivery-limit: a message returned to the queue
+	// more often than this is dead-lettered (reason delivery_limit) instead;
+	// negative means no limit.
+	DeliveryLimit int64
 }
+
+// NoSettings are the settings of a queue declared without arguments.
+var NoSettings = Settings{MaxLength: -1, MaxLengthBytes: -1, MessageTTL: -1, DeliveryLimit: -1}
 
 // Overflow is a queue's behaviour at its length limit (x-overflow).
 type Overflow uint8
@@ -228,4 +262,7 @@ type Stats struct {
 	// them held in memory (the rest is paged out to a store).
 	ReadyBytes int64
 	Resident   int64
+	// LastUsed is when a consumer was last added or removed or a
+	// basic.get was made; zero when never (x-expires counts from it).
+	LastUsed time.Time
 }

@@ -10,44 +10,55 @@ import (
 
 // equivalentQueueArgs are the arguments a redeclare must repeat exactly.
 var equivalentQueueArgs = []string{
-	"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-expires", "x-max-length", "x-max-length-bytes",
-	"x-max-priority", "x-message-ttl", "x-overflow", "x-queue-type", "x-single-active-consumer",
+	"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-delivery-limit", "x-expires", "x-max-length",
+	"x-max-length-bytes", "x-max-priority", "x-message-ttl", "x-overflow", "x-queue-type", "x-single-active-consumer",
 }
 
 // queueArgs are a queue's parsed arguments.
 type queueArgs struct {
-	kind                 string // x-queue-type, a registered kind
-	singleActiveConsumer bool
-	maxLength            int64 // -1: none
-	maxLengthBytes       int64 // -1: none
-	overflow             queue.Overflow
+	kind string // x-queue-type, a registered kind
+	queue.Settings
 }
 
 // validateQueueArgs checks the arguments RabbitMQ checks and parses the ones
-// Warren acts on; x-queue-type must name one of kinds. Unknown arguments are
-// accepted and ignored, as in RabbitMQ.
+// Warren acts on into the queue's settings; x-queue-type must name one of
+// kinds. Unknown arguments are accepted and ignored, as in RabbitMQ. This is
+// the one place a queue's settings come from, so that policies can feed the
+// same keys through it later.
 func validateQueueArgs(kinds *queue.Kinds, what string, args wire.Table) (queueArgs, error) {
-	qa := queueArgs{kind: queue.DefaultKind, maxLength: -1, maxLengthBytes: -1}
+	qa := queueArgs{kind: queue.DefaultKind, Settings: queue.NoSettings}
 	for k, v := range args {
 		var problem string
 		switch k {
 		case "x-expires":
-			problem = intArg(v, 1, math.MaxInt64)
-		case "x-message-ttl", "x-consumer-timeout":
+			if problem = intArg(v, 1, math.MaxInt64); problem == "" {
+				qa.Expires, _ = intValue(v)
+			}
+		case "x-message-ttl":
+			if problem = intArg(v, 0, math.MaxInt64); problem == "" {
+				qa.MessageTTL, _ = intValue(v)
+			}
+		case "x-consumer-timeout":
 			problem = intArg(v, 0, math.MaxInt64)
 		case "x-max-length":
 			if problem = intArg(v, 0, math.MaxInt64); problem == "" {
-				qa.maxLength, _ = intValue(v)
+				qa.MaxLength, _ = intValue(v)
 			}
 		case "x-max-length-bytes":
 			if problem = intArg(v, 0, math.MaxInt64); problem == "" {
-				qa.maxLengthBytes, _ = intValue(v)
+				qa.MaxLengthBytes, _ = intValue(v)
+			}
+		case "x-delivery-limit":
+			if problem = intArg(v, 0, math.MaxInt64); problem == "" {
+				qa.DeliveryLimit, _ = intValue(v)
 			}
 		case "x-max-priority":
 			if problem = intArg(v, 0, math.MaxInt64); problem == "" {
-				if n, _ := intValue(v); n > 255 {
+				n, _ := intValue(v)
+				if n > 255 {
 					problem = "{max_value_exceeded," + strconv.FormatInt(n, 10) + "}"
 				}
+				qa.MaxPriority = uint8(n)
 			}
 		case "x-overflow":
 			s, ok := v.(string)
@@ -55,18 +66,26 @@ func validateQueueArgs(kinds *queue.Kinds, what string, args wire.Table) (queueA
 			case !ok:
 				problem = "{unacceptable_type," + typeName(v) + "}"
 			case s == "drop-head":
-				qa.overflow = queue.DropHead
+				qa.Overflow = queue.DropHead
 			case s == "reject-publish":
-				qa.overflow = queue.RejectPublish
+				qa.Overflow = queue.RejectPublish
 			case s == "reject-publish-dlx":
-				qa.overflow = queue.RejectPublishDLX
+				qa.Overflow = queue.RejectPublishDLX
 			default:
 				problem = "invalid_overflow"
 			}
-		case "x-dead-letter-exchange", "x-dead-letter-routing-key":
-			if _, ok := v.(string); !ok {
+		case "x-dead-letter-exchange":
+			s, ok := v.(string)
+			if !ok {
 				problem = "{unacceptable_type," + typeName(v) + "}"
 			}
+			qa.DeadLetter, qa.DeadLetterExchange = ok, s
+		case "x-dead-letter-routing-key":
+			s, ok := v.(string)
+			if !ok {
+				problem = "{unacceptable_type," + typeName(v) + "}"
+			}
+			qa.HasDeadLetterRoutingKey, qa.DeadLetterRoutingKey = ok, s
 		case "x-queue-mode":
 			s, ok := v.(string)
 			switch {
@@ -80,7 +99,7 @@ func validateQueueArgs(kinds *queue.Kinds, what string, args wire.Table) (queueA
 			if !ok {
 				problem = "{unacceptable_type," + typeName(v) + "}"
 			}
-			qa.singleActiveConsumer = b
+			qa.SingleActiveConsumer = b
 		case "x-queue-type":
 			s, ok := v.(string)
 			switch {
@@ -96,10 +115,8 @@ func validateQueueArgs(kinds *queue.Kinds, what string, args wire.Table) (queueA
 			return qa, wire.Errorf(wire.PreconditionFailed, "invalid arg '"+k+"' for "+what+": "+problem)
 		}
 	}
-	if _, ok := args["x-dead-letter-routing-key"]; ok {
-		if _, ok := args["x-dead-letter-exchange"]; !ok {
-			return qa, wire.Errorf(wire.PreconditionFailed, "invalid arg 'x-dead-letter-routing-key' for "+what+": routing_key_but_no_dlx_defined")
-		}
+	if qa.HasDeadLetterRoutingKey && !qa.DeadLetter {
+		return qa, wire.Errorf(wire.PreconditionFailed, "invalid arg 'x-dead-letter-routing-key' for "+what+": routing_key_but_no_dlx_defined")
 	}
 	return qa, nil
 }

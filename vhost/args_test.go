@@ -16,7 +16,12 @@ func TestValidateQueueArgs(t *testing.T) {
 	invalid := func(arg, problem string) string {
 		return "PRECONDITION_FAILED - invalid arg '" + arg + "' for " + what + ": " + problem
 	}
-	none := queueArgs{kind: queue.DefaultKind, maxLength: -1, maxLengthBytes: -1}
+	none := queueArgs{kind: queue.DefaultKind, Settings: queue.NoSettings}
+	with := func(edit func(s *queue.Settings)) queueArgs {
+		qa := none
+		edit(&qa.Settings)
+		return qa
+	}
 	tests := []struct {
 		name     string
 		args     wire.Table
@@ -26,38 +31,42 @@ func TestValidateQueueArgs(t *testing.T) {
 		{name: "no arguments", args: nil, want: none},
 		{name: "unknown arguments are ignored", args: wire.Table{"x-custom": "v"}, want: none},
 
-		{name: "x-max-length long", args: wire.Table{"x-max-length": int64(5)}, want: queueArgs{kind: queue.DefaultKind, maxLength: 5, maxLengthBytes: -1}},
-		{name: "x-max-length byte", args: wire.Table{"x-max-length": int8(3)}, want: queueArgs{kind: queue.DefaultKind, maxLength: 3, maxLengthBytes: -1}},
-		{name: "x-max-length unsigned short", args: wire.Table{"x-max-length": uint16(7)}, want: queueArgs{kind: queue.DefaultKind, maxLength: 7, maxLengthBytes: -1}},
-		{name: "x-max-length zero", args: wire.Table{"x-max-length": int32(0)}, want: queueArgs{kind: queue.DefaultKind, maxLength: 0, maxLengthBytes: -1}},
+		{name: "x-max-length long", args: wire.Table{"x-max-length": int64(5)}, want: with(func(s *queue.Settings) { s.MaxLength = 5 })},
+		{name: "x-max-length byte", args: wire.Table{"x-max-length": int8(3)}, want: with(func(s *queue.Settings) { s.MaxLength = 3 })},
+		{name: "x-max-length unsigned short", args: wire.Table{"x-max-length": uint16(7)}, want: with(func(s *queue.Settings) { s.MaxLength = 7 })},
+		{name: "x-max-length zero", args: wire.Table{"x-max-length": int32(0)}, want: with(func(s *queue.Settings) { s.MaxLength = 0 })},
 		{name: "x-max-length negative", args: wire.Table{"x-max-length": int32(-1)}, wantText: invalid("x-max-length", "{value_negative,-1}")},
-		{name: "x-max-length-bytes", args: wire.Table{"x-max-length-bytes": uint32(1 << 20)}, want: queueArgs{kind: queue.DefaultKind, maxLength: -1, maxLengthBytes: 1 << 20}},
+		{name: "x-max-length-bytes", args: wire.Table{"x-max-length-bytes": uint32(1 << 20)}, want: with(func(s *queue.Settings) { s.MaxLengthBytes = 1 << 20 })},
 		{name: "x-max-length-bytes negative", args: wire.Table{"x-max-length-bytes": int64(-5)}, wantText: invalid("x-max-length-bytes", "{value_negative,-5}")},
 
-		{name: "x-expires", args: wire.Table{"x-expires": int32(1000)}, want: none},
+		{name: "x-expires", args: wire.Table{"x-expires": int32(1000)}, want: with(func(s *queue.Settings) { s.Expires = 1000 })},
 		{name: "x-expires zero", args: wire.Table{"x-expires": int32(0)}, wantText: invalid("x-expires", "{value_zero,0}")},
 		{name: "x-expires negative", args: wire.Table{"x-expires": int64(-2)}, wantText: invalid("x-expires", "{value_negative,-2}")},
-		{name: "x-message-ttl zero", args: wire.Table{"x-message-ttl": int32(0)}, want: none},
-		{name: "x-message-ttl large", args: wire.Table{"x-message-ttl": int64(math.MaxInt64)}, want: none},
+		{name: "x-message-ttl zero", args: wire.Table{"x-message-ttl": int32(0)}, want: with(func(s *queue.Settings) { s.MessageTTL = 0 })},
+		{name: "x-message-ttl large", args: wire.Table{"x-message-ttl": int64(math.MaxInt64)}, want: with(func(s *queue.Settings) { s.MessageTTL = math.MaxInt64 })},
 		{name: "x-message-ttl negative", args: wire.Table{"x-message-ttl": int16(-1)}, wantText: invalid("x-message-ttl", "{value_negative,-1}")},
 		{name: "x-consumer-timeout", args: wire.Table{"x-consumer-timeout": int64(60000)}, want: none},
 
-		{name: "x-max-priority", args: wire.Table{"x-max-priority": uint8(10)}, want: none},
-		{name: "x-max-priority 255", args: wire.Table{"x-max-priority": int32(255)}, want: none},
+		{name: "x-max-priority", args: wire.Table{"x-max-priority": uint8(10)}, want: with(func(s *queue.Settings) { s.MaxPriority = 10 })},
+		{name: "x-max-priority 255", args: wire.Table{"x-max-priority": int32(255)}, want: with(func(s *queue.Settings) { s.MaxPriority = 255 })},
+		{name: "x-delivery-limit", args: wire.Table{"x-delivery-limit": int32(3)}, want: with(func(s *queue.Settings) { s.DeliveryLimit = 3 })},
+		{name: "x-delivery-limit negative", args: wire.Table{"x-delivery-limit": int32(-1)}, wantText: invalid("x-delivery-limit", "{value_negative,-1}")},
 		{name: "x-max-priority 256", args: wire.Table{"x-max-priority": int32(256)}, wantText: invalid("x-max-priority", "{max_value_exceeded,256}")},
 		{name: "x-max-priority negative", args: wire.Table{"x-max-priority": int32(-3)}, wantText: invalid("x-max-priority", "{value_negative,-3}")},
 
-		{name: "x-overflow drop-head", args: wire.Table{"x-overflow": "drop-head"}, want: queueArgs{kind: queue.DefaultKind, maxLength: -1, maxLengthBytes: -1, overflow: queue.DropHead}},
-		{name: "x-overflow reject-publish", args: wire.Table{"x-overflow": "reject-publish"}, want: queueArgs{kind: queue.DefaultKind, maxLength: -1, maxLengthBytes: -1, overflow: queue.RejectPublish}},
-		{name: "x-overflow reject-publish-dlx", args: wire.Table{"x-overflow": "reject-publish-dlx"}, want: queueArgs{kind: queue.DefaultKind, maxLength: -1, maxLengthBytes: -1, overflow: queue.RejectPublishDLX}},
+		{name: "x-overflow drop-head", args: wire.Table{"x-overflow": "drop-head"}, want: none},
+		{name: "x-overflow reject-publish", args: wire.Table{"x-overflow": "reject-publish"}, want: with(func(s *queue.Settings) { s.Overflow = queue.RejectPublish })},
+		{name: "x-overflow reject-publish-dlx", args: wire.Table{"x-overflow": "reject-publish-dlx"}, want: with(func(s *queue.Settings) { s.Overflow = queue.RejectPublishDLX })},
 		{name: "x-overflow not a string", args: wire.Table{"x-overflow": int32(1)}, wantText: invalid("x-overflow", "{unacceptable_type,signedint}")},
 
-		{name: "x-single-active-consumer", args: wire.Table{"x-single-active-consumer": true}, want: queueArgs{kind: queue.DefaultKind, maxLength: -1, maxLengthBytes: -1, singleActiveConsumer: true}},
+		{name: "x-single-active-consumer", args: wire.Table{"x-single-active-consumer": true}, want: with(func(s *queue.Settings) { s.SingleActiveConsumer = true })},
 		{name: "x-single-active-consumer false", args: wire.Table{"x-single-active-consumer": false}, want: none},
 		{name: "x-single-active-consumer not a bool", args: wire.Table{"x-single-active-consumer": "true"}, wantText: invalid("x-single-active-consumer", "{unacceptable_type,longstr}")},
 
-		{name: "dead-letter exchange and key", args: wire.Table{"x-dead-letter-exchange": "dlx", "x-dead-letter-routing-key": "dead"}, want: none},
-		{name: "dead-letter exchange alone", args: wire.Table{"x-dead-letter-exchange": ""}, want: none},
+		{name: "dead-letter exchange and key", args: wire.Table{"x-dead-letter-exchange": "dlx", "x-dead-letter-routing-key": "dead"}, want: with(func(s *queue.Settings) {
+			s.DeadLetter, s.DeadLetterExchange, s.HasDeadLetterRoutingKey, s.DeadLetterRoutingKey = true, "dlx", true, "dead"
+		})},
+		{name: "dead-letter exchange alone", args: wire.Table{"x-dead-letter-exchange": ""}, want: with(func(s *queue.Settings) { s.DeadLetter = true })},
 		{name: "dead-letter exchange not a string", args: wire.Table{"x-dead-letter-exchange": int32(1)}, wantText: invalid("x-dead-letter-exchange", "{unacceptable_type,signedint}")},
 		{name: "dead-letter key not a string", args: wire.Table{"x-dead-letter-exchange": "dlx", "x-dead-letter-routing-key": true}, wantText: invalid("x-dead-letter-routing-key", "{unacceptable_type,bool}")},
 		{name: "x-queue-mode", args: wire.Table{"x-queue-mode": "lazy"}, want: none},
@@ -72,7 +81,10 @@ func TestValidateQueueArgs(t *testing.T) {
 			"x-max-length": int64(10), "x-max-length-bytes": int64(1000), "x-overflow": "reject-publish",
 			"x-single-active-consumer": true, "x-message-ttl": int32(5), "x-expires": int32(10),
 			"x-max-priority": int8(5), "x-dead-letter-exchange": "dlx", "x-queue-type": "classic",
-		}, want: queueArgs{kind: queue.DefaultKind, maxLength: 10, maxLengthBytes: 1000, overflow: queue.RejectPublish, singleActiveConsumer: true}},
+		}, want: with(func(s *queue.Settings) {
+			s.MaxLength, s.MaxLengthBytes, s.Overflow, s.SingleActiveConsumer = 10, 1000, queue.RejectPublish, true
+			s.MessageTTL, s.Expires, s.MaxPriority, s.DeadLetter, s.DeadLetterExchange = 5, 10, 5, true, "dlx"
+		})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,6 +29,12 @@ const linearDedupMax = 16
 // result depends only on the exchange, the routing key and Generation, so a
 // publisher may reuse it.
 func (v *VHost) Route(exchangeName, routingKey string, props wire.RawProperties, out []queue.Queue, sc *RouteScratch) (res []queue.Queue, cacheable bool, err error) {
+	return v.route(exchangeName, routingKey, props, out, sc, false)
+}
+
+// route is Route; the broker's own publishes (dead letters) may go to an
+// internal exchange (internalOK), as in RabbitMQ.
+func (v *VHost) route(exchangeName, routingKey string, props wire.RawProperties, out []queue.Queue, sc *RouteScratch, internalOK bool) (res []queue.Queue, cacheable bool, err error) {
 	var headers wire.Table
 	headersRead := false
 	readHeaders := func() wire.Table {
@@ -70,7 +76,7 @@ func (v *VHost) Route(exchangeName, routingKey string, props wire.RawProperties,
 	if x == nil {
 		return out, false, v.exchangeNotFound(exchangeName)
 	}
-	if x.internal {
+	if x.internal && !internalOK {
 		return out, false, wire.Errorf(wire.AccessRefused, "cannot publish to internal exchange '"+exchangeName+"' in vhost '"+v.name+"'")
 	}
 	sc.exchanges = append(sc.exchanges[:0], x)

@@ -162,7 +162,7 @@ func TestRouteAppendsToOut(t *testing.T) {
 	t.Parallel()
 	v := routingTopology(t)
 	q1, _ := v.Queue("q1", 0)
-	other, err := classic.NewKind(classic.Options{}).New(queue.Config{Name: "outside", MaxLength: -1, MaxLengthBytes: -1})
+	other, err := classic.NewKind(classic.Options{}).New(queue.Config{Name: "outside", Settings: queue.NoSettings})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,6 +73,9 @@ type VHost struct {
 	// gen changes whenever routing may change (bindings, exchanges, queues),
 	// so that publishers' route caches know to drop what they hold.
 	gen atomic.Uint64
+
+	cycles cyclesLogged           // dead-letter cycles logged
+	leases map[queue.Queue]*lease // of x-expires queues, under mu
 }
 
 func newVHost(name string, d Deps) *VHost {
@@ -355,12 +358,17 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (queue.Queue, error) {
 			return nil, err
 		}
 		if passive {
+			v.touchLocked(q)
 			return q, nil
 		}
 		if s.Exclusive != q.Config().Exclusive {
 			return nil, v.lockedErr(q)
 		}
-		return q, v.queueEquivalent(q, s)
+		if err := v.queueEquivalent(q, s); err != nil {
+			return nil, err
+		}
+		v.touchLocked(q)
+		return q, nil
 	}
 	if passive {
 		return nil, v.queueNotFound(s.Name)
@@ -371,6 +379,7 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (queue.Queue, error) {
 	}
 	if err := v.saveQueueLocked(q); err != nil {
 		delete(v.queues, q.Name())
+		v.endLeaseLocked(q)
 		_, _ = q.Delete(false, false)
 		return nil, err
 	}
@@ -387,9 +396,8 @@ func (v *VHost) createQueueLocked(s QueueSpec, id uint64, recover bool) (queue.Q
 	}
 	cfg := queue.Config{
 		Name: s.Name, VHost: v.name, Durable: s.Durable, Exclusive: s.Exclusive, AutoDelete: s.AutoDelete,
-		Args: s.Args, Kind: args.kind, SingleActiveConsumer: args.singleActiveConsumer, Owner: s.Owner,
-		MaxLength: args.maxLength, MaxLengthBytes: args.maxLengthBytes, Overflow: args.overflow,
-		OnAutoDelete: v.autoDeleted, DeadLetter: v, ID: id, Recover: recover,
+		Args: s.Args, Kind: args.kind, Owner: s.Owner, Settings: args.Settings,
+		OnAutoDelete: v.autoDeleted, DeadLetterSink: v, ID: id, Recover: recover,
 	}
 	if !s.Exclusive {
 		cfg.Owner = 0
@@ -399,6 +407,7 @@ func (v *VHost) createQueueLocked(s QueueSpec, id uint64, recover bool) (queue.Q
 		return nil, err
 	}
 	v.queues[s.Name] = q
+	v.touchLocked(q)
 	v.gen.Add(1)
 	return q, nil
 }
@@ -489,6 +498,7 @@ func (v *VHost) forgetQueueLocked(q queue.Queue) error {
 		return nil
 	}
 	delete(v.queues, q.Name())
+	v.endLeaseLocked(q)
 	v.gen.Add(1)
 	var err error
 	if persistentQueue(q) {
@@ -627,9 +637,3 @@ func generateName(prefix string) string {
 
 // GenerateName is generateName for other packages (consumer tags).
 func GenerateName(prefix string) string { return generateName(prefix) }
-
-// DeadLetter implements queue.DeadLetterSink for the virtual host's queues.
-// Routing to a queue's x-dead-letter-exchange is not built yet: the
-// messages are dropped, as RabbitMQ drops what a queue without a
-// dead-letter exchange discards.
-func (v *VHost) DeadLetter(q queue.Queue, reason queue.Reason, msgs []*queue.Message) {}

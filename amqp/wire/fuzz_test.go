@@ -71,7 +71,11 @@ func FuzzReadFrame(f *testing.F) {
 							t.Fatalf("validated properties failed to decode: %v", err)
 						}
 						h.Props.DeliveryMode()
-						h.Props.Expiration()
+						exp, hasExp := h.Props.Expiration()
+						ms, present, problem := h.Props.ExpirationMillis()
+						if present != hasExp || problem == "" && ms < 0 || problem != "" && ms != 0 {
+							t.Fatalf("expiration %q read as %d, %v, %q", exp, ms, present, problem)
+						}
 					}
 				}
 			}

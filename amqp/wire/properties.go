@@ -2,6 +2,8 @@ package wire
 
 import (
 	"encoding/binary"
+	"math"
+	"strconv"
 	"time"
 )
 
@@ -192,6 +194,42 @@ func (p RawProperties) Expiration() (string, bool) {
 		return string(f[1:]), true
 	}
 	return "", false
+}
+
+// ExpirationMillis reads the expiration property as RabbitMQ does
+// (rabbit_basic:parse_expiration): a decimal number of milliseconds,
+// optionally signed. present is false when the property is absent; problem,
+// when not "", is RabbitMQ's term for an invalid value (no_integer,
+// {value_negative,N} or {leftover_string,"..."}). Values past the int64
+// range saturate. It does not allocate.
+func (p RawProperties) ExpirationMillis() (ms int64, present bool, problem string) {
+	f := p.field(propExpiration)
+	if f == nil {
+		return 0, false, ""
+	}
+	s := f[1:]
+	i, neg := 0, false
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		neg = s[i] == '-'
+		i++
+	}
+	start := i
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		if ms > (math.MaxInt64-9)/10 {
+			ms = math.MaxInt64 // far beyond any timer: saturate
+			continue
+		}
+		ms = ms*10 + int64(s[i]-'0')
+	}
+	switch {
+	case i == start:
+		return 0, true, "no_integer"
+	case i < len(s):
+		return 0, true, "{leftover_string," + strconv.Quote(string(s[i:])) + "}"
+	case neg && ms != 0:
+		return 0, true, "{value_negative,-" + strconv.FormatInt(ms, 10) + "}"
+	}
+	return ms, true, ""
 }
 
 // ReplyTo returns the reply-to property, "" if absent.

@@ -359,3 +359,52 @@ func TestFloatEncodings(t *testing.T) {
 		t.Fatal("NaN lost")
 	}
 }
+
+func TestExpirationMillis(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		exp     string
+		absent  bool
+		ms      int64
+		problem string
+	}{
+		{absent: true},
+		{exp: "0", ms: 0},
+		{exp: "60000", ms: 60000},
+		{exp: "+5", ms: 5},
+		{exp: "-0", ms: 0},
+		{exp: "99999999999999999999999", ms: math.MaxInt64},
+		{exp: "", problem: "no_integer"},
+		{exp: "abc", problem: "no_integer"},
+		{exp: "-", problem: "no_integer"},
+		{exp: "-5", problem: "{value_negative,-5}"},
+		{exp: "10s", problem: `{leftover_string,"s"}`},
+		{exp: "1.5", problem: `{leftover_string,".5"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.exp, func(t *testing.T) {
+			t.Parallel()
+			var raw RawProperties
+			if tt.exp == "" && !tt.absent {
+				raw = withEmptyExpiration(t) // Append leaves an empty string out
+			} else {
+				b, err := (&Properties{Expiration: tt.exp}).Append(nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw = b
+			}
+			ms, present, problem := raw.ExpirationMillis()
+			if present == tt.absent || ms != tt.ms || problem != tt.problem {
+				t.Fatalf("ExpirationMillis() = %d, %v, %q; want %d, %v, %q", ms, present, problem, tt.ms, !tt.absent, tt.problem)
+			}
+		})
+	}
+}
+
+// withEmptyExpiration returns properties holding only an empty expiration
+// (Append leaves empty strings out).
+func withEmptyExpiration(t *testing.T) RawProperties {
+	t.Helper()
+	return RawProperties{0x01, 0x00, 0} // flag bit 8 (expiration), shortstr of length 0
+}

@@ -38,6 +38,9 @@ func (d *deque) pushFront(e queue.Entry) {
 	d.n++
 }
 
+// front returns the first entry; the deque must not be empty.
+func (d *deque) front() *queue.Entry { return &d.buf[d.head] }
+
 func (d *deque) popFront() queue.Entry {
 	e := d.buf[d.head]
 	d.buf[d.head] = queue.Entry{}

@@ -111,7 +111,7 @@ func entries(ds []delivery) []queue.Entry {
 
 // testConfig is a queue config with no length limits and no storage.
 func testConfig() queue.Config {
-	return queue.Config{Name: "q", VHost: "/", MaxLength: -1, MaxLengthBytes: -1}
+	return queue.Config{Name: "q", VHost: "/", Settings: queue.NoSettings}
 }
 
 // props returns encoded properties: persistent (delivery-mode 2) or not.
@@ -252,8 +252,8 @@ func storedEntries(t testing.TB, st *persistence.Store, id uint64) []storedEntry
 	t.Helper()
 	var out []storedEntry
 	err := st.Entries(id, func(seq, msgID uint64, meta []byte) error {
-		transient, size := parseMeta(meta)
-		out = append(out, storedEntry{seq, msgID, transient, size})
+		md := parseMeta(meta)
+		out = append(out, storedEntry{seq, msgID, md.transient, md.size})
 		return nil
 	})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/warrenmq/warren/persistence"
 	"github.com/warrenmq/warren/queue"
@@ -40,6 +41,8 @@ type Options struct {
 	// together. Zero or negative: no paging.
 	QueueBudget  int64
 	GlobalBudget int64
+	// Now is the clock message expiry reads; nil is time.Now.
+	Now func() time.Time
 }
 
 // Kind is the classic kind of one node. It implements queue.Kind and, for
@@ -48,6 +51,7 @@ type Kind struct {
 	store  *persistence.Store
 	log    *slog.Logger
 	ledger *storeLedger
+	clock  func() time.Time
 	// Budgets: see Options.
 	queueBudget, globalBudget int64
 
@@ -62,9 +66,12 @@ type Kind struct {
 
 // NewKind returns the classic kind for a node.
 func NewKind(o Options) *Kind {
-	k := &Kind{store: o.Store, log: o.Log, queueBudget: o.QueueBudget, globalBudget: o.GlobalBudget}
+	k := &Kind{store: o.Store, log: o.Log, queueBudget: o.QueueBudget, globalBudget: o.GlobalBudget, clock: o.Now}
 	if k.log == nil {
 		k.log = slog.New(slog.DiscardHandler)
+	}
+	if k.clock == nil {
+		k.clock = time.Now
 	}
 	if k.store != nil {
 		k.ledger = &storeLedger{st: k.store}
@@ -77,7 +84,7 @@ func (k *Kind) New(cfg queue.Config) (queue.Queue, error) {
 	if cfg.ID == 0 && k.store != nil {
 		cfg.ID = k.store.NextQueueID()
 	}
-	q := &Queue{cfg: cfg, kind: k, byConsumer: map[*queue.Consumer]*consumer{}}
+	q := &Queue{cfg: cfg, kind: k, byConsumer: map[*queue.Consumer]*consumer{}, ready: newReady(cfg.MaxPriority)}
 	if cfg.Recover && k.store != nil {
 		if err := q.recover(); err != nil {
 			return nil, fmt.Errorf("recovering queue %q: %w", cfg.Name, err)
@@ -85,6 +92,9 @@ func (k *Kind) New(cfg queue.Config) (queue.Queue, error) {
 	}
 	return q, nil
 }
+
+// now is the kind's clock in unix milliseconds.
+func (k *Kind) now() int64 { return k.clock().UnixMilli() }
 
 // Routed implements queue.Holder: the publish that stored m's body is done
 // with it.
@@ -255,23 +265,56 @@ func (r *refs) release(id uint64) bool {
 	return false
 }
 
-// Entry metadata in the store: flags then the body size.
+// Entry metadata in the store: flags, the body size, then the expiry
+// (unix ms) and the priority when the flags say the entry has them.
 const (
 	metaTransient = 1 << 0 // a transient message paged out: not recovered
+	metaExpires   = 1 << 1 // 8 bytes of expiry follow the size
+	metaPriority  = 1 << 2 // 1 byte of priority follows
 	metaLen       = 5
 )
 
-func appendMeta(b []byte, transient bool, size int64) []byte {
+func appendMeta(b []byte, transient bool, e *queue.Entry) []byte {
 	var flags byte
 	if transient {
 		flags |= metaTransient
 	}
-	return binary.BigEndian.AppendUint32(append(b, flags), uint32(size))
+	if e.Expires != 0 {
+		flags |= metaExpires
+	}
+	if e.Priority != 0 {
+		flags |= metaPriority
+	}
+	b = binary.BigEndian.AppendUint32(append(b, flags), uint32(e.Size))
+	if e.Expires != 0 {
+		b = binary.BigEndian.AppendUint64(b, uint64(e.Expires))
+	}
+	if e.Priority != 0 {
+		b = append(b, e.Priority)
+	}
+	return b
 }
 
-func parseMeta(meta []byte) (transient bool, size int64) {
+// entryMeta is an index entry's metadata.
+type entryMeta struct {
+	transient bool
+	size      int64
+	expires   int64
+	priority  uint8
+}
+
+func parseMeta(meta []byte) entryMeta {
 	if len(meta) < metaLen {
-		return false, 0
+		return entryMeta{}
 	}
-	return meta[0]&metaTransient != 0, int64(binary.BigEndian.Uint32(meta[1:]))
+	m := entryMeta{transient: meta[0]&metaTransient != 0, size: int64(binary.BigEndian.Uint32(meta[1:]))}
+	rest := meta[metaLen:]
+	if meta[0]&metaExpires != 0 && len(rest) >= 8 {
+		m.expires = int64(binary.BigEndian.Uint64(rest))
+		rest = rest[8:]
+	}
+	if meta[0]&metaPriority != 0 && len(rest) >= 1 {
+		m.priority = rest[0]
+	}
+	return m
 }

@@ -23,7 +23,7 @@ func TestDurableQueueStoresPersistentMessages(t *testing.T) {
 	t.Parallel()
 	st := NewKind(Options{Store: openStore(t, t.TempDir()), QueueBudget: 1 << 20})
 	q := storageQueue(t, st, "durable")
-	transientQ := newQueue(t, st, queue.Config{Name: "transient", VHost: "/", MaxLength: -1, MaxLengthBytes: -1})
+	transientQ := newQueue(t, st, queue.Config{Name: "transient", VHost: "/", Settings: queue.NoSettings})
 
 	var ids []uint64
 	for _, b := range []string{"p1", "p2"} {
@@ -80,7 +80,7 @@ func TestPublishStoresSharedMessageOnce(t *testing.T) {
 	t.Parallel()
 	st := NewKind(Options{Store: openStore(t, t.TempDir())})
 	q1, q2 := storageQueue(t, st, "q1"), storageQueue(t, st, "q2")
-	q3 := newQueue(t, st, queue.Config{Name: "q3", VHost: "/", MaxLength: -1, MaxLengthBytes: -1})
+	q3 := newQueue(t, st, queue.Config{Name: "q3", VHost: "/", Settings: queue.NoSettings})
 	m := persistentMsg(t, "shared")
 	publishTo(t, m, q1, q2, q3)
 	flush(t, st.store)
@@ -472,18 +472,28 @@ func TestMeta(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		transient bool
-		size      int64
-	}{{false, 0}, {true, 1}, {false, 1 << 20}, {true, 1<<32 - 1}}
+		e         queue.Entry
+		wantLen   int
+	}{
+		{false, queue.Entry{}, metaLen},
+		{true, queue.Entry{Size: 1}, metaLen},
+		{false, queue.Entry{Size: 1 << 20, Expires: 1700000000123}, metaLen + 8},
+		{true, queue.Entry{Size: 1<<32 - 1, Priority: 9}, metaLen + 1},
+		{false, queue.Entry{Size: 7, Expires: 1, Priority: 255}, metaLen + 9},
+	}
 	for _, tt := range tests {
-		b := appendMeta(nil, tt.transient, tt.size)
-		if len(b) != metaLen {
-			t.Fatalf("meta of %d bytes, want %d", len(b), metaLen)
+		b := appendMeta(nil, tt.transient, &tt.e)
+		if len(b) != tt.wantLen {
+			t.Fatalf("meta of %d bytes, want %d", len(b), tt.wantLen)
 		}
-		if tr, sz := parseMeta(b); tr != tt.transient || sz != tt.size {
-			t.Fatalf("parseMeta(appendMeta(%v, %d)) = %v, %d", tt.transient, tt.size, tr, sz)
+		want := entryMeta{transient: tt.transient, size: tt.e.Size, expires: tt.e.Expires, priority: tt.e.Priority}
+		if got := parseMeta(b); got != want {
+			t.Fatalf("parseMeta(appendMeta(%+v)) = %+v", want, got)
 		}
 	}
-	if tr, sz := parseMeta([]byte{1, 2}); tr || sz != 0 {
-		t.Fatalf("short meta parsed as %v, %d", tr, sz)
+	for _, short := range [][]byte{{1, 2}, {metaExpires, 0, 0, 0, 1, 9}} {
+		if got := parseMeta(short); got.expires != 0 || short[0] == 1 && got != (entryMeta{}) {
+			t.Fatalf("short meta %v parsed as %+v", short, got)
+		}
 	}
 }

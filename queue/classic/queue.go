@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/persistence"
@@ -34,18 +35,24 @@ func (c *consumer) hasCreditLocked() bool {
 	return !c.blocked && (c.noAck || c.prefetch == 0 || c.unacked < c.prefetch)
 }
 
+// deadEntry is an entry the queue dropped, and why.
+type deadEntry struct {
+	e      queue.Entry
+	reason queue.Reason
+}
+
 // Queue is a classic queue. It implements queue.Queue.
 type Queue struct {
 	cfg  queue.Config
 	kind *Kind
 
 	mu          sync.Mutex
-	ready       deque // in publish order
-	returned    deque // requeued entries, in Seq order; offered before ready
+	ready       ready
 	nextSeq     uint64
-	readyBytes  int64       // body bytes of ready messages
-	resident    int64       // body bytes of ready messages held in memory
-	consumers   []*consumer // highest priority first, then in arrival order
+	readyBytes  int64 // body bytes of ready messages
+	resident    int64 // body bytes of ready messages held in memory
+	expiring    int   // ready messages with an expiry
+	consumers   []*consumer
 	byConsumer  map[*queue.Consumer]*consumer
 	rr          int // round-robin position within a priority group
 	unacked     int
@@ -53,6 +60,14 @@ type Queue struct {
 	deleted     bool
 	scratch     []byte // for index entry metadata
 	wroteIndex  bool   // some entry of this queue went to the store
+	lastUsed    int64  // unix ms of the last consumer change or basic.get
+	// dead are entries dropped under the lock, to dead-letter and forget
+	// once it is released (see unlock).
+	dead []deadEntry
+	// expiry fires when the earliest expiring head is due (expiryAt, unix
+	// ms; 0 when not armed): one timer per queue, none per message.
+	expiry   *time.Timer
+	expiryAt int64
 
 	published atomic.Uint64
 	delivered atomic.Uint64
@@ -71,11 +86,86 @@ func (q *Queue) describe() string {
 // store returns the store, or nil when the queue keeps nothing there.
 func (q *Queue) store() *persistence.Store { return q.kind.store }
 
+// unlock releases the queue's lock, then deals with the entries dropped
+// under it: their messages are dead-lettered when the queue dead-letters,
+// and only then are the entries forgotten in the store, so that a crash
+// between the two leaves a duplicate, never a loss (the store writes its
+// batches in order, each whole or not at all).
+func (q *Queue) unlock() {
+	if q.expiring > 0 {
+		q.armExpiryLocked()
+	}
+	dead := q.dead
+	q.dead = nil
+	q.mu.Unlock()
+	if len(dead) > 0 {
+		q.deadLetter(dead)
+	}
+}
+
+// dropLocked removes e from the queue's books for reason; unlock
+// dead-letters it.
+func (q *Queue) dropLocked(e queue.Entry, reason queue.Reason) {
+	q.dead = append(q.dead, deadEntry{e, reason})
+}
+
+// deadLetter hands dropped messages to the dead-letter sink, grouped by
+// reason, and forgets their entries.
+func (q *Queue) deadLetter(dead []deadEntry) {
+	if q.cfg.DeadLetter && q.cfg.DeadLetterSink != nil {
+		var msgs []*queue.Message
+		for i := 0; i < len(dead); {
+			msgs = msgs[:0]
+			j := i
+			for ; j < len(dead) && dead[j].reason == dead[i].reason; j++ {
+				if m := q.message(&dead[j].e); m != nil {
+					msgs = append(msgs, m)
+				}
+			}
+			if len(msgs) > 0 {
+				q.cfg.DeadLetterSink.DeadLetter(q, dead[i].reason, msgs)
+			}
+			i = j
+		}
+	}
+	for _, d := range dead {
+		q.settle(d.e)
+	}
+}
+
+// message returns e's message, reading it back from the store when it is
+// paged out; nil when the store cannot produce it.
+func (q *Queue) message(e *queue.Entry) *queue.Message {
+	if e.Msg != nil {
+		return e.Msg
+	}
+	m, err := q.readBack(e.ID)
+	if err != nil {
+		q.kind.log.Error("reading a paged-out message failed: dropping it", "queue", q.cfg.Name, "vhost", q.cfg.VHost, "id", e.ID, "err", err)
+		return nil
+	}
+	return m
+}
+
+// readBack reads stored message id.
+func (q *Queue) readBack(id uint64) (*queue.Message, error) {
+	data, err := q.store().Message(id, nil)
+	if err != nil {
+		return nil, err
+	}
+	m, err := queue.DecodeMessage(data, "", "")
+	if err != nil {
+		return nil, err
+	}
+	m.ID = id
+	return m, nil
+}
+
 // Enqueue implements queue.Queue. A persistent message on a durable queue
 // is kept in the store: its body once per publish, by the first durable
 // queue that takes it (which holds a reference for the publish until it
-// ends), and an index entry per durable queue. The promise is kept once those writes'
-// batches are durable.
+// ends), and an index entry per durable queue. The promise is kept once
+// those writes' batches are durable.
 func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 	q.mu.Lock()
 	r := q.enqueueLocked(m)
@@ -90,11 +180,16 @@ func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 	}
 	if q.fullLocked(0, 0) {
 		// x-max-length 0: nothing is held that no consumer took at once.
-		for q.readyLenLocked() > 0 {
-			q.settleLocked(q.popLocked())
+		for q.ready.len() > 0 {
+			q.dropLocked(q.popLocked(), queue.ReasonMaxLen)
 		}
 	}
-	q.mu.Unlock()
+	if q.expiring > 0 {
+		// What is due now goes now: x-message-ttl 0 (or an expiration of
+		// 0) means deliver at once or expire.
+		q.expireLocked(q.kind.now() + 1)
+	}
+	q.unlock()
 	return r
 }
 
@@ -105,16 +200,26 @@ func (q *Queue) enqueueLocked(m *queue.Message) queue.Receipt {
 	}
 	size := int64(m.Size())
 	if q.fullLocked(1, size) {
-		if q.cfg.Overflow != queue.DropHead {
+		switch q.cfg.Overflow {
+		case queue.RejectPublishDLX:
+			q.dropLocked(queue.Entry{Msg: m}, queue.ReasonMaxLen)
+			return queue.Receipt{Result: queue.Rejected}
+		case queue.RejectPublish:
 			return queue.Receipt{Result: queue.Rejected}
 		}
-		for q.readyLenLocked() > 0 && q.fullLocked(1, size) {
-			q.settleLocked(q.popLocked())
+		for q.ready.len() > 0 && q.fullLocked(1, size) {
+			q.dropLocked(q.popLocked(), queue.ReasonMaxLen)
 		}
 	}
 	q.nextSeq++
 	q.published.Add(1)
 	e := queue.Entry{Msg: m, Seq: q.nextSeq, Size: size}
+	if q.cfg.MaxPriority > 0 {
+		e.Priority, _ = m.Props.Priority()
+	}
+	if ttl, ok := q.ttl(m); ok {
+		e.Expires = q.kind.now() + ttl
+	}
 	r := queue.Receipt{Result: queue.Enqueued}
 	if st := q.store(); st != nil {
 		wrote := false
@@ -131,7 +236,7 @@ func (q *Queue) enqueueLocked(m *queue.Message) queue.Receipt {
 				q.kind.refs.add(m.ID)
 			}
 			e.ID = m.ID
-			q.scratch = appendMeta(q.scratch[:0], false, size)
+			q.scratch = appendMeta(q.scratch[:0], false, &e)
 			last := st.PutEntry(q.cfg.ID, e.Seq, e.ID, q.scratch)
 			if first == 0 {
 				first = last
@@ -151,6 +256,17 @@ func (q *Queue) enqueueLocked(m *queue.Message) queue.Receipt {
 	return r
 }
 
+// ttl is the time m may wait in the queue, in milliseconds: the lower of
+// the queue's x-message-ttl and the message's expiration (which the
+// channel has validated). ok is false when neither applies.
+func (q *Queue) ttl(m *queue.Message) (ttl int64, ok bool) {
+	ttl, ok = q.cfg.MessageTTL, q.cfg.MessageTTL >= 0
+	if exp, present, problem := m.Props.ExpirationMillis(); present && problem == "" && (!ok || exp < ttl) {
+		ttl, ok = exp, true
+	}
+	return ttl, ok
+}
+
 // overBudgetLocked reports whether a new message of size bytes should be
 // paged out rather than kept in memory.
 func (q *Queue) overBudgetLocked(size int64) bool {
@@ -166,7 +282,7 @@ func (q *Queue) pageOutLocked(e *queue.Entry) {
 	if e.ID == 0 {
 		e.ID = st.NextMessageID()
 		st.PutMessage(e.ID, e.Msg.Data())
-		q.scratch = appendMeta(q.scratch[:0], true, e.Size)
+		q.scratch = appendMeta(q.scratch[:0], true, e)
 		st.PutEntry(q.cfg.ID, e.Seq, e.ID, q.scratch)
 		q.wroteIndex = true
 	}
@@ -176,52 +292,43 @@ func (q *Queue) pageOutLocked(e *queue.Entry) {
 // pageInLocked reads a paged-out entry's message back from the store. It
 // returns false when the store cannot produce it; the entry is then dropped.
 func (q *Queue) pageInLocked(e *queue.Entry) bool {
-	data, err := q.store().Message(e.ID, nil)
+	m, err := q.readBack(e.ID)
 	if err == nil {
-		var m *queue.Message
-		if m, err = queue.DecodeMessage(data, "", ""); err == nil {
-			m.ID = e.ID
-			e.Msg = m
-			return true
-		}
+		e.Msg = m
+		return true
 	}
 	q.kind.log.Error("reading a paged-out message failed: dropping it", "queue", q.cfg.Name, "vhost", q.cfg.VHost, "id", e.ID, "err", err)
-	q.settleLocked(*e)
+	q.settle(*e)
 	return false
 }
 
 // fullLocked reports whether adding n messages of size bytes would pass a
 // length limit.
 func (q *Queue) fullLocked(n int, size int64) bool {
-	return q.cfg.MaxLength >= 0 && int64(q.readyLenLocked()+n) > q.cfg.MaxLength ||
+	return q.cfg.MaxLength >= 0 && int64(q.ready.len()+n) > q.cfg.MaxLength ||
 		q.cfg.MaxLengthBytes >= 0 && q.readyBytes+size > q.cfg.MaxLengthBytes
 }
 
-// readyLenLocked is the number of messages waiting for a consumer.
-func (q *Queue) readyLenLocked() int { return q.ready.len() + q.returned.len() }
-
-// countLocked adds (or with sign -1 removes) e to the ready byte counts.
+// countLocked adds (or with sign -1 removes) e to the ready counts.
 func (q *Queue) countLocked(e *queue.Entry, sign int64) {
 	q.readyBytes += sign * e.Size
 	if e.Msg != nil {
 		q.resident += sign * e.Size
 		q.kind.resident.Add(sign * e.Size)
 	}
+	if e.Expires != 0 {
+		q.expiring += int(sign)
+	}
 }
 
 func (q *Queue) pushLocked(e queue.Entry) {
 	q.countLocked(&e, 1)
-	q.ready.pushBack(e)
+	q.ready.push(e)
 }
 
 // popLocked takes the next entry to offer; the queue must not be empty.
 func (q *Queue) popLocked() queue.Entry {
-	var e queue.Entry
-	if q.returned.len() > 0 {
-		e = q.returned.popFront()
-	} else {
-		e = q.ready.popFront()
-	}
+	e := q.ready.pop()
 	q.countLocked(&e, -1)
 	return e
 }
@@ -229,17 +336,80 @@ func (q *Queue) popLocked() queue.Entry {
 // unpopLocked puts back an entry popLocked returned.
 func (q *Queue) unpopLocked(e queue.Entry) {
 	q.countLocked(&e, 1)
-	if e.Redelivered {
-		q.returned.pushFront(e)
-		return
-	}
-	q.ready.pushFront(e)
+	q.ready.unpop(e)
 }
 
-// nextLocked pops the next entry with its message in memory, reading paged
-// bodies back. ok is false when nothing is ready.
+// requeueLocked returns an entry that was delivered, near its original
+// place.
+func (q *Queue) requeueLocked(e queue.Entry) {
+	q.countLocked(&e, 1)
+	q.ready.requeue(e)
+}
+
+// expireLocked drops the entries at the heads of the queue (of each
+// priority level) that expire before the time given (unix ms): a message
+// expires when it reaches the head, as in RabbitMQ's classic queues, so
+// expiry costs nothing per message until then.
+func (q *Queue) expireLocked(before int64) {
+	for q.expiring > 0 {
+		level := -1
+		q.ready.heads(func(p int, e *queue.Entry) bool {
+			if e.Expires != 0 && e.Expires < before {
+				level = p
+				return false
+			}
+			return true
+		})
+		if level < 0 {
+			return
+		}
+		e := q.ready.popAt(level)
+		q.countLocked(&e, -1)
+		q.dropLocked(e, queue.ReasonExpired)
+	}
+}
+
+// armExpiryLocked sets the queue's timer for the earliest expiry among the
+// heads, unless it is set for that time or earlier already (a timer that
+// fires early finds nothing due and is set again).
+func (q *Queue) armExpiryLocked() {
+	next := int64(0)
+	q.ready.heads(func(_ int, e *queue.Entry) bool {
+		if e.Expires != 0 && (next == 0 || e.Expires < next) {
+			next = e.Expires
+		}
+		return true
+	})
+	if next == 0 || q.expiryAt != 0 && q.expiryAt <= next {
+		return
+	}
+	d := time.Duration(next-q.kind.now()) * time.Millisecond
+	if q.expiry == nil {
+		q.expiry = time.AfterFunc(d, q.expire)
+	} else {
+		q.expiry.Reset(d)
+	}
+	q.expiryAt = next
+}
+
+// expire runs when the expiry timer fires.
+func (q *Queue) expire() {
+	q.mu.Lock()
+	q.expiryAt = 0
+	if !q.deleted {
+		q.expireLocked(q.kind.now() + 1)
+	}
+	q.unlock()
+}
+
+// nextLocked pops the next entry to deliver, with its message in memory:
+// expired heads leave first, and paged bodies are read back. ok is false
+// when nothing is ready.
 func (q *Queue) nextLocked() (queue.Entry, bool) {
-	for q.readyLenLocked() > 0 {
+	if q.expiring > 0 {
+		q.expireLocked(q.kind.now())
+	}
+	for q.ready.len() > 0 {
 		e := q.popLocked()
 		if e.Msg != nil || q.pageInLocked(&e) {
 			return e, true
@@ -261,7 +431,7 @@ func (q *Queue) dispatchLocked() { q.dispatch(false) }
 func (q *Queue) dispatchOrDeferLocked() bool { return q.dispatch(true) }
 
 func (q *Queue) dispatch(deferLower bool) (deferred bool) {
-	for q.readyLenLocked() > 0 {
+	for q.ready.len() > 0 {
 		c, rr, overtakes := q.pickLocked()
 		if c == nil || overtakes && deferLower {
 			return c != nil
@@ -269,22 +439,40 @@ func (q *Queue) dispatch(deferLower bool) (deferred bool) {
 		q.rr = rr
 		e, ok := q.nextLocked()
 		if !ok {
-			return
+			return false
 		}
-		if !c.sink.Deliver(c.qc, e) {
+		if !c.sink.Deliver(c.qc, q.deliverable(e)) {
 			c.blocked = true
 			q.unpopLocked(e)
 			continue
 		}
 		q.delivered.Add(1)
 		if c.noAck {
-			q.settleLocked(e)
+			q.settle(e)
 		} else {
 			c.unacked++
 			q.unacked++
 		}
 	}
 	return false
+}
+
+// deliverable is e as a consumer gets it: with x-delivery-count once it
+// has come back, in a queue with a delivery limit.
+func (q *Queue) deliverable(e queue.Entry) queue.Entry {
+	if e.Returns == 0 || q.cfg.DeliveryLimit < 0 {
+		return e
+	}
+	n := int64(e.Returns)
+	if m, err := queue.Rewrite(e.Msg, e.Msg.Exchange, e.Msg.RoutingKey, func(p *wire.Properties) {
+		if p.Headers == nil {
+			p.Headers = wire.Table{}
+		}
+		p.Headers["x-delivery-count"] = n
+	}); err == nil {
+		e.Msg = m
+	}
+	return e
 }
 
 // pickLocked chooses the consumer for the next message: the highest
@@ -328,7 +516,7 @@ func (q *Queue) pickLocked() (c *consumer, rr int, overtakes bool) {
 // AddConsumer implements queue.Queue.
 func (q *Queue) AddConsumer(qc *queue.Consumer, started func()) error {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if q.deleted {
 		return wire.Errorf(wire.NotFound, "no "+q.describe())
 	}
@@ -348,6 +536,7 @@ func (q *Queue) AddConsumer(qc *queue.Consumer, started func()) error {
 	q.consumers = slices.Insert(q.consumers, i, c)
 	q.byConsumer[qc] = c
 	q.hadConsumer = true
+	q.lastUsed = q.kind.now()
 	if started != nil {
 		started()
 	}
@@ -361,11 +550,12 @@ func (q *Queue) RemoveConsumer(qc *queue.Consumer) {
 	q.mu.Lock()
 	c := q.byConsumer[qc]
 	if c == nil {
-		q.mu.Unlock()
+		q.unlock()
 		return
 	}
 	delete(q.byConsumer, qc)
 	q.consumers = slices.DeleteFunc(q.consumers, func(o *consumer) bool { return o == c })
+	q.lastUsed = q.kind.now()
 	autoDelete := q.cfg.AutoDelete && len(q.consumers) == 0 && !q.deleted
 	var dropped []queue.Entry
 	if autoDelete {
@@ -374,7 +564,7 @@ func (q *Queue) RemoveConsumer(qc *queue.Consumer) {
 		// A single active consumer's successor takes over.
 		q.dispatchLocked()
 	}
-	q.mu.Unlock()
+	q.unlock()
 	if autoDelete {
 		// Out of the vhost first, so that a redeclare creates a new queue
 		// rather than finding this one while its store work runs.
@@ -392,30 +582,31 @@ func (q *Queue) Resume(qc *queue.Consumer) {
 		c.blocked = false
 		q.dispatchLocked()
 	}
-	q.mu.Unlock()
+	q.unlock()
 }
 
 // Get implements queue.Queue.
 func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
+	q.lastUsed = q.kind.now()
 	e, ok := q.nextLocked()
 	if !ok {
 		return queue.Entry{}, 0, false
 	}
 	q.delivered.Add(1)
 	if noAck {
-		q.settleLocked(e)
+		q.settle(e)
 	} else {
 		q.unacked++
 	}
-	return e, q.readyLenLocked(), true
+	return q.deliverable(e), q.ready.len(), true
 }
 
-// Settle implements queue.Queue. Discarded messages go to the dead-letter
-// sink once the queue's lock is released.
+// Settle implements queue.Queue. A requeued message past the delivery
+// limit, and a discarded one, are dead-lettered once the queue's lock is
+// released.
 func (q *Queue) Settle(qc *queue.Consumer, entries []queue.Entry, how queue.Settlement) {
-	var discarded []*queue.Message
 	q.mu.Lock()
 	q.unacked -= len(entries)
 	if qc != nil {
@@ -424,38 +615,43 @@ func (q *Queue) Settle(qc *queue.Consumer, entries []queue.Entry, how queue.Sett
 		}
 	}
 	switch {
-	case how == queue.Requeue && !q.deleted:
+	case q.deleted:
 		for _, e := range entries {
+			q.settle(e)
+		}
+	case how == queue.Requeue:
+		for _, e := range entries {
+			if e.Returns < ^uint32(0) {
+				e.Returns++
+			}
+			if q.cfg.DeliveryLimit >= 0 && int64(e.Returns) > q.cfg.DeliveryLimit {
+				q.dropLocked(e, queue.ReasonDeliveryLimit)
+				continue
+			}
 			e.Redelivered = true
-			q.countLocked(&e, 1)
-			q.returned.insertSorted(e)
+			q.requeueLocked(e)
 		}
 		// Requeued messages count against the length limit like any: past
 		// it, a drop-head queue drops its oldest.
-		for q.cfg.Overflow == queue.DropHead && q.readyLenLocked() > 0 && q.fullLocked(0, 0) {
-			q.settleLocked(q.popLocked())
+		for q.cfg.Overflow == queue.DropHead && q.ready.len() > 0 && q.fullLocked(0, 0) {
+			q.dropLocked(q.popLocked(), queue.ReasonMaxLen)
+		}
+	case how == queue.Discard:
+		for _, e := range entries {
+			q.dropLocked(e, queue.ReasonRejected)
 		}
 	default:
-		if how == queue.Discard && q.cfg.DeadLetter != nil && !q.deleted {
-			discarded = make([]*queue.Message, 0, len(entries))
-			for _, e := range entries {
-				discarded = append(discarded, e.Msg)
-			}
-		}
 		for _, e := range entries {
-			q.settleLocked(e)
+			q.settle(e)
 		}
 	}
 	q.dispatchLocked()
-	q.mu.Unlock()
-	if len(discarded) > 0 {
-		q.cfg.DeadLetter.DeadLetter(q, queue.ReasonRejected, discarded)
-	}
+	q.unlock()
 }
 
-// settleLocked forgets an entry for good: its index entry leaves the store
-// and, with the last reference, its message.
-func (q *Queue) settleLocked(e queue.Entry) {
+// settle forgets an entry for good: its index entry leaves the store and,
+// with the last reference, its message. It needs no lock.
+func (q *Queue) settle(e queue.Entry) {
 	if e.ID == 0 {
 		return
 	}
@@ -465,21 +661,20 @@ func (q *Queue) settleLocked(e queue.Entry) {
 
 // takeReadyLocked empties the queue of ready messages and returns them.
 func (q *Queue) takeReadyLocked() []queue.Entry {
-	out := make([]queue.Entry, 0, q.readyLenLocked())
-	q.returned.drain(func(e queue.Entry) { out = append(out, e) })
+	out := make([]queue.Entry, 0, q.ready.len())
 	q.ready.drain(func(e queue.Entry) { out = append(out, e) })
 	q.kind.resident.Add(-q.resident)
-	q.readyBytes, q.resident = 0, 0
+	q.readyBytes, q.resident, q.expiring = 0, 0, 0
 	return out
 }
 
 // Purge implements queue.Queue.
 func (q *Queue) Purge() int {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	dropped := q.takeReadyLocked()
 	for _, e := range dropped {
-		q.settleLocked(e)
+		q.settle(e)
 	}
 	return len(dropped)
 }
@@ -488,6 +683,10 @@ func (q *Queue) Purge() int {
 // the result to forget once the lock is released.
 func (q *Queue) deleteLocked() []queue.Entry {
 	q.deleted = true
+	if q.expiry != nil {
+		q.expiry.Stop()
+		q.expiryAt = 0
+	}
 	return q.takeReadyLocked()
 }
 
@@ -523,7 +722,7 @@ func (q *Queue) Delete(ifUnused, ifEmpty bool) (int, error) {
 		q.mu.Unlock()
 		return 0, wire.Errorf(wire.PreconditionFailed, q.describe()+" in use")
 	}
-	if ifEmpty && q.readyLenLocked() > 0 {
+	if ifEmpty && q.ready.len() > 0 {
 		q.mu.Unlock()
 		return 0, wire.Errorf(wire.PreconditionFailed, q.describe()+" not empty")
 	}
@@ -531,7 +730,7 @@ func (q *Queue) Delete(ifUnused, ifEmpty bool) (int, error) {
 	consumers := q.consumers
 	q.consumers = nil
 	clear(q.byConsumer)
-	q.mu.Unlock()
+	q.unlock()
 	q.forget(dropped)
 	for _, c := range consumers {
 		c.sink.Cancelled(c.qc)
@@ -548,19 +747,20 @@ func (q *Queue) Deleted() bool {
 
 // recover loads the queue's index entries from the store at start: the
 // messages come back paged out (read on delivery) and marked redelivered,
-// since they may have been delivered before the restart. Entries of
-// transient messages that had been paged out are dropped.
+// since they may have been delivered before the restart, with their
+// priorities and expiries. Entries of transient messages that had been
+// paged out are dropped.
 func (q *Queue) recover() error {
 	st := q.store()
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	var stale []queue.Entry
 	var held []uint64
 	err := st.Entries(q.cfg.ID, func(seq, msgID uint64, meta []byte) error {
-		transient, size := parseMeta(meta)
+		md := parseMeta(meta)
 		q.nextSeq = max(q.nextSeq, seq)
-		e := queue.Entry{Seq: seq, ID: msgID, Size: size, Redelivered: true}
-		if transient || !q.cfg.Durable {
+		e := queue.Entry{Seq: seq, ID: msgID, Size: md.size, Expires: md.expires, Priority: md.priority, Redelivered: true}
+		if md.transient || !q.cfg.Durable {
 			stale = append(stale, e) // never shared: its own id
 			return nil
 		}
@@ -570,7 +770,7 @@ func (q *Queue) recover() error {
 		return nil
 	})
 	for _, e := range stale {
-		q.settleLocked(e)
+		q.settle(e)
 	}
 	q.kind.noteRecovered(q.cfg.ID, held)
 	return err
@@ -580,6 +780,10 @@ func (q *Queue) recover() error {
 func (q *Queue) Stats() queue.Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return queue.Stats{Ready: q.readyLenLocked(), Unacked: q.unacked, Consumers: len(q.consumers),
+	s := queue.Stats{Ready: q.ready.len(), Unacked: q.unacked, Consumers: len(q.consumers),
 		Published: q.published.Load(), Delivered: q.delivered.Load(), ReadyBytes: q.readyBytes, Resident: q.resident}
+	if q.lastUsed != 0 {
+		s.LastUsed = time.UnixMilli(q.lastUsed)
+	}
+	return s
 }

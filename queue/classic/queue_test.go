@@ -871,7 +871,7 @@ func TestSettleOutcomes(t *testing.T) {
 	t.Parallel()
 	dlx := &recordingDLX{}
 	cfg := testConfig()
-	cfg.DeadLetter = dlx
+	cfg.DeadLetter, cfg.DeadLetterSink = true, dlx
 	q := memQueue(cfg)
 	mustPublish(t, q, "acked", "requeued", "discarded")
 	es := getAll(t, q, false)
