@@ -23,6 +23,7 @@ var clientPatterns = []string{
 	"transactions",           // tx rollback and commit of publishes and acks
 	"exclusive-queue",        // 405 RESOURCE_LOCKED for others (declare, consume, purge, bind, delete, get), gone with its connection
 	"crossing-close",         // client and broker close a channel at once; the connection lives on
+	"retry-dlq",              // the seed's retry pattern: reject, TTL retry queue, x-death counts, DLQ
 	"auto-delete-queue",      // lives until its last consumer cancels
 	"consumer-priority",      // x-priority: higher consumer first while it has credit
 	"single-active-consumer", // x-single-active-consumer: failover on cancel and disconnect

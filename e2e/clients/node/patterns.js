@@ -636,6 +636,77 @@ async function autoDeleteQueue() {
   return 'survived with no consumer ever, deleted after the last cancel';
 }
 
+// The seed's retry pattern: a failed message waits in a retry queue whose
+// TTL sends it back to the work queue; after three retries, counted from
+// x-death, the consumer parks it in a DLQ.
+async function retryDlq() {
+  const conn = await connect();
+  const ch = await conn.createChannel();
+  const base = uniq('retry');
+  const workX = `${base}.work-x`, retryX = `${base}.retry-x`;
+  const work = `${base}.work`, retry = `${base}.retry`, dlq = `${base}.dlq`;
+  await ch.assertExchange(workX, 'direct', { durable: false });
+  await ch.assertExchange(retryX, 'fanout', { durable: false });
+  await ch.assertQueue(work, { durable: false, deadLetterExchange: retryX });
+  await ch.assertQueue(retry, { durable: false, messageTtl: 50, deadLetterExchange: workX });
+  await ch.assertQueue(dlq, { durable: false });
+  await ch.bindQueue(work, workX, 'job');
+  await ch.bindQueue(retry, retryX, '');
+  ch.publish(workX, 'job', Buffer.from('task'), { persistent: true, messageId: 'j1' });
+  const seen = [];
+  await ch.consume(work, onMessage((msg) => {
+    const headers = msg.properties.headers || {};
+    const death = (headers['x-death'] || []).find((d) => d.queue === work && d.reason === 'rejected');
+    const rejected = death ? Number(death.count) : 0;
+    seen.push({ rejected, headers });
+    if (rejected >= 3) {
+      ch.sendToQueue(dlq, msg.content, { headers, messageId: msg.properties.messageId, persistent: true });
+      ch.ack(msg);
+    } else {
+      ch.reject(msg, false);
+    }
+  }));
+  await waitUntil('four deliveries', () => seen.length >= 4);
+  check(fmt(seen.map((s) => s.rejected)) === fmt([0, 1, 2, 3]), `rejection counts by delivery ${fmt(seen.map((s) => s.rejected))}`);
+  const headers = seen[3].headers;
+  const deaths = headers['x-death'];
+  check(deaths.length === 2, `x-death has ${deaths.length} entries: ${fmt(deaths)}`);
+  const want = [
+    { count: 3, reason: 'expired', queue: retry, exchange: retryX, 'routing-keys': ['job'] },
+    { count: 3, reason: 'rejected', queue: work, exchange: workX, 'routing-keys': ['job'] },
+  ];
+  want.forEach((w, i) => {
+    const got = deaths[i];
+    check(fmt(Object.keys(got).sort()) === fmt([...Object.keys(w), 'time'].sort()), `x-death[${i}] fields ${fmt(Object.keys(got))}`);
+    for (const [k, v] of Object.entries(w)) {
+      const g = k === 'count' ? Number(got[k]) : got[k];
+      check(fmt(g) === fmt(v), `x-death[${i}][${k}] = ${fmt(got[k])}, want ${fmt(v)}`);
+    }
+    check(got.time !== undefined && got.time !== null, `x-death[${i}] has no time`);
+  });
+  const wantHeaders = {
+    'x-first-death-queue': work, 'x-first-death-reason': 'rejected', 'x-first-death-exchange': workX,
+    'x-last-death-queue': retry, 'x-last-death-reason': 'expired', 'x-last-death-exchange': retryX,
+  };
+  for (const [k, v] of Object.entries(wantHeaders)) {
+    check(headers[k] === v, `${k} = ${fmt(headers[k])}, want ${fmt(v)}`);
+  }
+  let parked = false;
+  await waitUntil('the DLQ to hold the message', async () => {
+    const got = await ch.get(dlq, { noAck: true });
+    if (got) {
+      check(got.content.toString() === 'task' && got.properties.headers['x-death'].length === 2, `DLQ holds ${got.content}`);
+      parked = true;
+    }
+    return parked;
+  });
+  check((await inspect(conn, work)).messageCount === 0 && (await inspect(conn, retry)).messageCount === 0, 'work or retry not empty');
+  for (const q of [work, retry, dlq]) await ch.deleteQueue(q);
+  for (const x of [workX, retryX]) await ch.deleteExchange(x);
+  await conn.close();
+  return 'three retries through a TTL queue counted from x-death, then the DLQ';
+}
+
 async function consumerPriority() {
   const pub = await connect();
   const ch = await pub.createChannel();
@@ -725,6 +796,7 @@ const PATTERNS = {
   transactions,
   'exclusive-queue': exclusiveQueue,
   'crossing-close': crossingClose,
+  'retry-dlq': retryDlq,
   'auto-delete-queue': autoDeleteQueue,
   'consumer-priority': consumerPriority,
   'single-active-consumer': singleActiveConsumer,

@@ -631,6 +631,67 @@ def auto_delete_queue():
     return "survived with no consumer ever, deleted after the last cancel"
 
 
+def retry_dlq():
+    # The seed's retry pattern: a failed message waits in a retry queue whose
+    # TTL sends it back to the work queue; after three retries, counted from
+    # x-death, the consumer parks it in a DLQ.
+    conn = connect()
+    ch = conn.channel()
+    base = uniq("retry")
+    work_x, retry_x = base + ".work-x", base + ".retry-x"
+    work, retry, dlq = base + ".work", base + ".retry", base + ".dlq"
+    ch.exchange_declare(work_x, "direct")
+    ch.exchange_declare(retry_x, "fanout")
+    ch.queue_declare(work, arguments={"x-dead-letter-exchange": retry_x})
+    ch.queue_declare(retry, arguments={"x-message-ttl": 50, "x-dead-letter-exchange": work_x})
+    ch.queue_declare(dlq)
+    ch.queue_bind(work, work_x, "job")
+    ch.queue_bind(retry, retry_x, "")
+    ch.basic_publish(work_x, "job", b"task", pika.BasicProperties(delivery_mode=2, message_id="j1"))
+    seen = []
+
+    def on_message(c, method, props, body):
+        headers = props.headers or {}
+        rejected = 0
+        for d in headers.get("x-death", []):
+            if d.get("queue") == work and d.get("reason") == "rejected":
+                rejected = d["count"]
+        seen.append((rejected, headers))
+        if rejected >= 3:
+            c.basic_publish("", dlq, body, pika.BasicProperties(headers=headers, message_id=props.message_id, delivery_mode=2))
+            c.basic_ack(method.delivery_tag)
+        else:
+            c.basic_reject(method.delivery_tag, requeue=False)
+
+    ch.basic_consume(work, on_message)
+    pump([conn], lambda: len(seen) >= 4, "four deliveries")
+    check([n for n, _ in seen] == [0, 1, 2, 3], "rejection counts by delivery %r" % [n for n, _ in seen])
+    headers = seen[3][1]
+    deaths = headers["x-death"]
+    check(len(deaths) == 2, "x-death has %d entries, want 2: %r" % (len(deaths), deaths))
+    want = [
+        {"count": 3, "reason": "expired", "queue": retry, "exchange": retry_x, "routing-keys": ["job"]},
+        {"count": 3, "reason": "rejected", "queue": work, "exchange": work_x, "routing-keys": ["job"]},
+    ]
+    for i, (got, w) in enumerate(zip(deaths, want)):
+        check(set(got) == set(w) | {"time"}, "x-death[%d] fields %r" % (i, sorted(got)))
+        for k, v in w.items():
+            check(got[k] == v, "x-death[%d][%s] = %r, want %r" % (i, k, got[k], v))
+        check(hasattr(got["time"], "year"), "x-death[%d] time %r is not a timestamp" % (i, got["time"]))
+    for k, v in {"x-first-death-queue": work, "x-first-death-reason": "rejected", "x-first-death-exchange": work_x,
+                 "x-last-death-queue": retry, "x-last-death-reason": "expired", "x-last-death-exchange": retry_x}.items():
+        check(headers.get(k) == v, "%s = %r, want %r" % (k, headers.get(k), v))
+    method, props, body = ch.basic_get(dlq, auto_ack=True)
+    check(method is not None and body == b"task" and len(props.headers["x-death"]) == 2, "DLQ holds %r" % (body,))
+    check(message_count(conn, work) == 0 and message_count(conn, retry) == 0, "work or retry not empty")
+    for q in (work, retry, dlq):
+        ch.queue_delete(q)
+    for x in (work_x, retry_x):
+        ch.exchange_delete(x)
+    conn.close()
+    return "three retries through a TTL queue counted from x-death, then the DLQ"
+
+
 def consumer_priority():
     pub = connect()
     ch = pub.channel()
@@ -735,6 +796,7 @@ PATTERNS = {
     "transactions": transactions,
     "exclusive-queue": exclusive_queue,
     "crossing-close": crossing_close,
+    "retry-dlq": retry_dlq,
     "auto-delete-queue": auto_delete_queue,
     "consumer-priority": consumer_priority,
     "single-active-consumer": single_active_consumer,
