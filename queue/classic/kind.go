@@ -84,7 +84,7 @@ func (k *Kind) New(cfg queue.Config) (queue.Queue, error) {
 	if cfg.ID == 0 && k.store != nil {
 		cfg.ID = k.store.NextQueueID()
 	}
-	q := &Queue{cfg: cfg, kind: k, byConsumer: map[*queue.Consumer]*consumer{}, ready: newReady(cfg.MaxPriority)}
+	q := &Queue{cfg: cfg, kind: k, idx: newIndex(k, &cfg), byConsumer: map[*queue.Consumer]*consumer{}, ready: newReady(cfg.MaxPriority)}
 	if cfg.Recover && k.store != nil {
 		if err := q.recover(); err != nil {
 			return nil, fmt.Errorf("recovering queue %q: %w", cfg.Name, err)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
-	"github.com/warrenmq/warren/persistence"
 	"github.com/warrenmq/warren/queue"
 )
 
@@ -45,6 +44,7 @@ type deadEntry struct {
 type Queue struct {
 	cfg  queue.Config
 	kind *Kind
+	idx  index
 
 	mu          sync.Mutex
 	ready       ready
@@ -58,9 +58,7 @@ type Queue struct {
 	unacked     int
 	hadConsumer bool
 	deleted     bool
-	scratch     []byte // for index entry metadata
-	wroteIndex  bool   // some entry of this queue went to the store
-	lastUsed    int64  // unix ms of the last consumer change or basic.get
+	lastUsed    int64 // unix ms of the last consumer change or basic.get
 	// dead are entries dropped under the lock, to dead-letter and forget
 	// once it is released (see unlock).
 	dead []deadEntry
@@ -82,9 +80,6 @@ func (q *Queue) Config() *queue.Config { return &q.cfg }
 func (q *Queue) describe() string {
 	return "queue '" + q.cfg.Name + "' in vhost '" + q.cfg.VHost + "'"
 }
-
-// store returns the store, or nil when the queue keeps nothing there.
-func (q *Queue) store() *persistence.Store { return q.kind.store }
 
 // unlock releases the queue's lock, then deals with the entries dropped
 // under it: their messages are dead-lettered when the queue dead-letters,
@@ -118,7 +113,7 @@ func (q *Queue) deadLetter(dead []deadEntry) {
 			msgs = msgs[:0]
 			j := i
 			for ; j < len(dead) && dead[j].reason == dead[i].reason; j++ {
-				if m := q.message(&dead[j].e); m != nil {
+				if m := q.idx.message(&dead[j].e); m != nil {
 					msgs = append(msgs, m)
 				}
 			}
@@ -129,36 +124,8 @@ func (q *Queue) deadLetter(dead []deadEntry) {
 		}
 	}
 	for _, d := range dead {
-		q.settle(d.e)
+		q.idx.settle(d.e)
 	}
-}
-
-// message returns e's message, reading it back from the store when it is
-// paged out; nil when the store cannot produce it.
-func (q *Queue) message(e *queue.Entry) *queue.Message {
-	if e.Msg != nil {
-		return e.Msg
-	}
-	m, err := q.readBack(e.ID)
-	if err != nil {
-		q.kind.log.Error("reading a paged-out message failed: dropping it", "queue", q.cfg.Name, "vhost", q.cfg.VHost, "id", e.ID, "err", err)
-		return nil
-	}
-	return m
-}
-
-// readBack reads stored message id.
-func (q *Queue) readBack(id uint64) (*queue.Message, error) {
-	data, err := q.store().Message(id, nil)
-	if err != nil {
-		return nil, err
-	}
-	m, err := queue.DecodeMessage(data, "", "")
-	if err != nil {
-		return nil, err
-	}
-	m.ID = id
-	return m, nil
 }
 
 // Enqueue implements queue.Queue. A persistent message on a durable queue
@@ -221,31 +188,11 @@ func (q *Queue) enqueueLocked(m *queue.Message) queue.Receipt {
 		e.Expires = q.kind.now() + ttl
 	}
 	r := queue.Receipt{Result: queue.Enqueued}
-	if st := q.store(); st != nil {
-		wrote := false
-		if q.cfg.Durable && m.Persistent() {
-			var first persistence.Ticket
-			if m.Holder() != q.kind {
-				// Not stored by a queue of this publish (m.ID, if set, is
-				// the id of a copy read back from the store).
-				m.ID = st.NextMessageID()
-				q.kind.refs.hold(m.ID, 2) // this queue's and the publish's
-				m.Hold(q.kind)
-				first = st.PutMessage(m.ID, m.Data())
-			} else {
-				q.kind.refs.add(m.ID)
-			}
-			e.ID = m.ID
-			q.scratch = appendMeta(q.scratch[:0], false, &e)
-			last := st.PutEntry(q.cfg.ID, e.Seq, e.ID, q.scratch)
-			if first == 0 {
-				first = last
-			}
-			r.Promise = q.kind.promise(first, last)
-			q.wroteIndex, wrote = true, true
-		}
+	if q.idx.store() != nil {
+		var wrote bool
+		r.Promise, wrote = q.idx.keep(m, &e)
 		if q.overBudgetLocked(size) {
-			q.pageOutLocked(&e)
+			q.idx.pageOut(&e)
 			wrote = true
 		}
 		if wrote {
@@ -275,30 +222,13 @@ func (q *Queue) overBudgetLocked(size int64) bool {
 		k.globalBudget > 0 && k.resident.Load()+size > k.globalBudget
 }
 
-// pageOutLocked drops e's body from memory, writing it to the store first
-// when it is not there (a transient message, or one on a non-durable queue).
-func (q *Queue) pageOutLocked(e *queue.Entry) {
-	st := q.store()
-	if e.ID == 0 {
-		e.ID = st.NextMessageID()
-		st.PutMessage(e.ID, e.Msg.Data())
-		q.scratch = appendMeta(q.scratch[:0], true, e)
-		st.PutEntry(q.cfg.ID, e.Seq, e.ID, q.scratch)
-		q.wroteIndex = true
-	}
-	e.Msg = nil
-}
-
 // pageInLocked reads a paged-out entry's message back from the store. It
 // returns false when the store cannot produce it; the entry is then dropped.
 func (q *Queue) pageInLocked(e *queue.Entry) bool {
-	m, err := q.readBack(e.ID)
-	if err == nil {
-		e.Msg = m
+	if e.Msg = q.idx.message(e); e.Msg != nil {
 		return true
 	}
-	q.kind.log.Error("reading a paged-out message failed: dropping it", "queue", q.cfg.Name, "vhost", q.cfg.VHost, "id", e.ID, "err", err)
-	q.settle(*e)
+	q.idx.settle(*e)
 	return false
 }
 
@@ -448,7 +378,7 @@ func (q *Queue) dispatch(deferLower bool) (deferred bool) {
 		}
 		q.delivered.Add(1)
 		if c.noAck {
-			q.settle(e)
+			q.idx.settle(e)
 		} else {
 			c.unacked++
 			q.unacked++
@@ -571,7 +501,7 @@ func (q *Queue) RemoveConsumer(qc *queue.Consumer) {
 		if q.cfg.OnAutoDelete != nil {
 			q.cfg.OnAutoDelete(q)
 		}
-		q.forget(dropped)
+		q.idx.forget(dropped)
 	}
 }
 
@@ -596,7 +526,7 @@ func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
 	}
 	q.delivered.Add(1)
 	if noAck {
-		q.settle(e)
+		q.idx.settle(e)
 	} else {
 		q.unacked++
 	}
@@ -617,7 +547,7 @@ func (q *Queue) Settle(qc *queue.Consumer, entries []queue.Entry, how queue.Sett
 	switch {
 	case q.deleted:
 		for _, e := range entries {
-			q.settle(e)
+			q.idx.settle(e)
 		}
 	case how == queue.Requeue:
 		for _, e := range entries {
@@ -642,21 +572,11 @@ func (q *Queue) Settle(qc *queue.Consumer, entries []queue.Entry, how queue.Sett
 		}
 	default:
 		for _, e := range entries {
-			q.settle(e)
+			q.idx.settle(e)
 		}
 	}
 	q.dispatchLocked()
 	q.unlock()
-}
-
-// settle forgets an entry for good: its index entry leaves the store and,
-// with the last reference, its message. It needs no lock.
-func (q *Queue) settle(e queue.Entry) {
-	if e.ID == 0 {
-		return
-	}
-	q.store().DeleteEntry(q.cfg.ID, e.Seq)
-	q.kind.release(e.ID)
 }
 
 // takeReadyLocked empties the queue of ready messages and returns them.
@@ -674,7 +594,7 @@ func (q *Queue) Purge() int {
 	defer q.unlock()
 	dropped := q.takeReadyLocked()
 	for _, e := range dropped {
-		q.settle(e)
+		q.idx.settle(e)
 	}
 	return len(dropped)
 }
@@ -688,27 +608,6 @@ func (q *Queue) deleteLocked() []queue.Entry {
 		q.expiryAt = 0
 	}
 	return q.takeReadyLocked()
-}
-
-// forget removes a deleted queue's messages from the store.
-func (q *Queue) forget(dropped []queue.Entry) {
-	st := q.store()
-	if st == nil {
-		return
-	}
-	q.mu.Lock()
-	wrote := q.wroteIndex
-	q.mu.Unlock()
-	if wrote {
-		if err := st.DeleteQueue(q.cfg.ID); err != nil {
-			q.kind.log.Error("deleting a queue's index from the store", "queue", q.cfg.Name, "err", err)
-		}
-	}
-	for _, e := range dropped {
-		if e.ID != 0 {
-			q.kind.release(e.ID)
-		}
-	}
 }
 
 // Delete implements queue.Queue.
@@ -731,7 +630,7 @@ func (q *Queue) Delete(ifUnused, ifEmpty bool) (int, error) {
 	q.consumers = nil
 	clear(q.byConsumer)
 	q.unlock()
-	q.forget(dropped)
+	q.idx.forget(dropped)
 	for _, c := range consumers {
 		c.sink.Cancelled(c.qc)
 	}
@@ -745,34 +644,13 @@ func (q *Queue) Deleted() bool {
 	return q.deleted
 }
 
-// recover loads the queue's index entries from the store at start: the
-// messages come back paged out (read on delivery) and marked redelivered,
-// since they may have been delivered before the restart, with their
-// priorities and expiries. Entries of transient messages that had been
-// paged out are dropped.
+// recover loads the queue's index entries from the store at start (see
+// index.recover): the messages come back paged out, read on delivery.
 func (q *Queue) recover() error {
-	st := q.store()
 	q.mu.Lock()
 	defer q.unlock()
-	var stale []queue.Entry
-	var held []uint64
-	err := st.Entries(q.cfg.ID, func(seq, msgID uint64, meta []byte) error {
-		md := parseMeta(meta)
-		q.nextSeq = max(q.nextSeq, seq)
-		e := queue.Entry{Seq: seq, ID: msgID, Size: md.size, Expires: md.expires, Priority: md.priority, Redelivered: true}
-		if md.transient || !q.cfg.Durable {
-			stale = append(stale, e) // never shared: its own id
-			return nil
-		}
-		held = append(held, msgID)
-		q.wroteIndex = true
-		q.pushLocked(e)
-		return nil
-	})
-	for _, e := range stale {
-		q.settle(e)
-	}
-	q.kind.noteRecovered(q.cfg.ID, held)
+	last, err := q.idx.recover(q.pushLocked)
+	q.nextSeq = max(q.nextSeq, last)
 	return err
 }
 
