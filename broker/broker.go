@@ -120,7 +120,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 	classicKind := classic.NewKind(classic.Options{Store: store, Log: log, QueueBudget: cfg.QueueMemory, GlobalBudget: cfg.TotalMemory})
 	kinds := &queue.Kinds{}
 	kinds.Register(classic.Name, classicKind)
-	vhosts := vhost.NewRegistry(vhost.Deps{Definitions: store, Kinds: kinds, Log: log})
+	vhosts := vhost.NewRegistry(vhost.Deps{Definitions: store, Kinds: kinds, Delays: classicKind, Log: log})
 	started := time.Now()
 	err = vhosts.Load()
 	if err == nil {

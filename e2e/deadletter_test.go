@@ -416,3 +416,85 @@ func TestCrashDuringDeadLetterMove(t *testing.T) {
 	}
 	t.Logf("%d messages all reached the dead-letter queue after the crash (%d deliveries so far)", n, deliveries)
 }
+
+// delayTolerance is how late a delayed message may arrive: the timer, the
+// scheduler of a busy 2-core machine and a race-detector build.
+const delayTolerance = 750 * time.Millisecond
+
+func TestDelayedMessages(t *testing.T) {
+	b := startBroker(t)
+	_, ch := dialChannel(t, b)
+	if err := ch.ExchangeDeclare("later", "x-delayed-message", true, false, false, false, amqp091.Table{"x-delayed-type": "direct"}); err != nil {
+		t.Fatal(err)
+	}
+	declareQueue(t, ch, "later-q", true, nil)
+	bind(t, ch, "later-q", "later", "k")
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 16))
+	publishDelayed := func(delays ...int) map[string]time.Time {
+		due := map[string]time.Time{}
+		for _, d := range delays {
+			body := strconv.Itoa(d)
+			due[body] = time.Now().Add(time.Duration(d) * time.Millisecond)
+			if err := ch.Publish("later", "k", false, false, amqp091.Publishing{DeliveryMode: amqp091.Persistent,
+				Headers: amqp091.Table{"x-delay": int32(d)}, Body: []byte(body)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range delays {
+			select {
+			case c := <-confirms:
+				if !c.Ack {
+					t.Fatal("a delayed publish was nacked")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("a delayed publish was not confirmed")
+			}
+		}
+		return due
+	}
+	checkArrivals := func(msgs <-chan amqp091.Delivery, due map[string]time.Time, order []string) {
+		t.Helper()
+		for _, want := range order {
+			d := receive(t, msgs)
+			at := time.Now()
+			if string(d.Body) != want {
+				t.Fatalf("got %q, want %q next", d.Body, want)
+			}
+			if late := at.Sub(due[want]); late < 0 || late > delayTolerance {
+				t.Fatalf("%q arrived %v after its due time, want 0 to %v", want, late, delayTolerance)
+			}
+			if want := -int32(mustAtoi(t, want)); d.Headers["x-delay"] != want {
+				t.Fatalf("x-delay %v, want %d", d.Headers["x-delay"], want)
+			}
+		}
+	}
+	due := publishDelayed(900, 300, 600, 150)
+	_, cons := dialChannel(t, b)
+	msgs, err := cons.Consume("later-q", "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkArrivals(msgs, due, []string{"150", "300", "600", "900"})
+
+	// Across a restart: stored, and fired when due.
+	due = publishDelayed(2500, 2000)
+	b.Restart()
+	_, cons = dialChannel(t, b)
+	msgs, err = cons.Consume("later-q", "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkArrivals(msgs, due, []string{"2000", "2500"})
+}
+
+func mustAtoi(t testing.TB, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -11,6 +11,11 @@ const (
 	KindTopic          = "topic"
 	KindHeaders        = "headers"
 	KindConsistentHash = "x-consistent-hash"
+	// KindDelayed is the rabbitmq-delayed-message-exchange plugin's type:
+	// messages with an x-delay header wait that long, then are routed as
+	// the exchange's x-delayed-type routes them. Routing here is that
+	// type's; the waiting is the virtual host's.
+	KindDelayed = "x-delayed-message"
 )
 
 // Destination is what a binding routes to: a queue or another exchange.
@@ -75,7 +80,7 @@ type Router interface {
 // Known reports whether kind names an exchange type that New can build.
 func Known(kind string) bool {
 	switch kind {
-	case KindDirect, KindFanout, KindTopic, KindHeaders, KindConsistentHash:
+	case KindDirect, KindFanout, KindTopic, KindHeaders, KindConsistentHash, KindDelayed:
 		return true
 	}
 	return false
@@ -102,6 +107,13 @@ func New(kind string, args wire.Table) (Router, error) {
 		return NewHeaders(), nil
 	case KindConsistentHash:
 		return NewConsistentHash(args)
+	case KindDelayed:
+		inner, ok := args["x-delayed-type"].(string)
+		if !ok || inner == KindDelayed {
+			// The plugin's words, as clients see them.
+			return nil, wire.Errorf(wire.PreconditionFailed, "Invalid argument, 'x-delayed-type' must bean existing exchnage type")
+		}
+		return New(inner, args)
 	}
 	return nil, wire.Errorf(wire.PreconditionFailed, "unknown exchange type '"+kind+"'")
 }

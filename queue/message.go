@@ -13,6 +13,7 @@ package queue
 import (
 	"encoding/binary"
 	"errors"
+	"strconv"
 
 	"github.com/warrenmq/warren/amqp/wire"
 )
@@ -194,4 +195,45 @@ func BuildMessage(exchange, routingKey string, props wire.RawProperties, body []
 	copy(b[off+len(props):], body)
 	m, _ := DecodeMessage(b, exchange, routingKey)
 	return m
+}
+
+// MaxDelay is the longest x-delay a delayed-message exchange honours, in
+// milliseconds (the rabbitmq-delayed-message-exchange plugin's limit);
+// a message with a longer one is routed at once.
+const MaxDelay = 4294967295
+
+// Delay reads a message's x-delay header as the delayed-message exchange
+// plugin does: an integer of any width, a decimal string, or a number
+// with a fraction (truncated), in milliseconds. ok is false when the
+// message is not to be delayed: no header, another type, zero, negative,
+// or past MaxDelay.
+func Delay(props wire.RawProperties) (ms int64, ok bool) {
+	if !props.HasHeaders() {
+		return 0, false
+	}
+	h, err := props.Headers()
+	if err != nil {
+		return 0, false
+	}
+	switch v := h["x-delay"].(type) {
+	case string:
+		ms, err = strconv.ParseInt(v, 10, 64)
+		ok = err == nil
+	case float32:
+		ms, ok = int64(v), true
+	case float64:
+		ms, ok = int64(v), true
+	case wire.Decimal:
+		ms = int64(v.Value)
+		for range v.Scale {
+			ms /= 10
+		}
+		ok = true
+	default:
+		ms, ok = wire.Int(v)
+	}
+	if !ok || ms <= 0 || ms > MaxDelay {
+		return 0, false
+	}
+	return ms, true
 }

@@ -27,7 +27,8 @@ func testKinds(k *classic.Kind) *queue.Kinds {
 // memRegistry returns a registry whose queues and definitions stay in
 // memory.
 func memRegistry() *Registry {
-	return NewRegistry(Deps{Kinds: testKinds(classic.NewKind(classic.Options{}))})
+	k := classic.NewKind(classic.Options{})
+	return NewRegistry(Deps{Kinds: testKinds(k), Delays: k})
 }
 
 // newTestVHost returns the virtual host "/" of a registry that keeps nothing.

@@ -81,6 +81,9 @@ func (v *VHost) saveExchangeLocked(x *Exchange) error {
 	if x.args != nil {
 		rec["arguments"] = x.args
 	}
+	if x.delay != nil {
+		rec["delay-id"] = int64(x.delay.Config().ID)
+	}
 	return putRecord(st, kindExchange, "exchange", defKey(v.name, x.name), rec)
 }
 
@@ -211,7 +214,9 @@ func (r *Registry) Load() error {
 		ad, _ := rec["auto_delete"].(bool)
 		internal, _ := rec["internal"].(bool)
 		args, _ := rec["arguments"].(wire.Table)
-		_, err := v.createExchangeLocked(ExchangeSpec{Name: f[0], Kind: kind, Durable: true, AutoDelete: ad, Internal: internal, Args: args})
+		delayID, _ := rec["delay-id"].(int64)
+		_, err := v.createExchangeLocked(ExchangeSpec{Name: f[0], Kind: kind, Durable: true, AutoDelete: ad, Internal: internal, Args: args},
+			uint64(delayID), true)
 		return err
 	}); err != nil {
 		return fmt.Errorf("loading exchanges: %w", err)

@@ -24,7 +24,7 @@ func startNode(t *testing.T, dir string, budget int64, vhosts ...string) *node {
 	t.Helper()
 	st := openStore(t, dir)
 	ck := classic.NewKind(classic.Options{Store: st, QueueBudget: budget})
-	reg := NewRegistry(Deps{Definitions: st, Kinds: testKinds(ck)})
+	reg := NewRegistry(Deps{Definitions: st, Kinds: testKinds(ck), Delays: ck})
 	if err := reg.Load(); err != nil {
 		t.Fatalf("Load: %v", err)
 	}

@@ -20,7 +20,17 @@ type Deps struct {
 	// Kinds are the queue kinds x-queue-type chooses from. It must hold
 	// queue.DefaultKind.
 	Kinds *queue.Kinds
-	Log   *slog.Logger
+	// Delays holds the messages of delayed-message exchanges; nil refuses
+	// that exchange type.
+	Delays DelayKind
+	Log    *slog.Logger
+}
+
+// DelayKind makes the queues that hold a delayed-message exchange's
+// messages until they are due; due receives them then, in the order they
+// fall due.
+type DelayKind interface {
+	NewDelayQueue(cfg queue.Config, due func(msgs []*queue.Message)) (queue.Queue, error)
 }
 
 // Registry holds a broker's virtual hosts. It is safe for concurrent use.

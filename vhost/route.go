@@ -88,6 +88,12 @@ func (v *VHost) route(exchangeName, routingKey string, props wire.RawProperties,
 			cacheable = false
 		}
 		sc.dests = sc.dests[:0]
+		if x.delay != nil {
+			if _, later := queue.Delay(props); later {
+				out = appendQueue(out, x.delay, sc) // routed when due
+				continue
+			}
+		}
 		switch {
 		case x.hashProperty != "":
 			cacheable = false

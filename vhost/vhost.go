@@ -48,6 +48,9 @@ type Exchange struct {
 	// property, passed to the router in place of the routing key.
 	needsHeaders bool
 	hashProperty string
+	// delay holds the messages of an x-delayed-message exchange until
+	// they are due; nil for other types.
+	delay queue.Queue
 }
 
 // Name implements exchange.Destination.
@@ -61,10 +64,11 @@ func (x *Exchange) Durable() bool { return x.durable }
 
 // VHost is one virtual host.
 type VHost struct {
-	name  string
-	defs  DefinitionStore // nil: nothing persists
-	kinds *queue.Kinds
-	log   *slog.Logger
+	name   string
+	defs   DefinitionStore // nil: nothing persists
+	kinds  *queue.Kinds
+	delays DelayKind // nil: no delayed-message exchanges
+	log    *slog.Logger
 
 	mu        sync.RWMutex
 	exchanges map[string]*Exchange
@@ -79,7 +83,7 @@ type VHost struct {
 }
 
 func newVHost(name string, d Deps) *VHost {
-	v := &VHost{name: name, defs: d.Definitions, kinds: d.Kinds, log: d.Log,
+	v := &VHost{name: name, defs: d.Definitions, kinds: d.Kinds, delays: d.Delays, log: d.Log,
 		exchanges: map[string]*Exchange{}, queues: map[string]queue.Queue{}}
 	for _, p := range predeclared {
 		router, _ := exchange.New(p.kind, nil)
@@ -158,19 +162,27 @@ func (v *VHost) DeclareExchange(s ExchangeSpec, passive bool) error {
 	if err := checkName("exchange", s.Name); err != nil {
 		return err
 	}
-	x, err := v.createExchangeLocked(s)
+	x, err := v.createExchangeLocked(s, 0, false)
 	if err != nil {
 		return err
 	}
 	if err := v.saveExchangeLocked(x); err != nil {
 		delete(v.exchanges, x.name)
+		if x.delay != nil {
+			_, _ = x.delay.Delete(false, false)
+		}
 		return err
 	}
 	return nil
 }
 
-// createExchangeLocked builds and registers an exchange.
-func (v *VHost) createExchangeLocked(s ExchangeSpec) (*Exchange, error) {
+// createExchangeLocked builds and registers an exchange. A delayed-message
+// exchange gets the queue that holds its messages: delayID is that queue's
+// id when the exchange is recovered (recover set), 0 for a new exchange.
+func (v *VHost) createExchangeLocked(s ExchangeSpec, delayID uint64, recover bool) (*Exchange, error) {
+	if s.Kind == exchange.KindDelayed && v.delays == nil {
+		return nil, wire.Errorf(wire.PreconditionFailed, "unknown exchange type '"+s.Kind+"'")
+	}
 	router, err := exchange.New(s.Kind, s.Args)
 	if err != nil {
 		return nil, err
@@ -183,6 +195,14 @@ func (v *VHost) createExchangeLocked(s ExchangeSpec) (*Exchange, error) {
 	if ch, ok := router.(*exchange.ConsistentHash); ok {
 		x.needsHeaders = ch.HashHeader() != ""
 		x.hashProperty = ch.HashProperty()
+	}
+	if s.Kind == exchange.KindDelayed {
+		x.needsHeaders = true // x-delay decides, and the type may be headers
+		cfg := queue.Config{Name: s.Name, VHost: v.name, Durable: s.Durable, Kind: exchange.KindDelayed,
+			Settings: queue.NoSettings, ID: delayID, Recover: recover}
+		if x.delay, err = v.delays.NewDelayQueue(cfg, func(msgs []*queue.Message) { v.releaseDelayed(x, msgs) }); err != nil {
+			return nil, err
+		}
 	}
 	v.exchanges[s.Name] = x
 	v.gen.Add(1)
@@ -292,6 +312,9 @@ func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
 // exchanges left without bindings that are auto-delete go too.
 func (v *VHost) deleteExchangeLocked(x *Exchange) error {
 	delete(v.exchanges, x.name)
+	if x.delay != nil {
+		_, _ = x.delay.Delete(false, false) // its messages go with it
+	}
 	v.gen.Add(1)
 	err := errors.Join(v.dropExchangeLocked(x), v.dropBindingsLocked(x.name, false))
 	return errors.Join(err, v.removeDestinationLocked(x))
