@@ -498,3 +498,53 @@ func mustAtoi(t testing.TB, s string) int {
 	}
 	return n
 }
+
+func TestDeduplication(t *testing.T) {
+	b := startBroker(t)
+	_, ch := dialChannel(t, b)
+	if err := ch.ExchangeDeclare("dedup-x", "x-message-deduplication", false, false, false, false,
+		amqp091.Table{"x-cache-size": int32(1000), "x-cache-ttl": int32(60000)}); err != nil {
+		t.Fatal(err)
+	}
+	declareQueue(t, ch, "dedup-via-x", false, nil)
+	bind(t, ch, "dedup-via-x", "dedup-x", "")
+	declareQueue(t, ch, "dedup-q", false, amqp091.Table{"x-message-deduplication": true})
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 8))
+	send := func(exchange, key, id string) {
+		t.Helper()
+		if err := ch.Publish(exchange, key, false, false, amqp091.Publishing{
+			Headers: amqp091.Table{"x-deduplication-header": id}, Body: []byte(id)}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case c := <-confirms:
+			if !c.Ack {
+				t.Fatalf("%s was nacked: a duplicate is confirmed and dropped", id)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no confirm")
+		}
+	}
+	for _, id := range []string{"order-1", "order-2", "order-1", "order-2", "order-3"} {
+		send("dedup-x", "", id)
+		send("", "dedup-q", id)
+	}
+	for _, q := range []string{"dedup-via-x", "dedup-q"} {
+		if n := queueLen(t, b, q); n != 3 {
+			t.Fatalf("%s holds %d messages, want 3 (duplicates dropped)", q, n)
+		}
+	}
+	// The queue form forgets a key once its message is consumed.
+	for range 3 {
+		if _, ok, err := ch.Get("dedup-q", true); !ok || err != nil {
+			t.Fatalf("get: %v %v", ok, err)
+		}
+	}
+	send("", "dedup-q", "order-1")
+	if n := queueLen(t, b, "dedup-q"); n != 1 {
+		t.Fatalf("dedup-q holds %d after its messages were consumed and order-1 sent again, want 1", n)
+	}
+}

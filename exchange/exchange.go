@@ -16,6 +16,11 @@ const (
 	// the exchange's x-delayed-type routes them. Routing here is that
 	// type's; the waiting is the virtual host's.
 	KindDelayed = "x-delayed-message"
+	// KindDeduplication is the rabbitmq-message-deduplication plugin's
+	// exchange: a fanout that routes a message only when its
+	// x-deduplication-header was not seen within x-cache-ttl. Routing here
+	// is the fanout's; the seeing is the virtual host's.
+	KindDeduplication = "x-message-deduplication"
 )
 
 // Destination is what a binding routes to: a queue or another exchange.
@@ -80,7 +85,7 @@ type Router interface {
 // Known reports whether kind names an exchange type that New can build.
 func Known(kind string) bool {
 	switch kind {
-	case KindDirect, KindFanout, KindTopic, KindHeaders, KindConsistentHash, KindDelayed:
+	case KindDirect, KindFanout, KindTopic, KindHeaders, KindConsistentHash, KindDelayed, KindDeduplication:
 		return true
 	}
 	return false
@@ -107,6 +112,11 @@ func New(kind string, args wire.Table) (Router, error) {
 		return NewHeaders(), nil
 	case KindConsistentHash:
 		return NewConsistentHash(args)
+	case KindDeduplication:
+		if _, err := DeduplicationCache(args); err != nil {
+			return nil, err
+		}
+		return NewFanout(), nil
 	case KindDelayed:
 		inner, ok := args["x-delayed-type"].(string)
 		if !ok || inner == KindDelayed {

@@ -59,7 +59,7 @@ func Publish(queues []Queue, m *Message, out *Outcome) {
 	for _, q := range queues {
 		r := q.Enqueue(m)
 		switch r.Result {
-		case Enqueued:
+		case Enqueued, Duplicate:
 			out.Routed = true
 		case Rejected:
 			out.Routed, out.Rejected = true, true

@@ -237,3 +237,32 @@ func Delay(props wire.RawProperties) (ms int64, ok bool) {
 	}
 	return ms, true
 }
+
+// DeduplicationKey is a message's x-deduplication-header as a key, equal
+// for the values the deduplication plugin takes as equal: the same string
+// (of either kind), the same integer (of any width), or the same value of
+// another type. ok is false when the message has no such header.
+func DeduplicationKey(props wire.RawProperties) (key string, ok bool) {
+	if !props.HasHeaders() {
+		return "", false
+	}
+	h, err := props.Headers()
+	if err != nil {
+		return "", false
+	}
+	v, ok := h["x-deduplication-header"]
+	if !ok {
+		return "", false
+	}
+	if s, isString := v.(string); isString {
+		return "s" + s, true
+	}
+	if n, isInt := wire.Int(v); isInt {
+		return "i" + strconv.FormatInt(n, 10), true
+	}
+	b, err := wire.AppendTable(nil, wire.Table{"": v})
+	if err != nil {
+		return "", false
+	}
+	return "t" + string(b), true
+}

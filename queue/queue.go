@@ -119,6 +119,10 @@ type Settings struct {
 	// more often than this is dead-lettered (reason delivery_limit) instead;
 	// negative means no limit.
 	DeliveryLimit int64
+	// Deduplicate is x-message-deduplication (the deduplication plugin's
+	// queue form): a message whose x-deduplication-header equals that of
+	// a message the queue holds (ready or unacknowledged) is dropped.
+	Deduplicate bool
 }
 
 // NoSettings are the settings of a queue declared without arguments.
@@ -146,6 +150,10 @@ const (
 	Rejected
 	// Gone: the queue has been deleted.
 	Gone
+	// Duplicate: the queue deduplicates and holds a message with the same
+	// x-deduplication-header; the message is dropped (and counts as
+	// routed, so a confirming publisher gets an ack).
+	Duplicate
 )
 
 // Receipt is a queue's answer to Enqueue.

@@ -94,6 +94,12 @@ func validateQueueArgs(kinds *queue.Kinds, what string, args wire.Table) (queueA
 			case s != "default" && s != "lazy":
 				problem = "\"unsupported queue mode '" + s + "'\""
 			}
+		case "x-message-deduplication":
+			b, ok := v.(bool)
+			if !ok {
+				problem = "{unacceptable_type," + typeName(v) + "}"
+			}
+			qa.Deduplicate = b
 		case "x-single-active-consumer":
 			b, ok := v.(bool)
 			if !ok {

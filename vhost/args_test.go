@@ -59,6 +59,9 @@ func TestValidateQueueArgs(t *testing.T) {
 		{name: "x-overflow reject-publish-dlx", args: wire.Table{"x-overflow": "reject-publish-dlx"}, want: with(func(s *queue.Settings) { s.Overflow = queue.RejectPublishDLX })},
 		{name: "x-overflow not a string", args: wire.Table{"x-overflow": int32(1)}, wantText: invalid("x-overflow", "{unacceptable_type,signedint}")},
 
+		{name: "x-message-deduplication", args: wire.Table{"x-message-deduplication": true}, want: with(func(s *queue.Settings) { s.Deduplicate = true })},
+		{name: "x-message-deduplication not a bool", args: wire.Table{"x-message-deduplication": "yes"}, wantText: invalid("x-message-deduplication", "{unacceptable_type,longstr}")},
+
 		{name: "x-single-active-consumer", args: wire.Table{"x-single-active-consumer": true}, want: with(func(s *queue.Settings) { s.SingleActiveConsumer = true })},
 		{name: "x-single-active-consumer false", args: wire.Table{"x-single-active-consumer": false}, want: none},
 		{name: "x-single-active-consumer not a bool", args: wire.Table{"x-single-active-consumer": "true"}, wantText: invalid("x-single-active-consumer", "{unacceptable_type,longstr}")},

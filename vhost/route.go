@@ -88,6 +88,11 @@ func (v *VHost) route(exchangeName, routingKey string, props wire.RawProperties,
 			cacheable = false
 		}
 		sc.dests = sc.dests[:0]
+		if x.dedup != nil {
+			if key, ok := queue.DeduplicationKey(props); ok && !x.dedup.admit(key, messageCacheTTL(h)) {
+				continue // a duplicate: routed nowhere from here
+			}
+		}
 		if x.delay != nil {
 			if _, later := queue.Delay(props); later {
 				out = appendQueue(out, x.delay, sc) // routed when due

@@ -51,6 +51,9 @@ type Exchange struct {
 	// delay holds the messages of an x-delayed-message exchange until
 	// they are due; nil for other types.
 	delay queue.Queue
+	// dedup is an x-message-deduplication exchange's memory of the keys
+	// it routed; nil for other types.
+	dedup *dedupCache
 }
 
 // Name implements exchange.Destination.
@@ -195,6 +198,10 @@ func (v *VHost) createExchangeLocked(s ExchangeSpec, delayID uint64, recover boo
 	if ch, ok := router.(*exchange.ConsistentHash); ok {
 		x.needsHeaders = ch.HashHeader() != ""
 		x.hashProperty = ch.HashProperty()
+	}
+	if s.Kind == exchange.KindDeduplication {
+		c, _ := exchange.DeduplicationCache(s.Args) // exchange.New checked them
+		x.dedup, x.needsHeaders = newDedupCache(c), true
 	}
 	if s.Kind == exchange.KindDelayed {
 		x.needsHeaders = true // x-delay decides, and the type may be headers

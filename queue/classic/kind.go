@@ -85,6 +85,9 @@ func (k *Kind) New(cfg queue.Config) (queue.Queue, error) {
 		cfg.ID = k.store.NextQueueID()
 	}
 	q := &Queue{cfg: cfg, kind: k, idx: newIndex(k, &cfg), byConsumer: map[*queue.Consumer]*consumer{}, ready: newReady(cfg.MaxPriority)}
+	if cfg.Deduplicate {
+		q.dedup = newDedupIndex()
+	}
 	if cfg.Recover && k.store != nil {
 		if err := q.recover(); err != nil {
 			return nil, fmt.Errorf("recovering queue %q: %w", cfg.Name, err)

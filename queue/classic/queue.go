@@ -62,6 +62,8 @@ type Queue struct {
 	// dead are entries dropped under the lock, to dead-letter and forget
 	// once it is released (see unlock).
 	dead []deadEntry
+	// dedup holds the keys of the messages in a deduplicating queue.
+	dedup *dedupIndex
 	// expiry fires when the earliest expiring head is due (expiryAt, unix
 	// ms; 0 when not armed): one timer per queue, none per message.
 	expiry   *time.Timer
@@ -101,7 +103,19 @@ func (q *Queue) unlock() {
 // dropLocked removes e from the queue's books for reason; unlock
 // dead-letters it.
 func (q *Queue) dropLocked(e queue.Entry, reason queue.Reason) {
+	if q.dedup != nil {
+		q.dedup.remove(e.Seq)
+	}
 	q.dead = append(q.dead, deadEntry{e, reason})
+}
+
+// forgetLocked removes e for good: from the deduplication keys and from
+// the store.
+func (q *Queue) forgetLocked(e queue.Entry) {
+	if q.dedup != nil {
+		q.dedup.remove(e.Seq)
+	}
+	q.idx.settle(e)
 }
 
 // deadLetter hands dropped messages to the dead-letter sink, grouped by
@@ -178,9 +192,19 @@ func (q *Queue) enqueueLocked(m *queue.Message) queue.Receipt {
 			q.dropLocked(q.popLocked(), queue.ReasonMaxLen)
 		}
 	}
+	var dedupKey string
+	if q.dedup != nil {
+		var ok bool
+		if dedupKey, ok = queue.DeduplicationKey(m.Props); ok && q.dedup.holds(dedupKey) {
+			return queue.Receipt{Result: queue.Duplicate}
+		}
+	}
 	q.nextSeq++
 	q.published.Add(1)
 	e := queue.Entry{Msg: m, Seq: q.nextSeq, Size: size}
+	if dedupKey != "" {
+		q.dedup.add(dedupKey, e.Seq)
+	}
 	if q.cfg.MaxPriority > 0 {
 		e.Priority, _ = m.Props.Priority()
 	}
@@ -228,7 +252,7 @@ func (q *Queue) pageInLocked(e *queue.Entry) bool {
 	if e.Msg = q.idx.message(e); e.Msg != nil {
 		return true
 	}
-	q.idx.settle(*e)
+	q.forgetLocked(*e)
 	return false
 }
 
@@ -378,7 +402,7 @@ func (q *Queue) dispatch(deferLower bool) (deferred bool) {
 		}
 		q.delivered.Add(1)
 		if c.noAck {
-			q.idx.settle(e)
+			q.forgetLocked(e)
 		} else {
 			c.unacked++
 			q.unacked++
@@ -526,7 +550,7 @@ func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
 	}
 	q.delivered.Add(1)
 	if noAck {
-		q.idx.settle(e)
+		q.forgetLocked(e)
 	} else {
 		q.unacked++
 	}
@@ -547,7 +571,7 @@ func (q *Queue) Settle(qc *queue.Consumer, entries []queue.Entry, how queue.Sett
 	switch {
 	case q.deleted:
 		for _, e := range entries {
-			q.idx.settle(e)
+			q.forgetLocked(e)
 		}
 	case how == queue.Requeue:
 		for _, e := range entries {
@@ -572,7 +596,7 @@ func (q *Queue) Settle(qc *queue.Consumer, entries []queue.Entry, how queue.Sett
 		}
 	default:
 		for _, e := range entries {
-			q.idx.settle(e)
+			q.forgetLocked(e)
 		}
 	}
 	q.dispatchLocked()
@@ -593,8 +617,11 @@ func (q *Queue) Purge() int {
 	q.mu.Lock()
 	defer q.unlock()
 	dropped := q.takeReadyLocked()
+	if q.dedup != nil {
+		q.dedup.clear() // as the plugin flushes its cache on purge
+	}
 	for _, e := range dropped {
-		q.idx.settle(e)
+		q.forgetLocked(e)
 	}
 	return len(dropped)
 }

@@ -908,3 +908,34 @@ func TestDiscardRemovesStoredMessage(t *testing.T) {
 		t.Fatalf("entries left: %+v", got)
 	}
 }
+
+func TestDeduplicatingQueue(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Deduplicate = true
+	q := memQueue(cfg)
+	keyed := func(body, key string) *queue.Message {
+		return propsMsg(t, body, wire.Properties{Headers: wire.Table{"x-deduplication-header": key}})
+	}
+	for _, m := range []*queue.Message{keyed("a1", "a"), keyed("a2", "a"), keyed("b1", "b"), msg(t, "none"), msg(t, "none")} {
+		out := publish(m, q)
+		if !out.Routed || !out.Promises.Kept() {
+			t.Fatalf("publish of %s: %+v, want routed (a duplicate counts as routed)", m.Body, out)
+		}
+	}
+	wantStats(t, q, 4, 0, 0) // a2 was a duplicate
+	es := getAll(t, q, false)
+	wantStrings(t, "held", entryBodies(es), []string{"a1", "b1", "none", "none"})
+	// Unacknowledged still counts as held; a requeue keeps the key.
+	publish(keyed("a3", "a"), q)
+	q.Settle(nil, es[:1], queue.Requeue)
+	publish(keyed("a4", "a"), q)
+	wantStats(t, q, 1, 3, 0)
+	// Once the message leaves for good, the key is free again.
+	a, _, _ := q.Get(false)
+	q.Settle(nil, []queue.Entry{a}, queue.Ack)
+	publish(keyed("a5", "a"), q)
+	q.Settle(nil, es[1:2], queue.Discard) // b1 leaves too
+	publish(keyed("b2", "b"), q)
+	wantStrings(t, "after the acks", entryBodies(getAll(t, q, true)), []string{"a5", "b2"})
+}
