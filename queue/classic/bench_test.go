@@ -1,7 +1,9 @@
 package classic
 
 import (
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/queue"
@@ -142,3 +144,35 @@ func BenchmarkPublishDurable(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkExpiry fills a queue with b.N messages that have a TTL and lets
+// them all expire at once, dead-lettering to a sink that drops them: the
+// cost per message, and the goroutines it takes (one timer's, at most,
+// however many messages expire).
+func BenchmarkExpiry(b *testing.B) {
+	c := newFakeClock()
+	dlx := &countingSink{}
+	cfg := testConfig()
+	cfg.MessageTTL, cfg.DeadLetter, cfg.DeadLetterSink = 1000, true, dlx
+	q := newQueue(b, NewKind(Options{Now: c.Now}), cfg)
+	m := benchMessage(b, false)
+	before := runtime.NumGoroutine()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		q.Enqueue(m)
+	}
+	peak := runtime.NumGoroutine() - before
+	c.advance(2 * time.Second)
+	q.expire()
+	b.StopTimer()
+	if dlx.n != b.N {
+		b.Fatalf("%d of %d dead-lettered", dlx.n, b.N)
+	}
+	b.ReportMetric(float64(peak), "goroutines")
+}
+
+// countingSink is a dead-letter sink that counts what it is given.
+type countingSink struct{ n int }
+
+func (s *countingSink) DeadLetter(_ queue.Queue, _ queue.Reason, msgs []*queue.Message) { s.n += len(msgs) }

@@ -15,9 +15,8 @@ func (d *deque) len() int { return d.n }
 func (d *deque) grow() {
 	size := max(16, 2*len(d.buf))
 	buf := make([]queue.Entry, size)
-	for i := 0; i < d.n; i++ {
-		buf[i] = d.buf[(d.head+i)%len(d.buf)]
-	}
+	n := copy(buf, d.buf[d.head:min(d.head+d.n, len(d.buf))]) // up to the end of the ring
+	copy(buf[n:], d.buf[:d.n-n])                              // and the part that wrapped
 	d.buf, d.head = buf, 0
 }
 

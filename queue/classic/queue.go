@@ -168,7 +168,7 @@ func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 	if q.expiring > 0 {
 		// What is due now goes now: x-message-ttl 0 (or an expiration of
 		// 0) means deliver at once or expire.
-		q.expireLocked(q.kind.now() + 1)
+		q.expireLocked(q.kind.now()+1, 0)
 	}
 	q.unlock()
 	return r
@@ -300,12 +300,21 @@ func (q *Queue) requeueLocked(e queue.Entry) {
 	q.ready.requeue(e)
 }
 
+// expireBatch is the most entries the expiry timer drops under one hold
+// of the queue's lock, so that a large backlog expiring at once neither
+// holds the lock long nor builds a long list of dead letters.
+const expireBatch = 4096
+
 // expireLocked drops the entries at the heads of the queue (of each
-// priority level) that expire before the time given (unix ms): a message
-// expires when it reaches the head, as in RabbitMQ's classic queues, so
-// expiry costs nothing per message until then.
-func (q *Queue) expireLocked(before int64) {
-	for q.expiring > 0 {
+// priority level) that expire before the time given (unix ms), up to limit
+// of them (0: no limit), and reports whether it stopped at the limit. A
+// message expires when it reaches the head, as in RabbitMQ's classic
+// queues, so expiry costs nothing per message until then.
+func (q *Queue) expireLocked(before int64, limit int) (more bool) {
+	for n := 0; q.expiring > 0; n++ {
+		if limit > 0 && n == limit {
+			return true
+		}
 		level := -1
 		q.ready.heads(func(p int, e *queue.Entry) bool {
 			if e.Expires != 0 && e.Expires < before {
@@ -315,12 +324,13 @@ func (q *Queue) expireLocked(before int64) {
 			return true
 		})
 		if level < 0 {
-			return
+			return false
 		}
 		e := q.ready.popAt(level)
 		q.countLocked(&e, -1)
 		q.dropLocked(e, queue.ReasonExpired)
 	}
+	return false
 }
 
 // armExpiryLocked sets the queue's timer for the earliest expiry among the
@@ -346,14 +356,15 @@ func (q *Queue) armExpiryLocked() {
 	q.expiryAt = next
 }
 
-// expire runs when the expiry timer fires.
+// expire runs when the expiry timer fires: it drops what is due in
+// batches, releasing the lock (and dead-lettering) between them.
 func (q *Queue) expire() {
-	q.mu.Lock()
-	q.expiryAt = 0
-	if !q.deleted {
-		q.expireLocked(q.kind.now() + 1)
+	for more := true; more; {
+		q.mu.Lock()
+		q.expiryAt = 0
+		more = !q.deleted && q.expireLocked(q.kind.now()+1, expireBatch)
+		q.unlock()
 	}
-	q.unlock()
 }
 
 // nextLocked pops the next entry to deliver, with its message in memory:
@@ -361,7 +372,7 @@ func (q *Queue) expire() {
 // when nothing is ready.
 func (q *Queue) nextLocked() (queue.Entry, bool) {
 	if q.expiring > 0 {
-		q.expireLocked(q.kind.now())
+		q.expireLocked(q.kind.now(), 0)
 	}
 	for q.ready.len() > 0 {
 		e := q.popLocked()
