@@ -20,28 +20,33 @@ func (d *deque) grow() {
 	d.buf, d.head = buf, 0
 }
 
-func (d *deque) pushBack(e queue.Entry) {
+func (d *deque) pushBack(e *queue.Entry) {
 	if d.n == len(d.buf) {
 		d.grow()
 	}
-	d.buf[(d.head+d.n)%len(d.buf)] = e
+	i := d.head + d.n
+	if i >= len(d.buf) {
+		i -= len(d.buf)
+	}
+	d.buf[i] = *e
 	d.n++
 }
 
-func (d *deque) pushFront(e queue.Entry) {
+func (d *deque) pushFront(e *queue.Entry) {
 	if d.n == len(d.buf) {
 		d.grow()
 	}
 	d.head = (d.head - 1 + len(d.buf)) % len(d.buf)
-	d.buf[d.head] = e
+	d.buf[d.head] = *e
 	d.n++
 }
 
 // front returns the first entry; the deque must not be empty.
 func (d *deque) front() *queue.Entry { return &d.buf[d.head] }
 
-func (d *deque) popFront() queue.Entry {
-	e := d.buf[d.head]
+// popFront moves the first entry into e; the deque must not be empty.
+func (d *deque) popFront(e *queue.Entry) {
+	*e = d.buf[d.head]
 	d.buf[d.head] = queue.Entry{}
 	d.head = (d.head + 1) % len(d.buf)
 	d.n--
@@ -51,12 +56,11 @@ func (d *deque) popFront() queue.Entry {
 			d.buf = nil // let a drained backlog's ring go
 		}
 	}
-	return e
 }
 
 // insertSorted puts e into a deque kept in Seq order (for requeued entries,
 // which return near their original position).
-func (d *deque) insertSorted(e queue.Entry) {
+func (d *deque) insertSorted(e *queue.Entry) {
 	// Requeues mostly arrive in order: check the back first.
 	if d.n == 0 || d.buf[(d.head+d.n-1)%len(d.buf)].Seq < e.Seq {
 		d.pushBack(e)
@@ -77,9 +81,11 @@ func (d *deque) insertSorted(e queue.Entry) {
 	}
 }
 
-// clear drops every entry and returns them.
+// drain removes every entry, front first, passing each to fn.
 func (d *deque) drain(fn func(queue.Entry)) {
+	var e queue.Entry
 	for d.n > 0 {
-		fn(d.popFront())
+		d.popFront(&e)
+		fn(e)
 	}
 }

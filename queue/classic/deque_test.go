@@ -43,12 +43,12 @@ func TestDequeModel(t *testing.T) {
 		t.Repeat(map[string]func(*rapid.T){
 			"pushBack": func(t *rapid.T) {
 				s := seq()
-				d.pushBack(queue.Entry{Seq: s})
+				d.pushBack(&queue.Entry{Seq: s})
 				model = append(model, s)
 			},
 			"pushFront": func(t *rapid.T) {
 				s := seq()
-				d.pushFront(queue.Entry{Seq: s})
+				d.pushFront(&queue.Entry{Seq: s})
 				model = slices.Insert(model, 0, s)
 			},
 			"pushBackMany": func(t *rapid.T) {
@@ -56,7 +56,7 @@ func TestDequeModel(t *testing.T) {
 				// which a drained ring is let go.
 				for range rapid.IntRange(1, 1500).Draw(t, "n") {
 					s := seq()
-					d.pushBack(queue.Entry{Seq: s})
+					d.pushBack(&queue.Entry{Seq: s})
 					model = append(model, s)
 				}
 			},
@@ -64,14 +64,14 @@ func TestDequeModel(t *testing.T) {
 				if len(model) == 0 {
 					t.Skip("empty")
 				}
-				if e := d.popFront(); e.Seq != model[0] {
+				if e := popFront(&d); e.Seq != model[0] {
 					t.Fatalf("popFront = %d, model %d", e.Seq, model[0])
 				}
 				model = model[1:]
 			},
 			"popMany": func(t *rapid.T) {
 				for range rapid.IntRange(0, len(model)).Draw(t, "n") {
-					if e := d.popFront(); e.Seq != model[0] {
+					if e := popFront(&d); e.Seq != model[0] {
 						t.Fatalf("popFront = %d, model %d", e.Seq, model[0])
 					}
 					model = model[1:]
@@ -105,7 +105,7 @@ func TestDequeInsertSortedModel(t *testing.T) {
 			return s
 		}
 		insert := func(s uint64) {
-			d.insertSorted(queue.Entry{Seq: s})
+			d.insertSorted(&queue.Entry{Seq: s})
 			i, _ := slices.BinarySearch(model, s)
 			model = slices.Insert(model, i, s)
 		}
@@ -120,7 +120,7 @@ func TestDequeInsertSortedModel(t *testing.T) {
 				if len(model) == 0 {
 					t.Skip("empty")
 				}
-				if e := d.popFront(); e.Seq != model[0] {
+				if e := popFront(&d); e.Seq != model[0] {
 					t.Fatalf("popFront = %d, model %d", e.Seq, model[0])
 				}
 				model = model[1:]
@@ -129,8 +129,8 @@ func TestDequeInsertSortedModel(t *testing.T) {
 				if len(model) == 0 {
 					t.Skip("empty")
 				}
-				e := d.popFront()
-				d.pushFront(e)
+				e := popFront(&d)
+				d.pushFront(&e)
 			},
 			"": func(t *rapid.T) { checkDeque(t, &d, model) },
 		})
@@ -141,26 +141,33 @@ func TestDequeReleasesLargeDrainedRing(t *testing.T) {
 	t.Parallel()
 	var d deque
 	for i := range 2000 {
-		d.pushBack(queue.Entry{Seq: uint64(i)})
+		d.pushBack(&queue.Entry{Seq: uint64(i)})
 	}
 	for range 2000 {
-		d.popFront()
+		popFront(&d)
 	}
 	if d.buf != nil || d.head != 0 || d.n != 0 {
 		t.Fatalf("drained 2000-entry deque kept a ring of %d (head %d)", len(d.buf), d.head)
 	}
 	// Small rings are kept for reuse.
-	d.pushBack(queue.Entry{Seq: 1})
-	d.popFront()
+	d.pushBack(&queue.Entry{Seq: 1})
+	popFront(&d)
 	if d.buf == nil {
 		t.Fatal("a small drained ring was let go")
 	}
 	// popFront clears the slot so a delivered message is not kept alive.
-	d.pushBack(queue.Entry{Msg: &queue.Message{}, Seq: 2})
-	d.popFront()
+	d.pushBack(&queue.Entry{Msg: &queue.Message{}, Seq: 2})
+	popFront(&d)
 	for i, e := range d.buf {
 		if e.Msg != nil {
 			t.Fatalf("slot %d still references a popped message", i)
 		}
 	}
+}
+
+// popFront pops d's first entry and returns it.
+func popFront(d *deque) queue.Entry {
+	var e queue.Entry
+	d.popFront(&e)
+	return e
 }

@@ -277,12 +277,12 @@ func (q *Queue) countLocked(e *queue.Entry, sign int64) {
 
 func (q *Queue) pushLocked(e queue.Entry) {
 	q.countLocked(&e, 1)
-	q.ready.push(e)
+	q.ready.push(&e)
 }
 
 // popLocked takes the next entry to offer; the queue must not be empty.
-func (q *Queue) popLocked() queue.Entry {
-	e := q.ready.pop()
+func (q *Queue) popLocked() (e queue.Entry) {
+	q.ready.pop(&e)
 	q.countLocked(&e, -1)
 	return e
 }
@@ -326,7 +326,8 @@ func (q *Queue) expireLocked(before int64, limit int) (more bool) {
 		if level < 0 {
 			return false
 		}
-		e := q.ready.popAt(level)
+		var e queue.Entry
+		q.ready.popAt(level, &e)
 		q.countLocked(&e, -1)
 		q.dropLocked(e, queue.ReasonExpired)
 	}
@@ -406,7 +407,11 @@ func (q *Queue) dispatch(deferLower bool) (deferred bool) {
 		if !ok {
 			return false
 		}
-		if !c.sink.Deliver(c.qc, q.deliverable(e)) {
+		d := e
+		if e.Returns != 0 && q.cfg.DeliveryLimit >= 0 {
+			d = q.withDeliveryCount(e)
+		}
+		if !c.sink.Deliver(c.qc, d) {
 			c.blocked = true
 			q.unpopLocked(e)
 			continue
@@ -422,12 +427,9 @@ func (q *Queue) dispatch(deferLower bool) (deferred bool) {
 	return false
 }
 
-// deliverable is e as a consumer gets it: with x-delivery-count once it
-// has come back, in a queue with a delivery limit.
-func (q *Queue) deliverable(e queue.Entry) queue.Entry {
-	if e.Returns == 0 || q.cfg.DeliveryLimit < 0 {
-		return e
-	}
+// withDeliveryCount is e as a consumer gets it once it has come back, in a
+// queue with a delivery limit: with x-delivery-count.
+func (q *Queue) withDeliveryCount(e queue.Entry) queue.Entry {
 	n := int64(e.Returns)
 	if m, err := queue.Rewrite(e.Msg, e.Msg.Exchange, e.Msg.RoutingKey, func(p *wire.Properties) {
 		if p.Headers == nil {
@@ -565,7 +567,10 @@ func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
 	} else {
 		q.unacked++
 	}
-	return q.deliverable(e), q.ready.len(), true
+	if e.Returns != 0 && q.cfg.DeliveryLimit >= 0 {
+		e = q.withDeliveryCount(e)
+	}
+	return e, q.ready.len(), true
 }
 
 // Settle implements queue.Queue. A requeued message past the delivery

@@ -14,12 +14,20 @@ import (
 // few instructions whatever the number of levels.
 type ready struct {
 	levels []level
-	used   [4]uint64 // bit p: levels[p] holds entries
+	used   [4]uint64 // bit p: levels[p] holds entries (kept only with several levels)
 	n      int
 }
 
 type level struct {
 	returned, fresh deque
+}
+
+// head is the entry the level offers next; the level must not be empty.
+func (l *level) head() *queue.Entry {
+	if l.returned.len() > 0 {
+		return l.returned.front()
+	}
+	return l.fresh.front()
 }
 
 func newReady(maxPriority uint8) ready {
@@ -32,11 +40,15 @@ func (r *ready) len() int { return r.n }
 // queue's maximum.
 func (r *ready) levelOf(e *queue.Entry) int { return min(int(e.Priority), len(r.levels)-1) }
 
-func (r *ready) mark(p int) { r.used[p>>6] |= 1 << (p & 63) }
+func (r *ready) mark(p int) {
+	if len(r.levels) > 1 {
+		r.used[p>>6] |= 1 << (p & 63)
+	}
+}
 
 // settle clears p's bit once the level is empty.
 func (r *ready) settle(p int) {
-	if l := &r.levels[p]; l.returned.len()+l.fresh.len() == 0 {
+	if l := &r.levels[p]; len(r.levels) > 1 && l.returned.len()+l.fresh.len() == 0 {
 		r.used[p>>6] &^= 1 << (p & 63)
 	}
 }
@@ -58,46 +70,54 @@ func (r *ready) top() int {
 }
 
 // push adds a new entry behind the others of its level.
-func (r *ready) push(e queue.Entry) {
-	p := r.levelOf(&e)
+func (r *ready) push(e *queue.Entry) {
+	p := 0
+	if len(r.levels) > 1 {
+		p = r.levelOf(e)
+		r.mark(p)
+	}
 	r.levels[p].fresh.pushBack(e)
-	r.mark(p)
 	r.n++
 }
 
 // requeue puts a returned entry back near its original place.
 func (r *ready) requeue(e queue.Entry) {
 	p := r.levelOf(&e)
-	r.levels[p].returned.insertSorted(e)
+	r.levels[p].returned.insertSorted(&e)
 	r.mark(p)
 	r.n++
 }
 
-// pop takes the next entry to offer; there must be one.
-func (r *ready) pop() queue.Entry {
-	return r.popAt(r.top())
+// pop takes the next entry to offer into e; there must be one.
+func (r *ready) pop(e *queue.Entry) {
+	p := 0
+	if len(r.levels) > 1 {
+		p = r.top()
+	}
+	r.popAt(p, e)
 }
 
-func (r *ready) popAt(p int) queue.Entry {
+// popAt takes the next entry of level p into e.
+func (r *ready) popAt(p int, e *queue.Entry) {
 	l := &r.levels[p]
-	var e queue.Entry
-	if l.returned.len() > 0 {
-		e = l.returned.popFront()
+	if l.returned.n > 0 {
+		l.returned.popFront(e)
 	} else {
-		e = l.fresh.popFront()
+		l.fresh.popFront(e)
 	}
-	r.settle(p)
+	if len(r.levels) > 1 {
+		r.settle(p)
+	}
 	r.n--
-	return e
 }
 
 // unpop puts back an entry pop returned.
 func (r *ready) unpop(e queue.Entry) {
 	p := r.levelOf(&e)
 	if e.Redelivered {
-		r.levels[p].returned.pushFront(e)
+		r.levels[p].returned.pushFront(&e)
 	} else {
-		r.levels[p].fresh.pushFront(e)
+		r.levels[p].fresh.pushFront(&e)
 	}
 	r.mark(p)
 	r.n++
@@ -106,19 +126,18 @@ func (r *ready) unpop(e queue.Entry) {
 // heads calls fn with each level in use (highest first) and the entry at
 // its head, until fn returns false.
 func (r *ready) heads(fn func(p int, e *queue.Entry) bool) {
+	if len(r.levels) == 1 {
+		if r.n > 0 {
+			fn(0, r.levels[0].head())
+		}
+		return
+	}
 	for w := len(r.used) - 1; w >= 0; w-- {
 		for m := r.used[w]; m != 0; {
 			b := 63 - bits.LeadingZeros64(m)
 			m &^= 1 << b
 			p := w<<6 + b
-			l := &r.levels[p]
-			var e *queue.Entry
-			if l.returned.len() > 0 {
-				e = l.returned.front()
-			} else {
-				e = l.fresh.front()
-			}
-			if !fn(p, e) {
+			if !fn(p, r.levels[p].head()) {
 				return
 			}
 		}
@@ -127,7 +146,9 @@ func (r *ready) heads(fn func(p int, e *queue.Entry) bool) {
 
 // drain removes every entry, in the order they would have been offered.
 func (r *ready) drain(fn func(queue.Entry)) {
+	var e queue.Entry
 	for r.n > 0 {
-		fn(r.pop())
+		r.pop(&e)
+		fn(e)
 	}
 }
