@@ -175,4 +175,6 @@ func BenchmarkExpiry(b *testing.B) {
 // countingSink is a dead-letter sink that counts what it is given.
 type countingSink struct{ n int }
 
-func (s *countingSink) DeadLetter(_ queue.Queue, _ queue.Reason, msgs []*queue.Message) { s.n += len(msgs) }
+func (s *countingSink) DeadLetter(_ queue.Queue, _ queue.Reason, msgs []*queue.Message) {
+	s.n += len(msgs)
+}
