@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/queue"
@@ -43,7 +44,7 @@ func (ch *channel) publishHeader(payload []byte) error {
 	if _, present, problem := h.Props.ExpirationMillis(); present && problem != "" {
 		exp, _ := h.Props.Expiration()
 		ch.content = awaitMethod
-		return wire.Errorf(wire.PreconditionFailed, "invalid expiration '"+exp+"': "+problem).
+		return wire.Errorf(wire.PreconditionFailed, erlangPrinted("invalid expiration '"+exp+"': ", problem)).
 			WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
 	}
 	// The buffer grows as body frames arrive, past a first allocation
@@ -288,4 +289,16 @@ func (c *conn) await(ps *queue.Promises) error {
 	c.paused.Store(true)
 	defer c.paused.Store(false)
 	return ps.Wait()
+}
+
+// erlangPrinted is text followed by term, a two-element Erlang tuple or an
+// atom, as RabbitMQ's ~p lays it out in a reply text: a tuple that would
+// reach column 79 breaks after its comma, its second element aligned
+// under its first.
+func erlangPrinted(text, term string) string {
+	comma := strings.IndexByte(term, ',')
+	if len(text)+len(term) < 79 || !strings.HasPrefix(term, "{") || comma < 0 {
+		return text + term
+	}
+	return text + term[:comma+1] + "\n" + strings.Repeat(" ", len(text)+1) + term[comma+1:]
 }

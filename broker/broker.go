@@ -95,6 +95,7 @@ type Broker struct {
 	ln     net.Listener
 	amqp   *amqp.Server
 	store  *persistence.Store
+	kind   *classic.Kind
 	served chan error
 }
 
@@ -131,8 +132,14 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("recovering from the store: %w", err)
 	}
 	log.Info("recovered definitions and messages", "elapsed", time.Since(started).Round(time.Millisecond))
-	if _, err := vhosts.Add(cfg.DefaultVhost); err != nil {
+	// From here on the classic kind's timers run: stop them before the
+	// store closes.
+	stop := func() {
+		classicKind.Stop()
 		store.Close()
+	}
+	if _, err := vhosts.Add(cfg.DefaultVhost); err != nil {
+		stop()
 		return nil, err
 	}
 	users, err := auth.New(auth.Config{
@@ -142,20 +149,20 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		LoopbackUsers: cfg.LoopbackUsers,
 	})
 	if err != nil {
-		store.Close()
+		stop()
 		return nil, fmt.Errorf("users: %w", err)
 	}
 	srv, err := amqp.NewServer(cfg.AMQP, amqp.Deps{Users: users, Vhosts: vhosts, Log: log})
 	if err != nil {
-		store.Close()
+		stop()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		store.Close()
+		stop()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	b := &Broker{cfg: cfg, log: log, ln: ln, amqp: srv, store: store, served: make(chan error, 1)}
+	b := &Broker{cfg: cfg, log: log, ln: ln, amqp: srv, store: store, kind: classicKind, served: make(chan error, 1)}
 	go func() { b.served <- srv.Serve(ln) }()
 	log.Info("Warren started", "listen", ln.Addr().String(), "data_dir", cfg.DataDir, "version", cfg.AMQP.Version)
 	return b, nil
@@ -173,6 +180,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if serr := <-b.served; serr != nil {
 		err = errors.Join(err, serr)
 	}
+	b.kind.Stop() // what falls due from now on waits for the next start
 	if serr := b.store.Close(); serr != nil {
 		err = errors.Join(err, fmt.Errorf("closing the store: %w", serr))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,8 +189,12 @@ func TestTTL(t *testing.T) {
 	}
 	// An invalid expiration is refused, as RabbitMQ refuses it.
 	for exp, text := range map[string]string{
-		"abc": "PRECONDITION_FAILED - invalid expiration 'abc': no_integer",
-		"-5":  "PRECONDITION_FAILED - invalid expiration '-5': {value_negative,-5}",
+		"abc":          "PRECONDITION_FAILED - invalid expiration 'abc': no_integer",
+		"-5":           "PRECONDITION_FAILED - invalid expiration '-5': {value_negative,-5}",
+		"315360000001": "PRECONDITION_FAILED - invalid expiration '315360000001': {value_too_large,315360000001}",
+		// Past column 78 Erlang's ~p breaks the term (as RabbitMQ 3.10.8 sends it).
+		"00000000000000315360000001": "PRECONDITION_FAILED - invalid expiration '00000000000000315360000001': {value_too_large,\n" +
+			strings.Repeat(" ", 50) + "315360000001}",
 	} {
 		_, bad := dialChannel(t, b)
 		closed := bad.NotifyClose(make(chan *amqp091.Error, 1))

@@ -119,8 +119,10 @@ func New(kind string, args wire.Table) (Router, error) {
 		return NewFanout(), nil
 	case KindDelayed:
 		inner, ok := args["x-delayed-type"].(string)
-		if !ok || inner == KindDelayed {
-			// The plugin's words, as clients see them.
+		if !ok || inner == KindDelayed || inner == KindDeduplication {
+			// The plugin's words, as clients see them. (Deduplication is
+			// the exchange's own doing, not a router's: it cannot be the
+			// type that routes delayed messages.)
 			return nil, wire.Errorf(wire.PreconditionFailed, "Invalid argument, 'x-delayed-type' must bean existing exchnage type")
 		}
 		return New(inner, args)

@@ -24,8 +24,11 @@ import (
 // Its fields live in one buffer, laid out as the store keeps it, so that a
 // persistent message is written without another copy:
 //
-//	version(1)=1 | len(exchange)(1) | exchange | len(routing key)(1) | routing key |
+//	format(1) | len(exchange)(1) | exchange | len(routing key)(1) | routing key |
 //	len(properties)(4) | properties | body
+//
+// where format is 1 for a message as a client published it, 2 for a copy
+// the broker dead-lettered (see DeadLettered).
 type Message struct {
 	Exchange   string
 	RoutingKey string
@@ -69,7 +72,11 @@ func (m *Message) routed() {
 	}
 }
 
-const messageVersion = 1
+// The message formats: the first byte of the encoded form.
+const (
+	formatPublished    = 1
+	formatDeadLettered = 2
+)
 
 // AllocMessage returns a buffer for a message with the given exchange,
 // routing key and sizes, with its header filled in, and the offset at which
@@ -85,7 +92,7 @@ func AllocMessage(exchange, routingKey string, propsLen, bodyLen int) ([]byte, i
 func AllocMessageHeader(exchange, routingKey string, propsLen, bodyCap int) ([]byte, int) {
 	hdr := 1 + 1 + len(exchange) + 1 + len(routingKey) + 4
 	b := make([]byte, hdr+propsLen, hdr+propsLen+bodyCap)
-	b[0] = messageVersion
+	b[0] = formatPublished
 	n := 1
 	b[n] = byte(len(exchange))
 	n += 1 + copy(b[n+1:], exchange)
@@ -102,7 +109,7 @@ var errBadMessage = errors.New("malformed stored message")
 // store) into a Message that keeps the buffer. exchange and routingKey, when
 // they equal the encoded ones, are reused instead of allocating new strings.
 func DecodeMessage(data []byte, exchange, routingKey string) (*Message, error) {
-	if len(data) < 7 || data[0] != messageVersion {
+	if len(data) < 7 || data[0] != formatPublished && data[0] != formatDeadLettered {
 		return nil, errBadMessage
 	}
 	n := 1
@@ -176,6 +183,16 @@ type Entry struct {
 // messages the broker changes (a dead letter, a reply-to, a header added or
 // removed). m itself is shared with other queues and never changed.
 func Rewrite(m *Message, exchange, routingKey string, edit func(p *wire.Properties)) (*Message, error) {
+	return rewrite(m, exchange, routingKey, m.data[0], edit)
+}
+
+// RewriteDeadLettered is Rewrite for the copy of m that dead-letters it:
+// the copy is marked DeadLettered.
+func RewriteDeadLettered(m *Message, exchange, routingKey string, edit func(p *wire.Properties)) (*Message, error) {
+	return rewrite(m, exchange, routingKey, formatDeadLettered, edit)
+}
+
+func rewrite(m *Message, exchange, routingKey string, format byte, edit func(p *wire.Properties)) (*Message, error) {
 	p, err := m.Props.Decode()
 	if err != nil {
 		return nil, err
@@ -185,8 +202,18 @@ func Rewrite(m *Message, exchange, routingKey string, edit func(p *wire.Properti
 	if err != nil {
 		return nil, err
 	}
-	return BuildMessage(exchange, routingKey, raw, m.Body), nil
+	dm := BuildMessage(exchange, routingKey, raw, m.Body)
+	dm.data[0] = format // before anyone else sees it
+	return dm, nil
 }
+
+// DeadLettered reports whether the broker dead-lettered the message (or a
+// message it was made from): only then are its x-death and
+// x-{first,last}-death-* headers the broker's own record, to be extended
+// when it dies again. As in RabbitMQ 4, such headers on a message a client
+// published are not read: a message republished from a dead-letter queue
+// starts its record afresh.
+func (m *Message) DeadLettered() bool { return m.data[0] == formatDeadLettered }
 
 // BuildMessage makes a message from parts.
 func BuildMessage(exchange, routingKey string, props wire.RawProperties, body []byte) *Message {

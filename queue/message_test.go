@@ -101,8 +101,8 @@ func TestDecodeMessageRejectsMalformed(t *testing.T) {
 	}{
 		{"nil", nil},
 		{"shorter than any message", good[:6]},
-		{"unknown version", with(0, 2)},
-		{"version zero", with(0, 0)},
+		{"unknown format", with(0, 3)},
+		{"format zero", with(0, 0)},
 		{"exchange length past the end", with(1, 200)},
 		{"routing key length past the end", with(4, 200)},
 		{"properties length past the end", with(10, 7)},
@@ -144,4 +144,35 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 		_ = m.Persistent() // reading delivery-mode of arbitrary props must not panic
 	})
+}
+
+// A dead-lettered copy says so, also once stored and read back, and what
+// is made from it keeps the mark; a published message does not have it.
+func TestDeadLetteredMark(t *testing.T) {
+	t.Parallel()
+	props, err := (&wire.Properties{}).Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := BuildMessage("ex", "rk", props, []byte("body"))
+	keep := func(*wire.Properties) {}
+	dm, err := RewriteDeadLettered(m, "dlx", "rk", keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Rewrite(dm, "ex", "rk", keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := DecodeMessage(append([]byte(nil), again.Data()...), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.DeadLettered() || !dm.DeadLettered() || !again.DeadLettered() || !stored.DeadLettered() {
+		t.Fatalf("marks: published %v, dead-lettered %v, rewritten %v, read back %v",
+			m.DeadLettered(), dm.DeadLettered(), again.DeadLettered(), stored.DeadLettered())
+	}
+	if string(stored.Body) != "body" || stored.Exchange != "ex" {
+		t.Fatalf("read back %q via %q", stored.Body, stored.Exchange)
+	}
 }

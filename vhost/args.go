@@ -31,11 +31,11 @@ func validateQueueArgs(kinds *queue.Kinds, what string, args wire.Table) (queueA
 		var problem string
 		switch k {
 		case "x-expires":
-			if problem = intArg(v, 1, math.MaxInt64); problem == "" {
+			if problem = intArg(v, 1, wire.MaxExpiration); problem == "" {
 				qa.Expires, _ = intValue(v)
 			}
 		case "x-message-ttl":
-			if problem = intArg(v, 0, math.MaxInt64); problem == "" {
+			if problem = intArg(v, 0, wire.MaxExpiration); problem == "" {
 				qa.MessageTTL, _ = intValue(v)
 			}
 		case "x-consumer-timeout":

@@ -43,7 +43,9 @@ func TestValidateQueueArgs(t *testing.T) {
 		{name: "x-expires zero", args: wire.Table{"x-expires": int32(0)}, wantText: invalid("x-expires", "{value_zero,0}")},
 		{name: "x-expires negative", args: wire.Table{"x-expires": int64(-2)}, wantText: invalid("x-expires", "{value_negative,-2}")},
 		{name: "x-message-ttl zero", args: wire.Table{"x-message-ttl": int32(0)}, want: with(func(s *queue.Settings) { s.MessageTTL = 0 })},
-		{name: "x-message-ttl large", args: wire.Table{"x-message-ttl": int64(math.MaxInt64)}, want: with(func(s *queue.Settings) { s.MessageTTL = math.MaxInt64 })},
+		{name: "x-message-ttl largest", args: wire.Table{"x-message-ttl": int64(315360000000)}, want: with(func(s *queue.Settings) { s.MessageTTL = 315360000000 })},
+		{name: "x-message-ttl too large", args: wire.Table{"x-message-ttl": int64(315360000001)}, wantText: invalid("x-message-ttl", "{value_too_large,315360000001}")},
+		{name: "x-expires too large", args: wire.Table{"x-expires": int64(math.MaxInt64)}, wantText: invalid("x-expires", "{value_too_large,9223372036854775807}")},
 		{name: "x-message-ttl negative", args: wire.Table{"x-message-ttl": int16(-1)}, wantText: invalid("x-message-ttl", "{value_negative,-1}")},
 		{name: "x-consumer-timeout", args: wire.Table{"x-consumer-timeout": int64(60000)}, want: none},
 

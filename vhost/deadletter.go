@@ -24,28 +24,48 @@ func (v *VHost) DeadLetter(q queue.Queue, reason queue.Reason, msgs []*queue.Mes
 		return
 	}
 	now := time.Now()
-	var (
-		sc    RouteScratch
-		dests []queue.Queue
-		out   queue.Outcome
-	)
+	var p internalPublisher
+	defer p.done()
 	for _, m := range msgs {
 		dm, deaths, err := deadLetterCopy(m, reason, q.Name(), s, now)
 		if err != nil {
 			v.log.Error("cannot dead-letter a message", "vhost", v.name, "queue", q.Name(), "err", err)
 			continue
 		}
-		dests, _, err = v.route(s.DeadLetterExchange, dm.RoutingKey, dm.Props, dests[:0], &sc, true)
-		if err != nil {
-			continue
-		}
+		var keep func([]queue.Queue) []queue.Queue
 		if reason != queue.ReasonRejected {
-			dests = v.dropCycles(dests, deaths)
+			keep = func(dests []queue.Queue) []queue.Queue { return v.dropCycles(dests, deaths) }
 		}
-		queue.Publish(dests, dm, &out)
+		p.publish(v, s.DeadLetterExchange, dm, keep)
 	}
-	clear(dests)
 }
+
+// internalPublisher publishes the messages the broker sends itself (dead
+// letters, delayed messages that fell due), reusing its routing space
+// from one message to the next.
+type internalPublisher struct {
+	sc    RouteScratch
+	dests []queue.Queue
+	out   queue.Outcome
+}
+
+// publish routes m from exchange (internal exchanges included) and
+// enqueues it where it goes, or, when keep is set, where keep leaves of
+// that. A missing exchange drops the message.
+func (p *internalPublisher) publish(v *VHost, exchange string, m *queue.Message, keep func([]queue.Queue) []queue.Queue) {
+	dests, _, err := v.route(exchange, m.RoutingKey, m.Props, p.dests[:0], &p.sc, true)
+	if err != nil {
+		return
+	}
+	if keep != nil {
+		dests = keep(dests)
+	}
+	queue.Publish(dests, m, &p.out)
+	p.dests = dests
+}
+
+// done lets go of the queues the last routing named.
+func (p *internalPublisher) done() { clear(p.dests) }
 
 // deadLetterCopy returns the copy of m that dead-letters it from the queue
 // named queueName for reason, and the copy's x-death list.
@@ -55,11 +75,17 @@ func deadLetterCopy(m *queue.Message, reason queue.Reason, queueName string, s *
 		routingKey = s.DeadLetterRoutingKey
 	}
 	var deaths []any
-	dm, err := queue.Rewrite(m, s.DeadLetterExchange, routingKey, func(p *wire.Properties) {
+	dm, err := queue.RewriteDeadLettered(m, s.DeadLetterExchange, routingKey, func(p *wire.Properties) {
 		if p.Headers == nil {
 			p.Headers = wire.Table{}
 		}
 		h := p.Headers
+		if !m.DeadLettered() {
+			// A client's own death headers are not the broker's record.
+			for _, k := range deathHeaders {
+				delete(h, k)
+			}
+		}
 		// The keys the message was published with: its routing key, then
 		// its CC keys (BCC ones were removed on publish).
 		keys := []any{m.RoutingKey}
@@ -88,6 +114,11 @@ func deadLetterCopy(m *queue.Message, reason queue.Reason, queueName string, s *
 	})
 	return dm, deaths, err
 }
+
+// deathHeaders are the headers in which the broker records a message's
+// deaths.
+var deathHeaders = []string{"x-death", "x-first-death-queue", "x-first-death-reason", "x-first-death-exchange",
+	"x-last-death-queue", "x-last-death-reason", "x-last-death-exchange"}
 
 // recordDeath adds death to the x-death header of h as RabbitMQ does and
 // returns the new list: most recent first, one entry per queue and reason,

@@ -306,3 +306,30 @@ func TestQueueExpiry(t *testing.T) {
 		t.Fatal("the expired queue is still in the vhost")
 	}
 }
+
+// As in RabbitMQ 4, death headers a client publishes (say, republishing a
+// message from a dead-letter queue) are not the broker's record: the
+// message's first death by the broker starts a fresh one.
+func TestClientDeathHeadersAreNotTheRecord(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	v := newTestVHost(t)
+	mustQueue(t, v, QueueSpec{Name: "work", Args: wire.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"}})
+	mustQueue(t, v, QueueSpec{Name: "dlq"})
+	send(t, v, "", "work", wire.Properties{Headers: wire.Table{
+		"x-death":             []any{wire.Table{"queue": "work", "reason": "rejected", "count": int64(5)}},
+		"x-first-death-queue": "elsewhere", "x-last-death-reason": "expired",
+	}}, "republished")
+	reject(t, v, "work")
+	_, p, ok := take(t, v, "dlq")
+	if !ok {
+		t.Fatal("nothing dead-lettered")
+	}
+	want := []wire.Table{{"count": int64(1), "reason": "rejected", "queue": "work", "exchange": "", "routing-keys": []any{"work"}}}
+	if got := deathsOf(t, p.Headers, start); !reflect.DeepEqual(got, want) {
+		t.Fatalf("x-death %v, want %v", got, want)
+	}
+	if p.Headers["x-first-death-queue"] != "work" || p.Headers["x-last-death-reason"] != "rejected" {
+		t.Fatalf("first/last death headers %v", p.Headers)
+	}
+}

@@ -12,11 +12,8 @@ import (
 // negative, so that a delayed exchange on their way does not hold them
 // again and consumers can tell they were delayed.
 func (v *VHost) releaseDelayed(x *Exchange, msgs []*queue.Message) {
-	var (
-		sc    RouteScratch
-		dests []queue.Queue
-		out   queue.Outcome
-	)
+	var p internalPublisher
+	defer p.done()
 	for _, m := range msgs {
 		delay, _ := queue.Delay(m.Props)
 		dm, err := queue.Rewrite(m, m.Exchange, m.RoutingKey, func(p *wire.Properties) {
@@ -33,10 +30,6 @@ func (v *VHost) releaseDelayed(x *Exchange, msgs []*queue.Message) {
 			v.log.Error("cannot route a delayed message", "vhost", v.name, "exchange", x.name, "err", err)
 			continue
 		}
-		if dests, _, err = v.route(x.name, dm.RoutingKey, dm.Props, dests[:0], &sc, true); err != nil {
-			continue // the exchange went meanwhile
-		}
-		queue.Publish(dests, dm, &out)
+		p.publish(v, x.name, dm, nil) // dropped if the exchange went meanwhile
 	}
-	clear(dests)
 }

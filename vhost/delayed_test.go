@@ -1,6 +1,7 @@
 package vhost
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -43,10 +44,11 @@ func TestDelayedExchange(t *testing.T) {
 	for _, m := range []struct {
 		body  string
 		delay any
-	}{{"60ms", int32(60)}, {"20ms", "20"}, {"40ms", 40.7}, {"40ms-again", int64(40)}} {
+	}{{"1.6s", int32(1600)}, {"1s", "1000"}, {"1.3s", 1300.7}, {"1.3s-again", int64(1300)}} {
 		send(t, v, "later", "k", wire.Properties{Headers: wire.Table{"x-delay": m.delay}}, m.body)
 	}
-	// Not delayed: no header, zero, negative, another type, too long.
+	// Not delayed: no header, zero, negative, another type, too long. (The
+	// delays above are long enough that these surely come first.)
 	for _, h := range []wire.Table{nil, {"x-delay": int32(0)}, {"x-delay": int32(-5)}, {"x-delay": true}, {"x-delay": int64(queue.MaxDelay + 1)}} {
 		send(t, v, "later", "k", wire.Properties{Headers: h}, "now")
 	}
@@ -57,12 +59,12 @@ func TestDelayedExchange(t *testing.T) {
 		}
 	}
 	bodies, delays := waitBodies(t, v, "q", 4)
-	wantStrings(t, bodies, []string{"20ms", "40ms", "40ms-again", "60ms"})
-	if time.Since(start) < 60*time.Millisecond {
+	wantStrings(t, bodies, []string{"1s", "1.3s", "1.3s-again", "1.6s"})
+	if time.Since(start) < 1600*time.Millisecond {
 		t.Fatalf("all delivered after %v, before the longest delay", time.Since(start))
 	}
 	for i, d := range delays {
-		if d != []any{int32(-20), int32(-40), int32(-40), int32(-60)}[i] {
+		if d != []any{int32(-1000), int32(-1300), int32(-1300), int32(-1600)}[i] {
 			t.Fatalf("x-delay on delivery %v, want the delay negated", delays)
 		}
 	}
@@ -72,7 +74,7 @@ func TestDelayedExchangeArguments(t *testing.T) {
 	t.Parallel()
 	v := newTestVHost(t)
 	const text = "PRECONDITION_FAILED - Invalid argument, 'x-delayed-type' must bean existing exchnage type"
-	for _, args := range []wire.Table{nil, {"x-delayed-type": int32(1)}, {"x-delayed-type": "x-delayed-message"}} {
+	for _, args := range []wire.Table{nil, {"x-delayed-type": int32(1)}, {"x-delayed-type": "x-delayed-message"}, {"x-delayed-type": "x-message-deduplication"}} {
 		wantWireError(t, v.DeclareExchange(ExchangeSpec{Name: "d", Kind: "x-delayed-message", Args: args}, false), wire.PreconditionFailed, text)
 	}
 	wantWireError(t, v.DeclareExchange(ExchangeSpec{Name: "d", Kind: "x-delayed-message", Args: wire.Table{"x-delayed-type": "nope"}}, false),
@@ -119,4 +121,43 @@ func TestDelayedMessagesSurviveARestart(t *testing.T) {
 	if st := q.Stats(); st.Ready != 0 {
 		t.Fatalf("after a second restart the queue holds %d", st.Ready)
 	}
+}
+
+// Messages that fall due while the node is down (delayed ones and ones
+// that expire into a dead-letter exchange) are moved once the whole
+// topology is back, not while it loads: none is lost, however many
+// definitions the node has to load first.
+func TestOverdueMessagesAfterARestart(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), 64<<20, DefaultName)
+	v := n.vhost(t, DefaultName)
+	mustExchange(t, v, ExchangeSpec{Name: "later", Kind: "x-delayed-message", Durable: true, Args: wire.Table{"x-delayed-type": "fanout"}})
+	mustQueue(t, v, QueueSpec{Name: "delayed", Durable: true})
+	mustBind(t, v, "delayed", "later", "")
+	mustExchange(t, v, ExchangeSpec{Name: "dlx", Kind: "fanout", Durable: true})
+	mustQueue(t, v, QueueSpec{Name: "src", Durable: true, Args: wire.Table{"x-message-ttl": int32(500), "x-dead-letter-exchange": "dlx"}})
+	mustQueue(t, v, QueueSpec{Name: "dead", Durable: true})
+	mustBind(t, v, "dead", "dlx", "")
+	for i := range 200 { // definitions to load after the ones above
+		name := fmt.Sprintf("filler-%03d", i)
+		mustQueue(t, v, QueueSpec{Name: name, Durable: true})
+		mustBind(t, v, name, "amq.fanout", "")
+	}
+	const count = 20
+	due := time.Now().Add(500 * time.Millisecond)
+	for range count {
+		send(t, v, "later", "", wire.Properties{DeliveryMode: 2, Headers: wire.Table{"x-delay": int32(500)}}, "delayed")
+		send(t, v, "", "src", wire.Properties{DeliveryMode: 2}, "expired")
+	}
+	flush(t, n.store)
+	if err := n.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for time.Now().Before(due.Add(50 * time.Millisecond)) { // the node is down past both deadlines
+		time.Sleep(10 * time.Millisecond)
+	}
+	n = startNode(t, n.dir, n.budget)
+	v = n.vhost(t, DefaultName)
+	waitBodies(t, v, "delayed", count)
+	waitBodies(t, v, "dead", count)
 }

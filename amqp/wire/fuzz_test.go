@@ -73,7 +73,7 @@ func FuzzReadFrame(f *testing.F) {
 						h.Props.DeliveryMode()
 						exp, hasExp := h.Props.Expiration()
 						ms, present, problem := h.Props.ExpirationMillis()
-						if present != hasExp || problem == "" && ms < 0 || problem != "" && ms != 0 {
+						if present != hasExp || problem == "" && (ms < 0 || ms > MaxExpiration) || problem != "" && ms != 0 {
 							t.Fatalf("expiration %q read as %d, %v, %q", exp, ms, present, problem)
 						}
 					}

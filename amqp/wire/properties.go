@@ -2,7 +2,6 @@ package wire
 
 import (
 	"encoding/binary"
-	"math"
 	"strconv"
 	"time"
 )
@@ -196,12 +195,17 @@ func (p RawProperties) Expiration() (string, bool) {
 	return "", false
 }
 
+// MaxExpiration is the longest time to live RabbitMQ takes, in
+// milliseconds (ten years, rabbit_misc's limit as 3.10 probes show it),
+// for the expiration property as for x-message-ttl and x-expires.
+const MaxExpiration = 315360000000
+
 // ExpirationMillis reads the expiration property as RabbitMQ does
 // (rabbit_basic:parse_expiration): a decimal number of milliseconds,
-// optionally signed. present is false when the property is absent; problem,
-// when not "", is RabbitMQ's term for an invalid value (no_integer,
-// {value_negative,N} or {leftover_string,"..."}). Values past the int64
-// range saturate. It does not allocate.
+// optionally signed, at most MaxExpiration. present is false when the
+// property is absent; problem, when not "", is RabbitMQ's term for an
+// invalid value (no_integer, {value_too_large,N}, {value_negative,N} or
+// {leftover_string,"..."}). It does not allocate for a valid value.
 func (p RawProperties) ExpirationMillis() (ms int64, present bool, problem string) {
 	f := p.field(propExpiration)
 	if f == nil {
@@ -214,20 +218,28 @@ func (p RawProperties) ExpirationMillis() (ms int64, present bool, problem strin
 		i++
 	}
 	start := i
-	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
-		if ms > (math.MaxInt64-9)/10 {
-			ms = math.MaxInt64 // far beyond any timer: saturate
-			continue
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	digits := s[start:i]
+	for len(digits) > 1 && digits[0] == '0' {
+		digits = digits[1:] // as Erlang prints the integer
+	}
+	big := len(digits) > 12 // past MaxExpiration (and any int64 worry)
+	if !big {
+		for _, d := range digits {
+			ms = ms*10 + int64(d-'0')
 		}
-		ms = ms*10 + int64(s[i]-'0')
 	}
 	switch {
 	case i == start:
 		return 0, true, "no_integer"
 	case i < len(s):
 		return 0, true, "{leftover_string," + strconv.Quote(string(s[i:])) + "}"
-	case neg && ms != 0:
-		return 0, true, "{value_negative,-" + strconv.FormatInt(ms, 10) + "}"
+	case !neg && (big || ms > MaxExpiration):
+		return 0, true, "{value_too_large," + string(digits) + "}"
+	case neg && (big || ms != 0):
+		return 0, true, "{value_negative,-" + string(digits) + "}"
 	}
 	return ms, true, ""
 }

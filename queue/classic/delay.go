@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/queue"
@@ -28,8 +27,7 @@ type DelayQueue struct {
 	held     delayHeap
 	nextSeq  uint64
 	bytes    int64
-	timer    *time.Timer
-	timerAt  int64 // unix ms the timer is set for; 0 when not set
+	timer    dueTimer // for the earliest held message
 	deleted  bool
 	enqueued atomic.Uint64
 }
@@ -43,6 +41,7 @@ func (k *Kind) NewDelayQueue(cfg queue.Config, due func(msgs []*queue.Message)) 
 		cfg.ID = k.store.NextQueueID()
 	}
 	q := &DelayQueue{cfg: cfg, kind: k, idx: newIndex(k, &cfg), due: due}
+	q.timer = newDueTimer(&k.timers, q.fire)
 	if cfg.Recover && k.store != nil {
 		q.mu.Lock()
 		last, err := q.idx.recover(func(e queue.Entry) {
@@ -89,29 +88,17 @@ func (q *DelayQueue) Enqueue(m *queue.Message) queue.Receipt {
 	return r
 }
 
-// armLocked sets the timer for the earliest message, unless it is set for
-// that time already.
+// armLocked sets the timer for the earliest message.
 func (q *DelayQueue) armLocked() {
-	if len(q.held) == 0 || q.deleted {
-		return
+	if len(q.held) > 0 && !q.deleted {
+		q.timer.armLocked(q.held[0].Expires, q.kind.now())
 	}
-	next := q.held[0].Expires
-	if q.timerAt == next {
-		return
-	}
-	d := time.Duration(next-q.kind.now()) * time.Millisecond
-	if q.timer == nil {
-		q.timer = time.AfterFunc(d, q.fire)
-	} else {
-		q.timer.Reset(d)
-	}
-	q.timerAt = next
 }
 
 // fire hands over the messages that are due.
 func (q *DelayQueue) fire() {
 	q.mu.Lock()
-	q.timerAt = 0
+	q.timer.firedLocked()
 	now := q.kind.now()
 	var due []queue.Entry
 	for len(q.held) > 0 && q.held[0].Expires <= now && !q.deleted {
@@ -125,15 +112,18 @@ func (q *DelayQueue) fire() {
 		return
 	}
 	msgs := make([]*queue.Message, 0, len(due))
+	read := due[:0]
 	for i := range due {
 		if m := q.idx.message(&due[i]); m != nil {
 			msgs = append(msgs, m)
+			read = append(read, due[i])
 		}
 	}
 	q.due(msgs)
 	// Only now do they leave the store: a crash before this point sends
-	// them again after the restart, never loses them.
-	for _, e := range due {
+	// them again after the restart, never loses them. One whose message
+	// could not be read stays there for the next start.
+	for _, e := range read {
 		q.idx.settle(e)
 	}
 }
@@ -181,9 +171,7 @@ func (q *DelayQueue) Delete(bool, bool) (int, error) {
 		return 0, nil
 	}
 	q.deleted = true
-	if q.timer != nil {
-		q.timer.Stop()
-	}
+	q.timer.stopLocked()
 	dropped := q.takeLocked()
 	q.mu.Unlock()
 	q.idx.forget(dropped)

@@ -107,7 +107,7 @@ func (x *index) message(e *queue.Entry) *queue.Message {
 	}
 	m, err := x.readBack(e.ID)
 	if err != nil {
-		x.kind.log.Error("reading a paged-out message failed: dropping it", "queue", x.name, "vhost", x.vhost, "id", e.ID, "err", err)
+		x.kind.log.Error("reading a stored message failed", "queue", x.name, "vhost", x.vhost, "id", e.ID, "err", err)
 		return nil
 	}
 	return m

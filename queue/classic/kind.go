@@ -57,6 +57,7 @@ type Kind struct {
 
 	resident atomic.Int64 // body bytes of ready messages in memory, all queues
 	refs     refs
+	timers   timerGate
 
 	// What recovery found, until FinishRecovery.
 	recoverMu sync.Mutex
@@ -75,6 +76,7 @@ func NewKind(o Options) *Kind {
 	}
 	if k.store != nil {
 		k.ledger = &storeLedger{st: k.store}
+		k.timers.state = gateHolding // until FinishRecovery
 	}
 	return k
 }
@@ -85,6 +87,7 @@ func (k *Kind) New(cfg queue.Config) (queue.Queue, error) {
 		cfg.ID = k.store.NextQueueID()
 	}
 	q := &Queue{cfg: cfg, kind: k, idx: newIndex(k, &cfg), byConsumer: map[*queue.Consumer]*consumer{}, ready: newReady(cfg.MaxPriority)}
+	q.expiry = newDueTimer(&k.timers, q.expire)
 	if cfg.Deduplicate {
 		q.dedup = newDedupIndex()
 	}
@@ -125,14 +128,31 @@ func (k *Kind) noteRecovered(id uint64, msgIDs []uint64) {
 	}
 }
 
-// FinishRecovery runs once every durable queue has been recovered: it sets
-// the reference counts of messages that several queues share and drops
-// what no queue holds any more (index entries of queues that are gone,
-// bodies no entry names).
+// FinishRecovery runs once every durable queue has been recovered (and
+// every definition a message moved by a timer may need): it sets the
+// reference counts of messages that several queues share, drops what no
+// queue holds any more (index entries of queues that are gone, bodies no
+// entry names), and then lets timers' work run: expiry and delayed
+// messages that fell due while the node was down happen now.
 func (k *Kind) FinishRecovery() error {
 	if k.store == nil {
 		return nil
 	}
+	if err := k.collect(); err != nil {
+		return err
+	}
+	k.timers.open()
+	return nil
+}
+
+// Stop ends the work of the kind's timers and waits for what runs: call
+// it before the store closes. What is due afterwards stays in the store,
+// to be dealt with after the next start.
+func (k *Kind) Stop() { k.timers.close() }
+
+// collect is FinishRecovery's bookkeeping: shared references set,
+// what no queue holds dropped.
+func (k *Kind) collect() error {
 	k.recoverMu.Lock()
 	recovered, entries := k.recovered, k.entries
 	k.recovered, k.entries = nil, nil

@@ -38,6 +38,7 @@ func (c *consumer) hasCreditLocked() bool {
 type deadEntry struct {
 	e      queue.Entry
 	reason queue.Reason
+	unread bool // the store could not produce its message
 }
 
 // Queue is a classic queue. It implements queue.Queue.
@@ -64,10 +65,9 @@ type Queue struct {
 	dead []deadEntry
 	// dedup holds the keys of the messages in a deduplicating queue.
 	dedup *dedupIndex
-	// expiry fires when the earliest expiring head is due (expiryAt, unix
-	// ms; 0 when not armed): one timer per queue, none per message.
-	expiry   *time.Timer
-	expiryAt int64
+	// expiry fires when the earliest expiring head is due: one timer per
+	// queue, none per message.
+	expiry dueTimer
 
 	published atomic.Uint64
 	delivered atomic.Uint64
@@ -106,7 +106,7 @@ func (q *Queue) dropLocked(e queue.Entry, reason queue.Reason) {
 	if q.dedup != nil {
 		q.dedup.remove(e.Seq)
 	}
-	q.dead = append(q.dead, deadEntry{e, reason})
+	q.dead = append(q.dead, deadEntry{e: e, reason: reason})
 }
 
 // forgetLocked removes e for good: from the deduplication keys and from
@@ -119,26 +119,37 @@ func (q *Queue) forgetLocked(e queue.Entry) {
 }
 
 // deadLetter hands dropped messages to the dead-letter sink, grouped by
-// reason, and forgets their entries.
+// reason, and then forgets their entries. An entry whose message the store
+// could not produce is not forgotten: it stays in the store, to come back
+// at the next start rather than be lost.
 func (q *Queue) deadLetter(dead []deadEntry) {
-	if q.cfg.DeadLetter && q.cfg.DeadLetterSink != nil {
-		var msgs []*queue.Message
-		for i := 0; i < len(dead); {
-			msgs = msgs[:0]
-			j := i
-			for ; j < len(dead) && dead[j].reason == dead[i].reason; j++ {
-				if m := q.idx.message(&dead[j].e); m != nil {
-					msgs = append(msgs, m)
-				}
+	sink := q.cfg.DeadLetterSink
+	if !q.cfg.DeadLetter {
+		sink = nil
+	}
+	var msgs []*queue.Message
+	for i := 0; i < len(dead); {
+		msgs = msgs[:0]
+		j := i
+		for ; j < len(dead) && dead[j].reason == dead[i].reason; j++ {
+			if sink == nil {
+				continue
 			}
-			if len(msgs) > 0 {
-				q.cfg.DeadLetterSink.DeadLetter(q, dead[i].reason, msgs)
+			if m := q.idx.message(&dead[j].e); m != nil {
+				msgs = append(msgs, m)
+			} else {
+				dead[j].unread = true
 			}
-			i = j
 		}
+		if len(msgs) > 0 {
+			sink.DeadLetter(q, dead[i].reason, msgs)
+		}
+		i = j
 	}
 	for _, d := range dead {
-		q.idx.settle(d.e)
+		if !d.unread {
+			q.idx.settle(d.e)
+		}
 	}
 }
 
@@ -167,8 +178,9 @@ func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 	}
 	if q.expiring > 0 {
 		// What is due now goes now: x-message-ttl 0 (or an expiration of
-		// 0) means deliver at once or expire.
-		q.expireLocked(q.kind.now()+1, 0)
+		// 0) means deliver at once or expire. Past one batch, the timer
+		// (armed for the past by unlock) does the rest.
+		q.expireLocked(q.kind.now()+1, expireBatch)
 	}
 	q.unlock()
 	return r
@@ -179,17 +191,18 @@ func (q *Queue) enqueueLocked(m *queue.Message) queue.Receipt {
 	if q.deleted {
 		return queue.Receipt{Result: queue.Gone}
 	}
+	// In RabbitMQ's order: a full queue that rejects publishes rejects a
+	// duplicate too; a duplicate is dropped before it can push out the
+	// head of a drop-head queue.
 	size := int64(m.Size())
-	if q.fullLocked(1, size) {
+	full := q.fullLocked(1, size)
+	if full {
 		switch q.cfg.Overflow {
 		case queue.RejectPublishDLX:
 			q.dropLocked(queue.Entry{Msg: m}, queue.ReasonMaxLen)
 			return queue.Receipt{Result: queue.Rejected}
 		case queue.RejectPublish:
 			return queue.Receipt{Result: queue.Rejected}
-		}
-		for q.ready.len() > 0 && q.fullLocked(1, size) {
-			q.dropLocked(q.popLocked(), queue.ReasonMaxLen)
 		}
 	}
 	var dedupKey string
@@ -198,6 +211,9 @@ func (q *Queue) enqueueLocked(m *queue.Message) queue.Receipt {
 		if dedupKey, ok = queue.DeduplicationKey(m.Props); ok && q.dedup.holds(dedupKey) {
 			return queue.Receipt{Result: queue.Duplicate}
 		}
+	}
+	for full && q.ready.len() > 0 && q.fullLocked(1, size) {
+		q.dropLocked(q.popLocked(), queue.ReasonMaxLen)
 	}
 	q.nextSeq++
 	q.published.Add(1)
@@ -345,16 +361,9 @@ func (q *Queue) armExpiryLocked() {
 		}
 		return true
 	})
-	if next == 0 || q.expiryAt != 0 && q.expiryAt <= next {
-		return
+	if next != 0 {
+		q.expiry.armLocked(next, q.kind.now())
 	}
-	d := time.Duration(next-q.kind.now()) * time.Millisecond
-	if q.expiry == nil {
-		q.expiry = time.AfterFunc(d, q.expire)
-	} else {
-		q.expiry.Reset(d)
-	}
-	q.expiryAt = next
 }
 
 // expire runs when the expiry timer fires: it drops what is due in
@@ -362,18 +371,29 @@ func (q *Queue) armExpiryLocked() {
 func (q *Queue) expire() {
 	for more := true; more; {
 		q.mu.Lock()
-		q.expiryAt = 0
+		q.expiry.firedLocked()
 		more = !q.deleted && q.expireLocked(q.kind.now()+1, expireBatch)
+		if !more && !q.deleted {
+			q.dispatchLocked() // what nextLocked held back while the backlog expired
+		}
 		q.unlock()
 	}
+}
+
+// expireDueLocked drops a batch of the entries due now and reports
+// whether more are due.
+func (q *Queue) expireDueLocked() (more bool) {
+	return q.expiring > 0 && q.expireLocked(q.kind.now(), expireBatch)
 }
 
 // nextLocked pops the next entry to deliver, with its message in memory:
 // expired heads leave first, and paged bodies are read back. ok is false
 // when nothing is ready.
 func (q *Queue) nextLocked() (queue.Entry, bool) {
-	if q.expiring > 0 {
-		q.expireLocked(q.kind.now(), 0)
+	if q.expireDueLocked() {
+		// More than a batch expired at once: nothing is offered until the
+		// timer has dropped the rest, and it then dispatches.
+		return queue.Entry{}, false
 	}
 	for q.ready.len() > 0 {
 		e := q.popLocked()
@@ -555,6 +575,10 @@ func (q *Queue) Resume(qc *queue.Consumer) {
 // Get implements queue.Queue.
 func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
 	q.mu.Lock()
+	for q.expireDueLocked() {
+		q.unlock() // dead-letters the batch
+		q.mu.Lock()
+	}
 	defer q.unlock()
 	q.lastUsed = q.kind.now()
 	e, ok := q.nextLocked()
@@ -646,10 +670,7 @@ func (q *Queue) Purge() int {
 // the result to forget once the lock is released.
 func (q *Queue) deleteLocked() []queue.Entry {
 	q.deleted = true
-	if q.expiry != nil {
-		q.expiry.Stop()
-		q.expiryAt = 0
-	}
+	q.expiry.stopLocked()
 	return q.takeReadyLocked()
 }
 

@@ -939,3 +939,26 @@ func TestDeduplicatingQueue(t *testing.T) {
 	publish(keyed("b2", "b"), q)
 	wantStrings(t, "after the acks", entryBodies(getAll(t, q, true)), []string{"a5", "b2"})
 }
+
+// As in RabbitMQ, a full queue that rejects publishes rejects a duplicate
+// too, and a duplicate is dropped before it could push out a drop-head
+// queue's head.
+func TestDuplicateOnAFullQueue(t *testing.T) {
+	t.Parallel()
+	keyed := func(body, key string) *queue.Message {
+		return propsMsg(t, body, wire.Properties{Headers: wire.Table{"x-deduplication-header": key}})
+	}
+	for _, overflow := range []queue.Overflow{queue.DropHead, queue.RejectPublish} {
+		q, dlx := dlxQueue(t, newFakeClock(), func(cfg *queue.Config) {
+			cfg.Deduplicate, cfg.MaxLength, cfg.Overflow = true, 2, overflow
+		})
+		publish(keyed("a", "a"), q)
+		publish(keyed("b", "b"), q)
+		out := publish(keyed("b again", "b"), q)
+		if out.Rejected != (overflow == queue.RejectPublish) {
+			t.Fatalf("overflow %v: duplicate rejected = %v", overflow, out.Rejected)
+		}
+		wantDead(t, dlx, nil, queue.ReasonMaxLen)
+		wantStrings(t, "held", entryBodies(getAll(t, q, true)), []string{"a", "b"})
+	}
+}
