@@ -32,18 +32,19 @@ type channel struct {
 	closing atomic.Bool
 
 	// Publishing (reader only).
-	content    contentState
-	pub        wire.BasicPublish // the publish being assembled
-	data       []byte            // the message's one buffer (queue.AllocMessage)
-	bodyOff    int               // where the body starts in data
-	bodySize   int               // the body size the content header announced
-	route      vhost.RouteScratch
-	routeCache routeCache
-	confirm    bool
-	publishSeq uint64 // last publish sequence number in confirm mode
-	confirms   confirms
-	confirmDue bool // registered with the connection for a batch-end flush
-	tx         *txState
+	content       contentState
+	pub           wire.BasicPublish // the publish being assembled
+	data          []byte            // the message's one buffer (queue.AllocMessage)
+	bodyOff       int               // where the body starts in data
+	bodySize      int               // the body size the content header announced
+	route         vhost.RouteScratch
+	routeCache    routeCache
+	publishAccess publishAccess
+	confirm       bool
+	publishSeq    uint64 // last publish sequence number in confirm mode
+	confirms      confirms
+	confirmDue    bool // registered with the connection for a batch-end flush
+	tx            *txState
 
 	// Consuming (reader only).
 	lastQueue        string // the last queue declared, for methods naming ""
@@ -243,9 +244,17 @@ func (ch *channel) handle(m wire.Method) error {
 	case *wire.ExchangeDelete:
 		return ch.exchangeDelete(m)
 	case *wire.ExchangeBind:
-		return ch.reply(m.NoWait, &wire.ExchangeBindOk{}, ch.conn.vhost.BindExchange(m.Destination, m.Source, m.RoutingKey, m.Arguments))
+		err := ch.conn.permitBind(resExchange, m.Destination, m.Source, m.RoutingKey)
+		if err == nil {
+			err = ch.conn.vhost.BindExchange(m.Destination, m.Source, m.RoutingKey, m.Arguments)
+		}
+		return ch.reply(m.NoWait, &wire.ExchangeBindOk{}, err)
 	case *wire.ExchangeUnbind:
-		return ch.reply(m.NoWait, &wire.ExchangeUnbindOk{}, ch.conn.vhost.UnbindExchange(m.Destination, m.Source, m.RoutingKey, m.Arguments))
+		err := ch.conn.permitBind(resExchange, m.Destination, m.Source, m.RoutingKey)
+		if err == nil {
+			err = ch.conn.vhost.UnbindExchange(m.Destination, m.Source, m.RoutingKey, m.Arguments)
+		}
+		return ch.reply(m.NoWait, &wire.ExchangeUnbindOk{}, err)
 
 	case *wire.QueueDeclare:
 		return ch.queueDeclare(m)

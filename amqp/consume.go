@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/auth"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -55,6 +56,11 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 		return err
 	}
 	var q queue.Queue
+	if name != replyTo {
+		if err := ch.conn.permit(auth.Read, resQueue, name); err != nil {
+			return err
+		}
+	}
 	if name == replyTo {
 		if q, err = ch.replyQueueFor(m.NoAck); err != nil {
 			return err
@@ -138,6 +144,9 @@ func (ch *channel) forgetConsumer(c *queue.Consumer) bool {
 func (ch *channel) basicGet(m *wire.BasicGet) error {
 	name, err := ch.queueName(m.Queue)
 	if err != nil {
+		return err
+	}
+	if err := ch.conn.permit(auth.Read, resQueue, name); err != nil {
 		return err
 	}
 	q, err := ch.conn.vhost.Queue(name, ch.conn.id)

@@ -26,7 +26,7 @@ func TestRegisteredKindThroughAConnection(t *testing.T) {
 	kinds := &queue.Kinds{}
 	kinds.Register(classic.Name, classic.NewKind(classic.Options{}))
 	kinds.Register("memo", memo)
-	url := startServer(t, kinds)
+	url, _ := startServer(t, kinds)
 
 	conn, err := amqp091.Dial(url)
 	if err != nil {
@@ -142,7 +142,9 @@ func TestRegisteredKindThroughAConnection(t *testing.T) {
 
 // startServer serves AMQP on a loopback port with the given queue kinds
 // and returns the URL to dial.
-func startServer(t *testing.T, kinds *queue.Kinds) string {
+// startServer serves the default vhost over kinds on a random port; it
+// returns guest's URL and the server's users.
+func startServer(t *testing.T, kinds *queue.Kinds) (string, *auth.Store) {
 	t.Helper()
 	vhosts := vhost.NewRegistry(vhost.Deps{Kinds: kinds})
 	if _, err := vhosts.Add(vhost.DefaultName); err != nil {
@@ -169,7 +171,7 @@ func startServer(t *testing.T, kinds *queue.Kinds) string {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return "amqp://guest:guest@" + ln.Addr().String() + "/"
+	return "amqp://guest:guest@" + ln.Addr().String() + "/", users
 }
 
 func waitConfirm(t *testing.T, c <-chan amqp091.Confirmation) amqp091.Confirmation {

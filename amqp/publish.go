@@ -16,6 +16,9 @@ func (ch *channel) startPublish(args []byte) error {
 	if ch.pub.Immediate {
 		return wire.Errorf(wire.NotImplemented, "immediate=true").WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
 	}
+	if err := ch.permitPublish(ch.pub.Exchange, ch.pub.RoutingKey); err != nil {
+		return err.(*wire.Error).WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
+	}
 	ch.content = awaitHeader
 	return nil
 }

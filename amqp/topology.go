@@ -2,10 +2,25 @@ package amqp
 
 import (
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/auth"
 	"github.com/warrenmq/warren/vhost"
 )
 
 func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) error {
+	c := ch.conn
+	if err := c.permit(auth.Configure, resExchange, m.Exchange); err != nil {
+		return err
+	}
+	if ae, ok := m.Arguments["alternate-exchange"].(string); ok && !m.Passive {
+		// Unroutable messages will go to the alternate exchange: the
+		// declarer must be able to read this one and publish there.
+		if err := c.permit(auth.Read, resExchange, m.Exchange); err != nil {
+			return err
+		}
+		if err := c.permit(auth.Write, resExchange, ae); err != nil {
+			return err
+		}
+	}
 	err := ch.conn.vhost.DeclareExchange(vhost.ExchangeSpec{
 		Name: m.Exchange, Kind: m.Type, Durable: m.Durable, AutoDelete: m.AutoDelete, Internal: m.Internal, Args: m.Arguments,
 	}, m.Passive)
@@ -13,6 +28,9 @@ func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) error {
 }
 
 func (ch *channel) exchangeDelete(m *wire.ExchangeDelete) error {
+	if err := ch.conn.permit(auth.Configure, resExchange, m.Exchange); err != nil {
+		return err
+	}
 	return ch.reply(m.NoWait, &wire.ExchangeDeleteOk{}, ch.conn.vhost.DeleteExchange(m.Exchange, m.IfUnused))
 }
 
@@ -34,12 +52,31 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
 		// (clients such as Spring AMQP probe for it this way).
 		return ch.reply(m.NoWait, &wire.QueueDeclareOk{Queue: replyTo, ConsumerCount: 1}, nil)
 	}
-	name := m.Queue
-	if m.Passive && name == "" && ch.lastQueue != "" {
+	c := ch.conn
+	name, serverNamed := m.Queue, false
+	switch {
+	case m.Passive && name == "" && ch.lastQueue != "":
 		name = ch.lastQueue
+	case !m.Passive && name == "":
+		name, serverNamed = vhost.GenerateName("amq.gen-"), true
 	}
-	q, err := ch.conn.vhost.DeclareQueue(vhost.QueueSpec{
-		Name: name, Durable: m.Durable, Exclusive: m.Exclusive, AutoDelete: m.AutoDelete, Args: m.Arguments, Owner: ch.conn.id,
+	if name != "" {
+		if err := c.permit(auth.Configure, resQueue, name); err != nil {
+			return err
+		}
+	}
+	if dlx, ok := m.Arguments["x-dead-letter-exchange"].(string); ok && !m.Passive {
+		// Dead letters will be read from this queue and published to dlx.
+		if err := c.permit(auth.Read, resQueue, name); err != nil {
+			return err
+		}
+		if err := c.permit(auth.Write, resExchange, dlx); err != nil {
+			return err
+		}
+	}
+	q, err := c.vhost.DeclareQueue(vhost.QueueSpec{
+		Name: name, Durable: m.Durable, Exclusive: m.Exclusive, AutoDelete: m.AutoDelete, Args: m.Arguments, Owner: c.id,
+		ServerNamed: serverNamed,
 	}, m.Passive)
 	if err != nil {
 		return err
@@ -66,6 +103,9 @@ func (ch *channel) bindingTarget(queueName, key string) (string, string, error) 
 func (ch *channel) queueBind(m *wire.QueueBind) error {
 	name, key, err := ch.bindingTarget(m.Queue, m.RoutingKey)
 	if err == nil {
+		err = ch.conn.permitBind(resQueue, name, m.Exchange, key)
+	}
+	if err == nil {
 		err = ch.conn.vhost.BindQueue(name, m.Exchange, key, m.Arguments, ch.conn.id)
 	}
 	return ch.reply(m.NoWait, &wire.QueueBindOk{}, err)
@@ -73,6 +113,9 @@ func (ch *channel) queueBind(m *wire.QueueBind) error {
 
 func (ch *channel) queueUnbind(m *wire.QueueUnbind) error {
 	name, key, err := ch.bindingTarget(m.Queue, m.RoutingKey)
+	if err == nil {
+		err = ch.conn.permitBind(resQueue, name, m.Exchange, key)
+	}
 	if err == nil {
 		err = ch.conn.vhost.UnbindQueue(name, m.Exchange, key, m.Arguments)
 	}
@@ -84,6 +127,9 @@ func (ch *channel) queuePurge(m *wire.QueuePurge) error {
 	if err != nil {
 		return err
 	}
+	if err := ch.conn.permit(auth.Read, resQueue, name); err != nil {
+		return err
+	}
 	n, err := ch.conn.vhost.PurgeQueue(name, ch.conn.id)
 	return ch.reply(m.NoWait, &wire.QueuePurgeOk{MessageCount: uint32(n)}, err)
 }
@@ -91,6 +137,9 @@ func (ch *channel) queuePurge(m *wire.QueuePurge) error {
 func (ch *channel) queueDelete(m *wire.QueueDelete) error {
 	name, err := ch.queueName(m.Queue)
 	if err != nil {
+		return err
+	}
+	if err := ch.conn.permit(auth.Configure, resQueue, name); err != nil {
 		return err
 	}
 	n, err := ch.conn.vhost.DeleteQueue(name, ch.conn.id, m.IfUnused, m.IfEmpty)

@@ -1,20 +1,25 @@
-// Package auth holds Warren's users, their password hashes and their
-// permissions on virtual hosts, and checks logins against them.
+// Package auth holds Warren's users, their password hashes and tags, and
+// their permissions on virtual hosts (configure, write and read patterns,
+// and topic permissions), checks logins against them and answers whether
+// an operation is allowed. With a definition store it keeps all of it
+// across restarts.
 //
-// Password hashes follow RabbitMQ's default scheme (rabbit_password_hashing_sha256):
-// a 4-byte random salt followed by SHA-256(salt || password), so hashes move
-// between Warren and RabbitMQ in definitions files.
+// Password hashes follow RabbitMQ's schemes (rabbit_password_hashing_sha256
+// by default, sha512 and md5 accepted): a 4-byte random salt followed by the
+// digest of salt || password, so hashes move between Warren and RabbitMQ in
+// definitions files.
 package auth
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
+	"cmp"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"net"
-	"regexp"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Errors returned by Store.
@@ -23,91 +28,248 @@ var (
 	// loopback-only user logging in from elsewhere. Callers must not tell
 	// the peer which.
 	ErrRefused = errors.New("login refused")
+	// ErrNoUser is returned for an operation on a user that does not exist.
+	ErrNoUser = errors.New("no such user")
 )
 
-// User is a broker user.
+// The user tags RabbitMQ's management plugin knows; they decide what a
+// user may do over the management API.
+const (
+	TagAdministrator = "administrator"
+	TagMonitoring    = "monitoring"
+	TagPolicymaker   = "policymaker"
+	TagManagement    = "management"
+	TagImpersonator  = "impersonator"
+)
+
+// User is a broker user. A User is never changed once stored: a change
+// stores a new one.
 type User struct {
-	Name         string
-	PasswordHash []byte
-	Tags         []string
+	Name             string   `json:"name"`
+	PasswordHash     []byte   `json:"password_hash"`
+	HashingAlgorithm string   `json:"hashing_algorithm"`
+	Tags             []string `json:"tags"`
 }
 
-// Permission is a user's access to one virtual host: regular expressions
-// over resource names, as in RabbitMQ.
-type Permission struct {
-	Configure, Write, Read string
-	configure, write, read *regexp.Regexp
+// HasTag reports whether the user has tag.
+func (u *User) HasTag(tag string) bool { return slices.Contains(u.Tags, tag) }
+
+// DefinitionStore is where the store keeps users and permissions: records
+// in namespaces under keys, each write durable before it returns.
+// persistence.Store implements it.
+type DefinitionStore interface {
+	PutDefinition(kind byte, key string, value []byte) error
+	DeleteDefinition(kind byte, key string) error
+	Definitions(kind byte, fn func(key string, value []byte) error) error
 }
+
+// Definition kinds in the store (the virtual hosts' kinds are lower-case
+// letters). Values are JSON; keys of permissions are JSON arrays of their
+// parts, since names may hold any byte.
+const (
+	kindUser       byte = 'U' // key: user name
+	kindPermission byte = 'P' // key: [vhost, user]
+	kindTopic      byte = 'T' // key: [vhost, user, exchange]
+	kindSeeded     byte = 'S' // key "": the default user was created once
+)
 
 // Store holds users and permissions. It is safe for concurrent use.
 type Store struct {
+	defs DefinitionStore
+
 	mu       sync.RWMutex
 	users    map[string]*User
-	perms    map[string]map[string]*Permission // vhost -> user -> permission
-	loopback []string                          // users who may log in only from loopback addresses
+	perms    map[string]map[string]*Permission                 // vhost -> user -> permission
+	topics   map[string]map[string]map[string]*TopicPermission // vhost -> user -> exchange -> permission
+	loopback []string                                          // users who may log in only from loopback addresses
+	gen      atomic.Uint64                                     // changes with every permission change
 }
 
-// Config configures a Store's initial contents.
+// Generation changes whenever a permission or topic permission does: a
+// caller may keep an answer of Allowed or TopicAllowed while it is the
+// same.
+func (s *Store) Generation() uint64 { return s.gen.Load() }
+
+// Config configures a Store.
 type Config struct {
-	DefaultUser   string   // created with full permissions on DefaultVhost
-	DefaultPass   string   //
-	DefaultVhost  string   // usually "/"
-	LoopbackUsers []string // users allowed only from loopback (RabbitMQ's loopback_users; default ["guest"])
+	// Definitions keeps users and permissions; nil keeps them in memory.
+	Definitions DefinitionStore
+	// DefaultUser is created, an administrator with full permissions on
+	// DefaultVhost, on a node's first start (an empty store), as RabbitMQ
+	// creates guest.
+	DefaultUser  string
+	DefaultPass  string
+	DefaultVhost string
+	// LoopbackUsers may log in only from loopback addresses (RabbitMQ's
+	// loopback_users; by default ["guest"]).
+	LoopbackUsers []string
 }
 
-// New returns a Store with the default user.
+// New returns a Store with what the definition store holds, and the
+// default user on a first start.
 func New(cfg Config) (*Store, error) {
-	s := &Store{users: map[string]*User{}, perms: map[string]map[string]*Permission{}, loopback: slices.Clone(cfg.LoopbackUsers)}
-	if cfg.DefaultUser != "" {
-		s.PutUser(cfg.DefaultUser, HashPassword(cfg.DefaultPass), []string{"administrator"})
-		if err := s.SetPermission(cfg.DefaultVhost, cfg.DefaultUser, ".*", ".*", ".*"); err != nil {
+	s := &Store{
+		defs:     cfg.Definitions,
+		users:    map[string]*User{},
+		perms:    map[string]map[string]*Permission{},
+		topics:   map[string]map[string]map[string]*TopicPermission{},
+		loopback: slices.Clone(cfg.LoopbackUsers),
+	}
+	seeded, err := s.load()
+	if err != nil {
+		return nil, fmt.Errorf("loading users and permissions: %w", err)
+	}
+	if seeded || cfg.DefaultUser == "" {
+		return s, nil
+	}
+	if err := s.PutUser(&User{Name: cfg.DefaultUser, PasswordHash: HashPassword(cfg.DefaultPass), HashingAlgorithm: HashSHA256,
+		Tags: []string{TagAdministrator}}); err != nil {
+		return nil, err
+	}
+	if err := s.SetPermission(cfg.DefaultVhost, cfg.DefaultUser, ".*", ".*", ".*"); err != nil {
+		return nil, err
+	}
+	if s.defs != nil {
+		if err := s.defs.PutDefinition(kindSeeded, "", nil); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
 }
 
-// HashPassword returns a salted SHA-256 hash of password in RabbitMQ's format.
-func HashPassword(password string) []byte {
-	salt := make([]byte, 4)
-	_, _ = rand.Read(salt)
-	return hashWithSalt(salt, password)
+// load reads the stored users and permissions; seeded reports whether the
+// default user was created before.
+func (s *Store) load() (seeded bool, err error) {
+	if s.defs == nil {
+		return false, nil
+	}
+	err = s.defs.Definitions(kindSeeded, func(string, []byte) error { seeded = true; return nil })
+	if err != nil {
+		return false, err
+	}
+	err = s.defs.Definitions(kindUser, func(_ string, v []byte) error {
+		var u User
+		if err := json.Unmarshal(v, &u); err != nil {
+			return err
+		}
+		s.users[u.Name] = &u
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	err = s.defs.Definitions(kindPermission, func(k string, v []byte) error {
+		var p Permission
+		if err := json.Unmarshal(v, &p); err != nil {
+			return err
+		}
+		if err := p.compile(); err != nil {
+			return err
+		}
+		s.putPermissionLocked(&p)
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	err = s.defs.Definitions(kindTopic, func(k string, v []byte) error {
+		var p TopicPermission
+		if err := json.Unmarshal(v, &p); err != nil {
+			return err
+		}
+		if err := p.compile(); err != nil {
+			return err
+		}
+		s.putTopicLocked(&p)
+		return nil
+	})
+	return seeded, err
 }
 
-func hashWithSalt(salt []byte, password string) []byte {
-	h := sha256.New()
-	h.Write(salt)
-	h.Write([]byte(password))
-	return h.Sum(slices.Clone(salt))
+// put stores a record as JSON (nothing without a definition store).
+func (s *Store) put(kind byte, key string, rec any) error {
+	if s.defs == nil {
+		return nil
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return s.defs.PutDefinition(kind, key, b)
 }
 
-// PutUser creates or replaces a user.
-func (s *Store) PutUser(name string, passwordHash []byte, tags []string) {
+func (s *Store) drop(kind byte, key string) error {
+	if s.defs == nil {
+		return nil
+	}
+	return s.defs.DeleteDefinition(kind, key)
+}
+
+// recordKey is the key of a record named by parts.
+func recordKey(parts ...string) string {
+	b, _ := json.Marshal(parts)
+	return string(b)
+}
+
+// PutUser creates or replaces a user (whose hashing algorithm must be
+// known) and stores it.
+func (s *Store) PutUser(u *User) error {
+	if !KnownHashing(u.HashingAlgorithm) {
+		return fmt.Errorf("unknown password hashing algorithm %q", u.HashingAlgorithm)
+	}
+	u = &User{Name: u.Name, PasswordHash: slices.Clone(u.PasswordHash), HashingAlgorithm: u.HashingAlgorithm, Tags: slices.Clone(u.Tags)}
+	if u.HashingAlgorithm == "" {
+		u.HashingAlgorithm = HashSHA256
+	}
+	if u.Tags == nil {
+		u.Tags = []string{}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.users[name] = &User{Name: name, PasswordHash: passwordHash, Tags: tags}
-}
-
-// SetPermission grants user the given configure, write and read patterns on vhost.
-func (s *Store) SetPermission(vhost, user, configure, write, read string) error {
-	p := &Permission{Configure: configure, Write: write, Read: read}
-	var err error
-	if p.configure, err = regexp.Compile("^(?:" + configure + ")$"); err != nil {
+	if err := s.put(kindUser, u.Name, u); err != nil {
 		return err
 	}
-	if p.write, err = regexp.Compile("^(?:" + write + ")$"); err != nil {
-		return err
-	}
-	if p.read, err = regexp.Compile("^(?:" + read + ")$"); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.perms[vhost] == nil {
-		s.perms[vhost] = map[string]*Permission{}
-	}
-	s.perms[vhost][user] = p
+	s.users[u.Name] = u
 	return nil
+}
+
+// DeleteUser removes a user and every permission it has.
+func (s *Store) DeleteUser(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.users[name] == nil {
+		return ErrNoUser
+	}
+	var errs []error
+	for vhost, byUser := range s.perms {
+		if byUser[name] != nil {
+			errs = append(errs, s.clearPermissionLocked(vhost, name))
+		}
+	}
+	for vhost, byUser := range s.topics {
+		for x := range byUser[name] {
+			errs = append(errs, s.clearTopicLocked(vhost, name, x))
+		}
+	}
+	errs = append(errs, s.drop(kindUser, name))
+	delete(s.users, name)
+	return errors.Join(errs...)
+}
+
+// User returns the named user, or nil.
+func (s *Store) User(name string) *User {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.users[name]
+}
+
+// Users returns every user, sorted by name.
+func (s *Store) Users() []*User {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := slices.Collect(maps.Values(s.users))
+	slices.SortFunc(out, func(a, b *User) int { return cmp.Compare(a.Name, b.Name) })
+	return out
 }
 
 // Authenticate checks a user name and password from a peer at remote.
@@ -116,24 +278,26 @@ func (s *Store) Authenticate(name, password string, remote net.Addr) (*User, err
 	u := s.users[name]
 	loopbackOnly := slices.Contains(s.loopback, name)
 	s.mu.RUnlock()
-	if u == nil || len(u.PasswordHash) < 4 {
-		return nil, ErrRefused
-	}
-	if loopbackOnly && !isLoopback(remote) {
-		return nil, ErrRefused
-	}
-	want := hashWithSalt(u.PasswordHash[:4], password)
-	if subtle.ConstantTimeCompare(want, u.PasswordHash) != 1 {
+	if u == nil || loopbackOnly && !isLoopback(remote) || !passwordMatches(u.HashingAlgorithm, u.PasswordHash, password) {
 		return nil, ErrRefused
 	}
 	return u, nil
 }
 
-// CanAccessVhost reports whether user has any permission on vhost.
-func (s *Store) CanAccessVhost(user, vhost string) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.perms[vhost][user] != nil
+// DeleteVhost forgets every permission on vhost (a deleted virtual host).
+func (s *Store) DeleteVhost(vhost string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for user := range s.perms[vhost] {
+		errs = append(errs, s.clearPermissionLocked(vhost, user))
+	}
+	for user, byX := range s.topics[vhost] {
+		for x := range byX {
+			errs = append(errs, s.clearTopicLocked(vhost, user, x))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func isLoopback(a net.Addr) bool {

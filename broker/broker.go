@@ -143,6 +143,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		return nil, err
 	}
 	users, err := auth.New(auth.Config{
+		Definitions:   store,
 		DefaultUser:   cfg.DefaultUser,
 		DefaultPass:   cfg.DefaultPass,
 		DefaultVhost:  cfg.DefaultVhost,

@@ -294,6 +294,17 @@ func describeValue(v any, present bool) string {
 	return "the value '" + valueString(v) + "' of type '" + typeName(v) + "'"
 }
 
+// ExchangeKind returns the type of the named exchange; ok is false when
+// there is no such exchange.
+func (v *VHost) ExchangeKind(name string) (kind string, ok bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if x := v.exchanges[name]; x != nil {
+		return x.kind, true
+	}
+	return "", false
+}
+
 // DeleteExchange deletes an exchange. Deleting a missing exchange succeeds,
 // as in RabbitMQ.
 func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
@@ -354,6 +365,10 @@ type QueueSpec struct {
 	Args       wire.Table
 	// Owner identifies the declaring connection (for exclusive queues).
 	Owner uint64
+	// ServerNamed says Name was made by GenerateName for a declare that
+	// named no queue (so that the caller could check its permission on
+	// the name first): its reserved prefix is no error.
+	ServerNamed bool
 }
 
 // QueueInfo is a declare-ok's answer.
@@ -374,7 +389,7 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (queue.Queue, error) {
 		return nil, v.queueNotFound("")
 	case s.Name == "":
 		s.Name = generateName("amq.gen-")
-	case !passive:
+	case !passive && !s.ServerNamed:
 		// Every name a client supplies is checked, before the lookup:
 		// "amq.gen-..." is reserved too, existing or not.
 		if err := checkName("queue", s.Name); err != nil {

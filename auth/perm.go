@@ -1,0 +1,256 @@
+package auth
+
+import (
+	"cmp"
+	"errors"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Access is what an operation does to a resource, as RabbitMQ's
+// permissions divide it.
+type Access uint8
+
+// The kinds of access.
+const (
+	// Configure creates, deletes or changes a resource.
+	Configure Access = iota
+	// Write puts messages into a resource.
+	Write
+	// Read takes messages out of a resource.
+	Read
+)
+
+// Permission is a user's access to one virtual host: regular expressions
+// over resource names, as in RabbitMQ. A name is allowed when the pattern
+// matches somewhere in it (unanchored, as Erlang's re:run); an empty
+// pattern allows nothing.
+type Permission struct {
+	VHost     string `json:"vhost"`
+	User      string `json:"user"`
+	Configure string `json:"configure"`
+	Write     string `json:"write"`
+	Read      string `json:"read"`
+
+	compiled [3]*regexp.Regexp // by Access
+}
+
+// TopicPermission restricts the routing keys a user may publish with
+// (Write) and bind with (Read) on one topic exchange of a virtual host.
+// The patterns may hold {username} and {vhost}, replaced before matching.
+type TopicPermission struct {
+	VHost    string `json:"vhost"`
+	User     string `json:"user"`
+	Exchange string `json:"exchange"`
+	Write    string `json:"write"`
+	Read     string `json:"read"`
+
+	compiled [3]*regexp.Regexp // Write and Read, unexpanded
+}
+
+// compilePattern compiles a permission pattern ("" allows nothing).
+func compilePattern(p string) (*regexp.Regexp, error) {
+	if p == "" {
+		p = "^$"
+	}
+	return regexp.Compile(p)
+}
+
+func (p *Permission) compile() error {
+	var errs [3]error
+	for i, pat := range [3]string{p.Configure, p.Write, p.Read} {
+		p.compiled[i], errs[i] = compilePattern(pat)
+	}
+	return errors.Join(errs[:]...)
+}
+
+func (p *TopicPermission) compile() error {
+	var err1, err2 error
+	p.compiled[Write], err1 = compilePattern(p.Write)
+	p.compiled[Read], err2 = compilePattern(p.Read)
+	return errors.Join(err1, err2)
+}
+
+// SetPermission grants user the given configure, write and read patterns
+// on vhost, replacing what it had there.
+func (s *Store) SetPermission(vhost, user, configure, write, read string) error {
+	p := &Permission{VHost: vhost, User: user, Configure: configure, Write: write, Read: read}
+	if err := p.compile(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.users[user] == nil {
+		return ErrNoUser
+	}
+	if err := s.put(kindPermission, recordKey(vhost, user), p); err != nil {
+		return err
+	}
+	s.putPermissionLocked(p)
+	return nil
+}
+
+func (s *Store) putPermissionLocked(p *Permission) {
+	s.gen.Add(1)
+	if s.perms[p.VHost] == nil {
+		s.perms[p.VHost] = map[string]*Permission{}
+	}
+	s.perms[p.VHost][p.User] = p
+}
+
+// ClearPermission takes away user's permissions on vhost.
+func (s *Store) ClearPermission(vhost, user string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clearPermissionLocked(vhost, user)
+}
+
+func (s *Store) clearPermissionLocked(vhost, user string) error {
+	if err := s.drop(kindPermission, recordKey(vhost, user)); err != nil {
+		return err
+	}
+	s.gen.Add(1)
+	delete(s.perms[vhost], user)
+	if len(s.perms[vhost]) == 0 {
+		delete(s.perms, vhost)
+	}
+	return nil
+}
+
+// Permission returns user's permission on vhost, or nil.
+func (s *Store) Permission(vhost, user string) *Permission {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.perms[vhost][user]
+}
+
+// Permissions returns every permission, by virtual host then user.
+func (s *Store) Permissions() []*Permission {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*Permission
+	for _, byUser := range s.perms {
+		for _, p := range byUser {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Permission) int { return cmp.Or(cmp.Compare(a.VHost, b.VHost), cmp.Compare(a.User, b.User)) })
+	return out
+}
+
+// CanAccessVhost reports whether user has any permission on vhost.
+func (s *Store) CanAccessVhost(user, vhost string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.perms[vhost][user] != nil
+}
+
+// Allowed reports whether user may have access a to the resource named
+// name (an exchange or a queue) in vhost.
+func (s *Store) Allowed(user, vhost string, a Access, name string) bool {
+	s.mu.RLock()
+	p := s.perms[vhost][user]
+	s.mu.RUnlock()
+	return p != nil && p.compiled[a].MatchString(name)
+}
+
+// SetTopicPermission restricts user's routing keys on exchange in vhost.
+func (s *Store) SetTopicPermission(vhost, user, exchange, write, read string) error {
+	p := &TopicPermission{VHost: vhost, User: user, Exchange: exchange, Write: write, Read: read}
+	if err := p.compile(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.users[user] == nil {
+		return ErrNoUser
+	}
+	if err := s.put(kindTopic, recordKey(vhost, user, exchange), p); err != nil {
+		return err
+	}
+	s.putTopicLocked(p)
+	return nil
+}
+
+func (s *Store) putTopicLocked(p *TopicPermission) {
+	s.gen.Add(1)
+	if s.topics[p.VHost] == nil {
+		s.topics[p.VHost] = map[string]map[string]*TopicPermission{}
+	}
+	if s.topics[p.VHost][p.User] == nil {
+		s.topics[p.VHost][p.User] = map[string]*TopicPermission{}
+	}
+	s.topics[p.VHost][p.User][p.Exchange] = p
+}
+
+// ClearTopicPermission removes user's topic permission on exchange in
+// vhost, or on every exchange when exchange is "".
+func (s *Store) ClearTopicPermission(vhost, user, exchange string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for x := range s.topics[vhost][user] {
+		if exchange == "" || x == exchange {
+			errs = append(errs, s.clearTopicLocked(vhost, user, x))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) clearTopicLocked(vhost, user, exchange string) error {
+	if err := s.drop(kindTopic, recordKey(vhost, user, exchange)); err != nil {
+		return err
+	}
+	s.gen.Add(1)
+	delete(s.topics[vhost][user], exchange)
+	if len(s.topics[vhost][user]) == 0 {
+		delete(s.topics[vhost], user)
+	}
+	if len(s.topics[vhost]) == 0 {
+		delete(s.topics, vhost)
+	}
+	return nil
+}
+
+// TopicPermissions returns every topic permission, by virtual host, user
+// and exchange.
+func (s *Store) TopicPermissions() []*TopicPermission {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*TopicPermission
+	for _, byUser := range s.topics {
+		for _, byX := range byUser {
+			for _, p := range byX {
+				out = append(out, p)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *TopicPermission) int {
+		return cmp.Or(cmp.Compare(a.VHost, b.VHost), cmp.Compare(a.User, b.User), cmp.Compare(a.Exchange, b.Exchange))
+	})
+	return out
+}
+
+// TopicAllowed reports whether user may use routingKey with access a
+// (Write to publish, Read to bind) on the topic exchange named exchange in
+// vhost: yes, unless a topic permission on that exchange does not match
+// it.
+func (s *Store) TopicAllowed(user, vhost, exchange string, a Access, routingKey string) bool {
+	s.mu.RLock()
+	p := s.topics[vhost][user][exchange]
+	s.mu.RUnlock()
+	if p == nil {
+		return true
+	}
+	pattern := p.Write
+	if a == Read {
+		pattern = p.Read
+	}
+	if !strings.Contains(pattern, "{") {
+		return p.compiled[a].MatchString(routingKey)
+	}
+	// The variables are filled in as they are, unquoted, as RabbitMQ does.
+	re, err := compilePattern(strings.NewReplacer("{username}", user, "{vhost}", vhost).Replace(pattern))
+	return err == nil && re.MatchString(routingKey)
+}
