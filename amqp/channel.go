@@ -40,6 +40,8 @@ type channel struct {
 	route         vhost.RouteScratch
 	routeCache    routeCache
 	publishAccess publishAccess
+	stats         counters      // message_stats, also written by delivering goroutines
+	mode          atomic.Uint32 // modeConfirm, modeTx: for ChannelInfo
 	confirm       bool
 	publishSeq    uint64 // last publish sequence number in confirm mode
 	confirms      confirms
@@ -77,6 +79,7 @@ type routeCache struct {
 func (c *conn) openChannel(id uint16) error {
 	c.channels[id] = &channel{id: id, conn: c, consumers: map[string]*queue.Consumer{}}
 	c.publishChannels()
+	c.srv.totals.channelsOpened.Add(1)
 	c.sendMethod(id, &wire.ChannelOpenOk{})
 	return nil
 }
@@ -95,11 +98,16 @@ func (c *conn) channel(id uint16) *channel {
 
 // dropChannel forgets a closed channel.
 func (c *conn) dropChannel(id uint16) {
+	ch := c.channels[id]
 	delete(c.channels, id)
 	if c.lastCh != nil && c.lastCh.id == id {
 		c.lastCh = nil
 	}
-	c.publishChannels()
+	if ch == nil {
+		c.publishChannels()
+		return
+	}
+	c.srv.channelClosed(ch, c.publishChannels)
 }
 
 // publishChannels refreshes the channel list other goroutines read.
@@ -136,9 +144,9 @@ func (c *conn) closeChannels() {
 	for id, ch := range c.channels {
 		ch.release()
 		delete(c.channels, id)
+		c.srv.channelClosed(ch, c.publishChannels)
 	}
 	c.lastCh = nil
-	c.channelList.Store(nil)
 }
 
 // release gives back everything the channel holds (reader only). The
@@ -291,6 +299,7 @@ func (ch *channel) handle(m wire.Method) error {
 			return wire.Errorf(wire.PreconditionFailed, "cannot switch from tx to confirm mode")
 		}
 		ch.confirm = true
+		ch.mode.Or(modeConfirm)
 		return ch.reply(m.NoWait, &wire.ConfirmSelectOk{}, nil)
 	case *wire.TxSelect:
 		return ch.txSelect()

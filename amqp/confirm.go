@@ -147,7 +147,7 @@ func (ch *channel) flushConfirmsLocked() {
 		return
 	}
 	c := ch.conn
-	var runStart, runEnd uint64
+	var runStart, runEnd, acked uint64
 	c.out.mu.Lock()
 	for cf.head < len(cf.pending) {
 		p := &cf.pending[cf.head]
@@ -160,6 +160,7 @@ func (ch *channel) flushConfirmsLocked() {
 				runStart = p.seq
 			}
 			runEnd = p.seq
+			acked++
 			continue
 		}
 		if runStart != 0 {
@@ -173,6 +174,7 @@ func (ch *channel) flushConfirmsLocked() {
 	}
 	c.out.mu.Unlock()
 	c.out.kick()
+	ch.stats.confirm.Add(acked)
 	if cf.head == len(cf.pending) {
 		clear(cf.pending) // drop ledger references
 		cf.pending, cf.head = cf.pending[:0], 0

@@ -19,11 +19,16 @@ import (
 // conn is one client connection. Fields without a comment on their guard
 // belong to the reader goroutine.
 type conn struct {
-	srv *Server
-	nc  net.Conn
-	fr  *wire.FrameReader
-	log *slog.Logger
-	id  uint64
+	srv  *Server
+	nc   net.Conn
+	fr   *wire.FrameReader
+	log  *slog.Logger
+	id   uint64
+	name string // RabbitMQ's: "peer -> local"
+
+	// handshakeDone describes the connection once it is open, for other
+	// goroutines (the fields below are fixed by then).
+	handshakeDone atomic.Pointer[handshakeInfo]
 
 	// Negotiated in the handshake; fixed afterwards.
 	frameMax   uint32
@@ -46,6 +51,7 @@ type conn struct {
 	framesRead atomic.Uint64  // for heartbeat monitoring
 	paused     atomic.Bool    // the reader is held back on purpose: no heartbeat check
 	bytesOut   atomic.Uint64
+	bytesIn    atomic.Uint64 // counted a frame at a time
 }
 
 // clientCaps are the capabilities a client advertised in start-ok.
@@ -63,6 +69,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		srv:      s,
 		nc:       nc,
 		id:       id,
+		name:     connectionName(nc),
 		frameMax: preTuneFrameMax,
 		channels: map[uint16]*channel{},
 		done:     make(chan struct{}),
@@ -223,6 +230,7 @@ func (c *conn) handshake() error {
 	if err := c.writeNow(0, &wire.ConnectionOpenOk{}); err != nil {
 		return err
 	}
+	c.handshakeDone.Store(&handshakeInfo{clientProperties: startOk.ClientProperties, mechanism: startOk.Mechanism, connectedAt: time.Now()})
 	_ = c.nc.SetReadDeadline(time.Time{})
 	_ = c.nc.SetWriteDeadline(time.Time{})
 	return nil
@@ -314,6 +322,7 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		c.framesRead.Add(1)
+		c.bytesIn.Add(uint64(len(f.Payload)) + wire.FrameHeaderSize + 1)
 		if c.closeSent.Load() {
 			// After connection.close only close-ok (or a crossing close) matters.
 			if f.Type == wire.FrameMethod && f.Channel == 0 {

@@ -182,6 +182,7 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	}
 	c := ch.conn
 	c.out.mu.Lock()
+	ch.stats.countDelivery(true, m.NoAck, e.Redelivered)
 	c.out.buf = wire.AppendGetOk(c.out.buf, ch.id, tag, e.Redelivered, e.Msg.Exchange, e.Msg.RoutingKey, uint32(left))
 	c.appendContentLocked(ch.id, e.Msg)
 	c.out.mu.Unlock()
@@ -224,6 +225,7 @@ func (ch *channel) Deliver(qc *queue.Consumer, e queue.Entry) bool {
 	if !qc.NoAck {
 		ch.unacked.push(c.srv.newDelivery(tag, qc.Queue, qc, e, qc.Timeout))
 	}
+	ch.stats.countDelivery(false, qc.NoAck, e.Redelivered)
 	c.out.buf = wire.AppendDeliver(c.out.buf, ch.id, qc.Tag, tag, e.Redelivered, e.Msg.Exchange, e.Msg.RoutingKey)
 	c.appendContentLocked(ch.id, e.Msg)
 	c.out.mu.Unlock()
@@ -257,6 +259,7 @@ func (ch *channel) settleTag(tag uint64, multiple bool, how queue.Settlement) er
 	if err != nil {
 		return err
 	}
+	ch.countSettled(len(ds), how)
 	settle(ds, how)
 	ch.ackScratch = ds[:0]
 	return nil
@@ -360,4 +363,12 @@ func (ch *channel) replyQueueFor(noAck bool) (queue.Queue, error) {
 	ch.replyQueue = q.Name()
 	ch.mu.Unlock()
 	return q, nil
+}
+
+// countSettled counts n deliveries settled with how: acknowledgements are
+// what message_stats count.
+func (ch *channel) countSettled(n int, how queue.Settlement) {
+	if how == queue.Ack {
+		ch.stats.ack.Add(uint64(n))
+	}
 }

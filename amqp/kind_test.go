@@ -328,6 +328,10 @@ type memoQueue struct {
 func (q *memoQueue) Name() string          { return q.cfg.Name }
 func (q *memoQueue) Config() *queue.Config { return &q.cfg }
 
+func (q *memoQueue) Settings() queue.Settings { return q.cfg.Settings }
+
+func (q *memoQueue) SetSettings(queue.Settings) {}
+
 func (q *memoQueue) Enqueue(m *queue.Message) queue.Receipt {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -86,6 +86,7 @@ const initialBodyCap = 128 << 10
 // finishPublish routes a completely received message.
 func (ch *channel) finishPublish() error {
 	ch.content = awaitMethod
+	ch.stats.publish.Add(1)
 	m, err := queue.DecodeMessage(ch.data, ch.pub.Exchange, ch.pub.RoutingKey)
 	ch.data = nil
 	if err != nil {
@@ -117,6 +118,14 @@ func (ch *channel) publish(m *queue.Message, mandatory bool, out *queue.Outcome)
 		m = withoutBCC(m)
 	}
 	queue.Publish(queues, m, out)
+	switch {
+	case out.Routed:
+		ch.stats.routed.Add(1)
+	case mandatory:
+		ch.stats.returnUnroutable.Add(1)
+	default:
+		ch.stats.dropUnroutable.Add(1)
+	}
 	if !out.Backpressure.Kept() {
 		_ = ch.conn.await(&out.Backpressure) // a failure reaches the publishes' own confirms
 	}
@@ -195,6 +204,7 @@ func (ch *channel) txSelect() error {
 	}
 	if ch.tx == nil {
 		ch.tx = &txState{}
+		ch.mode.Or(modeTx)
 	}
 	ch.conn.sendMethod(ch.id, &wire.TxSelectOk{})
 	return nil
@@ -227,6 +237,7 @@ func (ch *channel) txCommit() error {
 		promises.AddAll(out.Promises)
 	}
 	for _, s := range tx.settles {
+		ch.countSettled(len(s.ds), s.how)
 		settle(s.ds, s.how)
 	}
 	// commit-ok means the queues have the transaction's messages safe.

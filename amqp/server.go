@@ -34,6 +34,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
+	totals  serverTotals // under mu where it says so
 	closing bool
 	wg      sync.WaitGroup // one per connection
 }
@@ -94,6 +95,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	}
 	c := newConn(s, nc)
 	s.conns[c] = struct{}{}
+	s.totals.connectionsOpened.Add(1)
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -101,15 +103,11 @@ func (s *Server) serveConn(nc net.Conn) {
 		c.serve()
 		s.mu.Lock()
 		delete(s.conns, c)
+		s.totals.recvOct.Add(c.bytesIn.Load())
+		s.totals.sendOct.Add(c.bytesOut.Load())
+		s.totals.connectionsClosed.Add(1)
 		s.mu.Unlock()
 	}()
-}
-
-// Connections returns the number of open connections.
-func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
 }
 
 // Shutdown closes every connection with 320 CONNECTION_FORCED, as RabbitMQ

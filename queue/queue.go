@@ -17,6 +17,14 @@ type Queue interface {
 	// Config returns what the queue was declared with. Callers must not
 	// change it.
 	Config() *Config
+	// Settings returns the queue's effective settings now: those it was
+	// created with (Config().Settings), or the last SetSettings gave.
+	Settings() Settings
+	// SetSettings changes the settings a policy may change (all but
+	// MaxPriority, SingleActiveConsumer and Deduplicate, which stay as
+	// declared): a lower length limit applies at once, a new message TTL
+	// to messages enqueued from then on.
+	SetSettings(s Settings)
 
 	// Enqueue takes m and delivers it at once when a consumer has credit.
 	// It is called through Publish, which routes one message to all its
@@ -68,7 +76,9 @@ type Config struct {
 	Kind string
 	// Owner is the connection that owns an exclusive queue, 0 for none.
 	Owner uint64
-	// Settings are the queue's effective settings.
+	// Settings are the queue's effective settings when it was created
+	// (its arguments with the policies that applied then); Queue.Settings
+	// has the current ones.
 	Settings
 	// OnAutoDelete runs (without the queue's lock) when an auto-delete queue
 	// loses its last consumer and deletes itself.
@@ -139,6 +149,26 @@ const (
 	// RejectPublishDLX refuses new messages and dead-letters them.
 	RejectPublishDLX
 )
+
+var overflowNames = [...]string{DropHead: "drop-head", RejectPublish: "reject-publish", RejectPublishDLX: "reject-publish-dlx"}
+
+// String returns the x-overflow value for o.
+func (o Overflow) String() string {
+	if int(o) < len(overflowNames) {
+		return overflowNames[o]
+	}
+	return "unknown"
+}
+
+// ParseOverflow reads an x-overflow value; ok is false for an unknown one.
+func ParseOverflow(s string) (o Overflow, ok bool) {
+	for i, name := range overflowNames {
+		if s == name {
+			return Overflow(i), true
+		}
+	}
+	return DropHead, false
+}
 
 // PublishResult is what a queue did with a published message.
 type PublishResult uint8

@@ -61,17 +61,13 @@ func validateQueueArgs(kinds *queue.Kinds, what string, args wire.Table) (queueA
 				qa.MaxPriority = uint8(n)
 			}
 		case "x-overflow":
-			s, ok := v.(string)
+			s, isString := v.(string)
+			var known bool
+			qa.Overflow, known = queue.ParseOverflow(s)
 			switch {
-			case !ok:
+			case !isString:
 				problem = "{unacceptable_type," + typeName(v) + "}"
-			case s == "drop-head":
-				qa.Overflow = queue.DropHead
-			case s == "reject-publish":
-				qa.Overflow = queue.RejectPublish
-			case s == "reject-publish-dlx":
-				qa.Overflow = queue.RejectPublishDLX
-			default:
+			case !known:
 				problem = "invalid_overflow"
 			}
 		case "x-dead-letter-exchange":

@@ -19,7 +19,8 @@ import (
 // since is a cycle: the copy is not delivered there. A dead-letter exchange
 // that does not exist drops the message.
 func (v *VHost) DeadLetter(q queue.Queue, reason queue.Reason, msgs []*queue.Message) {
-	s := &q.Config().Settings
+	settings := q.Settings()
+	s := &settings
 	if !s.DeadLetter {
 		return
 	}

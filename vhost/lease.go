@@ -15,11 +15,11 @@ type lease struct {
 	declared time.Time // last declare (or the node's start, for a recovered queue)
 }
 
-// touchLocked starts or renews q's lease when q has x-expires. RabbitMQ
-// renews it on every declare, passive ones included; leases of durable
-// queues start afresh when the node restarts.
+// touchLocked starts or renews q's lease when q has x-expires (or an
+// expires policy). RabbitMQ renews it on every declare, passive ones
+// included; leases of durable queues start afresh when the node restarts.
 func (v *VHost) touchLocked(q queue.Queue) {
-	expires := q.Config().Expires
+	expires := q.Settings().Expires
 	if expires <= 0 {
 		return
 	}
@@ -44,7 +44,12 @@ func (v *VHost) checkLease(q queue.Queue) {
 	if l == nil || v.queues[q.Name()] != q {
 		return
 	}
-	period := time.Duration(q.Config().Expires) * time.Millisecond
+	expires := q.Settings().Expires
+	if expires <= 0 { // a policy took it away
+		v.endLeaseLocked(q)
+		return
+	}
+	period := time.Duration(expires) * time.Millisecond
 	st := q.Stats()
 	if st.Consumers > 0 {
 		l.timer.Reset(period)
@@ -62,7 +67,7 @@ func (v *VHost) checkLease(q queue.Queue) {
 		if err := v.forgetQueueLocked(q); err != nil {
 			v.log.Error("removing an expired queue from the store", "vhost", v.name, "queue", q.Name(), "err", err)
 		}
-		v.log.Info("queue expired", "vhost", v.name, "queue", q.Name(), "expires_ms", q.Config().Expires)
+		v.log.Info("queue expired", "vhost", v.name, "queue", q.Name(), "expires_ms", expires)
 	}
 }
 

@@ -2,6 +2,7 @@ package vhost
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -203,11 +204,17 @@ func (v *VHost) dropBindingsLocked(name string, isQueue bool) error {
 // every queue loaded first.
 func (r *Registry) Load() error {
 	defs := r.deps.Definitions
-	if err := defs.Definitions(kindVhost, func(name string, _ []byte) error {
-		r.add(name)
+	if err := defs.Definitions(kindVhost, func(name string, val []byte) error {
+		v, _ := r.add(name)
+		if len(val) > 0 {
+			return json.Unmarshal(val, &v.meta)
+		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("loading vhosts: %w", err)
+	}
+	if err := r.loadPolicies(); err != nil {
+		return fmt.Errorf("loading policies: %w", err)
 	}
 	if err := r.loadRecords(kindExchange, 2, func(v *VHost, f []string, rec wire.Table) error {
 		kind, _ := rec["type"].(string)

@@ -35,9 +35,10 @@ type DelayKind interface {
 
 // Registry holds a broker's virtual hosts. It is safe for concurrent use.
 type Registry struct {
-	deps   Deps
-	mu     sync.RWMutex
-	vhosts map[string]*VHost
+	deps     Deps
+	mu       sync.RWMutex
+	vhosts   map[string]*VHost
+	onDelete []func(name string)
 }
 
 // NewRegistry returns an empty registry. A broker calls Load, then Add for
@@ -60,8 +61,8 @@ func (r *Registry) Get(name string) *VHost {
 // returns it.
 func (r *Registry) Add(name string) (*VHost, error) {
 	v, created := r.add(name)
-	if created && r.deps.Definitions != nil {
-		if err := r.deps.Definitions.PutDefinition(kindVhost, name, nil); err != nil {
+	if created {
+		if err := r.saveVhost(v); err != nil {
 			return v, fmt.Errorf("storing vhost %q: %w", name, err)
 		}
 	}

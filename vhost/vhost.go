@@ -73,9 +73,13 @@ type VHost struct {
 	delays DelayKind // nil: no delayed-message exchanges
 	log    *slog.Logger
 
-	mu        sync.RWMutex
-	exchanges map[string]*Exchange
-	queues    map[string]queue.Queue
+	mu         sync.RWMutex
+	exchanges  map[string]*Exchange
+	queues     map[string]queue.Queue
+	policies   map[string]*Policy // by name
+	opPolicies map[string]*Policy // operator policies, by name
+	meta       Meta
+	deleted    bool
 
 	// gen changes whenever routing may change (bindings, exchanges, queues),
 	// so that publishers' route caches know to drop what they hold.
@@ -107,6 +111,12 @@ func (v *VHost) exchangeNotFound(name string) error {
 
 func (v *VHost) queueNotFound(name string) error {
 	return wire.Errorf(wire.NotFound, "no queue '"+name+"' in vhost '"+v.name+"'")
+}
+
+// deletedErr refuses to create anything in a deleted virtual host (for the
+// connections still closing).
+func (v *VHost) deletedErr() error {
+	return wire.Errorf(wire.NotFound, "vhost '"+v.name+"' is deleted")
 }
 
 func defaultExchangeRefused() error {
@@ -183,6 +193,9 @@ func (v *VHost) DeclareExchange(s ExchangeSpec, passive bool) error {
 // exchange gets the queue that holds its messages: delayID is that queue's
 // id when the exchange is recovered (recover set), 0 for a new exchange.
 func (v *VHost) createExchangeLocked(s ExchangeSpec, delayID uint64, recover bool) (*Exchange, error) {
+	if v.deleted {
+		return nil, v.deletedErr()
+	}
 	if s.Kind == exchange.KindDelayed && v.delays == nil {
 		return nil, wire.Errorf(wire.PreconditionFailed, "unknown exchange type '"+s.Kind+"'")
 	}
@@ -192,9 +205,8 @@ func (v *VHost) createExchangeLocked(s ExchangeSpec, delayID uint64, recover boo
 	}
 	x := &Exchange{name: s.Name, kind: s.Kind, durable: s.Durable, autoDelete: s.AutoDelete, internal: s.Internal,
 		args: s.Args, router: router, needsHeaders: s.Kind == exchange.KindHeaders}
-	if ae, ok := s.Args["alternate-exchange"].(string); ok {
-		x.alternate = ae
-	}
+	pol, op := v.appliedLocked(s.Name, "")
+	x.alternate = alternateExchange(s.Args, pol, op)
 	if ch, ok := router.(*exchange.ConsistentHash); ok {
 		x.needsHeaders = ch.HashHeader() != ""
 		x.hashProperty = ch.HashProperty()
@@ -435,13 +447,17 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (queue.Queue, error) {
 // registers it. id is the kind's id for a queue being recovered (recover
 // set), 0 for a new queue.
 func (v *VHost) createQueueLocked(s QueueSpec, id uint64, recover bool) (queue.Queue, error) {
+	if v.deleted {
+		return nil, v.deletedErr()
+	}
 	args, err := validateQueueArgs(v.kinds, "queue '"+s.Name+"' in vhost '"+v.name+"'", s.Args)
 	if err != nil {
 		return nil, err
 	}
+	pol, op := v.appliedLocked(s.Name, args.kind)
 	cfg := queue.Config{
 		Name: s.Name, VHost: v.name, Durable: s.Durable, Exclusive: s.Exclusive, AutoDelete: s.AutoDelete,
-		Args: s.Args, Kind: args.kind, Owner: s.Owner, Settings: args.Settings,
+		Args: s.Args, Kind: args.kind, Owner: s.Owner, Settings: queueSettings(args.Settings, s.Args, pol, op),
 		OnAutoDelete: v.autoDeleted, DeadLetterSink: v, ID: id, Recover: recover,
 	}
 	if !s.Exclusive {

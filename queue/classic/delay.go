@@ -238,3 +238,10 @@ func (h *delayHeap) pop() queue.Entry {
 	*h = s
 	return e
 }
+
+// Settings implements queue.Queue: a delay queue has none of its own.
+func (q *DelayQueue) Settings() queue.Settings { return q.cfg.Settings }
+
+// SetSettings implements queue.Queue: policies do not apply to what a
+// delayed-message exchange holds.
+func (q *DelayQueue) SetSettings(queue.Settings) {}

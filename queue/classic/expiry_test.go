@@ -262,3 +262,24 @@ func TestRecoveryKeepsExpiryAndPriority(t *testing.T) {
 		t.Fatalf("recovered messages past their expiry delivered: %q", entryBodies(got))
 	}
 }
+
+// A policy change: a lower length limit drops (dead-letters) the oldest at
+// once; a new TTL applies to messages enqueued from then on.
+func TestSetSettings(t *testing.T) {
+	t.Parallel()
+	c := newFakeClock()
+	q, dlx := dlxQueue(t, c, nil)
+	mustPublish(t, q, "m1", "m2", "m3")
+	s := q.Settings()
+	s.MaxLength, s.MessageTTL = 1, 1000
+	q.SetSettings(s)
+	wantDead(t, dlx, []string{"m1", "m2"}, queue.ReasonMaxLen)
+	s.MaxLength = -1
+	q.SetSettings(s)
+	mustPublish(t, q, "m4")
+	c.advance(2 * time.Second)
+	wantStrings(t, "left", entryBodies(getAll(t, q, true)), []string{"m3"}) // m4 expired
+	if got := q.Settings(); got.MaxPriority != 0 || got.MessageTTL != 1000 {
+		t.Fatalf("settings %+v", got)
+	}
+}

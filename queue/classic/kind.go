@@ -88,6 +88,7 @@ func (k *Kind) New(cfg queue.Config) (queue.Queue, error) {
 	}
 	q := &Queue{cfg: cfg, kind: k, idx: newIndex(k, &cfg), byConsumer: map[*queue.Consumer]*consumer{}, ready: newReady(cfg.MaxPriority)}
 	q.expiry = newDueTimer(&k.timers, q.expire)
+	q.settings = cfg.Settings
 	if cfg.Deduplicate {
 		q.dedup = newDedupIndex()
 	}

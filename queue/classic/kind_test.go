@@ -146,7 +146,9 @@ func TestPublishReleasesRejectedReferences(t *testing.T) {
 			}
 			for i := range tt.rejecting {
 				q := storageQueue(t, st, fmt.Sprintf("full%d", i))
-				q.Config().MaxLength, q.Config().Overflow = 0, queue.RejectPublish
+				s := q.Settings()
+				s.MaxLength, s.Overflow = 0, queue.RejectPublish
+				q.SetSettings(s)
 				qs = append(qs, q)
 			}
 			for i := range tt.deleted {
@@ -436,7 +438,9 @@ func TestDropHeadRemovesStoredEntries(t *testing.T) {
 	t.Parallel()
 	st := NewKind(Options{Store: openStore(t, t.TempDir())})
 	q := storageQueue(t, st, "q")
-	q.Config().MaxLength = 1
+	s := q.Settings()
+	s.MaxLength = 1
+	q.SetSettings(s)
 	a, b := persistentMsg(t, "a"), persistentMsg(t, "b")
 	publishTo(t, a, q)
 	publishTo(t, b, q)

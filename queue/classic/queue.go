@@ -48,6 +48,7 @@ type Queue struct {
 	idx  index
 
 	mu          sync.Mutex
+	settings    queue.Settings // effective: cfg.Settings, then what SetSettings gave
 	ready       ready
 	nextSeq     uint64
 	readyBytes  int64 // body bytes of ready messages
@@ -94,9 +95,10 @@ func (q *Queue) unlock() {
 	}
 	dead := q.dead
 	q.dead = nil
+	deadLettering := q.settings.DeadLetter
 	q.mu.Unlock()
 	if len(dead) > 0 {
-		q.deadLetter(dead)
+		q.deadLetter(dead, deadLettering)
 	}
 }
 
@@ -122,9 +124,9 @@ func (q *Queue) forgetLocked(e queue.Entry) {
 // reason, and then forgets their entries. An entry whose message the store
 // could not produce is not forgotten: it stays in the store, to come back
 // at the next start rather than be lost.
-func (q *Queue) deadLetter(dead []deadEntry) {
+func (q *Queue) deadLetter(dead []deadEntry, deadLettering bool) {
 	sink := q.cfg.DeadLetterSink
-	if !q.cfg.DeadLetter {
+	if !deadLettering {
 		sink = nil
 	}
 	var msgs []*queue.Message
@@ -197,7 +199,7 @@ func (q *Queue) enqueueLocked(m *queue.Message) queue.Receipt {
 	size := int64(m.Size())
 	full := q.fullLocked(1, size)
 	if full {
-		switch q.cfg.Overflow {
+		switch q.settings.Overflow {
 		case queue.RejectPublishDLX:
 			q.dropLocked(queue.Entry{Msg: m}, queue.ReasonMaxLen)
 			return queue.Receipt{Result: queue.Rejected}
@@ -247,7 +249,7 @@ func (q *Queue) enqueueLocked(m *queue.Message) queue.Receipt {
 // the queue's x-message-ttl and the message's expiration (which the
 // channel has validated). ok is false when neither applies.
 func (q *Queue) ttl(m *queue.Message) (ttl int64, ok bool) {
-	ttl, ok = q.cfg.MessageTTL, q.cfg.MessageTTL >= 0
+	ttl, ok = q.settings.MessageTTL, q.settings.MessageTTL >= 0
 	if exp, present, problem := m.Props.ExpirationMillis(); present && problem == "" && (!ok || exp < ttl) {
 		ttl, ok = exp, true
 	}
@@ -275,8 +277,8 @@ func (q *Queue) pageInLocked(e *queue.Entry) bool {
 // fullLocked reports whether adding n messages of size bytes would pass a
 // length limit.
 func (q *Queue) fullLocked(n int, size int64) bool {
-	return q.cfg.MaxLength >= 0 && int64(q.ready.len()+n) > q.cfg.MaxLength ||
-		q.cfg.MaxLengthBytes >= 0 && q.readyBytes+size > q.cfg.MaxLengthBytes
+	return q.settings.MaxLength >= 0 && int64(q.ready.len()+n) > q.settings.MaxLength ||
+		q.settings.MaxLengthBytes >= 0 && q.readyBytes+size > q.settings.MaxLengthBytes
 }
 
 // countLocked adds (or with sign -1 removes) e to the ready counts.
@@ -428,7 +430,7 @@ func (q *Queue) dispatch(deferLower bool) (deferred bool) {
 			return false
 		}
 		d := e
-		if e.Returns != 0 && q.cfg.DeliveryLimit >= 0 {
+		if e.Returns != 0 && q.settings.DeliveryLimit >= 0 {
 			d = q.withDeliveryCount(e)
 		}
 		if !c.sink.Deliver(c.qc, d) {
@@ -591,7 +593,7 @@ func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
 	} else {
 		q.unacked++
 	}
-	if e.Returns != 0 && q.cfg.DeliveryLimit >= 0 {
+	if e.Returns != 0 && q.settings.DeliveryLimit >= 0 {
 		e = q.withDeliveryCount(e)
 	}
 	return e, q.ready.len(), true
@@ -618,18 +620,15 @@ func (q *Queue) Settle(qc *queue.Consumer, entries []queue.Entry, how queue.Sett
 			if e.Returns < ^uint32(0) {
 				e.Returns++
 			}
-			if q.cfg.DeliveryLimit >= 0 && int64(e.Returns) > q.cfg.DeliveryLimit {
+			if q.settings.DeliveryLimit >= 0 && int64(e.Returns) > q.settings.DeliveryLimit {
 				q.dropLocked(e, queue.ReasonDeliveryLimit)
 				continue
 			}
 			e.Redelivered = true
 			q.requeueLocked(e)
 		}
-		// Requeued messages count against the length limit like any: past
-		// it, a drop-head queue drops its oldest.
-		for q.cfg.Overflow == queue.DropHead && q.ready.len() > 0 && q.fullLocked(0, 0) {
-			q.dropLocked(q.popLocked(), queue.ReasonMaxLen)
-		}
+		// Requeued messages count against the length limit like any.
+		q.trimLocked()
 	case how == queue.Discard:
 		for _, e := range entries {
 			q.dropLocked(e, queue.ReasonRejected)
@@ -728,4 +727,30 @@ func (q *Queue) Stats() queue.Stats {
 		s.LastUsed = time.UnixMilli(q.lastUsed)
 	}
 	return s
+}
+
+// Settings implements queue.Queue.
+func (q *Queue) Settings() queue.Settings {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.settings
+}
+
+// SetSettings implements queue.Queue. A lower length limit drops (and
+// dead-letters) the oldest ready messages at once when the queue drops at
+// its head, as RabbitMQ does on a policy change.
+func (q *Queue) SetSettings(s queue.Settings) {
+	q.mu.Lock()
+	defer q.unlock()
+	s.MaxPriority, s.SingleActiveConsumer, s.Deduplicate = q.settings.MaxPriority, q.settings.SingleActiveConsumer, q.settings.Deduplicate
+	q.settings = s
+	q.trimLocked()
+}
+
+// trimLocked drops the oldest ready messages (dead-lettering them) while a
+// drop-head queue is past its length limit.
+func (q *Queue) trimLocked() {
+	for q.settings.Overflow == queue.DropHead && q.ready.len() > 0 && q.fullLocked(0, 0) {
+		q.dropLocked(q.popLocked(), queue.ReasonMaxLen)
+	}
 }

@@ -1,0 +1,163 @@
+package vhost
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/queue"
+)
+
+func TestPolicyValidation(t *testing.T) {
+	t.Parallel()
+	v := newTestVHost(t)
+	tests := []struct {
+		name     string
+		p        Policy
+		operator bool
+		want     string // "" when valid
+	}{
+		{"valid", Policy{Name: "p", Pattern: ".*", Definition: map[string]any{"message-ttl": 1000.0, "dead-letter-exchange": "dlx"}}, false, ""},
+		{"not a policy key", Policy{Name: "p", Pattern: ".*", Definition: map[string]any{"max-priority": 10.0}}, false,
+			`[<<"max-priority">>] are not recognised policy settings`},
+		{"negative TTL", Policy{Name: "p", Pattern: ".*", Definition: map[string]any{"message-ttl": -1.0}}, false, "-1 is not a valid message TTL"},
+		{"fractional length", Policy{Name: "p", Pattern: ".*", Definition: map[string]any{"max-length": 1.5}}, false, "1.5 is not a valid maximum length"},
+		{"zero expiry", Policy{Name: "p", Pattern: ".*", Definition: map[string]any{"expires": 0.0}}, false, "0 is not a valid queue expiry"},
+		{"bad overflow", Policy{Name: "p", Pattern: ".*", Definition: map[string]any{"overflow": "drop-tail"}}, false,
+			`<<"drop-tail">> is not a valid overflow value`},
+		{"bad apply-to", Policy{Name: "p", Pattern: ".*", ApplyTo: "topics", Definition: map[string]any{"max-length": 1.0}}, false,
+			`<<"topics">> is not a valid 'apply-to' value`},
+		{"empty definition", Policy{Name: "p", Pattern: ".*"}, false, "no policy provided"},
+		{"operator policy key", Policy{Name: "p", Pattern: ".*", Definition: map[string]any{"max-length": 10.0}}, true, ""},
+		{"not an operator policy key", Policy{Name: "p", Pattern: ".*", Definition: map[string]any{"dead-letter-exchange": "x"}}, true,
+			`[<<"dead-letter-exchange">>] are not recognised policy settings`},
+	}
+	for _, tt := range tests {
+		err := v.SetPolicy(tt.p, tt.operator)
+		var pe *PolicyError
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.want != "" && (!errors.As(err, &pe) || pe.Reason != tt.want):
+			t.Errorf("%s: got %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// A policy applies at once to queues that exist, and to new ones.
+func TestPolicyAppliesToExistingQueues(t *testing.T) {
+	t.Parallel()
+	v := newTestVHost(t)
+	mustExchange(t, v, ExchangeSpec{Name: "dlx", Kind: "fanout"})
+	mustQueue(t, v, QueueSpec{Name: "dead"})
+	mustBind(t, v, "dead", "dlx", "")
+	work := mustQueue(t, v, QueueSpec{Name: "work"})
+	if err := v.SetPolicy(Policy{Name: "retry", Pattern: "^work$", ApplyTo: ApplyToQueues,
+		Definition: map[string]any{"message-ttl": 10.0, "dead-letter-exchange": "dlx"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if s := work.Settings(); s.MessageTTL != 10 || !s.DeadLetter || s.DeadLetterExchange != "dlx" {
+		t.Fatalf("settings after the policy: %+v", s)
+	}
+	if a := v.QueuePolicies(work); a.Policy != "retry" || a.Effective["message-ttl"] != int64(10) {
+		t.Fatalf("applied: %+v", a)
+	}
+	send(t, v, "", "work", wire.Properties{}, "late")
+	waitBodies(t, v, "dead", 1)
+	// Without the policy the queue is as declared again.
+	if ok, err := v.DeletePolicy("retry", false); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if s := work.Settings(); s.MessageTTL != -1 || s.DeadLetter {
+		t.Fatalf("settings after the policy went: %+v", s)
+	}
+}
+
+// As in RabbitMQ: the lower of an argument and a policy wins for limits,
+// the argument for the rest, and an operator policy caps both.
+func TestPolicyPrecedence(t *testing.T) {
+	t.Parallel()
+	v := newTestVHost(t)
+	q := mustQueue(t, v, QueueSpec{Name: "q", Args: wire.Table{"x-max-length": int32(5), "x-message-ttl": int32(100),
+		"x-dead-letter-exchange": "from-arg", "x-overflow": "reject-publish"}})
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(v.SetPolicy(Policy{Name: "low", Pattern: ".*", Priority: 1, Definition: map[string]any{"max-length": 100.0}}, false))
+	must(v.SetPolicy(Policy{Name: "high", Pattern: "^q", Priority: 5, Definition: map[string]any{"max-length": 3.0,
+		"message-ttl": 1000.0, "dead-letter-exchange": "from-policy", "overflow": "drop-head", "expires": 60000.0}}, false))
+	must(v.SetPolicy(Policy{Name: "cap", Pattern: ".*", Definition: map[string]any{"max-length": 2.0, "expires": 30000.0}}, true))
+	s := q.Settings()
+	if s.MaxLength != 2 || s.MessageTTL != 100 || s.DeadLetterExchange != "from-arg" || s.Overflow != queue.RejectPublish || s.Expires != 30000 {
+		t.Fatalf("effective settings %+v", s)
+	}
+	if a := v.QueuePolicies(q); a.Policy != "high" || a.OperatorPolicy != "cap" {
+		t.Fatalf("applied %+v", a)
+	}
+	// Exchanges get the alternate exchange of a policy, unless they have one.
+	must(v.SetPolicy(Policy{Name: "ae", Pattern: "^x", ApplyTo: ApplyToExchanges, Priority: 10, Definition: map[string]any{"alternate-exchange": "lost"}}, false))
+	mustExchange(t, v, ExchangeSpec{Name: "x", Kind: "direct"})
+	mustExchange(t, v, ExchangeSpec{Name: "lost", Kind: "fanout"})
+	mustQueue(t, v, QueueSpec{Name: "lost-q"})
+	mustBind(t, v, "lost-q", "lost", "")
+	wantRoute(t, v, "x", "nowhere", "lost-q")
+}
+
+// Policies and virtual host metadata survive a restart; a deleted virtual
+// host leaves nothing behind.
+func TestPoliciesStoredAndVhostDeleted(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), 64<<20, DefaultName)
+	if _, err := n.reg.Put("prod", Meta{Description: "production", Tags: []string{"critical"}}); err != nil {
+		t.Fatal(err)
+	}
+	v := n.vhost(t, "prod")
+	if err := v.SetPolicy(Policy{Name: "cap", Pattern: ".*", Definition: map[string]any{"max-length": 1.0}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.SetPolicy(Policy{Name: "op", Pattern: ".*", Definition: map[string]any{"message-ttl": 5000.0}}, true); err != nil {
+		t.Fatal(err)
+	}
+	mustQueue(t, v, QueueSpec{Name: "q", Durable: true})
+	n = n.restart(t)
+	v = n.vhost(t, "prod")
+	if m := v.Meta(); m.Description != "production" || len(m.Tags) != 1 {
+		t.Fatalf("meta after restart: %+v", m)
+	}
+	q, err := v.Queue("q", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := q.Settings(); s.MaxLength != 1 || s.MessageTTL != 5000 {
+		t.Fatalf("recovered queue settings %+v", s)
+	}
+	var deleted []string
+	n.reg.OnDelete(func(name string) { deleted = append(deleted, name) })
+	if err := n.reg.Delete("prod"); err != nil {
+		t.Fatal(err)
+	}
+	if len(deleted) != 1 || !q.Deleted() {
+		t.Fatalf("hooks %q, queue deleted %v", deleted, q.Deleted())
+	}
+	if err := n.reg.Delete("prod"); !errors.Is(err, ErrNoVhost) {
+		t.Fatalf("second delete: %v", err)
+	}
+	if _, err := v.DeclareQueue(QueueSpec{Name: "late"}, false); err == nil {
+		t.Fatal("declared in a deleted vhost")
+	}
+	n = n.restart(t)
+	if n.reg.Get("prod") != nil {
+		t.Fatal("the deleted vhost came back")
+	}
+	for _, kind := range []byte{kindQueue, kindPolicy, kindOperatorPolicy, kindExchange, kindBinding} {
+		_ = n.store.Definitions(kind, func(key string, _ []byte) error {
+			if f, ok := splitKey(key, 2); ok && f[0] == "prod" {
+				t.Errorf("record %c %q of the deleted vhost remains", kind, key)
+			}
+			return nil
+		})
+	}
+}
