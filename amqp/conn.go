@@ -226,6 +226,10 @@ func (c *conn) handshake() error {
 	if !c.srv.users.CanAccessVhost(c.user.Name, open.VirtualHost) {
 		return c.handshakeFail(wire.Errorf(wire.NotAllowed, "access to vhost '"+open.VirtualHost+"' refused for user '"+c.user.Name+"'"))
 	}
+	if limit, ok := vh.ConnectionLimit(); ok && int64(c.srv.vhostConnections(open.VirtualHost)) >= limit {
+		return c.handshakeFail(wire.Errorf(wire.NotAllowed, "access to vhost '"+open.VirtualHost+"' refused for user '"+
+			c.user.Name+"': connection limit ("+strconv.FormatInt(limit, 10)+") is reached"))
+	}
 	c.vhost = vh
 	if err := c.writeNow(0, &wire.ConnectionOpenOk{}); err != nil {
 		return err

@@ -222,3 +222,15 @@ func (s *Server) CloseVhostConnections(vhost, reason string) {
 		}
 	}
 }
+
+// vhostConnections counts the open connections to vhost.
+func (s *Server) vhostConnections(vhost string) int {
+	_, infos := s.openConns()
+	n := 0
+	for _, ci := range infos {
+		if ci.VHost == vhost {
+			n++
+		}
+	}
+	return n
+}

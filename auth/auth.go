@@ -83,7 +83,13 @@ type Store struct {
 	topics   map[string]map[string]map[string]*TopicPermission // vhost -> user -> exchange -> permission
 	loopback []string                                          // users who may log in only from loopback addresses
 	gen      atomic.Uint64                                     // changes with every permission change
+	seeded   bool                                              // New created the default user
 }
+
+// FirstStart reports whether New created the default user: the node is
+// starting for the first time (and should create its default virtual
+// host too).
+func (s *Store) FirstStart() bool { return s.seeded }
 
 // Generation changes whenever a permission or topic permission does: a
 // caller may keep an answer of Allowed or TopicAllowed while it is the
@@ -134,6 +140,7 @@ func New(cfg Config) (*Store, error) {
 			return nil, err
 		}
 	}
+	s.seeded = true
 	return s, nil
 }
 

@@ -9,12 +9,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/auth"
+	"github.com/warrenmq/warren/mgmt"
 	"github.com/warrenmq/warren/persistence"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/queue/classic"
@@ -39,6 +43,15 @@ type Config struct {
 	TotalMemory int64
 	// GCInterval is how often the store reclaims space from deleted data.
 	GCInterval time.Duration
+	// MgmtListen is the management HTTP API's HOST:PORT and
+	// PrometheusListen the metrics endpoint's; empty turns one off.
+	MgmtListen       string
+	PrometheusListen string
+	// LoadDefinitions is a definitions file (RabbitMQ's JSON format)
+	// applied at every start, as rabbitmq.conf's load_definitions.
+	LoadDefinitions string
+	// NodeName is the node's name ("warren@" and the host name by default).
+	NodeName string
 }
 
 // DefaultConfig returns a node configuration with RabbitMQ's defaults.
@@ -55,7 +68,19 @@ func DefaultConfig() Config {
 		QueueMemory:   DefaultQueueMemory,
 		TotalMemory:   DefaultTotalMemory,
 		GCInterval:    time.Minute,
+
+		MgmtListen:       "127.0.0.1:15672",
+		PrometheusListen: "127.0.0.1:15692",
 	}
+}
+
+// nodeName is the node's default name, as RabbitMQ's rabbit@host.
+func nodeName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	return "warren@" + host
 }
 
 // Paging defaults: a queue keeps up to 64 MiB of bodies in memory, all
@@ -97,6 +122,8 @@ type Broker struct {
 	store  *persistence.Store
 	kind   *classic.Kind
 	served chan error
+	mgmt   *mgmt.Server
+	https  []*http.Server // the management API's and the metrics' servers
 }
 
 // Start opens the data directory, builds the node and starts listening.
@@ -138,10 +165,6 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		classicKind.Stop()
 		store.Close()
 	}
-	if _, err := vhosts.Add(cfg.DefaultVhost); err != nil {
-		stop()
-		return nil, err
-	}
 	users, err := auth.New(auth.Config{
 		Definitions:   store,
 		DefaultUser:   cfg.DefaultUser,
@@ -153,20 +176,123 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		stop()
 		return nil, fmt.Errorf("users: %w", err)
 	}
+	if users.FirstStart() {
+		// As RabbitMQ, the default vhost is made once: one an operator
+		// deleted stays deleted.
+		if _, err := vhosts.Add(cfg.DefaultVhost); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	if cfg.LoadDefinitions != "" {
+		data, err := os.ReadFile(cfg.LoadDefinitions)
+		if err == nil {
+			err = mgmt.Import(vhosts, users, data, "", log)
+		}
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("load_definitions %s: %w", cfg.LoadDefinitions, err)
+		}
+		log.Info("definitions loaded", "file", cfg.LoadDefinitions)
+	}
 	srv, err := amqp.NewServer(cfg.AMQP, amqp.Deps{Users: users, Vhosts: vhosts, Log: log})
 	if err != nil {
 		stop()
 		return nil, err
 	}
+	vhosts.OnDelete(func(name string) {
+		srv.CloseVhostConnections(name, "vhost '"+name+"' is deleted")
+		if err := users.DeleteVhost(name); err != nil {
+			log.Error("forgetting a deleted vhost's permissions", "vhost", name, "err", err)
+		}
+	})
+	b := &Broker{cfg: cfg, log: log, amqp: srv, store: store, kind: classicKind, served: make(chan error, 1)}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		stop()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	b := &Broker{cfg: cfg, log: log, ln: ln, amqp: srv, store: store, kind: classicKind, served: make(chan error, 1)}
+	b.ln = ln
+	node := mgmt.Node{Name: cfg.NodeName, Version: cfg.AMQP.Version, Started: started, Memory: residentMemory,
+		Listeners: []mgmt.Listener{listenerOf("amqp", ln.Addr())}}
+	if node.Name == "" {
+		node.Name = nodeName()
+	}
+	// The management API and the metrics: listen first, so that the node
+	// description names the ports, then serve.
+	type httpListener struct {
+		protocol string
+		ln       net.Listener
+	}
+	var hls []httpListener
+	var httpAddrs []any
+	for _, l := range []struct{ protocol, addr string }{{"http", cfg.MgmtListen}, {"prometheus", cfg.PrometheusListen}} {
+		if l.addr == "" {
+			continue
+		}
+		hl, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			ln.Close()
+			for _, h := range hls {
+				h.ln.Close()
+			}
+			stop()
+			return nil, fmt.Errorf("listen (%s): %w", l.protocol, err)
+		}
+		hls = append(hls, httpListener{l.protocol, hl})
+		node.Listeners = append(node.Listeners, listenerOf(l.protocol, hl.Addr()))
+		httpAddrs = append(httpAddrs, l.protocol, hl.Addr().String())
+	}
+	b.mgmt = mgmt.New(mgmt.Deps{Vhosts: vhosts, Users: users, AMQP: srv, Node: node, Log: log})
+	for _, h := range hls {
+		var handler http.Handler = b.mgmt
+		if h.protocol == "prometheus" {
+			handler = b.mgmt.Metrics()
+		}
+		hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		b.https = append(b.https, hs)
+		go func() { _ = hs.Serve(h.ln) }()
+	}
 	go func() { b.served <- srv.Serve(ln) }()
-	log.Info("Warren started", "listen", ln.Addr().String(), "data_dir", cfg.DataDir, "version", cfg.AMQP.Version)
+	log.Info("Warren started", append([]any{"listen", ln.Addr().String(), "data_dir", cfg.DataDir, "version", cfg.AMQP.Version}, httpAddrs...)...)
 	return b, nil
+}
+
+// listenerOf describes a listening address.
+func listenerOf(protocol string, a net.Addr) mgmt.Listener {
+	l := mgmt.Listener{Protocol: protocol}
+	if ta, ok := a.(*net.TCPAddr); ok {
+		l.IP, l.Port = ta.IP.String(), ta.Port
+	}
+	return l
+}
+
+// closeHTTP stops the HTTP servers.
+func (b *Broker) closeHTTP() {
+	for _, hs := range b.https {
+		_ = hs.Close()
+	}
+	if b.mgmt != nil {
+		b.mgmt.Close()
+	}
+}
+
+// residentMemory is the process's resident set as the OS reports it
+// (mapped files included): what an operator sees as its memory.
+func residentMemory() uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * uint64(os.Getpagesize())
 }
 
 // Addr returns the AMQP listener's address.
@@ -176,6 +302,7 @@ func (b *Broker) Addr() net.Addr { return b.ln.Addr() }
 // CONNECTION_FORCED and waits for them (until ctx ends), then stops the rest.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.log.Info("Warren stopping")
+	b.closeHTTP()
 	err := b.amqp.Shutdown(ctx)
 	b.ln.Close()
 	if serr := <-b.served; serr != nil {

@@ -84,16 +84,19 @@ func TestMain(m *testing.M) {
 
 // broker is a running warren process.
 type broker struct {
-	t       testing.TB
-	bin     string
-	cmd     *exec.Cmd
-	Addr    string // host:port of the AMQP listener
-	DataDir string
-	args    []string
-	log     *logBuffer
-	exited  chan struct{}
-	waitErr error
-	pid     atomic.Int64 // of the current process, for samplers running across restarts
+	t    testing.TB
+	bin  string
+	cmd  *exec.Cmd
+	Addr string // host:port of the AMQP listener
+	// MgmtAddr and PromAddr are the management API's and the metrics'
+	// host:port ("" when off).
+	MgmtAddr, PromAddr string
+	DataDir            string
+	args               []string
+	log                *logBuffer
+	exited             chan struct{}
+	waitErr            error
+	pid                atomic.Int64 // of the current process, for samplers running across restarts
 }
 
 // Pid returns the broker process's id.
@@ -117,7 +120,11 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
-var startedRe = regexp.MustCompile(`msg="Warren started" listen=(\S+)`)
+var (
+	startedRe  = regexp.MustCompile(`msg="Warren started" listen=(\S+)`)
+	httpAddrRe = regexp.MustCompile(` http=(\S+)`)
+	promAddrRe = regexp.MustCompile(` prometheus=(\S+)`)
+)
 
 // startBroker builds nothing (TestMain did), starts warren on a free
 // loopback port with a temporary data directory and waits until it listens.
@@ -136,7 +143,9 @@ func startBrokerIn(t testing.TB, dataDir, listen string, extra ...string) *broke
 // startBinary starts the given warren binary.
 func startBinary(t testing.TB, bin, dataDir, listen string, extra ...string) *broker {
 	t.Helper()
-	args := append([]string{"--listen", listen, "--data-dir", dataDir, "--log-level", "debug"}, extra...)
+	// The HTTP listeners take free ports too, unless the test says.
+	args := append([]string{"--listen", listen, "--data-dir", dataDir, "--log-level", "debug",
+		"--mgmt-listen", "127.0.0.1:0", "--prometheus-listen", "127.0.0.1:0"}, extra...)
 	b := &broker{t: t, bin: bin, DataDir: dataDir, args: args, log: &logBuffer{}, exited: make(chan struct{})}
 	b.start()
 	t.Cleanup(func() {
@@ -159,7 +168,7 @@ func (b *broker) start() {
 		b.t.Fatal(err)
 	}
 	b.pid.Store(int64(b.cmd.Process.Pid))
-	addr := make(chan string, 1)
+	addr := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64*1024), 1<<20)
@@ -168,7 +177,14 @@ func (b *broker) start() {
 			line := sc.Text()
 			b.log.Write([]byte(line + "\n"))
 			if m := startedRe.FindStringSubmatch(line); m != nil && !sent {
-				addr <- m[1]
+				addrs := []string{m[1], "", ""}
+				if h := httpAddrRe.FindStringSubmatch(line); h != nil {
+					addrs[1] = h[1]
+				}
+				if p := promAddrRe.FindStringSubmatch(line); p != nil {
+					addrs[2] = p[1]
+				}
+				addr <- addrs
 				sent = true
 			}
 		}
@@ -181,7 +197,7 @@ func (b *broker) start() {
 	}()
 	select {
 	case a := <-addr:
-		b.Addr = a
+		b.Addr, b.MgmtAddr, b.PromAddr = a[0], a[1], a[2]
 	case <-b.exited:
 		b.t.Fatalf("warren exited at start: %v\n%s", b.waitErr, b.log.String())
 	case <-time.After(30 * time.Second):

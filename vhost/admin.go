@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 
@@ -17,6 +18,9 @@ type Meta struct {
 	Description      string   `json:"description"`
 	Tags             []string `json:"tags"`
 	DefaultQueueType string   `json:"default_queue_type,omitempty"`
+	// Limits are max-connections and max-queues, when set (negative:
+	// none).
+	Limits map[string]int64 `json:"limits,omitempty"`
 }
 
 // ErrNoVhost is returned for a virtual host that does not exist.
@@ -28,8 +32,71 @@ func (r *Registry) Put(name string, meta Meta) (created bool, err error) {
 	v, created := r.add(name)
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	meta.Limits = v.meta.Limits // set apart, with SetLimit
 	v.meta = meta
 	return created, r.saveVhost(v)
+}
+
+// The virtual host limits.
+const (
+	LimitConnections = "max-connections"
+	LimitQueues      = "max-queues"
+)
+
+// SetLimit sets a virtual host limit (LimitConnections or LimitQueues; a
+// negative value is no limit).
+func (r *Registry) SetLimit(name, limit string, value int64) error {
+	if limit != LimitConnections && limit != LimitQueues {
+		return fmt.Errorf("unknown limit %q: max-connections and max-queues are", limit)
+	}
+	v := r.Get(name)
+	if v == nil {
+		return ErrNoVhost
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	limits := maps.Clone(v.meta.Limits)
+	if limits == nil {
+		limits = map[string]int64{}
+	}
+	limits[limit] = value
+	v.meta.Limits = limits
+	return r.saveVhost(v)
+}
+
+// ClearLimit removes a virtual host limit.
+func (r *Registry) ClearLimit(name, limit string) error {
+	v := r.Get(name)
+	if v == nil {
+		return ErrNoVhost
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	limits := maps.Clone(v.meta.Limits)
+	delete(limits, limit)
+	v.meta.Limits = limits
+	return r.saveVhost(v)
+}
+
+// Limits returns the virtual host's limits.
+func (v *VHost) Limits() map[string]int64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return maps.Clone(v.meta.Limits)
+}
+
+// limitLocked returns a limit's value; ok is false when none applies.
+func (v *VHost) limitLocked(limit string) (int64, bool) {
+	n, ok := v.meta.Limits[limit]
+	return n, ok && n >= 0
+}
+
+// ConnectionLimit returns the virtual host's max-connections; ok is false
+// when it has none.
+func (v *VHost) ConnectionLimit() (int64, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.limitLocked(LimitConnections)
 }
 
 // saveVhost stores v's record (v.mu held or v not yet shared).

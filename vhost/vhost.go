@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -449,6 +450,10 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (queue.Queue, error) {
 func (v *VHost) createQueueLocked(s QueueSpec, id uint64, recover bool) (queue.Queue, error) {
 	if v.deleted {
 		return nil, v.deletedErr()
+	}
+	if limit, ok := v.limitLocked(LimitQueues); ok && !recover && int64(len(v.queues)) >= limit {
+		return nil, wire.Errorf(wire.PreconditionFailed, "cannot declare queue '"+s.Name+"': queue limit in vhost '"+v.name+
+			"' ("+strconv.FormatInt(limit, 10)+") is reached")
 	}
 	args, err := validateQueueArgs(v.kinds, "queue '"+s.Name+"' in vhost '"+v.name+"'", s.Args)
 	if err != nil {

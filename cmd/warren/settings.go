@@ -45,16 +45,7 @@ func settings() []setting {
 			set: func(o *options, v string) error { o.config = v; return nil }},
 		{name: "listen", keys: []string{"listen", "listeners.tcp.default"}, usage: "AMQP listener HOST:PORT (a bare port listens on all interfaces, as RabbitMQ's listeners.tcp.default does)",
 			get: func(o *options) string { return o.broker.Listen },
-			set: func(o *options, v string) error {
-				if _, err := strconv.Atoi(v); err == nil {
-					v = net.JoinHostPort("", v)
-				}
-				if _, _, err := net.SplitHostPort(v); err != nil {
-					return err
-				}
-				o.broker.Listen = v
-				return nil
-			}},
+			set: func(o *options, v string) error { return setListen(&o.broker.Listen, v) }},
 		{name: "data-dir", keys: []string{"data_dir"}, usage: "directory for the node's state",
 			get: func(o *options) string { return o.broker.DataDir },
 			set: func(o *options, v string) error { o.broker.DataDir = v; return nil }},
@@ -145,6 +136,30 @@ func settings() []setting {
 				o.broker.GCInterval = time.Duration(n) * time.Second
 				return err
 			}},
+		{name: "mgmt-listen", keys: []string{"mgmt_listen"}, usage: "management HTTP API HOST:PORT (rabbitmq.conf's management.tcp.port and management.tcp.ip set its parts); empty: off",
+			get: func(o *options) string { return o.broker.MgmtListen },
+			set: func(o *options, v string) error { return setListen(&o.broker.MgmtListen, v) }},
+		{name: "mgmt-port", keys: []string{"management.tcp.port"}, usage: "the management API's port alone",
+			get: func(o *options) string { return portOf(o.broker.MgmtListen) },
+			set: func(o *options, v string) error { return setPart(&o.broker.MgmtListen, "", v) }},
+		{name: "mgmt-ip", keys: []string{"management.tcp.ip"}, usage: "the management API's address alone",
+			get: func(o *options) string { return hostOf(o.broker.MgmtListen) },
+			set: func(o *options, v string) error { return setPart(&o.broker.MgmtListen, v, "") }},
+		{name: "prometheus-listen", keys: []string{"prometheus_listen"}, usage: "Prometheus metrics HOST:PORT (rabbitmq.conf's prometheus.tcp.port and prometheus.tcp.ip set its parts); empty: off",
+			get: func(o *options) string { return o.broker.PrometheusListen },
+			set: func(o *options, v string) error { return setListen(&o.broker.PrometheusListen, v) }},
+		{name: "prometheus-port", keys: []string{"prometheus.tcp.port"}, usage: "the metrics endpoint's port alone",
+			get: func(o *options) string { return portOf(o.broker.PrometheusListen) },
+			set: func(o *options, v string) error { return setPart(&o.broker.PrometheusListen, "", v) }},
+		{name: "prometheus-ip", keys: []string{"prometheus.tcp.ip"}, usage: "the metrics endpoint's address alone",
+			get: func(o *options) string { return hostOf(o.broker.PrometheusListen) },
+			set: func(o *options, v string) error { return setPart(&o.broker.PrometheusListen, v, "") }},
+		{name: "load-definitions", keys: []string{"load_definitions", "management.load_definitions"}, usage: "definitions file (RabbitMQ's JSON) applied at every start",
+			get: func(o *options) string { return o.broker.LoadDefinitions },
+			set: func(o *options, v string) error { o.broker.LoadDefinitions = v; return nil }},
+		{name: "node-name", keys: []string{"node_name"}, usage: "the node's name (default warren@ and the host name)",
+			get: func(o *options) string { return o.broker.NodeName },
+			set: func(o *options, v string) error { o.broker.NodeName = v; return nil }},
 		{name: "pprof", keys: []string{"pprof"}, usage: "HOST:PORT to serve Go profiles on (net/http/pprof), for performance work; empty: off",
 			get: func(o *options) string { return o.pprof },
 			set: func(o *options, v string) error { o.pprof = v; return nil }},
@@ -329,4 +344,47 @@ func usage(w io.Writer, all []setting) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// setListen sets a HOST:PORT listener ("" turns it off; a bare port listens
+// on all interfaces).
+func setListen(dst *string, v string) error {
+	if v == "" {
+		*dst = ""
+		return nil
+	}
+	if _, err := strconv.Atoi(v); err == nil {
+		v = net.JoinHostPort("", v)
+	}
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return err
+	}
+	*dst = v
+	return nil
+}
+
+// setPart changes the host or the port of a listener.
+func setPart(dst *string, host, port string) error {
+	h, p := hostOf(*dst), portOf(*dst)
+	if host != "" {
+		h = host
+	}
+	if port != "" {
+		if _, err := strconv.Atoi(port); err != nil {
+			return fmt.Errorf("port %q is not a number", port)
+		}
+		p = port
+	}
+	*dst = net.JoinHostPort(h, p)
+	return nil
+}
+
+func hostOf(addr string) string {
+	h, _, _ := net.SplitHostPort(addr)
+	return h
+}
+
+func portOf(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
 }

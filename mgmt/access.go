@@ -1,0 +1,132 @@
+package mgmt
+
+import (
+	"net"
+	"net/http"
+	"slices"
+
+	"github.com/warrenmq/warren/auth"
+	"github.com/warrenmq/warren/vhost"
+)
+
+// level is the user tag an endpoint needs, as RabbitMQ's management
+// plugin grades them: administrator may do everything, monitoring sees
+// everything, policymaker manages policies, management uses the API at
+// all.
+type level int
+
+const (
+	levelManagement level = iota
+	levelPolicymaker
+	levelMonitoring
+	levelAdministrator
+)
+
+// hasLevel reports whether u's tags give it l.
+func hasLevel(u *auth.User, l level) bool {
+	if u.HasTag(auth.TagAdministrator) {
+		return true
+	}
+	switch l {
+	case levelManagement:
+		return slices.ContainsFunc(u.Tags, func(t string) bool {
+			return t == auth.TagManagement || t == auth.TagPolicymaker || t == auth.TagMonitoring
+		})
+	case levelPolicymaker:
+		return u.HasTag(auth.TagPolicymaker)
+	case levelMonitoring:
+		return u.HasTag(auth.TagMonitoring)
+	}
+	return false
+}
+
+// handler is an API endpoint: it runs for an authenticated user with the
+// endpoint's level.
+type handler func(w http.ResponseWriter, r *http.Request, u *auth.User) error
+
+// wrap puts h behind authentication and l.
+func (s *Server) wrap(l level, h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, ok := s.login(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="RabbitMQ Management"`)
+			writeError(w, http.StatusUnauthorized, "not_authorised", "Login failed")
+			return
+		}
+		if !hasLevel(u, l) {
+			s.fail(w, forbidden("Not management user"))
+			return
+		}
+		if err := h(w, r, u); err != nil {
+			s.fail(w, err)
+		}
+	}
+}
+
+// login checks the request's basic credentials.
+func (s *Server) login(r *http.Request) (*auth.User, bool) {
+	name, pass, ok := r.BasicAuth()
+	if !ok {
+		return nil, false
+	}
+	var remote net.Addr
+	if host, port, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		remote, _ = net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
+	}
+	u, err := s.d.Users.Authenticate(name, pass, remote)
+	return u, err == nil
+}
+
+// seesAll reports whether u sees every virtual host's objects and every
+// connection (monitoring and administrator users).
+func seesAll(u *auth.User) bool { return hasLevel(u, levelMonitoring) }
+
+// visible reports whether u may see the objects of the virtual host.
+func (s *Server) visible(u *auth.User, vhostName string) bool {
+	return seesAll(u) || s.d.Users.CanAccessVhost(u.Name, vhostName)
+}
+
+// vhostFor returns the virtual host the request names, which u must be
+// able to use: 404 when it does not exist, 403 when u has no access.
+func (s *Server) vhostFor(r *http.Request, u *auth.User) (*vhost.VHost, error) {
+	name := r.PathValue("vhost")
+	v := s.d.Vhosts.Get(name)
+	if v == nil {
+		return nil, notFound()
+	}
+	if !s.d.Users.CanAccessVhost(u.Name, name) && !(r.Method == http.MethodGet && seesAll(u)) {
+		return nil, forbidden("Not authorised to access virtual host")
+	}
+	return v, nil
+}
+
+// permit checks u's access a to the named exchange or queue of v, as the
+// AMQP side does (the management API acts as the user).
+func (s *Server) permit(u *auth.User, v *vhost.VHost, a auth.Access, kind, name string) error {
+	if kind == "exchange" && name == "" {
+		name = "amq.default"
+	}
+	if s.d.Users.Allowed(u.Name, v.Name(), a, name) {
+		return nil
+	}
+	return forbidden("access to " + kind + " '" + name + "' in vhost '" + v.Name() + "' refused for user '" + u.Name + "'")
+}
+
+// vhosts returns the virtual hosts u may see, by name, or only the one the
+// request names.
+func (s *Server) vhostsFor(r *http.Request, u *auth.User) ([]*vhost.VHost, error) {
+	if r.PathValue("vhost") != "" {
+		v, err := s.vhostFor(r, u)
+		if err != nil {
+			return nil, err
+		}
+		return []*vhost.VHost{v}, nil
+	}
+	var out []*vhost.VHost
+	for _, name := range s.d.Vhosts.Names() {
+		if v := s.d.Vhosts.Get(name); v != nil && s.visible(u, name) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}

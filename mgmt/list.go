@@ -1,0 +1,162 @@
+package mgmt
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// object is one item of a listing, as JSON.
+type object = map[string]any
+
+// maxPageSize is the largest page RabbitMQ serves.
+const maxPageSize = 500
+
+// writeList answers a listing with RabbitMQ's query parameters: name and
+// use_regex filter by name, sort and sort_reverse order by a (dotted)
+// field, page and page_size paginate (the answer is then an object
+// describing the page), columns keeps only the (dotted) fields named.
+func writeList(w http.ResponseWriter, r *http.Request, items []object) error {
+	q := r.URL.Query()
+	total := len(items)
+	if name := q.Get("name"); name != "" {
+		match := func(s string) bool { return strings.Contains(s, name) }
+		if q.Get("use_regex") == "true" {
+			re, err := regexp.Compile(name)
+			if err != nil {
+				return badRequest("invalid regular expression: " + err.Error())
+			}
+			match = re.MatchString
+		}
+		items = slices.DeleteFunc(items, func(o object) bool {
+			n, _ := o["name"].(string)
+			return !match(n)
+		})
+	}
+	if key := q.Get("sort"); key != "" {
+		slices.SortStableFunc(items, func(a, b object) int { return compareValues(field(a, key), field(b, key)) })
+	}
+	if q.Get("sort_reverse") == "true" {
+		slices.Reverse(items)
+	}
+	filtered := len(items)
+	var page map[string]any
+	if p := q.Get("page"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 {
+			return badRequest("page must be a positive integer")
+		}
+		size := 100
+		if ps := q.Get("page_size"); ps != "" {
+			if size, err = strconv.Atoi(ps); err != nil || size < 1 || size > maxPageSize {
+				return badRequest("page_size must be between 1 and " + strconv.Itoa(maxPageSize))
+			}
+		}
+		pages := max(1, int(math.Ceil(float64(filtered)/float64(size))))
+		if n > pages {
+			return badRequest("page out of range")
+		}
+		start := (n - 1) * size
+		items = items[start:min(start+size, filtered)]
+		page = map[string]any{"filtered_count": filtered, "item_count": len(items), "page": n, "page_count": pages,
+			"page_size": size, "total_count": total}
+	}
+	if cols := q.Get("columns"); cols != "" {
+		for i, o := range items {
+			items[i] = pick(o, strings.Split(cols, ","))
+		}
+	}
+	if items == nil {
+		items = []object{}
+	}
+	if page != nil {
+		page["items"] = items
+		writeJSON(w, page)
+		return nil
+	}
+	writeJSON(w, items)
+	return nil
+}
+
+// writeObject answers with one object, keeping only ?columns.
+func writeObject(w http.ResponseWriter, r *http.Request, o object) {
+	if cols := r.URL.Query().Get("columns"); cols != "" {
+		o = pick(o, strings.Split(cols, ","))
+	}
+	writeJSON(w, o)
+}
+
+// field reads a dotted path in o.
+func field(o object, path string) any {
+	var v any = o
+	for _, k := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+// pick keeps the (dotted) columns of o, nested as they were.
+func pick(o object, cols []string) object {
+	out := object{}
+	for _, c := range cols {
+		parts := strings.Split(c, ".")
+		v := field(o, c)
+		if v == nil {
+			continue
+		}
+		dst := out
+		for _, p := range parts[:len(parts)-1] {
+			next, ok := dst[p].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				dst[p] = next
+			}
+			dst = next
+		}
+		dst[parts[len(parts)-1]] = v
+	}
+	return out
+}
+
+// compareValues orders JSON values: numbers by value, the rest as text.
+func compareValues(a, b any) int {
+	fa, aNum := number(a)
+	fb, bNum := number(b)
+	if aNum && bNum {
+		return cmp.Compare(fa, fb)
+	}
+	return cmp.Compare(text(a), text(b))
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case uint64:
+		return float64(n), true
+	case float64:
+		return n, true
+	}
+	return 0, false
+}
+
+func text(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
