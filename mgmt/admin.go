@@ -185,7 +185,9 @@ func userFromJSON(name string, body map[string]any) (*auth.User, error) {
 			return nil, badRequest("password_hash is not valid base64")
 		}
 	default:
-		return nil, badRequest("password or password_hash must be set")
+		// Neither: a new user gets no password (it cannot log in with
+		// one); an existing one keeps its own (see putUser).
+		u.PasswordHash = nil
 	}
 	return u, nil
 }
@@ -200,7 +202,11 @@ func (s *Server) putUser(w http.ResponseWriter, r *http.Request, _ *auth.User) e
 	if err != nil {
 		return err
 	}
-	isNew := s.d.Users.User(name) == nil
+	old := s.d.Users.User(name)
+	if old != nil && body["password"] == nil && body["password_hash"] == nil {
+		u.PasswordHash, u.HashingAlgorithm = old.PasswordHash, old.HashingAlgorithm
+	}
+	isNew := old == nil
 	if err := s.d.Users.PutUser(u); err != nil {
 		return err
 	}

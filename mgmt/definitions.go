@@ -206,9 +206,6 @@ func Import(vhosts *vhost.Registry, users *auth.Store, data []byte, only string,
 			if err != nil || name == "" {
 				return errors.New("a user without a name")
 			}
-			if o["password_hash"] == nil && o["password"] == nil {
-				o["password_hash"] = "" // a user who logs in without a password, as RabbitMQ imports it
-			}
 			u, err := userFromJSON(name, o)
 			if err != nil {
 				return fmt.Errorf("user %q: %w", name, err)

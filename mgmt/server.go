@@ -229,7 +229,7 @@ func decodeBody(r *http.Request, v any) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		return badRequest("failed to decode JSON: " + err.Error())
+		return badRequest("not_json")
 	}
 	return nil
 }
