@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,33 +24,44 @@ import (
 )
 
 // warrenBin is the broker binary built once for the whole run, with the
-// race detector; load tests use fastBin, built without it on first use.
+// race detector; other binaries are built without it on first use.
 var (
-	warrenBin   string
-	fastBin     string
-	fastBinOnce sync.Once
-	fastBinErr  error
-	binDir      string
+	warrenBin string
+	binDir    string
+	fastBin   lazyBinary
+	ctlBin    lazyBinary
 )
+
+// lazyBinary is a program of the repository built on first use.
+type lazyBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// get builds pkg (once) into binDir as name and returns its path.
+func (l *lazyBinary) get(t testing.TB, name, pkg string) string {
+	t.Helper()
+	l.once.Do(func() {
+		l.path = filepath.Join(binDir, name)
+		build := exec.Command("go", "build", "-o", l.path, pkg)
+		build.Dir = repoRoot
+		if out, err := build.CombinedOutput(); err != nil {
+			l.err = fmt.Errorf("building %s: %v\n%s", pkg, err, out)
+		}
+	})
+	if l.err != nil {
+		t.Fatal(l.err)
+	}
+	return l.path
+}
 
 // fastBroker returns the path of a warren binary built without the race
 // detector, for tests that push a large load through the broker.
-func fastBroker(t testing.TB) string {
-	t.Helper()
-	fastBinOnce.Do(func() {
-		fastBin = filepath.Join(binDir, "warren-fast")
-		build := exec.Command("go", "build", "-o", fastBin, "./cmd/warren")
-		build.Dir = repoRoot
-		out, err := build.CombinedOutput()
-		if err != nil {
-			fastBinErr = fmt.Errorf("building warren: %v\n%s", err, out)
-		}
-	})
-	if fastBinErr != nil {
-		t.Fatal(fastBinErr)
-	}
-	return fastBin
-}
+func fastBroker(t testing.TB) string { return fastBin.get(t, "warren-fast", "./cmd/warren") }
+
+// warrenctlBinary returns the path of the warrenctl binary.
+func warrenctlBinary(t testing.TB) string { return ctlBin.get(t, "warrenctl", "./cmd/warrenctl") }
 
 // repoRoot is the repository's top directory.
 var repoRoot = func() string {
@@ -297,4 +310,56 @@ func clientScript(t testing.TB, b *broker, timeout time.Duration, script string,
 		t.Fatalf("%s failed: %v; output:\n%s", script, err, out)
 	}
 	return string(out)
+}
+
+// apiClient keeps no idle connections, which the leak check at the end of
+// the run would count as leaked goroutines.
+var apiClient = &http.Client{
+	Transport: &http.Transport{DisableKeepAlives: true},
+	Timeout:   30 * time.Second,
+}
+
+// api sends one request to the broker's management API as guest and returns
+// the status and body. body, when not nil, is sent as JSON (a string or
+// []byte as it is).
+func (b *broker) api(t testing.TB, method, path string, body any) (int, []byte) {
+	t.Helper()
+	return b.apiAs(t, "guest", "guest", method, path, body)
+}
+
+// apiAs is api with the given user's credentials.
+func (b *broker) apiAs(t testing.TB, user, pass, method, path string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	switch v := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(v)
+	case []byte:
+		rd = bytes.NewReader(v)
+	default:
+		data, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, "http://"+b.MgmtAddr+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(user, pass)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := apiClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", method, path, err)
+	}
+	return resp.StatusCode, data
 }
