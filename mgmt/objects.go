@@ -25,6 +25,7 @@ func (s *Server) visibleConnections(u *auth.User) []amqp.ConnectionInfo {
 }
 
 func (s *Server) connectionObject(c *amqp.ConnectionInfo) object {
+	recvRate, sendRate := s.rates.connection(c.Name)
 	return object{
 		"name": c.Name, "node": s.d.Node.Name, "user": c.User, "vhost": c.VHost, "state": "running",
 		"type": "network", "protocol": "AMQP 0-9-1", "auth_mechanism": c.AuthMechanism, "ssl": false,
@@ -33,8 +34,8 @@ func (s *Server) connectionObject(c *amqp.ConnectionInfo) object {
 		"connected_at":      c.ConnectedAt.UnixMilli(),
 		"frame_max":         c.FrameMax, "channel_max": c.ChannelMax, "timeout": int(c.Heartbeat.Seconds()),
 		"channels": c.Channels,
-		"recv_oct": c.RecvOct, "recv_oct_details": details(0), "recv_cnt": c.RecvCnt,
-		"send_oct": c.SendOct, "send_oct_details": details(0), "send_pend": 0,
+		"recv_oct": c.RecvOct, "recv_oct_details": details(recvRate), "recv_cnt": c.RecvCnt,
+		"send_oct": c.SendOct, "send_oct_details": details(sendRate), "send_pend": 0,
 		"user_who_performed_action": c.User,
 	}
 }

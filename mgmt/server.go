@@ -117,6 +117,7 @@ func (s *Server) sample(now time.Time) {
 		}
 	}
 	s.rates.sampleQueues(qs, rateInterval.Seconds())
+	s.rates.sampleConnections(s.d.AMQP.Connections(), rateInterval.Seconds())
 }
 
 // ServeHTTP implements http.Handler.

@@ -282,23 +282,23 @@ func (s *Server) queueObject(v *vhost.VHost, q queue.Queue) object {
 	c := q.Config()
 	st := q.Stats()
 	pol := v.QueuePolicies(q)
-	publishRate, deliverRate := s.rates.queue(q)
+	rt := s.rates.queue(q)
 	o := object{
 		"name": c.Name, "vhost": v.Name(), "durable": c.Durable, "auto_delete": c.AutoDelete, "exclusive": c.Exclusive,
 		"arguments": argsJSON(c.Args), "node": s.d.Node.Name, "state": "running", "type": c.Kind,
 		"policy": policyName(pol.Policy), "operator_policy": policyName(pol.OperatorPolicy),
 		"effective_policy_definition": pol.Effective,
 		"consumers":                   st.Consumers,
-		"messages":                    st.Ready + st.Unacked, "messages_details": details(0),
-		"messages_ready": st.Ready, "messages_ready_details": details(0),
-		"messages_unacknowledged": st.Unacked, "messages_unacknowledged_details": details(0),
+		"messages":                    st.Ready + st.Unacked, "messages_details": details(rt.readyRate + rt.unackedRate),
+		"messages_ready": st.Ready, "messages_ready_details": details(rt.readyRate),
+		"messages_unacknowledged": st.Unacked, "messages_unacknowledged_details": details(rt.unackedRate),
 		"message_bytes": st.ReadyBytes, "message_bytes_ready": st.ReadyBytes, "message_bytes_ram": st.Resident,
 		"message_bytes_paged_out": st.ReadyBytes - st.Resident,
 		"memory":                  st.Resident + 1024,
 		"exclusive_consumer_tag":  nil, "single_active_consumer_tag": nil, "head_message_timestamp": nil,
 		"message_stats": object{
-			"publish": st.Published, "publish_details": details(publishRate),
-			"deliver_get": st.Delivered, "deliver_get_details": details(deliverRate),
+			"publish": st.Published, "publish_details": details(rt.publishRate),
+			"deliver_get": st.Delivered, "deliver_get_details": details(rt.deliverRate),
 		},
 	}
 	if !st.LastUsed.IsZero() && st.Consumers == 0 {
