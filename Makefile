@@ -4,6 +4,9 @@ GO       ?= go
 # Fuzz by execution count, not time: a time budget ends with a deadline that
 # can interrupt a running input and fail the run on a busy machine.
 FUZZTIME ?= 150000x
+# Targets whose inputs are slow to run (a command line, an HTTP request)
+# get fewer.
+FUZZSLOW ?= 20000x
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: test deps generate check-generate lint unit fuzz run bench
@@ -42,11 +45,15 @@ lint:
 unit:
 	$(GO) test -race -timeout 14m ./...
 
-## fuzz: each fuzz target for FUZZTIME
+## fuzz: each fuzz target for FUZZTIME (FUZZSLOW for the slow ones)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./amqp/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMethod$$' -fuzztime $(FUZZTIME) ./amqp/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzTableRoundTrip$$' -fuzztime $(FUZZTIME) ./amqp/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./queue
+	$(GO) test -run '^$$' -fuzz '^FuzzTopicMatch$$' -fuzztime $(FUZZTIME) ./exchange
+	$(GO) test -run '^$$' -fuzz '^FuzzParseWeight$$' -fuzztime $(FUZZTIME) ./exchange
+	$(GO) test -run '^$$' -fuzz '^FuzzParseArgs$$' -fuzztime $(FUZZSLOW) ./cmd/warrenctl
 
 ## run: start a broker on 127.0.0.1:5672 with ./warren-data
 run:
