@@ -79,15 +79,21 @@ func (s *Store) SetPermission(vhost, user, configure, write, read string) error 
 	if err := p.compile(); err != nil {
 		return err
 	}
+	return s.grant(user, kindPermission, recordKey(vhost, user), p, func() { s.putPermissionLocked(p) })
+}
+
+// grant stores the record of a permission or topic permission of user,
+// who must exist, and then installs it.
+func (s *Store) grant(user string, kind byte, key string, record any, install func()) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.users[user] == nil {
 		return ErrNoUser
 	}
-	if err := s.put(kindPermission, recordKey(vhost, user), p); err != nil {
+	if err := s.put(kind, key, record); err != nil {
 		return err
 	}
-	s.putPermissionLocked(p)
+	install()
 	return nil
 }
 
@@ -161,16 +167,7 @@ func (s *Store) SetTopicPermission(vhost, user, exchange, write, read string) er
 	if err := p.compile(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.users[user] == nil {
-		return ErrNoUser
-	}
-	if err := s.put(kindTopic, recordKey(vhost, user, exchange), p); err != nil {
-		return err
-	}
-	s.putTopicLocked(p)
-	return nil
+	return s.grant(user, kindTopic, recordKey(vhost, user, exchange), p, func() { s.putTopicLocked(p) })
 }
 
 func (s *Store) putTopicLocked(p *TopicPermission) {

@@ -49,6 +49,16 @@ func (r *Registry) SetLimit(name, limit string, value int64) error {
 	if limit != LimitConnections && limit != LimitQueues {
 		return fmt.Errorf("unknown limit %q: max-connections and max-queues are", limit)
 	}
+	return r.editLimits(name, func(limits map[string]int64) { limits[limit] = value })
+}
+
+// ClearLimit removes a virtual host limit.
+func (r *Registry) ClearLimit(name, limit string) error {
+	return r.editLimits(name, func(limits map[string]int64) { delete(limits, limit) })
+}
+
+// editLimits edits the named virtual host's limits and stores them.
+func (r *Registry) editLimits(name string, edit func(map[string]int64)) error {
 	v := r.Get(name)
 	if v == nil {
 		return ErrNoVhost
@@ -59,21 +69,7 @@ func (r *Registry) SetLimit(name, limit string, value int64) error {
 	if limits == nil {
 		limits = map[string]int64{}
 	}
-	limits[limit] = value
-	v.meta.Limits = limits
-	return r.saveVhost(v)
-}
-
-// ClearLimit removes a virtual host limit.
-func (r *Registry) ClearLimit(name, limit string) error {
-	v := r.Get(name)
-	if v == nil {
-		return ErrNoVhost
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	limits := maps.Clone(v.meta.Limits)
-	delete(limits, limit)
+	edit(limits)
 	v.meta.Limits = limits
 	return r.saveVhost(v)
 }
