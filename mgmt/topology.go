@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"hash/fnv"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -661,7 +662,8 @@ func (s *Server) postBinding(kind string) handler {
 		if err != nil {
 			return err
 		}
-		w.Header().Set("Location", propertiesKey(key, args))
+		// As RabbitMQ: the binding's path relative to the request's.
+		w.Header().Set("Location", url.PathEscape(dst)+"/"+url.PathEscape(propertiesKey(key, args)))
 		w.WriteHeader(http.StatusCreated)
 		return nil
 	}
@@ -674,8 +676,12 @@ func (s *Server) findBinding(r *http.Request, u *auth.User, kind string) (*vhost
 		return nil, vhost.BindingInfo{}, err
 	}
 	match := between(r, kind)
+	want := r.PathValue("props")
 	for _, b := range v.Bindings() {
-		if match(b) && propertiesKey(b.Key, b.Args) == r.PathValue("props") {
+		// The key arrives escaped once more (as clients send it) or not
+		// (as it reads); RabbitMQ takes both.
+		pk := propertiesKey(b.Key, b.Args)
+		if unescaped, err := url.PathUnescape(pk); match(b) && (pk == want || err == nil && unescaped == want) {
 			return v, b, nil
 		}
 	}
