@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/warrenmq/warren/auth"
@@ -370,7 +371,12 @@ func (s *Server) putTopicPermission(w http.ResponseWriter, r *http.Request, _ *a
 }
 
 func (s *Server) deleteTopicPermissions(w http.ResponseWriter, r *http.Request, _ *auth.User) error {
-	if err := s.d.Users.ClearTopicPermission(r.PathValue("vhost"), r.PathValue("user"), r.URL.Query().Get("exchange")); err != nil {
+	vh, user := r.PathValue("vhost"), r.PathValue("user")
+	// As RabbitMQ: 404 when the user has none on the vhost.
+	if !slices.ContainsFunc(s.d.Users.TopicPermissions(), func(p *auth.TopicPermission) bool { return p.VHost == vh && p.User == user }) {
+		return notFound()
+	}
+	if err := s.d.Users.ClearTopicPermission(vh, user, r.URL.Query().Get("exchange")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
