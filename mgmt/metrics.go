@@ -14,7 +14,8 @@ import (
 // Metrics returns the Prometheus endpoint, with rabbitmq_prometheus's
 // metric names and meanings so that RabbitMQ's Grafana dashboards work:
 // /metrics aggregated over the node, /metrics/per-object with a series
-// per queue. Every value is read when scraped, from counters the broker
+// per queue (the same names with vhost and queue labels, as RabbitMQ's;
+// only /metrics/detailed prefixes them rabbitmq_detailed_). Every value is read when scraped, from counters the broker
 // keeps anyway: nothing is looked up or allocated per message.
 func (s *Server) Metrics() http.Handler {
 	agg := prometheus.NewRegistry()
@@ -63,11 +64,11 @@ var (
 	descBuild    = desc("build_info", "RabbitMQ & Erlang/OTP version info", "rabbitmq_version", "prometheus_plugin_version", "erlang_version")
 
 	perQueueLabels = []string{"vhost", "queue"}
-	descQReadyPer  = desc("detailed_queue_messages_ready", "Messages ready to be delivered to consumers", perQueueLabels...)
-	descQUnackPer  = desc("detailed_queue_messages_unacked", "Messages delivered to consumers but not yet acknowledged", perQueueLabels...)
-	descQMsgsPer   = desc("detailed_queue_messages", "Sum of ready and unacknowledged messages - total queue depth", perQueueLabels...)
-	descQConsPer   = desc("detailed_queue_consumers", "Consumers on a queue", perQueueLabels...)
-	descQPubPer    = desc("detailed_queue_messages_published_total", "Total number of messages published to queues", perQueueLabels...)
+	descQReadyPer  = desc("queue_messages_ready", "Messages ready to be delivered to consumers", perQueueLabels...)
+	descQUnackPer  = desc("queue_messages_unacked", "Messages delivered to consumers but not yet acknowledged", perQueueLabels...)
+	descQMsgsPer   = desc("queue_messages", "Sum of ready and unacknowledged messages - total queue depth", perQueueLabels...)
+	descQConsPer   = desc("queue_consumers", "Consumers on a queue", perQueueLabels...)
+	descQPubPer    = desc("queue_messages_published_total", "Total number of messages published to queues", perQueueLabels...)
 )
 
 // globalCounters are rabbit_global_counters' series: name, help and the
