@@ -311,3 +311,24 @@ func TestBodyLimit(t *testing.T) {
 }
 
 func (r reply) string() string { return string(r.body) }
+
+// ?columns naming a field and one inside it must not write into the
+// vhost's own maps (a policy's definition), which other requests read at
+// the same time: under -race this fails if it does.
+func TestColumnsLeaveObjectsAlone(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	fx.do(t, "PUT", "/api/policies/%2F/p", map[string]any{"pattern": ".*", "definition": map[string]any{"max-length": 5}}).want(t, 201)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20 {
+			fx.do(t, "GET", "/api/policies/%2F/p", nil)
+		}
+	}()
+	for range 20 {
+		list := fx.do(t, "GET", "/api/policies?columns=definition,definition.max-length", nil).list(t, 200)
+		fields(t, "columns", list[0], map[string]any{"definition": map[string]any{"max-length": 5}})
+	}
+	<-done
+}

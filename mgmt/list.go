@@ -104,7 +104,10 @@ func field(o object, path string) any {
 	return v
 }
 
-// pick keeps the (dotted) columns of o, nested as they were.
+// pick keeps the (dotted) columns of o, nested as they were. The maps it
+// picks are copied: o's may be a vhost's own (a policy's definition), and
+// a later column inside one ("definition,definition.max-length") writes
+// into it.
 func pick(o object, cols []string) object {
 	out := object{}
 	for _, c := range cols {
@@ -122,9 +125,28 @@ func pick(o object, cols []string) object {
 			}
 			dst = next
 		}
-		dst[parts[len(parts)-1]] = v
+		dst[parts[len(parts)-1]] = copyJSON(v)
 	}
 	return out
+}
+
+// copyJSON copies the maps and lists of a JSON value.
+func copyJSON(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = copyJSON(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = copyJSON(e)
+		}
+		return out
+	}
+	return v
 }
 
 // compareValues orders JSON values: numbers by value, the rest as text.

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	amqp091 "github.com/rabbitmq/amqp091-go"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 // dial opens an AMQP connection as cred and a channel, closed at cleanup.
