@@ -328,6 +328,7 @@ func TestVhostLimits(t *testing.T) {
 		{"set connections", "PUT", "/api/vhost-limits/%2F/max-connections", map[string]any{"value": "10"}, 204},
 		{"unknown limit", "PUT", "/api/vhost-limits/%2F/max-nothing", map[string]any{"value": 1}, 400},
 		{"bad value", "PUT", "/api/vhost-limits/%2F/max-queues", map[string]any{"value": "many"}, 400},
+		{"value out of range", "PUT", "/api/vhost-limits/%2F/max-queues", map[string]any{"value": 1e300}, 400},
 		{"unknown vhost", "PUT", "/api/vhost-limits/nope/max-queues", map[string]any{"value": 1}, 404},
 		{"first queue", "PUT", "/api/queues/%2F/q1", nil, 201},
 		{"over the limit", "PUT", "/api/queues/%2F/q2", nil, 400},

@@ -44,12 +44,24 @@ func valueJSON(v any) any {
 	case wire.Decimal:
 		return float64(v.Value) / math.Pow10(int(v.Scale))
 	case float32:
-		return float64(v)
+		return floatJSON(float64(v))
+	case float64:
+		return floatJSON(v)
 	}
 	if n, ok := wire.Int(v); ok {
 		return n
 	}
 	return v
+}
+
+// floatJSON is a double as JSON; JSON has no NaN or infinities, which AMQP
+// tables may carry (RabbitMQ refuses them when decoding), so those are
+// given as text ("NaN", "+Inf", "-Inf").
+func floatJSON(f float64) any {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return f
 }
 
 // argsJSON is a table as JSON, {} for none.
@@ -137,7 +149,8 @@ func intField(v any, def int64) (int64, error) {
 	case nil:
 		return def, nil
 	case float64:
-		if v == math.Trunc(v) {
+		// Out of range, the conversion would give any number.
+		if v == math.Trunc(v) && v >= -(1<<63) && v < 1<<63 {
 			return int64(v), nil
 		}
 	case json.Number:

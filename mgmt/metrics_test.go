@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"math"
 	"net/http"
 	"net/url"
 	"testing"
@@ -236,6 +237,37 @@ func TestConnections(t *testing.T) {
 	for len(fx.do(t, "GET", "/api/connections", nil).list(t, 200)) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("connection still listed after 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Values AMQP carries and JSON does not (a NaN or infinite double) do not
+// make the objects that hold them unreadable.
+func TestNonFiniteArguments(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	_, ch := fx.dial(t, adminCred)
+	args := amqp091.Table{"x-nan": math.NaN(), "x-inf": math.Inf(-1), "x-f32": float32(math.Inf(1))}
+	if _, err := ch.QueueDeclare("nq", false, false, false, false, args); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Publish("", "nq", false, false, amqp091.Publishing{Headers: amqp091.Table{"h": math.NaN()}, Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	fields(t, "queue", fx.do(t, "GET", "/api/queues/%2F/nq", nil).obj(t, 200),
+		map[string]any{"arguments": map[string]any{"x-nan": "NaN", "x-inf": "-Inf", "x-f32": "+Inf"}})
+	fx.do(t, "GET", "/api/queues", nil).want(t, 200)
+	fx.do(t, "GET", "/api/definitions", nil).want(t, 200)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		msgs := fx.do(t, "POST", "/api/queues/%2F/nq/get", map[string]any{"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}).list(t, 200)
+		if len(msgs) == 1 {
+			fields(t, "message", msgs[0], map[string]any{"properties": map[string]any{"headers": map[string]any{"h": "NaN"}}})
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("message not in the queue after 10s")
 		}
 		time.Sleep(time.Millisecond)
 	}
