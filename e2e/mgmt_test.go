@@ -169,14 +169,20 @@ func TestRabbitmqadmin(t *testing.T) {
 	rabbitmqadminPath(t)
 	b := startBroker(t)
 	conn, ch := dialChannel(t, b)
-	// qlen counts a queue's messages on this test's channel.
-	qlen := func(name string) int {
+	// expectLen waits until a queue holds n messages (counted on this
+	// test's channel).
+	expectLen := func(name string, n int) {
 		t.Helper()
-		q, err := ch.QueueDeclarePassive(name, false, false, false, false, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return q.Messages
+		waitFor(t, 10*time.Second, func() error {
+			q, err := ch.QueueDeclarePassive(name, false, false, false, false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q.Messages != n {
+				return fmt.Errorf("%s has %d messages, want %d", name, q.Messages, n)
+			}
+			return nil
+		})
 	}
 
 	// Declarations, checked through the API and AMQP.
@@ -211,19 +217,13 @@ func TestRabbitmqadmin(t *testing.T) {
 	rabbitmqadmin(t, b, "publish", "exchange=ra.topic", "routing_key=ra.two", "payload=hello-2")
 	rabbitmqadmin(t, b, "publish", "exchange=ra.topic", "routing_key=other", "payload=dropped")
 	rabbitmqadmin(t, b, "publish", "routing_key=ra.args", "payload=direct")
-	if n := qlen("ra.durable"); n != 2 {
-		t.Fatalf("ra.durable has %d messages, want 2", n)
-	}
-	if n := qlen("ra.args"); n != 1 {
-		t.Fatalf("ra.args has %d messages, want 1", n)
-	}
+	expectLen("ra.durable", 2)
+	expectLen("ra.args", 1)
 	got := rabbitmqadminJSON(t, b, "get", "queue=ra.durable", "ackmode=ack_requeue_true")
 	if len(got) != 1 || got[0]["payload"] != "hello-1" || got[0]["routing_key"] != "ra.one" || got[0]["exchange"] != "ra.topic" {
 		t.Fatalf("get (requeue): %v", got)
 	}
-	if n := qlen("ra.durable"); n != 2 {
-		t.Fatalf("after a requeueing get ra.durable has %d messages, want 2", n)
-	}
+	expectLen("ra.durable", 2)
 	got = rabbitmqadminJSON(t, b, "get", "queue=ra.durable", "ackmode=ack_requeue_false", "count=1")
 	if len(got) != 1 || got[0]["payload"] != "hello-1" || got[0]["redelivered"] != true {
 		t.Fatalf("get (ack): %v", got)
@@ -234,12 +234,7 @@ func TestRabbitmqadmin(t *testing.T) {
 	}
 	// And the other way: published over AMQP, read by rabbitmqadmin.
 	publish(t, ch, "ra.topic", "ra.three", "from-amqp")
-	waitFor(t, 10*time.Second, func() error {
-		if n := qlen("ra.durable"); n != 1 {
-			return fmt.Errorf("ra.durable has %d messages, want 1", n)
-		}
-		return nil
-	})
+	expectLen("ra.durable", 1)
 	got = rabbitmqadminJSON(t, b, "get", "queue=ra.durable", "ackmode=ack_requeue_false")
 	if len(got) != 1 || got[0]["payload"] != "from-amqp" || got[0]["message_count"] != 0.0 {
 		t.Fatalf("get of an AMQP message: %v", got)
@@ -326,6 +321,20 @@ func TestRabbitmqadmin(t *testing.T) {
 		t.Fatalf("imported ra.args: %v", q)
 	}
 	b2.mgmtCall(t, "GET", "/api/queues/ra-vh/in-vh", nil, 200, nil)
+	// One vhost's export (-V) names no vhost and imports into another.
+	vfile := filepath.Join(t.TempDir(), "vh.json")
+	rabbitmqadmin(t, b, "-V", "ra-vh", "export", vfile)
+	if data, err = os.ReadFile(vfile); err != nil {
+		t.Fatal(err)
+	}
+	var vdefs definitionsDoc
+	if err := json.Unmarshal(data, &vdefs); err != nil || len(vdefs.Queues) != 1 || vdefs.Queues[0]["name"] != "in-vh" ||
+		vdefs.Queues[0]["vhost"] != nil || vdefs.Users != nil {
+		t.Fatalf("ra-vh's export: %v\n%s", err, data)
+	}
+	rabbitmqadmin(t, b2, "declare", "vhost", "name=other-vh")
+	rabbitmqadmin(t, b2, "-V", "other-vh", "import", vfile)
+	b2.mgmtCall(t, "GET", "/api/queues/other-vh/in-vh", nil, 200, nil)
 	_, ch3 := dialChannel(t, b2)
 	publish(t, ch3, "ra.topic", "ra.imported", "routed-on-b2")
 	if d, ok, err := ch3.Get("ra.durable", true); err != nil || !ok || string(d.Body) != "routed-on-b2" {
@@ -340,9 +349,13 @@ func TestRabbitmqadmin(t *testing.T) {
 	if findItem(qb, map[string]any{"source": "ra.topic"}) != nil {
 		t.Fatalf("binding still listed: %v", qb)
 	}
+	// A message through the gone binding, then a marker on the same
+	// channel: had the first been routed, it would be there before it.
 	publish(t, ch, "ra.topic", "ra.after", "unbound")
-	if n := qlen("ra.durable"); n != 0 {
-		t.Fatalf("ra.durable got %d messages after unbinding", n)
+	publish(t, ch, "", "ra.durable", "marker")
+	expectLen("ra.durable", 1)
+	if d, ok, err := ch.Get("ra.durable", true); err != nil || !ok || string(d.Body) != "marker" {
+		t.Fatalf("after unbinding ra.durable holds %q %v %v, want only the marker", d.Body, ok, err)
 	}
 	rabbitmqadmin(t, b, "delete", "queue", "name=ra.args")
 	b.mgmtCall(t, "GET", "/api/queues/%2F/ra.args", nil, 404, nil)
