@@ -42,6 +42,7 @@ var accessCases = []struct{ scenario, want string }{
 	{"acc-noconf/queue.declare-passive", refused("queue", "acc-q", "acc-noconf")},
 	{"acc-noconf/exchange.declare", refused("exchange", "acc-x", "acc-noconf")},
 	{"acc-noconf/queue.delete", refused("queue", "acc-q", "acc-noconf")},
+	{"acc-noconf/exchange.delete", refused("exchange", "acc-x", "acc-noconf")},
 	{"acc-noconf/basic.publish", "OK"},
 	{"acc-noconf/basic.get", "OK"},
 	// write
@@ -126,6 +127,7 @@ var accessOps = map[string]func(ch *amqp091.Channel) error{
 		_, err := ch.QueueDelete("acc-q", false, false, false)
 		return err
 	},
+	"exchange.delete": func(ch *amqp091.Channel) error { return ch.ExchangeDelete("acc-x", false, false) },
 	"queue.delete-own": func(ch *amqp091.Channel) error {
 		_, err := ch.QueueDelete("acc-del-go", false, false, false)
 		return err

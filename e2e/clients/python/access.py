@@ -50,6 +50,7 @@ OPERATIONS = {
     "queue.declare-passive": lambda ch: ch.queue_declare("acc-q", passive=True),
     "exchange.declare": lambda ch: ch.exchange_declare("acc-x", "direct", durable=True),
     "queue.delete": lambda ch: ch.queue_delete("acc-q"),
+    "exchange.delete": lambda ch: ch.exchange_delete("acc-x"),
     "queue.delete-own": lambda ch: ch.queue_delete("acc-del-py"),
     "queue.bind": lambda ch: ch.queue_bind("acc-q", "acc-x", routing_key="k"),
     "queue.purge": lambda ch: ch.queue_purge("acc-q"),
