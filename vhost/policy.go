@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/big"
 	"regexp"
 	"slices"
 	"strings"
@@ -64,7 +65,9 @@ var (
 // intSetting checks a whole number in [lo, hi] and gives it as an int64.
 func intSetting(lo, hi int64, problem string) func(any) (any, string) {
 	return func(v any) (any, string) {
-		if f, ok := v.(float64); ok && f == math.Trunc(f) && f >= float64(lo) && f <= float64(hi) {
+		// float64(hi) may round up past hi (to 2^63 for MaxInt64), which
+		// must fail: f is whole, so f < hi+1 is f <= hi.
+		if f, ok := v.(float64); ok && f == math.Trunc(f) && f >= float64(lo) && f < float64(hi)+1 {
 			return int64(f), ""
 		}
 		if n, ok := v.(int64); ok && n >= lo && n <= hi {
@@ -99,8 +102,8 @@ func erlangValue(v any) string {
 	case string:
 		return `<<"` + v + `">>`
 	case float64:
-		if v == math.Trunc(v) {
-			return fmt.Sprintf("%d", int64(v))
+		if v == math.Trunc(v) && !math.IsInf(v, 0) {
+			return new(big.Float).SetFloat64(v).Text('f', 0) // exact, as Erlang's integer
 		}
 		return fmt.Sprintf("%g", v)
 	case bool:

@@ -22,6 +22,7 @@ func TestPolicyValidation(t *testing.T) {
 			`[<<"max-priority">>] are not recognised policy settings`},
 		{"negative TTL", Policy{Name: "p", Pattern: ".*", Definition: map[string]any{"message-ttl": -1.0}}, false, "-1 is not a valid message TTL"},
 		{"fractional length", Policy{Name: "p", Pattern: ".*", Definition: map[string]any{"max-length": 1.5}}, false, "1.5 is not a valid maximum length"},
+		{"length past int64", Policy{Name: "p", Pattern: ".*", Definition: map[string]any{"max-length": 9223372036854775808.0}}, false, "9223372036854775808 is not a valid maximum length"},
 		{"zero expiry", Policy{Name: "p", Pattern: ".*", Definition: map[string]any{"expires": 0.0}}, false, "0 is not a valid queue expiry"},
 		{"bad overflow", Policy{Name: "p", Pattern: ".*", Definition: map[string]any{"overflow": "drop-tail"}}, false,
 			`<<"drop-tail">> is not a valid overflow value`},

@@ -25,13 +25,19 @@ const DefaultExchange = ""
 // maxNameLen is the longest exchange or queue name (a short string).
 const maxNameLen = 255
 
-// predeclared are the exchanges every virtual host has.
-var predeclared = []struct{ name, kind string }{
-	{"amq.direct", exchange.KindDirect},
-	{"amq.fanout", exchange.KindFanout},
-	{"amq.topic", exchange.KindTopic},
-	{"amq.headers", exchange.KindHeaders},
-	{"amq.match", exchange.KindHeaders},
+// predeclared are the exchanges every virtual host has, as on RabbitMQ
+// (whose firehose tracer publishes to the internal amq.rabbitmq.trace;
+// Warren has no tracer, but clients and tools expect the exchange).
+var predeclared = []struct {
+	name, kind string
+	internal   bool
+}{
+	{"amq.direct", exchange.KindDirect, false},
+	{"amq.fanout", exchange.KindFanout, false},
+	{"amq.topic", exchange.KindTopic, false},
+	{"amq.headers", exchange.KindHeaders, false},
+	{"amq.match", exchange.KindHeaders, false},
+	{"amq.rabbitmq.trace", exchange.KindTopic, true},
 }
 
 // Exchange is an exchange in a virtual host.
@@ -95,7 +101,7 @@ func newVHost(name string, d Deps) *VHost {
 		exchanges: map[string]*Exchange{}, queues: map[string]queue.Queue{}}
 	for _, p := range predeclared {
 		router, _ := exchange.New(p.kind, nil)
-		v.exchanges[p.name] = &Exchange{name: p.name, kind: p.kind, durable: true, router: router, needsHeaders: p.kind == exchange.KindHeaders}
+		v.exchanges[p.name] = &Exchange{name: p.name, kind: p.kind, durable: true, internal: p.internal, router: router, needsHeaders: p.kind == exchange.KindHeaders}
 	}
 	return v
 }

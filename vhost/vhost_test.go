@@ -681,7 +681,7 @@ func TestRegistry(t *testing.T) {
 	}
 	// Every vhost has the predeclared exchanges.
 	for _, p := range predeclared {
-		if err := a.DeclareExchange(ExchangeSpec{Name: p.name, Kind: p.kind, Durable: true}, false); err != nil {
+		if err := a.DeclareExchange(ExchangeSpec{Name: p.name, Kind: p.kind, Durable: true, Internal: p.internal}, false); err != nil {
 			t.Fatalf("%s: %v", p.name, err)
 		}
 	}
