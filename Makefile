@@ -54,6 +54,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTopicMatch$$' -fuzztime $(FUZZTIME) ./exchange
 	$(GO) test -run '^$$' -fuzz '^FuzzParseWeight$$' -fuzztime $(FUZZTIME) ./exchange
 	$(GO) test -run '^$$' -fuzz '^FuzzParseArgs$$' -fuzztime $(FUZZSLOW) ./cmd/warrenctl
+	$(GO) test -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZSLOW) ./mgmt
 
 ## run: start a broker on 127.0.0.1:5672 with ./warren-data
 run:
