@@ -87,6 +87,9 @@ const initialBodyCap = 128 << 10
 func (ch *channel) finishPublish() error {
 	ch.content = awaitMethod
 	ch.stats.publish.Add(1)
+	if ch.confirm {
+		ch.stats.publishConfirmMode.Add(1)
+	}
 	m, err := queue.DecodeMessage(ch.data, ch.pub.Exchange, ch.pub.RoutingKey)
 	ch.data = nil
 	if err != nil {

@@ -7,9 +7,10 @@ import (
 // MessageStats are message counters, in RabbitMQ's message_stats terms:
 // what a channel (or the whole server) has seen since it opened.
 type MessageStats struct {
-	// Publish counts messages received from publishers; Confirm those
-	// confirmed to them (basic.ack, each message once).
-	Publish, Confirm uint64
+	// Publish counts messages received from publishers, PublishConfirmMode
+	// those of them published in confirm mode; Confirm those confirmed to
+	// them (basic.ack, each message once).
+	Publish, PublishConfirmMode, Confirm uint64
 	// Routed counts published messages that reached at least one queue;
 	// ReturnUnroutable those returned for want of a queue (mandatory),
 	// DropUnroutable those dropped for want of one.
@@ -25,6 +26,7 @@ type MessageStats struct {
 // add adds o's counts to s.
 func (s *MessageStats) add(o MessageStats) {
 	s.Publish += o.Publish
+	s.PublishConfirmMode += o.PublishConfirmMode
 	s.Confirm += o.Confirm
 	s.Routed += o.Routed
 	s.ReturnUnroutable += o.ReturnUnroutable
@@ -41,13 +43,14 @@ func (s *MessageStats) add(o MessageStats) {
 // reader, the goroutines that deliver to its consumers, the store's
 // committer confirming) while another reads them.
 type counters struct {
-	publish, confirm, routed, returnUnroutable, dropUnroutable atomic.Uint64
-	deliver, deliverNoAck, get, getNoAck, redeliver, ack       atomic.Uint64
+	publish, publishConfirmMode, confirm                 atomic.Uint64
+	routed, returnUnroutable, dropUnroutable             atomic.Uint64
+	deliver, deliverNoAck, get, getNoAck, redeliver, ack atomic.Uint64
 }
 
 func (c *counters) snapshot() MessageStats {
 	return MessageStats{
-		Publish: c.publish.Load(), Confirm: c.confirm.Load(),
+		Publish: c.publish.Load(), PublishConfirmMode: c.publishConfirmMode.Load(), Confirm: c.confirm.Load(),
 		Routed: c.routed.Load(), ReturnUnroutable: c.returnUnroutable.Load(), DropUnroutable: c.dropUnroutable.Load(),
 		Deliver: c.deliver.Load(), DeliverNoAck: c.deliverNoAck.Load(), Get: c.get.Load(), GetNoAck: c.getNoAck.Load(),
 		Redeliver: c.redeliver.Load(), Ack: c.ack.Load(),
@@ -58,6 +61,7 @@ func (c *counters) snapshot() MessageStats {
 func (c *counters) addTo(t *counters) {
 	s := c.snapshot()
 	t.publish.Add(s.Publish)
+	t.publishConfirmMode.Add(s.PublishConfirmMode)
 	t.confirm.Add(s.Confirm)
 	t.routed.Add(s.Routed)
 	t.returnUnroutable.Add(s.ReturnUnroutable)

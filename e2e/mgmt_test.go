@@ -852,6 +852,7 @@ func TestPrometheusMetrics(t *testing.T) {
 	}
 	wantTotals := map[string]float64{
 		"rabbitmq_global_messages_received_total":                     n + m,
+		"rabbitmq_global_messages_received_confirm_total":             n + m,
 		"rabbitmq_global_messages_confirmed_total":                    n + m,
 		"rabbitmq_global_messages_routed_total":                       n,
 		"rabbitmq_global_messages_unroutable_dropped_total":           m,
@@ -862,6 +863,9 @@ func TestPrometheusMetrics(t *testing.T) {
 		"rabbitmq_global_messages_redelivered_total":                  0,
 		"rabbitmq_connections_opened_total":                           1,
 		"rabbitmq_channels_opened_total":                              2,
+		"rabbitmq_queues_declared_total":                              1,
+		"rabbitmq_queues_created_total":                               1,
+		"rabbitmq_queues_deleted_total":                               0,
 	}
 	wantGauges := map[string]float64{
 		"rabbitmq_connections":            1,

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/queue"
 )
 
@@ -42,52 +43,66 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
-	descConnections = desc("connections", "Connections currently open")
-	descChannels    = desc("channels", "Channels currently open")
-	descConsumers   = desc("consumers", "Consumers currently connected")
-	descQueues      = desc("queues", "Queues available")
+	descConnections = desc("connections", "Client connections open now")
+	descChannels    = desc("channels", "Channels open now")
+	descConsumers   = desc("consumers", "Consumers subscribed now")
+	descQueues      = desc("queues", "Queues that exist now")
 
-	descConnOpened = desc("connections_opened_total", "Total number of connections opened")
-	descConnClosed = desc("connections_closed_total", "Total number of connections closed or terminated")
-	descChanOpened = desc("channels_opened_total", "Total number of channels opened")
-	descChanClosed = desc("channels_closed_total", "Total number of channels closed")
-	descBytesIn    = desc("connection_incoming_bytes_total", "Total number of bytes received on a connection")
-	descBytesOut   = desc("connection_outgoing_bytes_total", "Total number of bytes sent on a connection")
+	descConnOpened = desc("connections_opened_total", "Connections opened since the node started")
+	descConnClosed = desc("connections_closed_total", "Connections closed, by either side, since the node started")
+	descChanOpened = desc("channels_opened_total", "Channels opened since the node started")
+	descChanClosed = desc("channels_closed_total", "Channels closed since the node started")
+	descBytesIn    = desc("connection_incoming_bytes_total", "Bytes read from client connections")
+	descBytesOut   = desc("connection_outgoing_bytes_total", "Bytes written to client connections")
 
-	descReady     = desc("queue_messages_ready", "Messages ready to be delivered to consumers")
-	descUnacked   = desc("queue_messages_unacked", "Messages delivered to consumers but not yet acknowledged")
-	descMessages  = desc("queue_messages", "Sum of ready and unacknowledged messages - total queue depth")
-	descQConsumer = desc("queue_consumers", "Consumers on a queue")
-	descQBytes    = desc("queue_messages_bytes", "Size in bytes of ready and unacknowledged messages")
+	descQDeclared = desc("queues_declared_total", "Queue declarations (passive ones aside) since the node started")
+	descQCreated  = desc("queues_created_total", "Queues created since the node started")
+	descQDeleted  = desc("queues_deleted_total", "Queues deleted since the node started")
 
-	descIdentity = desc("identity_info", "RabbitMQ node & cluster identity info", "rabbitmq_node", "rabbitmq_cluster", "rabbitmq_cluster_permanent_id")
-	descBuild    = desc("build_info", "RabbitMQ & Erlang/OTP version info", "rabbitmq_version", "prometheus_plugin_version", "erlang_version")
+	descReady     = desc("queue_messages_ready", "Messages waiting in queues for a consumer")
+	descUnacked   = desc("queue_messages_unacked", "Messages handed to consumers and not yet acknowledged")
+	descMessages  = desc("queue_messages", "Messages in queues, ready or unacknowledged")
+	descQConsumer = desc("queue_consumers", "Consumers of queues")
+	descQBytes    = desc("queue_messages_bytes", "Body bytes of the messages waiting in queues")
+
+	descIdentity = desc("identity_info", "The node's name and its cluster's", "rabbitmq_node", "rabbitmq_cluster", "rabbitmq_cluster_permanent_id")
+	descBuild    = desc("build_info", "The RabbitMQ version the node presents itself as, Warren's version and Go's", "rabbitmq_version", "prometheus_plugin_version", "erlang_version")
 
 	perQueueLabels = []string{"vhost", "queue"}
-	descQReadyPer  = desc("queue_messages_ready", "Messages ready to be delivered to consumers", perQueueLabels...)
-	descQUnackPer  = desc("queue_messages_unacked", "Messages delivered to consumers but not yet acknowledged", perQueueLabels...)
-	descQMsgsPer   = desc("queue_messages", "Sum of ready and unacknowledged messages - total queue depth", perQueueLabels...)
-	descQConsPer   = desc("queue_consumers", "Consumers on a queue", perQueueLabels...)
-	descQPubPer    = desc("queue_messages_published_total", "Total number of messages published to queues", perQueueLabels...)
+	descQReadyPer  = desc("queue_messages_ready", "Messages waiting in the queue for a consumer", perQueueLabels...)
+	descQUnackPer  = desc("queue_messages_unacked", "Messages of the queue handed to consumers and not yet acknowledged", perQueueLabels...)
+	descQMsgsPer   = desc("queue_messages", "Messages in the queue, ready or unacknowledged", perQueueLabels...)
+	descQConsPer   = desc("queue_consumers", "Consumers of the queue", perQueueLabels...)
+	descQPubPer    = desc("queue_messages_published_total", "Messages the queue has taken in", perQueueLabels...)
 )
 
-// globalCounters are rabbit_global_counters' series: name, help and the
-// counter's value.
+// globalCounters are the series of RabbitMQ's global message counters:
+// the name between rabbitmq_global_messages_ and _total, what it counts,
+// and where Warren keeps the count.
 var globalCounters = []struct {
 	name, help string
+	value      func(m *amqp.MessageStats) uint64
 }{
-	{"received", "Total number of messages received from publishers"},
-	{"routed", "Total number of messages routed to queues or streams"},
-	{"unroutable_dropped", "Total number of messages published as non-mandatory into an exchange and dropped as unroutable"},
-	{"unroutable_returned", "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable"},
-	{"confirmed", "Total number of messages confirmed to publishers"},
-	{"delivered", "Total number of messages delivered to consumers"},
-	{"delivered_consume_manual_ack", "Total number of messages delivered to consumers using basic.consume with manual acknowledgment"},
-	{"delivered_consume_auto_ack", "Total number of messages delivered to consumers using basic.consume with automatic acknowledgment"},
-	{"delivered_get_manual_ack", "Total number of messages delivered to consumers using basic.get with manual acknowledgment"},
-	{"delivered_get_auto_ack", "Total number of messages delivered to consumers using basic.get with automatic acknowledgment"},
-	{"redelivered", "Total number of messages redelivered to consumers"},
-	{"acknowledged", "Total number of messages acknowledged by consumers"},
+	{"received", "Messages publishers sent", func(m *amqp.MessageStats) uint64 { return m.Publish }},
+	{"received_confirm", "Messages publishers sent on channels in confirm mode",
+		func(m *amqp.MessageStats) uint64 { return m.PublishConfirmMode }},
+	{"routed", "Published messages that reached at least one queue", func(m *amqp.MessageStats) uint64 { return m.Routed }},
+	{"unroutable_dropped", "Published messages that reached no queue and were dropped (not mandatory)",
+		func(m *amqp.MessageStats) uint64 { return m.DropUnroutable }},
+	{"unroutable_returned", "Published messages that reached no queue and went back to the publisher (mandatory)",
+		func(m *amqp.MessageStats) uint64 { return m.ReturnUnroutable }},
+	{"confirmed", "Published messages confirmed to their publishers", func(m *amqp.MessageStats) uint64 { return m.Confirm }},
+	{"delivered", "Messages handed to consumers, by basic.consume or basic.get",
+		func(m *amqp.MessageStats) uint64 { return m.Deliver + m.DeliverNoAck + m.Get + m.GetNoAck }},
+	{"delivered_consume_manual_ack", "Messages pushed to consumers that acknowledge them",
+		func(m *amqp.MessageStats) uint64 { return m.Deliver }},
+	{"delivered_consume_auto_ack", "Messages pushed to consumers that do not acknowledge (no-ack)",
+		func(m *amqp.MessageStats) uint64 { return m.DeliverNoAck }},
+	{"delivered_get_manual_ack", "Messages fetched with basic.get, to be acknowledged",
+		func(m *amqp.MessageStats) uint64 { return m.Get }},
+	{"delivered_get_auto_ack", "Messages fetched with basic.get with no-ack", func(m *amqp.MessageStats) uint64 { return m.GetNoAck }},
+	{"redelivered", "Deliveries of messages delivered before", func(m *amqp.MessageStats) uint64 { return m.Redeliver }},
+	{"acknowledged", "Deliveries consumers acknowledged", func(m *amqp.MessageStats) uint64 { return m.Ack }},
 }
 
 var globalDescs = func() []*prometheus.Desc {
@@ -107,7 +122,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		return
 	}
 	for _, d := range []*prometheus.Desc{descConnections, descChannels, descConsumers, descQueues, descConnOpened, descConnClosed,
-		descChanOpened, descChanClosed, descBytesIn, descBytesOut, descReady, descUnacked, descMessages, descQConsumer, descQBytes,
+		descChanOpened, descChanClosed, descBytesIn, descBytesOut, descQDeclared, descQCreated, descQDeleted, descReady, descUnacked, descMessages, descQConsumer, descQBytes,
 		descIdentity, descBuild} {
 		ch <- d
 	}
@@ -176,11 +191,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descUnacked, unacked)
 	gauge(descMessages, ready+unacked)
 	gauge(descQBytes, bytes)
-	m := t.MessageStats
-	values := []uint64{m.Publish, m.Routed, m.DropUnroutable, m.ReturnUnroutable, m.Confirm,
-		m.Deliver + m.DeliverNoAck + m.Get + m.GetNoAck, m.Deliver, m.DeliverNoAck, m.Get, m.GetNoAck, m.Redeliver, m.Ack}
+	qc := c.s.d.Vhosts.QueueCounts()
+	counter(descQDeclared, qc.Declared)
+	counter(descQCreated, qc.Created)
+	counter(descQDeleted, qc.Deleted)
 	for i, d := range globalDescs {
-		counter(d, values[i], "amqp091")
+		counter(d, globalCounters[i].value(&t.MessageStats), "amqp091")
 	}
 	n := c.s.d.Node
 	gauge(descIdentity, 1, n.Name, n.Name, n.Name)

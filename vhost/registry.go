@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/warrenmq/warren/queue"
 )
@@ -39,6 +40,23 @@ type Registry struct {
 	mu       sync.RWMutex
 	vhosts   map[string]*VHost
 	onDelete []func(name string)
+	counts   queueCounters
+}
+
+// QueueCounts are the queues declared (queue.declare and its API
+// equivalent, passive ones aside), created and deleted in every virtual
+// host since the node started: RabbitMQ's rabbitmq_queues_*_total.
+type QueueCounts struct {
+	Declared, Created, Deleted uint64
+}
+
+type queueCounters struct {
+	declared, created, deleted atomic.Uint64
+}
+
+// QueueCounts returns the queue counters.
+func (r *Registry) QueueCounts() QueueCounts {
+	return QueueCounts{Declared: r.counts.declared.Load(), Created: r.counts.created.Load(), Deleted: r.counts.deleted.Load()}
 }
 
 // NewRegistry returns an empty registry. A broker calls Load, then Add for
@@ -75,7 +93,7 @@ func (r *Registry) add(name string) (*VHost, bool) {
 	if v := r.vhosts[name]; v != nil {
 		return v, false
 	}
-	v := newVHost(name, r.deps)
+	v := newVHost(name, r.deps, &r.counts)
 	r.vhosts[name] = v
 	return v, true
 }

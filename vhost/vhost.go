@@ -94,10 +94,11 @@ type VHost struct {
 
 	cycles cyclesLogged           // dead-letter cycles logged
 	leases map[queue.Queue]*lease // of x-expires queues, under mu
+	counts *queueCounters         // the registry's
 }
 
-func newVHost(name string, d Deps) *VHost {
-	v := &VHost{name: name, defs: d.Definitions, kinds: d.Kinds, delays: d.Delays, log: d.Log,
+func newVHost(name string, d Deps, counts *queueCounters) *VHost {
+	v := &VHost{name: name, defs: d.Definitions, kinds: d.Kinds, delays: d.Delays, log: d.Log, counts: counts,
 		exchanges: map[string]*Exchange{}, queues: map[string]queue.Queue{}}
 	for _, p := range predeclared {
 		router, _ := exchange.New(p.kind, nil)
@@ -432,6 +433,7 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (queue.Queue, error) {
 			return nil, err
 		}
 		v.touchLocked(q)
+		v.counts.declared.Add(1)
 		return q, nil
 	}
 	if passive {
@@ -447,6 +449,8 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (queue.Queue, error) {
 		_, _ = q.Delete(false, false)
 		return nil, err
 	}
+	v.counts.declared.Add(1)
+	v.counts.created.Add(1)
 	return q, nil
 }
 
@@ -572,6 +576,7 @@ func (v *VHost) forgetQueueLocked(q queue.Queue) error {
 	delete(v.queues, q.Name())
 	v.endLeaseLocked(q)
 	v.gen.Add(1)
+	v.counts.deleted.Add(1)
 	var err error
 	if persistentQueue(q) {
 		err = errors.Join(v.dropQueueLocked(q), v.dropBindingsLocked(q.Name(), true))
