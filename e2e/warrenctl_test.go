@@ -319,9 +319,9 @@ func TestWarrenctl(t *testing.T) {
 		if _, err := amqpLogin(b, "ctl-s", "pw-s", "/"); err == nil {
 			t.Error("a deleted user logged in")
 		}
-		b.ctlFails(t, 70, `User "ctl-s" does not exist`, "delete_user", "ctl-s")
-		b.ctlFails(t, 70, `User "nobody" does not exist`, "change_password", "nobody", "x")
-		b.ctlFails(t, 70, `User "nobody" does not exist`, "set_user_tags", "nobody", "x")
+		b.ctlFails(t, 67, `User "ctl-s" does not exist`, "delete_user", "ctl-s")
+		b.ctlFails(t, 67, `User "nobody" does not exist`, "change_password", "nobody", "x")
+		b.ctlFails(t, 67, `User "nobody" does not exist`, "set_user_tags", "nobody", "x")
 	})
 
 	t.Run("permissions", func(t *testing.T) {
@@ -394,7 +394,7 @@ func TestWarrenctl(t *testing.T) {
 		if s := b.statusOf(t, "/api/queues/ctl-v/ctl-vq"); s != 404 {
 			t.Errorf("queue of a deleted vhost: GET %d", s)
 		}
-		b.ctlFails(t, 70, `Virtual host "ctl-v" does not exist`, "delete_vhost", "ctl-v")
+		b.ctlFails(t, 65, `Virtual host "ctl-v" does not exist`, "delete_vhost", "ctl-v")
 		b.ctlFails(t, 70, "", "list_queues", "-p", "ctl-v")
 	})
 
@@ -615,7 +615,7 @@ func TestWarrenctl(t *testing.T) {
 			{[]string{"--formatter", "xml", "list_queues"}, 64},
 			{[]string{"set_policy", "p", ".*", "[1]"}, 65},
 			{[]string{"delete_queue", "no-such-queue"}, 70},
-			{[]string{"delete_vhost", "no-such-vhost"}, 70},
+			{[]string{"delete_vhost", "no-such-vhost"}, 65},
 			{[]string{"--password", "wrong", "list_queues"}, 77},
 			{[]string{"--url", down, "list_queues"}, 69},
 			{[]string{"--url", down, "ping"}, 69},

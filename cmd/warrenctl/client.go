@@ -18,6 +18,7 @@ const (
 	exitOK          = 0
 	exitUsage       = 64 // EX_USAGE
 	exitDataErr     = 65 // EX_DATAERR
+	exitNoUser      = 67 // EX_NOUSER
 	exitUnavailable = 69 // EX_UNAVAILABLE
 	exitSoftware    = 70 // EX_SOFTWARE
 	exitTempFail    = 75 // EX_TEMPFAIL
@@ -51,6 +52,27 @@ func dataError(format string, a ...any) *exitError {
 type apiError struct {
 	status int
 	reason string // the body's reason (or error) field, or the status text
+	code   int    // the exit code, when the request chose one (see missing)
+}
+
+// missing is what the API's 404 means for one request: rabbitmqctl's
+// message for the missing object and its exit code.
+type missing struct {
+	reason string
+	code   int
+}
+
+// noObject is a missing object other than a user or virtual host: a
+// generic failure (70), as rabbitmqctl has it.
+func noObject(reason string) missing { return missing{reason, exitSoftware} }
+
+// noUser is a missing user: EX_NOUSER, as rabbitmqctl's no_such_user.
+func noUser(name string) missing { return missing{`User "` + name + `" does not exist`, exitNoUser} }
+
+// noVHost is a missing virtual host: EX_DATAERR, as rabbitmqctl's
+// no_such_vhost.
+func noVHost(name string) missing {
+	return missing{`Virtual host "` + name + `" does not exist`, exitDataErr}
 }
 
 // Error returns rabbitmqctl's two-line form, "Error:" and the reason.
@@ -65,6 +87,8 @@ func exitCodeFor(err error) int {
 		return exitOK
 	case errors.As(err, &ee):
 		return ee.code
+	case errors.As(err, &ae) && ae.code != 0:
+		return ae.code
 	case errors.As(err, &ae):
 		return statusExitCode(ae.status)
 	default:
@@ -113,8 +137,8 @@ type request struct {
 	header http.Header
 	body   any // encoded as JSON unless it is a json.RawMessage; nil sends no body
 	out    any // the reply is decoded into it when not nil
-	// notFound replaces the API's reason in a 404, e.g. "Queue 'q' in vhost '/' does not exist".
-	notFound string
+	// notFound is what a 404 means for this request.
+	notFound missing
 }
 
 // apiURL builds the URL of an API path: the base's path, "/api", then each
@@ -211,11 +235,11 @@ func unwrapURLError(err error) error {
 
 // readAPIError turns an error reply into an *apiError with the body's
 // reason ({"error": ..., "reason": ...}), or its text when it is not JSON.
-func readAPIError(resp *http.Response, notFound string) error {
+func readAPIError(resp *http.Response, notFound missing) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	ae := &apiError{status: resp.StatusCode}
-	if resp.StatusCode == http.StatusNotFound && notFound != "" {
-		ae.reason = notFound
+	if resp.StatusCode == http.StatusNotFound && notFound.reason != "" {
+		ae.reason, ae.code = notFound.reason, notFound.code
 		return ae
 	}
 	var body struct {

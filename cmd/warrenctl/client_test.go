@@ -51,6 +51,9 @@ func TestExitCodeFor(t *testing.T) {
 		{"401", &apiError{status: 401}, exitNoPerm},
 		{"403", &apiError{status: 403}, exitNoPerm},
 		{"404", &apiError{status: 404}, exitSoftware},
+		{"no such user", readAPIError(&http.Response{StatusCode: 404, Body: http.NoBody}, noUser("u")), exitNoUser},
+		{"no such vhost", readAPIError(&http.Response{StatusCode: 404, Body: http.NoBody}, noVHost("v")), exitDataErr},
+		{"no such queue", readAPIError(&http.Response{StatusCode: 404, Body: http.NoBody}, noQueue("q", "/")), exitSoftware},
 		{"400", &apiError{status: 400}, exitSoftware},
 		{"500", &apiError{status: 500}, exitSoftware},
 		{"usage", usageError("x"), exitUsage},
@@ -73,16 +76,16 @@ func TestReadAPIError(t *testing.T) {
 		name     string
 		status   int
 		body     string
-		notFound string
+		notFound missing
 		want     string
 	}{
-		{"reason", 400, `{"error":"bad_request","reason":"inequivalent arg 'durable'"}`, "", "inequivalent arg 'durable'"},
-		{"error only", 401, `{"error":"not_authorised"}`, "", "not_authorised"},
-		{"structured reason", 400, `{"error":"bad_request","reason":{"k":1}}`, "", `{"k":1}`},
-		{"not json", 502, "bad gateway\n", "", "bad gateway"},
-		{"empty", 500, "", "", "500 Internal Server Error"},
-		{"not found message", 404, `{"error":"Object Not Found","reason":"Not Found"}`, "Queue 'q' in vhost '/' does not exist", "Queue 'q' in vhost '/' does not exist"},
-		{"not found default", 404, `{"error":"Object Not Found","reason":"Not Found"}`, "", "Not Found"},
+		{"reason", 400, `{"error":"bad_request","reason":"inequivalent arg 'durable'"}`, missing{}, "inequivalent arg 'durable'"},
+		{"error only", 401, `{"error":"not_authorised"}`, missing{}, "not_authorised"},
+		{"structured reason", 400, `{"error":"bad_request","reason":{"k":1}}`, missing{}, `{"k":1}`},
+		{"not json", 502, "bad gateway\n", missing{}, "bad gateway"},
+		{"empty", 500, "", missing{}, "500 Internal Server Error"},
+		{"not found message", 404, `{"error":"Object Not Found","reason":"Not Found"}`, noQueue("q", "/"), "Queue 'q' in vhost '/' does not exist"},
+		{"not found default", 404, `{"error":"Object Not Found","reason":"Not Found"}`, missing{}, "Not Found"},
 	}
 	for _, tt := range tests {
 		resp := &http.Response{StatusCode: tt.status, Body: io.NopCloser(strings.NewReader(tt.body))}

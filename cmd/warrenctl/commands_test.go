@@ -194,7 +194,7 @@ func TestUserAndPermissionCommands(t *testing.T) {
 			stdout:  "Deleting user \"a/b\" ...\n",
 			reqs:    []string{"DELETE /api/users/a%2Fb"}},
 		{name: "delete missing user", args: []string{"delete_user", "bob"},
-			code: exitSoftware, stdout: "Deleting user \"bob\" ...\n", stderr: "Error:\nUser \"bob\" does not exist\n",
+			code: exitNoUser, stdout: "Deleting user \"bob\" ...\n", stderr: "Error:\nUser \"bob\" does not exist\n",
 			reqs: []string{"DELETE /api/users/bob"}},
 		{name: "change password keeps tags", args: []string{"change_password", "bob", "new"},
 			replies: map[string]reply{"GET /api/users/bob": bob, "PUT /api/users/bob": ok},

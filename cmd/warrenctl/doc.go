@@ -43,9 +43,12 @@
 //
 //	0   success
 //	64  usage: unknown command or flag, wrong argument count, bad flag value
-//	65  invalid input data: malformed JSON definition, unreadable file
+//	65  invalid input data: malformed JSON definition, unreadable file, a
+//	    virtual host that does not exist
+//	67  a user that does not exist
 //	69  the node cannot be reached, or await_startup timed out
-//	70  the API answered with an error (including 404 "does not exist")
+//	70  the API answered with another error (a missing queue, policy,
+//	    connection or permission too)
 //	75  a request timed out (--timeout)
 //	77  the API refused the credentials or the permission (401, 403)
 package main

@@ -18,9 +18,9 @@ const pollInterval = 500 * time.Millisecond
 // defaultCloseReason is close_all_connections' explanation when none is given.
 const defaultCloseReason = "Closed via warrenctl"
 
-// noQueue is the message for a missing queue.
-func noQueue(name, vhost string) string {
-	return "Queue '" + name + "' in vhost '" + vhost + "' does not exist"
+// noQueue is a missing queue.
+func noQueue(name, vhost string) missing {
+	return noObject("Queue '" + name + "' in vhost '" + vhost + "' does not exist")
 }
 
 // purgeQueue removes a queue's ready messages.
@@ -63,7 +63,7 @@ func closeConnection(x *invocation, args []string) error {
 		method:   http.MethodDelete,
 		path:     []string{"connections", args[0]},
 		header:   http.Header{"X-Reason": {args[1]}},
-		notFound: "Connection '" + args[0] + "' does not exist",
+		notFound: noObject("Connection '" + args[0] + "' does not exist"),
 	})
 }
 

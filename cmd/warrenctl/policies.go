@@ -52,7 +52,7 @@ func (k policyAPI) clear(x *invocation, args []string) error {
 	return x.api.call(x.ctx, request{
 		method:   http.MethodDelete,
 		path:     []string{k.path, x.opts.vhost, args[0]},
-		notFound: `No ` + k.noun + ` "` + args[0] + `" in vhost "` + x.opts.vhost + `"`,
+		notFound: noObject(`No ` + k.noun + ` "` + args[0] + `" in vhost "` + x.opts.vhost + `"`),
 	})
 }
 

@@ -21,9 +21,6 @@ func (u *user) tagString() string {
 	return strings.Join(toTags(u.Tags), ",")
 }
 
-// noUser is the message for a missing user.
-func noUser(name string) string { return `User "` + name + `" does not exist` }
-
 // getUser reads a user.
 func getUser(x *invocation, name string) (*user, error) {
 	var u user
@@ -114,9 +111,6 @@ func setUserTags(x *invocation, args []string) error {
 	})
 }
 
-// noVHost is the message for a missing virtual host.
-func noVHost(name string) string { return `Virtual host "` + name + `" does not exist` }
-
 // addVHost creates a virtual host (or updates its metadata when it exists,
 // as the API's PUT does).
 func addVHost(x *invocation, args []string) error {
@@ -150,7 +144,7 @@ func clearPermissions(x *invocation, args []string) error {
 	return x.api.call(x.ctx, request{
 		method:   http.MethodDelete,
 		path:     []string{"permissions", x.opts.vhost, args[0]},
-		notFound: `User "` + args[0] + `" has no permissions in vhost "` + x.opts.vhost + `"`,
+		notFound: noObject(`User "` + args[0] + `" has no permissions in vhost "` + x.opts.vhost + `"`),
 	})
 }
 
@@ -181,7 +175,7 @@ func setTopicPermissions(x *invocation, args []string) error {
 func clearTopicPermissions(x *invocation, args []string) error {
 	name, vhost := args[0], x.opts.vhost
 	path := []string{"topic-permissions", vhost, name}
-	notFound := `User "` + name + `" has no topic permissions in vhost "` + vhost + `"`
+	notFound := noObject(`User "` + name + `" has no topic permissions in vhost "` + vhost + `"`)
 	if len(args) == 1 {
 		x.info(`Clearing topic permissions for user "%s" in vhost "%s" ...`, name, vhost)
 		return x.api.call(x.ctx, request{method: http.MethodDelete, path: path, notFound: notFound})
