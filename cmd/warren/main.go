@@ -51,13 +51,16 @@ func run(args []string) int {
 		}
 		defer stop()
 	}
+	// Signals are caught before the start is announced: a SIGTERM sent as
+	// soon as "Warren started" is logged must stop the node gracefully,
+	// not kill it. One that comes during the start is acted on after it.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	b, err := broker.Start(opts.broker, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	sig := <-sigs
 	log.Info("signal received", "signal", sig.String())
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
