@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
@@ -83,21 +84,13 @@ func TestPermissions(t *testing.T) {
 			return err
 		}, refused("queue", "locked")},
 		{"publish to a writable exchange", func(ch *amqp091.Channel) error {
-			if err := ch.Publish("out", "", false, false, amqp091.Publishing{}); err != nil {
-				return err
-			}
-			_, err := ch.QueueDeclarePassive("app-q", false, false, false, false, nil) // a round trip
-			return err
+			return publishRoundTrip(ch, "out", "")
 		}, ""},
 		{"publish to the default exchange", func(ch *amqp091.Channel) error {
-			_ = ch.Publish("", "app-q", false, false, amqp091.Publishing{})
-			_, err := ch.QueueDeclarePassive("app-q", false, false, false, false, nil)
-			return err
+			return publishRoundTrip(ch, "", "app-q")
 		}, refused("exchange", "amq.default")},
 		{"publish with a topic key outside the topic permission", func(ch *amqp091.Channel) error {
-			_ = ch.Publish("app-topic", "invoices.new", false, false, amqp091.Publishing{})
-			_, err := ch.QueueDeclarePassive("app-q", false, false, false, false, nil)
-			return err
+			return publishRoundTrip(ch, "app-topic", "invoices.new")
 		}, "ACCESS_REFUSED - write access to topic 'invoices.new' in exchange 'app-topic' in vhost '/' refused for user 'app'"},
 		{"bind from a readable exchange", func(ch *amqp091.Channel) error {
 			return ch.QueueBind("app-q", "", "in", false, nil)
@@ -135,6 +128,26 @@ func TestPermissions(t *testing.T) {
 		case tt.want != "" && (!errors.As(err, &ae) || ae.Code != 403 || !strings.HasPrefix(ae.Reason, tt.want)):
 			t.Errorf("%s: got %v, want 403 %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// publishRoundTrip publishes and then makes a round trip on the channel;
+// a refused publish closes the channel, and the error is the broker's
+// channel.close (the round trip itself may fail first, with the client's
+// "not open").
+func publishRoundTrip(ch *amqp091.Channel, exchange, key string) error {
+	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+	if err := ch.Publish(exchange, key, false, false, amqp091.Publishing{}); err != nil {
+		return err
+	}
+	if _, err := ch.QueueDeclarePassive("app-q", false, false, false, false, nil); err == nil {
+		return nil
+	}
+	select {
+	case e := <-closed:
+		return e
+	case <-time.After(10 * time.Second):
+		return errors.New("round trip failed and the channel did not close")
 	}
 }
 

@@ -82,18 +82,21 @@ def expect_channel_error(code, text_prefix, fn):
 
 
 def wait_queue_gone(conn, queue, what):
-    """Polls a passive declare until the broker answers 404 NOT_FOUND."""
+    """Polls a passive declare until the broker answers 404 NOT_FOUND. An
+    exclusive queue whose owner is going answers 405 RESOURCE_LOCKED until
+    it is deleted: that is still there."""
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         ch = conn.channel()
         try:
             ch.queue_declare(queue, passive=True)
+            ch.close()
         except ChannelClosedByBroker as e:
-            want = "NOT_FOUND - no queue '%s' in vhost '/'" % queue
-            check(e.reply_code == 404 and e.reply_text == want,
-                  "passive declare of %s: got %d %r, want 404 %r" % (what, e.reply_code, e.reply_text, want))
-            return
-        ch.close()
+            if e.reply_code != 405:
+                want = "NOT_FOUND - no queue '%s' in vhost '/'" % queue
+                check(e.reply_code == 404 and e.reply_text == want,
+                      "passive declare of %s: got %d %r, want 404 %r" % (what, e.reply_code, e.reply_text, want))
+                return
         if time.monotonic() > deadline:
             raise Failure("%s still exists %ss later" % (what, WAIT_SECONDS))
         time.sleep(0.005)
