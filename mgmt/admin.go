@@ -246,18 +246,31 @@ func permissionObject(p *auth.Permission) object {
 	return object{"user": p.User, "vhost": p.VHost, "configure": p.Configure, "write": p.Write, "read": p.Read}
 }
 
+// grantsOnPath renders those of the grants (permissions or topic
+// permissions, each with its vhost and user) that are of the path's vhost
+// and user, each when the path names one; 404 when it names one that does
+// not exist.
+func grantsOnPath[P any](s *Server, r *http.Request, all []P, of func(P) (vhost, user string), render func(P) object) ([]object, error) {
+	vh, user := r.PathValue("vhost"), r.PathValue("user")
+	if vh != "" && s.d.Vhosts.Get(vh) == nil || user != "" && s.d.Users.User(user) == nil {
+		return nil, notFound()
+	}
+	var items []object
+	for _, p := range all {
+		if pv, pu := of(p); (vh == "" || pv == vh) && (user == "" || pu == user) {
+			items = append(items, render(p))
+		}
+	}
+	return items, nil
+}
+
 // listPermissions lists permissions, of the path's vhost or user when it
 // names one.
 func (s *Server) listPermissions(w http.ResponseWriter, r *http.Request, _ *auth.User) error {
-	vh, user := r.PathValue("vhost"), r.PathValue("user")
-	if vh != "" && s.d.Vhosts.Get(vh) == nil || user != "" && s.d.Users.User(user) == nil {
-		return notFound()
-	}
-	var items []object
-	for _, p := range s.d.Users.Permissions() {
-		if (vh == "" || p.VHost == vh) && (user == "" || p.User == user) {
-			items = append(items, permissionObject(p))
-		}
+	items, err := grantsOnPath(s, r, s.d.Users.Permissions(),
+		func(p *auth.Permission) (string, string) { return p.VHost, p.User }, permissionObject)
+	if err != nil {
+		return err
 	}
 	return writeList(w, r, items)
 }
@@ -320,17 +333,12 @@ func topicPermissionObject(p *auth.TopicPermission) object {
 // listTopicPermissions lists topic permissions, of the path's vhost and
 // user when it names them.
 func (s *Server) listTopicPermissions(w http.ResponseWriter, r *http.Request, _ *auth.User) error {
-	vh, user := r.PathValue("vhost"), r.PathValue("user")
-	if vh != "" && s.d.Vhosts.Get(vh) == nil || user != "" && s.d.Users.User(user) == nil {
-		return notFound()
+	items, err := grantsOnPath(s, r, s.d.Users.TopicPermissions(),
+		func(p *auth.TopicPermission) (string, string) { return p.VHost, p.User }, topicPermissionObject)
+	if err != nil {
+		return err
 	}
-	var items []object
-	for _, p := range s.d.Users.TopicPermissions() {
-		if (vh == "" || p.VHost == vh) && (user == "" || p.User == user) {
-			items = append(items, topicPermissionObject(p))
-		}
-	}
-	if vh != "" && user != "" && len(items) == 0 {
+	if r.PathValue("vhost") != "" && r.PathValue("user") != "" && len(items) == 0 {
 		return notFound()
 	}
 	return writeList(w, r, items)

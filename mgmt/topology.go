@@ -81,23 +81,18 @@ func (s *Server) putExchange(w http.ResponseWriter, r *http.Request, u *auth.Use
 		return err
 	}
 	name := r.PathValue("name")
-	spec := vhost.ExchangeSpec{Name: name}
+	f, err := readDeclareFields(body)
+	if err != nil {
+		return err
+	}
+	spec := vhost.ExchangeSpec{Name: name, Durable: f.durable, AutoDelete: f.autoDelete, Args: f.args}
 	if spec.Kind, err = stringField(body["type"], ""); err != nil {
 		return err
 	}
 	if spec.Kind == "" {
 		return badRequest("key_missing: type")
 	}
-	if spec.Durable, err = boolField(body["durable"], true); err != nil {
-		return err
-	}
-	if spec.AutoDelete, err = boolField(body["auto_delete"], false); err != nil {
-		return err
-	}
 	if spec.Internal, err = boolField(body["internal"], false); err != nil {
-		return err
-	}
-	if spec.Args, err = argsField(body["arguments"]); err != nil {
 		return err
 	}
 	if err := s.permit(u, v, auth.Configure, "exchange", name); err != nil {
@@ -109,6 +104,24 @@ func (s *Server) putExchange(w http.ResponseWriter, r *http.Request, u *auth.Use
 	}
 	created(w, !existed)
 	return nil
+}
+
+// declareFields are the body fields that declaring an exchange and a
+// queue share, with RabbitMQ's defaults (durable, not auto-delete).
+type declareFields struct {
+	durable, autoDelete bool
+	args                wire.Table
+}
+
+func readDeclareFields(body map[string]any) (f declareFields, err error) {
+	if f.durable, err = boolField(body["durable"], true); err != nil {
+		return f, err
+	}
+	if f.autoDelete, err = boolField(body["auto_delete"], false); err != nil {
+		return f, err
+	}
+	f.args, err = argsField(body["arguments"])
+	return f, err
 }
 
 // argsField reads an "arguments" object as a field table.
@@ -355,16 +368,11 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, u *auth.User) 
 		return err
 	}
 	name := r.PathValue("name")
-	spec := vhost.QueueSpec{Name: name}
-	if spec.Durable, err = boolField(body["durable"], true); err != nil {
+	f, err := readDeclareFields(body)
+	if err != nil {
 		return err
 	}
-	if spec.AutoDelete, err = boolField(body["auto_delete"], false); err != nil {
-		return err
-	}
-	if spec.Args, err = argsField(body["arguments"]); err != nil {
-		return err
-	}
+	spec := vhost.QueueSpec{Name: name, Durable: f.durable, AutoDelete: f.autoDelete, Args: f.args}
 	if err := s.permit(u, v, auth.Configure, "queue", name); err != nil {
 		return err
 	}
