@@ -182,37 +182,46 @@ func (v *VHost) SetPolicy(p Policy, operator bool) error {
 	if err := checkPolicy(&p, operator); err != nil {
 		return err
 	}
+	v.policyMu.Lock()
+	defer v.policyMu.Unlock()
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	if v.defs != nil {
 		b, err := json.Marshal(&p)
-		if err != nil {
-			return err
+		if err == nil {
+			err = storeErr("policy", v.defs.PutDefinition(policyKind(operator), defKey(v.name, p.Name), b))
 		}
-		if err := v.defs.PutDefinition(policyKind(operator), defKey(v.name, p.Name), b); err != nil {
-			return storeErr("policy", err)
+		if err != nil {
+			v.mu.Unlock()
+			return err
 		}
 	}
 	v.policyMap(operator)[p.Name] = &p
-	v.applyPoliciesLocked()
+	apply := v.applyPoliciesLocked()
+	v.mu.Unlock()
+	apply()
 	return nil
 }
 
 // DeletePolicy removes a policy; ok is false when there was none.
 func (v *VHost) DeletePolicy(name string, operator bool) (ok bool, err error) {
+	v.policyMu.Lock()
+	defer v.policyMu.Unlock()
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	m := v.policyMap(operator)
 	if m[name] == nil {
+		v.mu.Unlock()
 		return false, nil
 	}
 	if v.defs != nil {
 		if err := v.defs.DeleteDefinition(policyKind(operator), defKey(v.name, name)); err != nil {
+			v.mu.Unlock()
 			return true, storeErr("policy", err)
 		}
 	}
 	delete(m, name)
-	v.applyPoliciesLocked()
+	apply := v.applyPoliciesLocked()
+	v.mu.Unlock()
+	apply()
 	return true, nil
 }
 
@@ -380,9 +389,16 @@ func alternateExchange(args wire.Table, pol, op *Policy) string {
 	return ""
 }
 
-// applyPoliciesLocked gives every queue and exchange the settings the
-// policies now make (after a policy changed).
-func (v *VHost) applyPoliciesLocked() {
+// applyPoliciesLocked gives every exchange the settings the policies now
+// make (after a policy changed), and returns what gives the queues theirs,
+// to be called once mu is released: a queue trimmed to a lower limit
+// dead-letters what it drops, which routes through the vhost.
+func (v *VHost) applyPoliciesLocked() (applyToQueues func()) {
+	type change struct {
+		q queue.Queue
+		s queue.Settings
+	}
+	var changes []change
 	for _, q := range v.queues {
 		if q.Deleted() {
 			continue
@@ -394,7 +410,7 @@ func (v *VHost) applyPoliciesLocked() {
 		}
 		pol, op := v.appliedLocked(c.Name, c.Kind)
 		if s := queueSettings(args.Settings, c.Args, pol, op); s != q.Settings() {
-			q.SetSettings(s)
+			changes = append(changes, change{q, s})
 			v.touchLocked(q)
 		}
 	}
@@ -406,6 +422,11 @@ func (v *VHost) applyPoliciesLocked() {
 		x.alternate = alternateExchange(x.args, pol, op)
 	}
 	v.gen.Add(1)
+	return func() {
+		for _, c := range changes {
+			c.q.SetSettings(c.s)
+		}
+	}
 }
 
 // loadPolicies reads the stored policies of every virtual host (Load).

@@ -3,6 +3,7 @@ package vhost
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/queue"
@@ -161,4 +162,39 @@ func TestPoliciesStoredAndVhostDeleted(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// A policy that lowers a queue's max-length trims it at once, and what it
+// drops is dead-lettered: that routes through the vhost, so it must not
+// happen under the vhost's lock (it deadlocked the whole vhost).
+func TestPolicyTrimDeadLetters(t *testing.T) {
+	v := newTestVHost(t)
+	mustExchange(t, v, ExchangeSpec{Name: "dlx", Kind: "fanout"})
+	mustQueue(t, v, QueueSpec{Name: "dead"})
+	mustBind(t, v, "dead", "dlx", "")
+	mustQueue(t, v, QueueSpec{Name: "work", Args: wire.Table{"x-dead-letter-exchange": "dlx"}})
+	for range 3 {
+		send(t, v, "", "work", wire.Properties{}, "m")
+	}
+	for _, change := range []func() error{
+		func() error {
+			return v.SetPolicy(Policy{Name: "cap", Pattern: "^work$", Definition: map[string]any{"max-length": 2.0}}, false)
+		},
+		func() error {
+			return v.SetPolicy(Policy{Name: "low", Pattern: "^work$", Priority: -1, Definition: map[string]any{"max-length": 1.0}}, false)
+		},
+		func() error { _, err := v.DeletePolicy("cap", false); return err }, // uncovers the lower limit
+	} {
+		done := make(chan error, 1)
+		go func() { done <- change() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a policy change did not return within 30s: trimming under the vhost lock")
+		}
+	}
+	waitBodies(t, v, "dead", 2)
 }

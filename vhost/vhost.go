@@ -80,6 +80,10 @@ type VHost struct {
 	delays DelayKind // nil: no delayed-message exchanges
 	log    *slog.Logger
 
+	// policyMu serialises policy changes, which apply queues' new settings
+	// after mu is released (see applyPoliciesLocked), in order.
+	policyMu sync.Mutex
+
 	mu         sync.RWMutex
 	exchanges  map[string]*Exchange
 	queues     map[string]queue.Queue
