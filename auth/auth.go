@@ -279,8 +279,12 @@ func (s *Store) Users() []*User {
 	return out
 }
 
-// Authenticate checks a user name and password from a peer at remote.
+// Authenticate checks a user name and password from a peer at remote. A
+// blank password never logs in, whatever the user's hash, as on RabbitMQ.
 func (s *Store) Authenticate(name, password string, remote net.Addr) (*User, error) {
+	if password == "" {
+		return nil, ErrRefused
+	}
 	s.mu.RLock()
 	u := s.users[name]
 	loopbackOnly := slices.Contains(s.loopback, name)

@@ -48,6 +48,9 @@ func TestAuthenticate(t *testing.T) {
 	if err := s.PutUser(&User{Name: "nopass"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.PutUser(&User{Name: "blank", PasswordHash: HashPassword("")}); err != nil {
+		t.Fatal(err)
+	}
 	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
 	remote := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 1}
 	tests := []struct {
@@ -64,6 +67,7 @@ func TestAuthenticate(t *testing.T) {
 		{"sha512 hash", "carol", "s3cret", remote, true},
 		{"sha512 wrong", "carol", "secret", remote, false},
 		{"a user without a password", "nopass", "", local, false},
+		{"a blank password, even the right one", "blank", "", local, false},
 	}
 	for _, tt := range tests {
 		u, err := s.Authenticate(tt.user, tt.pass, tt.from)
