@@ -252,13 +252,13 @@ func (ch *channel) handle(m wire.Method) error {
 	case *wire.ExchangeDelete:
 		return ch.exchangeDelete(m)
 	case *wire.ExchangeBind:
-		err := ch.conn.permitBind(resExchange, m.Destination, m.Source, m.RoutingKey)
+		err := ch.conn.access().PermitBind(resExchange, m.Destination, m.Source, m.RoutingKey)
 		if err == nil {
 			err = ch.conn.vhost.BindExchange(m.Destination, m.Source, m.RoutingKey, m.Arguments)
 		}
 		return ch.reply(m.NoWait, &wire.ExchangeBindOk{}, err)
 	case *wire.ExchangeUnbind:
-		err := ch.conn.permitBind(resExchange, m.Destination, m.Source, m.RoutingKey)
+		err := ch.conn.access().PermitBind(resExchange, m.Destination, m.Source, m.RoutingKey)
 		if err == nil {
 			err = ch.conn.vhost.UnbindExchange(m.Destination, m.Source, m.RoutingKey, m.Arguments)
 		}

@@ -57,7 +57,7 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	}
 	var q queue.Queue
 	if name != replyTo {
-		if err := ch.conn.permit(auth.Read, resQueue, name); err != nil {
+		if err := ch.conn.access().Permit(auth.Read, resQueue, name); err != nil {
 			return err
 		}
 	}
@@ -146,7 +146,7 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	if err != nil {
 		return err
 	}
-	if err := ch.conn.permit(auth.Read, resQueue, name); err != nil {
+	if err := ch.conn.access().Permit(auth.Read, resQueue, name); err != nil {
 		return err
 	}
 	q, err := ch.conn.vhost.Queue(name, ch.conn.id)

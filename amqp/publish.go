@@ -34,21 +34,9 @@ func (ch *channel) publishHeader(payload []byte) error {
 		return wire.Errorf(wire.UnexpectedFrame, "expected content header for class 60, got one for class "+
 			strconv.Itoa(int(h.ClassID))).WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
 	}
-	if max := ch.conn.srv.cfg.MaxMessageSize; h.BodySize > max {
+	if err := CheckPublishProperties(ch.conn.user.Name, h.Props, h.BodySize, ch.conn.srv.cfg.MaxMessageSize); err != nil {
 		ch.content = awaitMethod
-		return wire.Errorf(wire.PreconditionFailed, "message size "+strconv.FormatUint(h.BodySize, 10)+
-			" is larger than configured max size "+strconv.FormatUint(max, 10)).WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
-	}
-	if uid, ok := h.Props.UserID(); ok && uid != ch.conn.user.Name {
-		ch.content = awaitMethod
-		return wire.Errorf(wire.PreconditionFailed, "user_id property set to '"+uid+"' but authenticated user was '"+
-			ch.conn.user.Name+"'").WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
-	}
-	if _, present, problem := h.Props.ExpirationMillis(); present && problem != "" {
-		exp, _ := h.Props.Expiration()
-		ch.content = awaitMethod
-		return wire.Errorf(wire.PreconditionFailed, erlangPrinted("invalid expiration '"+exp+"': ", problem)).
-			WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
+		return err.(*wire.Error).WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
 	}
 	// The buffer grows as body frames arrive, past a first allocation
 	// that fits most messages whole: a header announcing a large body

@@ -7,28 +7,22 @@ import (
 )
 
 func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) error {
-	c := ch.conn
-	if err := c.permit(auth.Configure, resExchange, m.Exchange); err != nil {
+	ac := ch.conn.access()
+	err := ac.Permit(auth.Configure, resExchange, m.Exchange)
+	if !m.Passive {
+		err = ac.PermitExchangeDeclare(m.Exchange, m.Arguments)
+	}
+	if err != nil {
 		return err
 	}
-	if ae, ok := m.Arguments["alternate-exchange"].(string); ok && !m.Passive {
-		// Unroutable messages will go to the alternate exchange: the
-		// declarer must be able to read this one and publish there.
-		if err := c.permit(auth.Read, resExchange, m.Exchange); err != nil {
-			return err
-		}
-		if err := c.permit(auth.Write, resExchange, ae); err != nil {
-			return err
-		}
-	}
-	err := ch.conn.vhost.DeclareExchange(vhost.ExchangeSpec{
+	err = ch.conn.vhost.DeclareExchange(vhost.ExchangeSpec{
 		Name: m.Exchange, Kind: m.Type, Durable: m.Durable, AutoDelete: m.AutoDelete, Internal: m.Internal, Args: m.Arguments,
 	}, m.Passive)
 	return ch.reply(m.NoWait, &wire.ExchangeDeclareOk{}, err)
 }
 
 func (ch *channel) exchangeDelete(m *wire.ExchangeDelete) error {
-	if err := ch.conn.permit(auth.Configure, resExchange, m.Exchange); err != nil {
+	if err := ch.conn.access().Permit(auth.Configure, resExchange, m.Exchange); err != nil {
 		return err
 	}
 	return ch.reply(m.NoWait, &wire.ExchangeDeleteOk{}, ch.conn.vhost.DeleteExchange(m.Exchange, m.IfUnused))
@@ -61,16 +55,12 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
 		name, serverNamed = vhost.GenerateName("amq.gen-"), true
 	}
 	if name != "" {
-		if err := c.permit(auth.Configure, resQueue, name); err != nil {
-			return err
+		ac := c.access()
+		err := ac.Permit(auth.Configure, resQueue, name)
+		if !m.Passive {
+			err = ac.PermitQueueDeclare(name, m.Arguments)
 		}
-	}
-	if dlx, ok := m.Arguments["x-dead-letter-exchange"].(string); ok && !m.Passive {
-		// Dead letters will be read from this queue and published to dlx.
-		if err := c.permit(auth.Read, resQueue, name); err != nil {
-			return err
-		}
-		if err := c.permit(auth.Write, resExchange, dlx); err != nil {
+		if err != nil {
 			return err
 		}
 	}
@@ -103,7 +93,7 @@ func (ch *channel) bindingTarget(queueName, key string) (string, string, error) 
 func (ch *channel) queueBind(m *wire.QueueBind) error {
 	name, key, err := ch.bindingTarget(m.Queue, m.RoutingKey)
 	if err == nil {
-		err = ch.conn.permitBind(resQueue, name, m.Exchange, key)
+		err = ch.conn.access().PermitBind(resQueue, name, m.Exchange, key)
 	}
 	if err == nil {
 		err = ch.conn.vhost.BindQueue(name, m.Exchange, key, m.Arguments, ch.conn.id)
@@ -114,7 +104,7 @@ func (ch *channel) queueBind(m *wire.QueueBind) error {
 func (ch *channel) queueUnbind(m *wire.QueueUnbind) error {
 	name, key, err := ch.bindingTarget(m.Queue, m.RoutingKey)
 	if err == nil {
-		err = ch.conn.permitBind(resQueue, name, m.Exchange, key)
+		err = ch.conn.access().PermitBind(resQueue, name, m.Exchange, key)
 	}
 	if err == nil {
 		err = ch.conn.vhost.UnbindQueue(name, m.Exchange, key, m.Arguments)
@@ -127,7 +117,7 @@ func (ch *channel) queuePurge(m *wire.QueuePurge) error {
 	if err != nil {
 		return err
 	}
-	if err := ch.conn.permit(auth.Read, resQueue, name); err != nil {
+	if err := ch.conn.access().Permit(auth.Read, resQueue, name); err != nil {
 		return err
 	}
 	n, err := ch.conn.vhost.PurgeQueue(name, ch.conn.id)
@@ -139,7 +129,7 @@ func (ch *channel) queueDelete(m *wire.QueueDelete) error {
 	if err != nil {
 		return err
 	}
-	if err := ch.conn.permit(auth.Configure, resQueue, name); err != nil {
+	if err := ch.conn.access().Permit(auth.Configure, resQueue, name); err != nil {
 		return err
 	}
 	n, err := ch.conn.vhost.DeleteQueue(name, ch.conn.id, m.IfUnused, m.IfEmpty)

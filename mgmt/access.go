@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/auth"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -100,16 +101,9 @@ func (s *Server) vhostFor(r *http.Request, u *auth.User) (*vhost.VHost, error) {
 	return v, nil
 }
 
-// permit checks u's access a to the named exchange or queue of v, as the
-// AMQP side does (the management API acts as the user).
-func (s *Server) permit(u *auth.User, v *vhost.VHost, a auth.Access, kind, name string) error {
-	if kind == "exchange" && name == "" {
-		name = "amq.default"
-	}
-	if s.d.Users.Allowed(u.Name, v.Name(), a, name) {
-		return nil
-	}
-	return forbidden("access to " + kind + " '" + name + "' in vhost '" + v.Name() + "' refused for user '" + u.Name + "'")
+// access is u's access to v, checked as AMQP checks it.
+func (s *Server) access(u *auth.User, v *vhost.VHost) amqp.Access {
+	return amqp.Access{Users: s.d.Users, User: u.Name, VHost: v}
 }
 
 // vhosts returns the virtual hosts u may see, by name, or only the one the

@@ -185,8 +185,12 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		if _, rest, ok := strings.Cut(reason, " - "); ok {
 			reason = rest
 		}
-		if we.Code == wire.NotFound {
+		switch we.Code {
+		case wire.NotFound:
 			writeError(w, http.StatusNotFound, "not_found", reason)
+			return
+		case wire.AccessRefused:
+			writeError(w, http.StatusForbidden, "not_authorised", reason)
 			return
 		}
 		writeError(w, http.StatusBadRequest, "bad_request", reason)

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/auth"
 	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
@@ -95,7 +96,7 @@ func (s *Server) putExchange(w http.ResponseWriter, r *http.Request, u *auth.Use
 	if spec.Internal, err = boolField(body["internal"], false); err != nil {
 		return err
 	}
-	if err := s.permit(u, v, auth.Configure, "exchange", name); err != nil {
+	if err := s.access(u, v).PermitExchangeDeclare(name, spec.Args); err != nil {
 		return err
 	}
 	_, existed := v.Exchange(name)
@@ -149,7 +150,7 @@ func (s *Server) deleteExchange(w http.ResponseWriter, r *http.Request, u *auth.
 		return err
 	}
 	name := exchangeName(r.PathValue("name"))
-	if err := s.permit(u, v, auth.Configure, "exchange", name); err != nil {
+	if err := s.access(u, v).Permit(auth.Configure, "exchange", name); err != nil {
 		return err
 	}
 	if _, ok := v.Exchange(name); !ok {
@@ -200,7 +201,11 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, u *auth.User) e
 	if err != nil {
 		return badRequest(err.Error())
 	}
-	if err := s.permit(u, v, auth.Write, "exchange", name); err != nil {
+	// As an AMQP publish by the same user would be checked.
+	if err := s.access(u, v).PermitPublish(name, key); err != nil {
+		return err
+	}
+	if err := amqp.CheckPublishProperties(u.Name, raw, uint64(len(data)), s.d.AMQP.MaxMessageSize()); err != nil {
 		return err
 	}
 	m := queue.BuildMessage(name, key, raw, data)
@@ -373,13 +378,8 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, u *auth.User) 
 		return err
 	}
 	spec := vhost.QueueSpec{Name: name, Durable: f.durable, AutoDelete: f.autoDelete, Args: f.args}
-	if err := s.permit(u, v, auth.Configure, "queue", name); err != nil {
+	if err := s.access(u, v).PermitQueueDeclare(name, spec.Args); err != nil {
 		return err
-	}
-	if dlx, ok := spec.Args["x-dead-letter-exchange"].(string); ok {
-		if err := s.permit(u, v, auth.Write, "exchange", dlx); err != nil {
-			return err
-		}
 	}
 	_, missing := v.Queue(name, 0)
 	if _, err := v.DeclareQueue(spec, false); err != nil {
@@ -394,7 +394,7 @@ func (s *Server) deleteQueue(w http.ResponseWriter, r *http.Request, u *auth.Use
 	if err != nil {
 		return err
 	}
-	if err := s.permit(u, v, auth.Configure, "queue", q.Name()); err != nil {
+	if err := s.access(u, v).Permit(auth.Configure, "queue", q.Name()); err != nil {
 		return err
 	}
 	query := r.URL.Query()
@@ -410,7 +410,7 @@ func (s *Server) purgeQueue(w http.ResponseWriter, r *http.Request, u *auth.User
 	if err != nil {
 		return err
 	}
-	if err := s.permit(u, v, auth.Read, "queue", q.Name()); err != nil {
+	if err := s.access(u, v).Permit(auth.Read, "queue", q.Name()); err != nil {
 		return err
 	}
 	if _, err := v.PurgeQueue(q.Name(), q.Config().Owner); err != nil {
@@ -458,7 +458,7 @@ func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, u *auth.Use
 	if err != nil {
 		return err
 	}
-	if err := s.permit(u, v, auth.Read, "queue", q.Name()); err != nil {
+	if err := s.access(u, v).Permit(auth.Read, "queue", q.Name()); err != nil {
 		return err
 	}
 	var taken []queue.Entry
@@ -656,10 +656,7 @@ func (s *Server) postBinding(kind string) handler {
 			return err
 		}
 		src, dst := exchangeName(r.PathValue("source")), r.PathValue("destination")
-		if err := s.permit(u, v, auth.Write, destType(kind), dst); err != nil {
-			return err
-		}
-		if err := s.permit(u, v, auth.Read, "exchange", src); err != nil {
+		if err := s.access(u, v).PermitBind(destType(kind), dst, src, key); err != nil {
 			return err
 		}
 		if kind == "q" {
@@ -713,10 +710,7 @@ func (s *Server) deleteBinding(kind string) handler {
 		if err != nil {
 			return err
 		}
-		if err := s.permit(u, v, auth.Write, destType(kind), b.Destination); err != nil {
-			return err
-		}
-		if err := s.permit(u, v, auth.Read, "exchange", b.Source); err != nil {
+		if err := s.access(u, v).PermitBind(destType(kind), b.Destination, b.Source, b.Key); err != nil {
 			return err
 		}
 		if kind == "q" {
