@@ -9,8 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/auth"
 	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
