@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/warrenmq/warren/auth"
@@ -66,5 +67,52 @@ func TestAPIChecksAsAMQP(t *testing.T) {
 			refused("access to exchange 'secret' in vhost '/' refused for user 'carol'")},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.check(t, fx.call(t, tt.cred, tt.method, tt.path, tt.body)) })
+	}
+}
+
+// The aliveness test declares a queue: a monitoring user, who may read any
+// vhost, still needs access to the one it tests.
+func TestAlivenessNeedsVhostAccess(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	fx.do(t, "PUT", "/api/vhosts/other", map[string]any{}).want(t, 201)
+	fx.addUser(t, "mon", []string{auth.TagMonitoring}, "/")
+	fx.call(t, "mon:pw", "GET", "/api/aliveness-test/other", nil).wantError(t, 403, "not_authorised", "Not authorised to access virtual host")
+	if qs := fx.vhosts.Get("other").Queues(); len(qs) != 0 {
+		t.Fatalf("the refused aliveness test left %d queues", len(qs))
+	}
+	fx.call(t, "mon:pw", "GET", "/api/aliveness-test/%2F", nil).want(t, 200)
+}
+
+// A management user sees its own consumers only; a monitoring user sees
+// every consumer.
+func TestConsumersOfOthersHidden(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	fx.addUser(t, "bob", []string{auth.TagManagement}, "/")
+	fx.addUser(t, "eve", []string{auth.TagManagement}, "/")
+	fx.addUser(t, "mon", []string{auth.TagMonitoring}, "/")
+	for _, user := range []string{"bob", "eve"} {
+		_, ch := fx.dial(t, user+":pw")
+		q, err := ch.QueueDeclare("", false, true, true, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ch.Consume(q.Name, user+"-consumer", false, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		user string
+		want []string
+	}{{"bob", []string{"bob-consumer"}}, {"eve", []string{"eve-consumer"}}, {"mon", []string{"bob-consumer", "eve-consumer"}}} {
+		var tags []string
+		for _, c := range fx.call(t, tt.user+":pw", "GET", "/api/consumers", nil).list(t, 200) {
+			tags = append(tags, c["consumer_tag"].(string))
+		}
+		slices.Sort(tags)
+		if !slices.Equal(tags, tt.want) {
+			t.Errorf("%s sees consumers %v, want %v", tt.user, tags, tt.want)
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/warrenmq/warren/auth"
 	"github.com/warrenmq/warren/vhost"
@@ -23,7 +22,10 @@ func (s *Server) vhostObject(v *vhost.VHost) object {
 	if dqt == "" {
 		dqt = "undefined"
 	}
-	tags := strings.Join(m.Tags, ",")
+	tags := m.Tags // a list, as RabbitMQ 3.9 and later answer
+	if tags == nil {
+		tags = []string{}
+	}
 	return object{
 		"name": v.Name(), "description": m.Description, "tags": tags, "default_queue_type": dqt,
 		"metadata": object{"description": m.Description, "tags": tags}, "tracing": false,

@@ -114,8 +114,8 @@ func TestVhosts(t *testing.T) {
 		{"delete unknown", "DELETE", "/api/vhosts/nope", nil, 404},
 	})
 	v := fx.do(t, "GET", "/api/vhosts/v1", nil).obj(t, 200)
-	fields(t, "v1", v, map[string]any{"name": "v1", "description": "changed", "tags": "c", "default_queue_type": "undefined",
-		"metadata": map[string]any{"description": "changed", "tags": "c"}, "messages": 0, "messages_ready": 0, "messages_unacknowledged": 0,
+	fields(t, "v1", v, map[string]any{"name": "v1", "description": "changed", "tags": []string{"c"}, "default_queue_type": "undefined",
+		"metadata": map[string]any{"description": "changed", "tags": []string{"c"}}, "messages": 0, "messages_ready": 0, "messages_unacknowledged": 0,
 		"cluster_state": map[string]any{nodeName: "running"}})
 	// The creator may use it at once.
 	fx.do(t, "PUT", "/api/queues/v1/q", nil).want(t, 201)

@@ -150,7 +150,9 @@ func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request, u *auth.U
 	var items []object
 	for _, c := range s.d.AMQP.Consumers() {
 		conn := c.Channel.Connection
-		if !s.visible(u, conn.VHost) || vh != "" && conn.VHost != vh {
+		// A user sees the consumers of its own connections; monitoring
+		// and administrator users see all, as RabbitMQ's filter has it.
+		if !s.connectionVisible(u, conn) || vh != "" && conn.VHost != vh {
 			continue
 		}
 		args := object{}

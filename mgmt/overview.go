@@ -226,6 +226,11 @@ func (s *Server) aliveness(w http.ResponseWriter, r *http.Request, u *auth.User)
 	if err != nil {
 		return err
 	}
+	// It declares a queue and publishes: a GET that changes the vhost
+	// needs access to it, even for monitoring users.
+	if !s.d.Users.CanAccessVhost(u.Name, v.Name()) {
+		return forbidden("Not authorised to access virtual host")
+	}
 	q, err := v.DeclareQueue(vhost.QueueSpec{Name: "aliveness-test"}, false)
 	if err != nil {
 		return err

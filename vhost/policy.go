@@ -299,7 +299,8 @@ func (v *VHost) appliedLocked(name, queueKind string) (pol, op *Policy) {
 }
 
 // policyValue is key's value from the policy and the operator policy
-// together: numbers the lower of the two, others the operator policy's.
+// together: for the limits (numbers) the lower of the two; for the rest,
+// queue-version included, the operator policy's.
 func policyValue(pol, op *Policy, key string) (any, bool) {
 	var pv, ov any
 	var pok, ook bool
@@ -310,7 +311,7 @@ func policyValue(pol, op *Policy, key string) (any, bool) {
 		ov, ook = op.Definition[key]
 	}
 	switch {
-	case pok && ook:
+	case pok && ook && key != "queue-version":
 		if a, ok := pv.(int64); ok {
 			if b, ok := ov.(int64); ok {
 				return min(a, b), true

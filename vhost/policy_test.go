@@ -198,3 +198,15 @@ func TestPolicyTrimDeadLetters(t *testing.T) {
 	}
 	waitBodies(t, v, "dead", 2)
 }
+
+// With both a policy and an operator policy, the lower limit wins; for
+// queue-version, as for strings, the operator policy does.
+func TestPolicyValueMerge(t *testing.T) {
+	pol := &Policy{Definition: map[string]any{"max-length": int64(10), "queue-version": int64(1), "overflow": "drop-head"}}
+	op := &Policy{Definition: map[string]any{"max-length": int64(20), "queue-version": int64(2), "overflow": "reject-publish"}}
+	for key, want := range map[string]any{"max-length": int64(10), "queue-version": int64(2), "overflow": "reject-publish"} {
+		if got, ok := policyValue(pol, op, key); !ok || got != want {
+			t.Errorf("%s = %v, %v; want %v", key, got, ok, want)
+		}
+	}
+}
