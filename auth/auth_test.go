@@ -105,7 +105,7 @@ func TestAllowed(t *testing.T) {
 	if err := s.PutUser(&User{Name: "app"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetPermission("/", "app", "^app-", "orders", ""); err != nil {
+	if err := s.SetPermission("/", "app", "^app-", "orders|^(?!amq\\.inv).*inv", ""); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -116,8 +116,10 @@ func TestAllowed(t *testing.T) {
 		{Configure, "app-q", true},
 		{Configure, "my-app-q", false},
 		{Write, "orders", true},
-		{Write, "new-orders-x", true}, // unanchored
-		{Write, "invoices", false},
+		{Write, "new-orders-x", true},  // unanchored
+		{Write, "invoices", true},      // lookahead, as Erlang's re
+		{Write, "amq.invoices", false}, // refused by it
+		{Write, "payments", false},
 		{Read, "", true}, // "" stands for "^$", which the empty name matches
 		{Read, "anything", false},
 	}

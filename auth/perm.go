@@ -3,9 +3,10 @@ package auth
 import (
 	"cmp"
 	"errors"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/warrenmq/warren/pattern"
 )
 
 // Access is what an operation does to a resource, as RabbitMQ's
@@ -33,7 +34,7 @@ type Permission struct {
 	Write     string `json:"write"`
 	Read      string `json:"read"`
 
-	compiled [3]*regexp.Regexp // by Access
+	compiled [3]*pattern.Pattern // by Access
 }
 
 // TopicPermission restricts the routing keys a user may publish with
@@ -46,15 +47,15 @@ type TopicPermission struct {
 	Write    string `json:"write"`
 	Read     string `json:"read"`
 
-	compiled [3]*regexp.Regexp // Write and Read, unexpanded
+	compiled [3]*pattern.Pattern // Write and Read, unexpanded
 }
 
 // compilePattern compiles a permission pattern ("" allows nothing).
-func compilePattern(p string) (*regexp.Regexp, error) {
+func compilePattern(p string) (*pattern.Pattern, error) {
 	if p == "" {
 		p = "^$"
 	}
-	return regexp.Compile(p)
+	return pattern.Compile(p)
 }
 
 func (p *Permission) compile() error {
@@ -158,7 +159,7 @@ func (s *Store) Allowed(user, vhost string, a Access, name string) bool {
 	s.mu.RLock()
 	p := s.perms[vhost][user]
 	s.mu.RUnlock()
-	return p != nil && p.compiled[a].MatchString(name)
+	return p != nil && p.compiled[a].Match(name)
 }
 
 // SetTopicPermission restricts user's routing keys on exchange in vhost.
@@ -245,9 +246,9 @@ func (s *Store) TopicAllowed(user, vhost, exchange string, a Access, routingKey 
 		pattern = p.Read
 	}
 	if !strings.Contains(pattern, "{") {
-		return p.compiled[a].MatchString(routingKey)
+		return p.compiled[a].Match(routingKey)
 	}
 	// The variables are filled in as they are, unquoted, as RabbitMQ does.
 	re, err := compilePattern(strings.NewReplacer("{username}", user, "{vhost}", vhost).Replace(pattern))
-	return err == nil && re.MatchString(routingKey)
+	return err == nil && re.Match(routingKey)
 }

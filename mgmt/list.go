@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/warrenmq/warren/pattern"
 )
 
 // object is one item of a listing, as JSON.
@@ -27,11 +28,11 @@ func writeList(w http.ResponseWriter, r *http.Request, items []object) error {
 	if name := q.Get("name"); name != "" {
 		match := func(s string) bool { return strings.Contains(s, name) }
 		if q.Get("use_regex") == "true" {
-			re, err := regexp.Compile(name)
+			re, err := pattern.Compile(name)
 			if err != nil {
 				return badRequest("invalid regular expression: " + err.Error())
 			}
-			match = re.MatchString
+			match = re.Match
 		}
 		items = slices.DeleteFunc(items, func(o object) bool {
 			n, _ := o["name"].(string)

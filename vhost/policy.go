@@ -6,11 +6,11 @@ import (
 	"maps"
 	"math"
 	"math/big"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/pattern"
 	"github.com/warrenmq/warren/queue"
 )
 
@@ -29,7 +29,7 @@ type Policy struct {
 	// whole).
 	Definition map[string]any `json:"definition"`
 
-	re *regexp.Regexp
+	re *pattern.Pattern
 }
 
 // The apply-to values.
@@ -132,7 +132,7 @@ func checkPolicy(p *Policy, operator bool) error {
 	default:
 		return &PolicyError{erlangValue(p.ApplyTo) + " is not a valid 'apply-to' value"}
 	}
-	re, err := regexp.Compile(p.Pattern)
+	re, err := pattern.Compile(p.Pattern)
 	if err != nil {
 		return &PolicyError{erlangValue(p.Pattern) + " is not a valid regular expression: " + err.Error()}
 	}
@@ -257,7 +257,7 @@ func (v *VHost) policyMap(operator bool) map[string]*Policy {
 func matchPolicy(m map[string]*Policy, name, queueKind string) *Policy {
 	var best *Policy
 	for _, p := range m {
-		if !appliesTo(p.ApplyTo, queueKind) || !p.re.MatchString(name) {
+		if !appliesTo(p.ApplyTo, queueKind) || !p.re.Match(name) {
 			continue
 		}
 		if best == nil || p.Priority > best.Priority || p.Priority == best.Priority && p.Name < best.Name {

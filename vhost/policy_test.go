@@ -210,3 +210,18 @@ func TestPolicyValueMerge(t *testing.T) {
 		}
 	}
 }
+
+// Patterns are Perl's, as Erlang's re has them: the common "everything but
+// amq.*" policy, with a lookahead, applies as on RabbitMQ.
+func TestPolicyLookaheadPattern(t *testing.T) {
+	t.Parallel()
+	v := newTestVHost(t)
+	mine := mustQueue(t, v, QueueSpec{Name: "orders"})
+	gen := mustQueue(t, v, QueueSpec{Name: "amq.gen-x", ServerNamed: true})
+	if err := v.SetPolicy(Policy{Name: "all-but-amq", Pattern: `^(?!amq\.).*`, Definition: map[string]any{"max-length": 7.0}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if mine.Settings().MaxLength != 7 || gen.Settings().MaxLength == 7 {
+		t.Fatalf("max-length: orders %d, amq.gen-x %d; want 7 and unlimited", mine.Settings().MaxLength, gen.Settings().MaxLength)
+	}
+}

@@ -1,0 +1,59 @@
+package pattern
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMatch(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		expr, s string
+		want    bool
+	}{
+		{"^(?!amq\\.).*", "orders", true}, // the usual "all but amq.*" policy
+		{"^(?!amq\\.).*", "amq.gen-1", false},
+		{"q", "my-queue", true}, // unanchored, as re:run
+		{"^q$", "my-queue", false},
+		{"^$", "", true},
+		{"^$", "x", false},
+		{"(?<=a)b", "ab", true}, // lookbehind
+		{"\\d+", "x12", true},
+		{"^café$", "café", true},
+	} {
+		p, err := Compile(tt.expr)
+		if err != nil {
+			t.Fatalf("Compile(%q): %v", tt.expr, err)
+		}
+		if got := p.Match(tt.s); got != tt.want {
+			t.Errorf("%q matching %q = %v, want %v", tt.expr, tt.s, got, tt.want)
+		}
+	}
+	if _, err := Compile("("); err == nil {
+		t.Error("an unbalanced pattern compiled")
+	}
+}
+
+// A pattern that backtracks without end stops at the time limit, and does
+// not match.
+func TestRunawayPatternDoesNotMatch(t *testing.T) {
+	t.Parallel()
+	p, err := Compile("^(a+)+$")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Match(strings.Repeat("a", 40) + "!") {
+		t.Fatal("matched")
+	}
+}
+
+func BenchmarkMatch(b *testing.B) {
+	p, err := Compile("^(?!amq\\.).*")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Match("orders.incoming")
+	}
+}
