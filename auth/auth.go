@@ -83,12 +83,12 @@ type Store struct {
 	topics   map[string]map[string]map[string]*TopicPermission // vhost -> user -> exchange -> permission
 	loopback []string                                          // users who may log in only from loopback addresses
 	gen      atomic.Uint64                                     // changes with every permission change
-	seeded   bool                                              // New created the default user
+	seeded   bool                                              // this is the first start
 }
 
-// FirstStart reports whether New created the default user: the node is
-// starting for the first time (and should create its default virtual
-// host too).
+// FirstStart reports whether the node is starting for the first time (no
+// earlier start recorded one): New made the default user, when there is
+// one, and the broker makes the default virtual host.
 func (s *Store) FirstStart() bool { return s.seeded }
 
 // Generation changes whenever a permission or topic permission does: a
@@ -125,16 +125,20 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading users and permissions: %w", err)
 	}
-	if seeded || cfg.DefaultUser == "" {
+	if seeded {
 		return s, nil
 	}
-	if err := s.PutUser(&User{Name: cfg.DefaultUser, PasswordHash: HashPassword(cfg.DefaultPass), HashingAlgorithm: HashSHA256,
-		Tags: []string{TagAdministrator}}); err != nil {
-		return nil, err
+	if cfg.DefaultUser != "" {
+		if err := s.PutUser(&User{Name: cfg.DefaultUser, PasswordHash: HashPassword(cfg.DefaultPass), HashingAlgorithm: HashSHA256,
+			Tags: []string{TagAdministrator}}); err != nil {
+			return nil, err
+		}
+		if err := s.SetPermission(cfg.DefaultVhost, cfg.DefaultUser, ".*", ".*", ".*"); err != nil {
+			return nil, err
+		}
 	}
-	if err := s.SetPermission(cfg.DefaultVhost, cfg.DefaultUser, ".*", ".*", ".*"); err != nil {
-		return nil, err
-	}
+	// The first start is over (the broker makes the default vhost on it)
+	// with a default user or without one.
 	if s.defs != nil {
 		if err := s.defs.PutDefinition(kindSeeded, "", nil); err != nil {
 			return nil, err

@@ -236,3 +236,19 @@ func TestDeleteUserTakesItsPermissions(t *testing.T) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
+
+// Without a default user, the first start is still the first start (the
+// broker makes the default vhost on it), and only it.
+func TestFirstStartWithoutDefaultUser(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, t.TempDir())
+	for i, want := range []bool{true, false} {
+		s, err := New(Config{Definitions: st, DefaultVhost: "/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.FirstStart() != want || len(s.Users()) != 0 {
+			t.Fatalf("start %d: FirstStart() = %v with %d users, want %v and none", i+1, s.FirstStart(), len(s.Users()), want)
+		}
+	}
+}
