@@ -3,6 +3,7 @@ package amqp_test
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/warrenmq/warren/auth"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/queue/classic"
+	"github.com/warrenmq/warren/vhost"
 )
 
 // Each operation needs the access RabbitMQ's access-control table gives
@@ -18,7 +20,7 @@ import (
 func TestPermissions(t *testing.T) {
 	kinds := &queue.Kinds{}
 	kinds.Register(classic.Name, classic.NewKind(classic.Options{}))
-	url, users := startServer(t, kinds)
+	url, users, _ := startServer(t, kinds)
 	if err := users.PutUser(&auth.User{Name: "app", PasswordHash: auth.HashPassword("pw")}); err != nil {
 		t.Fatal(err)
 	}
@@ -164,4 +166,43 @@ func dial(t *testing.T, url string) *amqp091.Channel {
 		t.Fatal(err)
 	}
 	return ch
+}
+
+// Connections opening at the same time cannot both take a vhost's last
+// place: exactly the limit gets in, the others get 530 with RabbitMQ's
+// text.
+func TestConnectionLimitUnderConcurrentOpens(t *testing.T) {
+	kinds := &queue.Kinds{}
+	kinds.Register(classic.Name, classic.NewKind(classic.Options{}))
+	url, _, vhosts := startServer(t, kinds)
+	const limit, tries = 2, 12
+	if err := vhosts.SetLimit("/", vhost.LimitConnections, limit); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, tries)
+	var wg sync.WaitGroup
+	for range tries {
+		wg.Go(func() {
+			conn, err := amqp091.Dial(url)
+			if err == nil {
+				t.Cleanup(func() { conn.Close() })
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	opened := 0
+	for err := range errs {
+		var ae *amqp091.Error
+		switch {
+		case err == nil:
+			opened++
+		case !errors.As(err, &ae) || ae.Code != 530 || !strings.HasSuffix(ae.Reason, "connection limit (2) is reached"):
+			t.Errorf("refused with %v, want 530 and the limit's text", err)
+		}
+	}
+	if opened != limit {
+		t.Fatalf("%d connections opened, want %d", opened, limit)
+	}
 }

@@ -226,17 +226,34 @@ func (c *conn) handshake() error {
 	if !c.srv.users.CanAccessVhost(c.user.Name, open.VirtualHost) {
 		return c.handshakeFail(wire.Errorf(wire.NotAllowed, "access to vhost '"+open.VirtualHost+"' refused for user '"+c.user.Name+"'"))
 	}
-	if limit, ok := vh.ConnectionLimit(); ok && int64(c.srv.vhostConnections(open.VirtualHost)) >= limit {
-		return c.handshakeFail(wire.Errorf(wire.NotAllowed, "access to vhost '"+open.VirtualHost+"' refused for user '"+
-			c.user.Name+"': connection limit ("+strconv.FormatInt(limit, 10)+") is reached"))
+	if err := c.enterVhost(vh, open.VirtualHost, &startOk); err != nil {
+		return c.handshakeFail(err)
 	}
-	c.vhost = vh
 	if err := c.writeNow(0, &wire.ConnectionOpenOk{}); err != nil {
 		return err
 	}
-	c.handshakeDone.Store(&handshakeInfo{clientProperties: startOk.ClientProperties, mechanism: startOk.Mechanism, connectedAt: time.Now()})
 	_ = c.nc.SetReadDeadline(time.Time{})
 	_ = c.nc.SetWriteDeadline(time.Time{})
+	return nil
+}
+
+// enterVhost makes the connection one of vh's open connections, if vh's
+// connection limit allows one more. Opens are serialised, so that two of
+// them cannot both take the last place, and a vhost deleted meanwhile is
+// seen: either its deletion finds this connection open and closes it, or
+// this finds the vhost gone.
+func (c *conn) enterVhost(vh *vhost.VHost, name string, startOk *wire.ConnectionStartOk) error {
+	c.srv.openMu.Lock()
+	defer c.srv.openMu.Unlock()
+	if limit, ok := vh.ConnectionLimit(); ok && int64(c.srv.vhostConnections(name)) >= limit {
+		return wire.Errorf(wire.NotAllowed, "access to vhost '"+name+"' refused for user '"+
+			c.user.Name+"': connection limit ("+strconv.FormatInt(limit, 10)+") is reached")
+	}
+	c.vhost = vh
+	c.handshakeDone.Store(&handshakeInfo{clientProperties: startOk.ClientProperties, mechanism: startOk.Mechanism, connectedAt: time.Now()})
+	if c.srv.vhosts.Get(name) != vh {
+		return wire.Errorf(wire.NotAllowed, "vhost "+name+" not found")
+	}
 	return nil
 }
 

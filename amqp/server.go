@@ -32,6 +32,10 @@ type Server struct {
 	nextID atomic.Uint64
 	clock  atomic.Int64 // coarse unix ms, for acknowledgement deadlines
 
+	// openMu serialises connection.open's check of the vhost's connection
+	// limit with the connection joining the vhost (see enterVhost).
+	openMu sync.Mutex
+
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
 	totals  serverTotals // under mu where it says so
