@@ -29,6 +29,8 @@ var ErrNoVhost = errors.New("no such vhost")
 // Put creates the named virtual host or, when it exists, changes its
 // metadata; created reports which.
 func (r *Registry) Put(name string, meta Meta) (created bool, err error) {
+	r.admin.Lock()
+	defer r.admin.Unlock()
 	v, created := r.add(name)
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -120,6 +122,8 @@ func (r *Registry) OnDelete(fn func(name string)) {
 // closed, its queues deleted with their messages, its exchanges, bindings
 // and policies forgotten.
 func (r *Registry) Delete(name string) error {
+	r.admin.Lock()
+	defer r.admin.Unlock()
 	r.mu.Lock()
 	v := r.vhosts[name]
 	delete(r.vhosts, name)

@@ -36,7 +36,11 @@ type DelayKind interface {
 
 // Registry holds a broker's virtual hosts. It is safe for concurrent use.
 type Registry struct {
-	deps     Deps
+	deps Deps
+	// admin serialises making and deleting virtual hosts: a deletion (its
+	// hooks and its stored records, all by name) ends before the name can
+	// be made again.
+	admin    sync.Mutex
 	mu       sync.RWMutex
 	vhosts   map[string]*VHost
 	onDelete []func(name string)
@@ -78,6 +82,8 @@ func (r *Registry) Get(name string) *VHost {
 // Add creates the named virtual host if it does not exist, stores it, and
 // returns it.
 func (r *Registry) Add(name string) (*VHost, error) {
+	r.admin.Lock()
+	defer r.admin.Unlock()
 	v, created := r.add(name)
 	if created {
 		if err := r.saveVhost(v); err != nil {
