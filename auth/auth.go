@@ -251,20 +251,27 @@ func (s *Store) DeleteUser(name string) error {
 	if s.users[name] == nil {
 		return ErrNoUser
 	}
-	var errs []error
+	// The first failure stops it, the user still there: what memory
+	// holds stays what the store holds.
 	for vhost, byUser := range s.perms {
 		if byUser[name] != nil {
-			errs = append(errs, s.clearPermissionLocked(vhost, name))
+			if err := s.clearPermissionLocked(vhost, name); err != nil {
+				return err
+			}
 		}
 	}
 	for vhost, byUser := range s.topics {
 		for x := range byUser[name] {
-			errs = append(errs, s.clearTopicLocked(vhost, name, x))
+			if err := s.clearTopicLocked(vhost, name, x); err != nil {
+				return err
+			}
 		}
 	}
-	errs = append(errs, s.drop(kindUser, name))
+	if err := s.drop(kindUser, name); err != nil {
+		return err
+	}
 	delete(s.users, name)
-	return errors.Join(errs...)
+	return nil
 }
 
 // User returns the named user, or nil.
