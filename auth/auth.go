@@ -300,11 +300,21 @@ func (s *Store) Authenticate(name, password string, remote net.Addr) (*User, err
 	u := s.users[name]
 	loopbackOnly := slices.Contains(s.loopback, name)
 	s.mu.RUnlock()
-	if u == nil || loopbackOnly && !isLoopback(remote) || !passwordMatches(u.HashingAlgorithm, u.PasswordHash, password) {
+	if u == nil {
+		// Hash anyway, so that an unknown name takes as long to refuse as
+		// a wrong password and the time does not tell which names exist.
+		passwordMatches(HashSHA256, unknownUserHash, password)
+		return nil, ErrRefused
+	}
+	if loopbackOnly && !isLoopback(remote) || !passwordMatches(u.HashingAlgorithm, u.PasswordHash, password) {
 		return nil, ErrRefused
 	}
 	return u, nil
 }
+
+// unknownUserHash is what a password is checked against for a user that
+// does not exist.
+var unknownUserHash = HashPassword("no user has this password")
 
 // DeleteVhost forgets every permission on vhost (a deleted virtual host).
 func (s *Store) DeleteVhost(vhost string) error {
