@@ -141,19 +141,27 @@ func settings() []setting {
 			set: func(o *options, v string) error { return setListen(&o.broker.MgmtListen, v) }},
 		{name: "mgmt-port", keys: []string{"management.tcp.port"}, usage: "the management API's port alone",
 			get: func(o *options) string { return portOf(o.broker.MgmtListen) },
-			set: func(o *options, v string) error { return setPart(&o.broker.MgmtListen, broker.DefaultConfig().MgmtListen, "", v) }},
+			set: func(o *options, v string) error {
+				return setPart(&o.broker.MgmtListen, broker.DefaultConfig().MgmtListen, "", v)
+			}},
 		{name: "mgmt-ip", keys: []string{"management.tcp.ip"}, usage: "the management API's address alone",
 			get: func(o *options) string { return hostOf(o.broker.MgmtListen) },
-			set: func(o *options, v string) error { return setPart(&o.broker.MgmtListen, broker.DefaultConfig().MgmtListen, v, "") }},
+			set: func(o *options, v string) error {
+				return setPart(&o.broker.MgmtListen, broker.DefaultConfig().MgmtListen, v, "")
+			}},
 		{name: "prometheus-listen", keys: []string{"prometheus_listen"}, usage: "Prometheus metrics HOST:PORT (rabbitmq.conf's prometheus.tcp.port and prometheus.tcp.ip set its parts); empty: off",
 			get: func(o *options) string { return o.broker.PrometheusListen },
 			set: func(o *options, v string) error { return setListen(&o.broker.PrometheusListen, v) }},
 		{name: "prometheus-port", keys: []string{"prometheus.tcp.port"}, usage: "the metrics endpoint's port alone",
 			get: func(o *options) string { return portOf(o.broker.PrometheusListen) },
-			set: func(o *options, v string) error { return setPart(&o.broker.PrometheusListen, broker.DefaultConfig().PrometheusListen, "", v) }},
+			set: func(o *options, v string) error {
+				return setPart(&o.broker.PrometheusListen, broker.DefaultConfig().PrometheusListen, "", v)
+			}},
 		{name: "prometheus-ip", keys: []string{"prometheus.tcp.ip"}, usage: "the metrics endpoint's address alone",
 			get: func(o *options) string { return hostOf(o.broker.PrometheusListen) },
-			set: func(o *options, v string) error { return setPart(&o.broker.PrometheusListen, broker.DefaultConfig().PrometheusListen, v, "") }},
+			set: func(o *options, v string) error {
+				return setPart(&o.broker.PrometheusListen, broker.DefaultConfig().PrometheusListen, v, "")
+			}},
 		{name: "load-definitions", keys: []string{"load_definitions", "management.load_definitions"}, usage: "definitions file (RabbitMQ's JSON) applied at every start",
 			get: func(o *options) string { return o.broker.LoadDefinitions },
 			set: func(o *options, v string) error { o.broker.LoadDefinitions = v; return nil }},
