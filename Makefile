@@ -9,7 +9,7 @@ FUZZTIME ?= 150000x
 FUZZSLOW ?= 20000x
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test deps generate check-generate lint unit fuzz run bench
+.PHONY: test deps generate check-generate lint unit fuzz run bench bench-scrape
 
 ## test: everything CI checks — client deps, generated code, lint, race tests, fuzzers
 test: deps check-generate lint unit fuzz
@@ -62,3 +62,6 @@ run:
 
 ## bench: Warren vs RabbitMQ (when installed) on this machine; see bench/bench.sh
 bench: ; bench/bench.sh
+
+## bench-scrape: what scraping /metrics and the API costs a broker under load; see bench/scrape-cost.sh
+bench-scrape: ; bench/scrape-cost.sh
