@@ -109,10 +109,16 @@ func (s *Server) putVhost(w http.ResponseWriter, r *http.Request, u *auth.User) 
 }
 
 func (s *Server) deleteVhost(w http.ResponseWriter, r *http.Request, _ *auth.User) error {
-	if err := s.d.Vhosts.Delete(r.PathValue("vhost")); err != nil {
-		if errors.Is(err, vhost.ErrNoVhost) {
-			return notFound()
-		}
+	return deleted(w, s.d.Vhosts.Delete(r.PathValue("vhost")), vhost.ErrNoVhost)
+}
+
+// deleted answers a deletion that returned err: 204, or 404 when err is
+// missing (the object did not exist).
+func deleted(w http.ResponseWriter, err, missing error) error {
+	switch {
+	case errors.Is(err, missing):
+		return notFound()
+	case err != nil:
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -218,14 +224,7 @@ func (s *Server) putUser(w http.ResponseWriter, r *http.Request, _ *auth.User) e
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, _ *auth.User) error {
-	if err := s.d.Users.DeleteUser(r.PathValue("user")); err != nil {
-		if errors.Is(err, auth.ErrNoUser) {
-			return notFound()
-		}
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return deleted(w, s.d.Users.DeleteUser(r.PathValue("user")), auth.ErrNoUser)
 }
 
 func (s *Server) bulkDeleteUsers(w http.ResponseWriter, r *http.Request, _ *auth.User) error {

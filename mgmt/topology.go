@@ -73,16 +73,7 @@ func (s *Server) getExchange(w http.ResponseWriter, r *http.Request, u *auth.Use
 }
 
 func (s *Server) putExchange(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-	v, err := s.vhostFor(r, u)
-	if err != nil {
-		return err
-	}
-	var body map[string]any
-	if err := decodeBody(r, &body); err != nil {
-		return err
-	}
-	name := r.PathValue("name")
-	f, err := readDeclareFields(body)
+	v, name, body, f, err := s.declareRequest(r, u)
 	if err != nil {
 		return err
 	}
@@ -114,15 +105,23 @@ type declareFields struct {
 	args                wire.Table
 }
 
-func readDeclareFields(body map[string]any) (f declareFields, err error) {
+// declareRequest reads a PUT that declares an exchange or a queue: its
+// vhost and name, its body and the fields the two share.
+func (s *Server) declareRequest(r *http.Request, u *auth.User) (v *vhost.VHost, name string, body map[string]any, f declareFields, err error) {
+	if v, err = s.vhostFor(r, u); err != nil {
+		return
+	}
+	if err = decodeBody(r, &body); err != nil {
+		return
+	}
 	if f.durable, err = boolField(body["durable"], true); err != nil {
-		return f, err
+		return
 	}
 	if f.autoDelete, err = boolField(body["auto_delete"], false); err != nil {
-		return f, err
+		return
 	}
 	f.args, err = argsField(body["arguments"])
-	return f, err
+	return v, r.PathValue("name"), body, f, err
 }
 
 // argsField reads an "arguments" object as a field table.
@@ -364,16 +363,7 @@ func (s *Server) getQueue(w http.ResponseWriter, r *http.Request, u *auth.User) 
 }
 
 func (s *Server) putQueue(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-	v, err := s.vhostFor(r, u)
-	if err != nil {
-		return err
-	}
-	var body map[string]any
-	if err := decodeBody(r, &body); err != nil {
-		return err
-	}
-	name := r.PathValue("name")
-	f, err := readDeclareFields(body)
+	v, name, _, f, err := s.declareRequest(r, u)
 	if err != nil {
 		return err
 	}
