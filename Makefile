@@ -41,9 +41,10 @@ lint:
 	@bad=$$($(GO) list -deps ./amqp ./vhost ./queue | grep -E '/warren/(persistence|queue/classic|broker)$$'); \
 		[ -z "$$bad" ] || { echo "amqp, vhost or queue depends on a store or a queue kind:"; echo "$$bad"; exit 1; }
 
-## unit: all tests with the race detector (the e2e tests start the real binary)
+## unit: all tests with the race detector (the e2e tests start the real binary,
+## which they build themselves: go's test cache cannot see it change, hence -count=1)
 unit:
-	$(GO) test -race -timeout 14m ./...
+	$(GO) test -race -timeout 14m -count=1 ./...
 
 ## fuzz: each fuzz target for FUZZTIME (FUZZSLOW for the slow ones)
 fuzz:
