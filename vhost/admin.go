@@ -67,6 +67,9 @@ func (r *Registry) editLimits(name string, edit func(map[string]int64)) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.deleted {
+		return ErrNoVhost
+	}
 	limits := maps.Clone(v.meta.Limits)
 	if limits == nil {
 		limits = map[string]int64{}

@@ -185,6 +185,10 @@ func (v *VHost) SetPolicy(p Policy, operator bool) error {
 	v.policyMu.Lock()
 	defer v.policyMu.Unlock()
 	v.mu.Lock()
+	if v.deleted {
+		v.mu.Unlock()
+		return v.deletedErr()
+	}
 	if v.defs != nil {
 		b, err := json.Marshal(&p)
 		if err == nil {
@@ -208,7 +212,7 @@ func (v *VHost) DeletePolicy(name string, operator bool) (ok bool, err error) {
 	defer v.policyMu.Unlock()
 	v.mu.Lock()
 	m := v.policyMap(operator)
-	if m[name] == nil {
+	if v.deleted || m[name] == nil {
 		v.mu.Unlock()
 		return false, nil
 	}
@@ -412,7 +416,6 @@ func (v *VHost) applyPoliciesLocked() (applyToQueues func()) {
 		pol, op := v.appliedLocked(c.Name, c.Kind)
 		if s := queueSettings(args.Settings, c.Args, pol, op); s != q.Settings() {
 			changes = append(changes, change{q, s})
-			v.touchLocked(q)
 		}
 	}
 	for _, x := range v.exchanges {
@@ -426,6 +429,15 @@ func (v *VHost) applyPoliciesLocked() (applyToQueues func()) {
 	return func() {
 		for _, c := range changes {
 			c.q.SetSettings(c.s)
+		}
+		// A queue's expiry counts from now under its new settings (an
+		// x-expires the policy brought starts its lease).
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		for _, c := range changes {
+			if v.queues[c.q.Name()] == c.q {
+				v.touchLocked(c.q)
+			}
 		}
 	}
 }

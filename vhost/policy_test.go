@@ -225,3 +225,47 @@ func TestPolicyLookaheadPattern(t *testing.T) {
 		t.Fatalf("max-length: orders %d, amq.gen-x %d; want 7 and unlimited", mine.Settings().MaxLength, gen.Settings().MaxLength)
 	}
 }
+
+// An expiry a policy brings to an existing queue starts its lease: the
+// unused queue goes.
+func TestPolicyExpiresStartsLease(t *testing.T) {
+	t.Parallel()
+	v := newTestVHost(t)
+	q := mustQueue(t, v, QueueSpec{Name: "idle"})
+	if err := v.SetPolicy(Policy{Name: "exp", Pattern: "^idle$", Definition: map[string]any{"expires": 50.0}}, false); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !q.Deleted() {
+		if time.Now().After(deadline) {
+			t.Fatal("a queue given expires by a policy still exists 10s later")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Changes made through a vhost that has been deleted are refused: they
+// must not be stored for a vhost made again under its name.
+func TestDeletedVhostRefusesChanges(t *testing.T) {
+	t.Parallel()
+	r := memRegistry()
+	v, err := r.Add("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Delete("x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.SetPolicy(Policy{Name: "p", Pattern: ".*", Definition: map[string]any{"max-length": 1.0}}, false); err == nil {
+		t.Error("SetPolicy on a deleted vhost succeeded")
+	}
+	if ok, err := v.DeletePolicy("p", false); ok || err != nil {
+		t.Errorf("DeletePolicy on a deleted vhost = %v, %v", ok, err)
+	}
+	if _, err := r.Add("x"); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Get("x").Policies(false)) != 0 {
+		t.Error("the new vhost has the old one's policy")
+	}
+}
