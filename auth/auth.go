@@ -194,7 +194,9 @@ func (s *Store) load() (seeded bool, err error) {
 		s.putTopicLocked(&p)
 		return nil
 	})
-	return seeded, err
+	// Users stored without the marker: a node that started before the
+	// marker was written without a default user.
+	return seeded || len(s.users) > 0, err
 }
 
 // put stores a record as JSON (nothing without a definition store).
