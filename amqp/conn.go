@@ -219,6 +219,10 @@ func (c *conn) handshake() error {
 	if err := c.readMethod(wire.MethodConnectionOpen, &open); err != nil {
 		return c.handshakeFail(err)
 	}
+	// The handshake's reading is done. This is cleared now, not after
+	// open-ok: once the connection is in its vhost, a close from the
+	// server (the vhost deleted) sets the deadline for its close-ok.
+	_ = c.nc.SetReadDeadline(time.Time{})
 	vh := c.srv.vhosts.Get(open.VirtualHost)
 	if vh == nil {
 		return c.handshakeFail(wire.Errorf(wire.NotAllowed, "vhost "+open.VirtualHost+" not found"))
@@ -232,7 +236,6 @@ func (c *conn) handshake() error {
 	if err := c.writeNow(0, &wire.ConnectionOpenOk{}); err != nil {
 		return err
 	}
-	_ = c.nc.SetReadDeadline(time.Time{})
 	_ = c.nc.SetWriteDeadline(time.Time{})
 	return nil
 }
