@@ -162,6 +162,19 @@ func TestTopicAllowed(t *testing.T) {
 			t.Errorf("TopicAllowed(%s, %d, %q) = %v", tt.exchange, tt.a, tt.key, got)
 		}
 	}
+	// A user name that makes the expanded pattern invalid allows nothing.
+	if err := s.PutUser(&User{Name: "a(b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetTopicPermission("/", "a(b", "amq.topic", "^{username}", ".*"); err != nil {
+		t.Fatal(err)
+	}
+	if s.TopicAllowed("a(b", "/", "amq.topic", Write, "a(b.x") || !s.TopicAllowed("a(b", "/", "amq.topic", Read, "x") {
+		t.Error("an expansion that does not compile must refuse, and only where it is used")
+	}
+	if err := s.ClearTopicPermission("/", "a(b", ""); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.ClearTopicPermission("/", "guest", ""); err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ type TopicPermission struct {
 	Write    string `json:"write"`
 	Read     string `json:"read"`
 
-	compiled [3]*pattern.Pattern // Write and Read, unexpanded
+	compiled [3]*pattern.Pattern // Write and Read, expanded; nil if the expansion does not compile
 }
 
 // compilePattern compiles a permission pattern ("" allows nothing).
@@ -66,11 +66,25 @@ func (p *Permission) compile() error {
 	return errors.Join(errs[:]...)
 }
 
+// compile checks the patterns as written and compiles them with the
+// variables filled in (as they are, unquoted, as RabbitMQ does): the
+// permission's user and vhost are those it is looked up by, so the
+// expansion is the same for every check.
 func (p *TopicPermission) compile() error {
-	var err1, err2 error
-	p.compiled[Write], err1 = compilePattern(p.Write)
-	p.compiled[Read], err2 = compilePattern(p.Read)
-	return errors.Join(err1, err2)
+	expand := strings.NewReplacer("{username}", p.User, "{vhost}", p.VHost)
+	var errs []error
+	for _, a := range []Access{Write, Read} {
+		raw := p.Write
+		if a == Read {
+			raw = p.Read
+		}
+		if _, err := compilePattern(raw); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.compiled[a], _ = compilePattern(expand.Replace(raw)) // nil allows nothing
+	}
+	return errors.Join(errs...)
 }
 
 // SetPermission grants user the given configure, write and read patterns
@@ -241,14 +255,6 @@ func (s *Store) TopicAllowed(user, vhost, exchange string, a Access, routingKey 
 	if p == nil {
 		return true
 	}
-	pattern := p.Write
-	if a == Read {
-		pattern = p.Read
-	}
-	if !strings.Contains(pattern, "{") {
-		return p.compiled[a].Match(routingKey)
-	}
-	// The variables are filled in as they are, unquoted, as RabbitMQ does.
-	re, err := compilePattern(strings.NewReplacer("{username}", user, "{vhost}", vhost).Replace(pattern))
-	return err == nil && re.Match(routingKey)
+	re := p.compiled[a]
+	return re != nil && re.Match(routingKey)
 }
