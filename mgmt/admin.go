@@ -36,15 +36,7 @@ func (s *Server) vhostObject(v *vhost.VHost) object {
 }
 
 func (s *Server) listVhosts(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-	vhosts, err := s.vhostsFor(r, u)
-	if err != nil {
-		return err
-	}
-	var items []object
-	for _, v := range vhosts {
-		items = append(items, s.vhostObject(v))
-	}
-	return writeList(w, r, items)
+	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []object { return []object{s.vhostObject(v)} })
 }
 
 func (s *Server) getVhost(w http.ResponseWriter, r *http.Request, u *auth.User) error {
@@ -285,20 +277,28 @@ func (s *Server) getPermission(w http.ResponseWriter, r *http.Request, _ *auth.U
 	return nil
 }
 
-func (s *Server) putPermission(w http.ResponseWriter, r *http.Request, _ *auth.User) error {
-	var body map[string]any
-	if err := decodeBody(r, &body); err != nil {
-		return err
+// grantRequest reads a PUT of a permission or topic permission: its body,
+// and the vhost and user of its path, which must exist.
+func (s *Server) grantRequest(r *http.Request) (body map[string]any, vh, user string, err error) {
+	if err = decodeBody(r, &body); err != nil {
+		return
 	}
-	vh, user := r.PathValue("vhost"), r.PathValue("user")
+	vh, user = r.PathValue("vhost"), r.PathValue("user")
 	if s.d.Vhosts.Get(vh) == nil {
-		return badRequest("vhost_not_found")
+		return nil, "", "", badRequest("vhost_not_found")
 	}
 	if s.d.Users.User(user) == nil {
-		return badRequest("user_not_found")
+		return nil, "", "", badRequest("user_not_found")
+	}
+	return body, vh, user, nil
+}
+
+func (s *Server) putPermission(w http.ResponseWriter, r *http.Request, _ *auth.User) error {
+	body, vh, user, err := s.grantRequest(r)
+	if err != nil {
+		return err
 	}
 	var conf, write, read string
-	var err error
 	for _, f := range []struct {
 		key string
 		dst *string
@@ -346,16 +346,9 @@ func (s *Server) listTopicPermissions(w http.ResponseWriter, r *http.Request, _ 
 }
 
 func (s *Server) putTopicPermission(w http.ResponseWriter, r *http.Request, _ *auth.User) error {
-	var body map[string]any
-	if err := decodeBody(r, &body); err != nil {
+	body, vh, user, err := s.grantRequest(r)
+	if err != nil {
 		return err
-	}
-	vh, user := r.PathValue("vhost"), r.PathValue("user")
-	if s.d.Vhosts.Get(vh) == nil {
-		return badRequest("vhost_not_found")
-	}
-	if s.d.Users.User(user) == nil {
-		return badRequest("user_not_found")
 	}
 	x, err := stringField(body["exchange"], "")
 	if err != nil {
@@ -399,17 +392,9 @@ func policyObject(vh string, p vhost.Policy) object {
 
 func (s *Server) listPolicies(operator bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-		vhosts, err := s.vhostsFor(r, u)
-		if err != nil {
-			return err
-		}
-		var items []object
-		for _, v := range vhosts {
-			for _, p := range v.Policies(operator) {
-				items = append(items, policyObject(v.Name(), p))
-			}
-		}
-		return writeList(w, r, items)
+		return s.listInVhosts(w, r, u, func(v *vhost.VHost) []object {
+			return objectsOf(v.Policies(operator), func(p vhost.Policy) object { return policyObject(v.Name(), p) })
+		})
 	}
 }
 
@@ -511,17 +496,12 @@ func (s *Server) deletePolicy(operator bool) handler {
 }
 
 func (s *Server) listVhostLimits(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-	vhosts, err := s.vhostsFor(r, u)
-	if err != nil {
-		return err
-	}
-	var items []object
-	for _, v := range vhosts {
+	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []object {
 		if l := v.Limits(); len(l) > 0 {
-			items = append(items, object{"vhost": v.Name(), "value": l})
+			return []object{{"vhost": v.Name(), "value": l}}
 		}
-	}
-	return writeList(w, r, items)
+		return nil
+	})
 }
 
 func (s *Server) putVhostLimit(w http.ResponseWriter, r *http.Request, u *auth.User) error {

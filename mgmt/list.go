@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/warrenmq/warren/auth"
 	"github.com/warrenmq/warren/pattern"
+	"github.com/warrenmq/warren/vhost"
 )
 
 // object is one item of a listing, as JSON.
@@ -17,6 +19,29 @@ type object = map[string]any
 
 // maxPageSize is the largest page RabbitMQ serves.
 const maxPageSize = 500
+
+// listInVhosts answers a listing of the objects each of the request's
+// virtual hosts (the one it names, or every one u may see) gives.
+func (s *Server) listInVhosts(w http.ResponseWriter, r *http.Request, u *auth.User, objects func(v *vhost.VHost) []object) error {
+	vhosts, err := s.vhostsFor(r, u)
+	if err != nil {
+		return err
+	}
+	var items []object
+	for _, v := range vhosts {
+		items = append(items, objects(v)...)
+	}
+	return writeList(w, r, items)
+}
+
+// objectsOf renders each of xs.
+func objectsOf[T any](xs []T, render func(T) object) []object {
+	out := make([]object, len(xs))
+	for i, x := range xs {
+		out[i] = render(x)
+	}
+	return out
+}
 
 // writeList answers a listing with RabbitMQ's query parameters: name and
 // use_regex filter by name, sort and sort_reverse order by a (dotted)

@@ -44,17 +44,9 @@ func exchangeObject(vh string, x vhost.ExchangeInfo) object {
 }
 
 func (s *Server) listExchanges(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-	vhosts, err := s.vhostsFor(r, u)
-	if err != nil {
-		return err
-	}
-	var items []object
-	for _, v := range vhosts {
-		for _, x := range v.Exchanges() {
-			items = append(items, exchangeObject(v.Name(), x))
-		}
-	}
-	return writeList(w, r, items)
+	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []object {
+		return objectsOf(v.Exchanges(), func(x vhost.ExchangeInfo) object { return exchangeObject(v.Name(), x) })
+	})
 }
 
 func (s *Server) getExchange(w http.ResponseWriter, r *http.Request, u *auth.User) error {
@@ -326,17 +318,9 @@ func (s *Server) queueObject(v *vhost.VHost, q queue.Queue) object {
 }
 
 func (s *Server) listQueues(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-	vhosts, err := s.vhostsFor(r, u)
-	if err != nil {
-		return err
-	}
-	var items []object
-	for _, v := range vhosts {
-		for _, q := range v.Queues() {
-			items = append(items, s.queueObject(v, q))
-		}
-	}
-	return writeList(w, r, items)
+	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []object {
+		return objectsOf(v.Queues(), func(q queue.Queue) object { return s.queueObject(v, q) })
+	})
 }
 
 // queueFor returns the queue the request names.
@@ -524,17 +508,9 @@ func bindingObject(vh string, b vhost.BindingInfo) object {
 }
 
 func (s *Server) listBindings(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-	vhosts, err := s.vhostsFor(r, u)
-	if err != nil {
-		return err
-	}
-	var items []object
-	for _, v := range vhosts {
-		for _, b := range v.Bindings() {
-			items = append(items, bindingObject(v.Name(), b))
-		}
-	}
-	return writeList(w, r, items)
+	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []object {
+		return objectsOf(v.Bindings(), func(b vhost.BindingInfo) object { return bindingObject(v.Name(), b) })
+	})
 }
 
 // bindingsWhere lists the bindings of the request's vhost that keep says.
