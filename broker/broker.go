@@ -12,12 +12,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/auth"
+	"github.com/warrenmq/warren/flowcontrol"
 	"github.com/warrenmq/warren/mgmt"
 	"github.com/warrenmq/warren/persistence"
 	"github.com/warrenmq/warren/queue"
@@ -213,7 +212,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	b.ln = ln
-	node := mgmt.Node{Name: cfg.NodeName, Version: cfg.AMQP.Version, Started: started, Memory: residentMemory,
+	node := mgmt.Node{Name: cfg.NodeName, Version: cfg.AMQP.Version, Started: started, Memory: flowcontrol.ResidentMemory,
 		Listeners: []mgmt.Listener{listenerOf("amqp", ln.Addr())}}
 	if node.Name == "" {
 		node.Name = nodeName()
@@ -275,24 +274,6 @@ func (b *Broker) closeHTTP() {
 	if b.mgmt != nil {
 		b.mgmt.Close()
 	}
-}
-
-// residentMemory is the process's resident set as the OS reports it
-// (mapped files included): what an operator sees as its memory.
-func residentMemory() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return pages * uint64(os.Getpagesize())
 }
 
 // Addr returns the AMQP listener's address.
