@@ -20,7 +20,8 @@ import (
 func TestPermissions(t *testing.T) {
 	kinds := &queue.Kinds{}
 	kinds.Register(classic.Name, classic.NewKind(classic.Options{}))
-	url, users, _ := startServer(t, kinds)
+	ts := startServer(t, kinds)
+	url, users := ts.url, ts.users
 	if err := users.PutUser(&auth.User{Name: "app", PasswordHash: auth.HashPassword("pw")}); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,8 @@ func dial(t *testing.T, url string) *amqp091.Channel {
 func TestConnectionLimitUnderConcurrentOpens(t *testing.T) {
 	kinds := &queue.Kinds{}
 	kinds.Register(classic.Name, classic.NewKind(classic.Options{}))
-	url, _, vhosts := startServer(t, kinds)
+	ts := startServer(t, kinds)
+	url, vhosts := ts.url, ts.vhosts
 	const limit, tries = 2, 12
 	if err := vhosts.SetLimit("/", vhost.LimitConnections, limit); err != nil {
 		t.Fatal(err)

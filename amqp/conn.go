@@ -52,6 +52,14 @@ type conn struct {
 	paused     atomic.Bool    // the reader is held back on purpose: no heartbeat check
 	bytesOut   atomic.Uint64
 	bytesIn    atomic.Uint64 // counted a frame at a time
+
+	// published is set by the connection's first basic.publish: alarms
+	// block publishers only. blockedSent is set while the client has been
+	// sent connection.blocked and not yet connection.unblocked; flow is
+	// its flowRunning, flowBlocking or flowBlocked state.
+	published   atomic.Bool
+	blockedSent atomic.Bool
+	flow        atomic.Int32
 }
 
 // clientCaps are the capabilities a client advertised in start-ok.
@@ -347,6 +355,12 @@ func (c *conn) readLoop() error {
 		}
 		c.framesRead.Add(1)
 		c.bytesIn.Add(uint64(len(f.Payload)) + wire.FrameHeaderSize + 1)
+		if a := c.srv.alarm.Load(); a != nil && f.Type == wire.FrameMethod && f.Channel != 0 {
+			if k, _, err := wire.ReadMethodKey(f.Payload); err == nil && k == wire.MethodBasicPublish {
+				c.published.Store(true)
+				c.holdForAlarm(a)
+			}
+		}
 		if c.closeSent.Load() {
 			// After connection.close only close-ok (or a crossing close) matters.
 			if f.Type == wire.FrameMethod && f.Channel == 0 {

@@ -30,7 +30,10 @@ type ConnectionInfo struct {
 	ChannelMax       uint16
 	// Heartbeat is the negotiated heartbeat interval; 0 is none.
 	Heartbeat time.Duration
-	Channels  int
+	// State is RabbitMQ's: "running", "blocking" (an alarm is set and
+	// the connection publishes: its next publish will block) or "blocked".
+	State    string
+	Channels int
 	// RecvOct and SendOct are bytes read and written; RecvCnt the frames
 	// read.
 	RecvOct, SendOct, RecvCnt uint64
@@ -89,6 +92,7 @@ func (c *conn) info() (ConnectionInfo, bool) {
 		PeerHost: peerHost, PeerPort: peerPort, Host: host, Port: port,
 		ClientProperties: h.clientProperties, AuthMechanism: h.mechanism, ConnectedAt: h.connectedAt,
 		FrameMax: c.frameMax, ChannelMax: c.channelMax, Heartbeat: c.heartbeat,
+		State:    [...]string{flowRunning: "running", flowBlocking: "blocking", flowBlocked: "blocked"}[c.flow.Load()],
 		Channels: len(c.openChannels()),
 		RecvOct:  c.bytesIn.Load(), SendOct: c.bytesOut.Load(), RecvCnt: c.framesRead.Load(),
 	}, true

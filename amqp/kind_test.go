@@ -26,7 +26,7 @@ func TestRegisteredKindThroughAConnection(t *testing.T) {
 	kinds := &queue.Kinds{}
 	kinds.Register(classic.Name, classic.NewKind(classic.Options{}))
 	kinds.Register("memo", memo)
-	url, _, _ := startServer(t, kinds)
+	url := startServer(t, kinds).url
 
 	conn, err := amqp091.Dial(url)
 	if err != nil {
@@ -144,7 +144,15 @@ func TestRegisteredKindThroughAConnection(t *testing.T) {
 // and returns the URL to dial.
 // startServer serves the default vhost over kinds on a random port; it
 // returns guest's URL and the server's users.
-func startServer(t *testing.T, kinds *queue.Kinds) (string, *auth.Store, *vhost.Registry) {
+// testServer is a server on a loopback port, its URL (as guest) and parts.
+type testServer struct {
+	url    string
+	users  *auth.Store
+	vhosts *vhost.Registry
+	srv    *amqp.Server
+}
+
+func startServer(t *testing.T, kinds *queue.Kinds) testServer {
 	t.Helper()
 	vhosts := vhost.NewRegistry(vhost.Deps{Kinds: kinds})
 	if _, err := vhosts.Add(vhost.DefaultName); err != nil {
@@ -171,7 +179,7 @@ func startServer(t *testing.T, kinds *queue.Kinds) (string, *auth.Store, *vhost.
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return "amqp://guest:guest@" + ln.Addr().String() + "/", users, vhosts
+	return testServer{url: "amqp://guest:guest@" + ln.Addr().String() + "/", users: users, vhosts: vhosts, srv: srv}
 }
 
 func waitConfirm(t *testing.T, c <-chan amqp091.Confirmation) amqp091.Confirmation {

@@ -13,6 +13,9 @@ func (ch *channel) startPublish(args []byte) error {
 	if err := ch.pub.Decode(args); err != nil {
 		return err
 	}
+	if !ch.conn.published.Load() {
+		ch.conn.published.Store(true)
+	}
 	if ch.pub.Immediate {
 		return wire.Errorf(wire.NotImplemented, "immediate=true").WithMethod(wire.ClassBasic, wire.MethodBasicPublish.ID())
 	}

@@ -36,6 +36,8 @@ type Server struct {
 	// limit with the connection joining the vhost (see enterVhost).
 	openMu sync.Mutex
 
+	alarm atomic.Pointer[alarm] // the resource alarm in force, nil when none (see SetAlarm)
+
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
 	totals  serverTotals // under mu where it says so

@@ -44,6 +44,10 @@ type Config struct {
 	GCInterval time.Duration
 	// MgmtListen is the management HTTP API's HOST:PORT and
 	// PrometheusListen the metrics endpoint's; empty turns one off.
+	// MemoryWatermark and DiskFreeLimit set the memory and disk alarms
+	// (zero: flowcontrol's defaults, RabbitMQ's).
+	MemoryWatermark  flowcontrol.Limit
+	DiskFreeLimit    flowcontrol.Limit
 	MgmtListen       string
 	PrometheusListen string
 	// LoadDefinitions is a definitions file (RabbitMQ's JSON format)
@@ -68,6 +72,8 @@ func DefaultConfig() Config {
 		TotalMemory:   DefaultTotalMemory,
 		GCInterval:    time.Minute,
 
+		MemoryWatermark:  flowcontrol.DefaultMemoryWatermark,
+		DiskFreeLimit:    flowcontrol.DefaultDiskFreeLimit,
 		MgmtListen:       "127.0.0.1:15672",
 		PrometheusListen: "127.0.0.1:15692",
 	}
@@ -123,6 +129,7 @@ type Broker struct {
 	served chan error
 	mgmt   *mgmt.Server
 	https  []*http.Server // the management API's and the metrics' servers
+	alarms *flowcontrol.Monitor
 }
 
 // Start opens the data directory, builds the node and starts listening.
@@ -205,7 +212,17 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 			log.Error("forgetting a deleted vhost's permissions", "vhost", name, "err", err)
 		}
 	})
-	b := &Broker{cfg: cfg, log: log, amqp: srv, store: store, kind: classicKind, served: make(chan error, 1)}
+	// While a memory or disk alarm is set, publishers are blocked.
+	alarms := flowcontrol.New(flowcontrol.Config{MemoryWatermark: cfg.MemoryWatermark, DiskFreeLimit: cfg.DiskFreeLimit,
+		DataDir: cfg.DataDir, Log: log, OnChange: func(s flowcontrol.Status) { srv.SetAlarm(s.Reason()) }})
+	srv.SetAlarm(alarms.Status().Reason())
+	alarms.Start()
+	stopAll := stop
+	stop = func() {
+		alarms.Close()
+		stopAll()
+	}
+	b := &Broker{cfg: cfg, log: log, amqp: srv, store: store, kind: classicKind, served: make(chan error, 1), alarms: alarms}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		stop()
@@ -242,7 +259,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		node.Listeners = append(node.Listeners, listenerOf(l.protocol, hl.Addr()))
 		httpAddrs = append(httpAddrs, l.protocol, hl.Addr().String())
 	}
-	b.mgmt = mgmt.New(mgmt.Deps{Vhosts: vhosts, Users: users, AMQP: srv, Node: node, Log: log})
+	b.mgmt = mgmt.New(mgmt.Deps{Vhosts: vhosts, Users: users, AMQP: srv, Alarms: alarms, Node: node, Log: log})
 	for _, h := range hls {
 		var handler http.Handler = b.mgmt
 		if h.protocol == "prometheus" {
@@ -284,6 +301,7 @@ func (b *Broker) Addr() net.Addr { return b.ln.Addr() }
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.log.Info("Warren stopping")
 	b.closeHTTP()
+	b.alarms.Close()
 	err := b.amqp.Shutdown(ctx)
 	b.ln.Close()
 	if serr := <-b.served; serr != nil {

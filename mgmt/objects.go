@@ -27,7 +27,7 @@ func (s *Server) visibleConnections(u *auth.User) []amqp.ConnectionInfo {
 func (s *Server) connectionObject(c *amqp.ConnectionInfo) object {
 	recvRate, sendRate := s.rates.connection(c.Name)
 	return object{
-		"name": c.Name, "node": s.d.Node.Name, "user": c.User, "vhost": c.VHost, "state": "running",
+		"name": c.Name, "node": s.d.Node.Name, "user": c.User, "vhost": c.VHost, "state": c.State,
 		"type": "network", "protocol": "AMQP 0-9-1", "auth_mechanism": c.AuthMechanism, "ssl": false,
 		"peer_host": c.PeerHost, "peer_port": c.PeerPort, "host": c.Host, "port": c.Port,
 		"client_properties": argsJSON(c.ClientProperties),

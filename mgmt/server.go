@@ -21,6 +21,7 @@ import (
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/auth"
+	"github.com/warrenmq/warren/flowcontrol"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -50,6 +51,9 @@ type Deps struct {
 	Vhosts *vhost.Registry
 	Users  *auth.Store
 	AMQP   *amqp.Server
+	// Alarms are the node's memory and disk alarms; nil: none are shown
+	// and they cannot be changed.
+	Alarms *flowcontrol.Monitor
 	Node   Node
 	Log    *slog.Logger
 }

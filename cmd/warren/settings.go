@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/flowcontrol"
 )
 
 // options is everything the command line, environment and config file set.
@@ -136,6 +138,22 @@ func settings() []setting {
 				o.broker.GCInterval = time.Duration(n) * time.Second
 				return err
 			}},
+		{name: "vm-memory-high-watermark-relative", keys: []string{"vm_memory_high_watermark.relative"},
+			usage: "memory alarm when the resident set passes this fraction of the memory available (the cgroup limit, else RAM)",
+			get:   func(o *options) string { return limitPart(o.broker.MemoryWatermark, false) },
+			set:   func(o *options, v string) error { return setLimit(&o.broker.MemoryWatermark, v, false) }},
+		{name: "vm-memory-high-watermark-absolute", keys: []string{"vm_memory_high_watermark.absolute"},
+			usage: "memory alarm when the resident set passes this many bytes (units: 512MB, 2GiB)",
+			get:   func(o *options) string { return limitPart(o.broker.MemoryWatermark, true) },
+			set:   func(o *options, v string) error { return setLimit(&o.broker.MemoryWatermark, v, true) }},
+		{name: "disk-free-limit-absolute", keys: []string{"disk_free_limit.absolute"},
+			usage: "disk alarm when the data directory's filesystem has fewer bytes free (units: 50MB, 1GiB)",
+			get:   func(o *options) string { return limitPart(o.broker.DiskFreeLimit, true) },
+			set:   func(o *options, v string) error { return setLimit(&o.broker.DiskFreeLimit, v, true) }},
+		{name: "disk-free-limit-relative", keys: []string{"disk_free_limit.relative"},
+			usage: "disk alarm when fewer bytes are free than this many times the memory available",
+			get:   func(o *options) string { return limitPart(o.broker.DiskFreeLimit, false) },
+			set:   func(o *options, v string) error { return setLimit(&o.broker.DiskFreeLimit, v, false) }},
 		{name: "mgmt-listen", keys: []string{"mgmt_listen"}, usage: "management HTTP API HOST:PORT (rabbitmq.conf's management.tcp.port and management.tcp.ip set its parts); empty: off",
 			get: func(o *options) string { return o.broker.MgmtListen },
 			set: func(o *options, v string) error { return setListen(&o.broker.MgmtListen, v) }},
@@ -182,6 +200,37 @@ func settings() []setting {
 	}
 }
 
+// setLimit sets an alarm limit from its absolute (bytes, with units) or
+// relative (a fraction) form; the last one given wins.
+func setLimit(l *flowcontrol.Limit, v string, absolute bool) error {
+	if absolute {
+		n, err := flowcontrol.ParseBytes(v)
+		if err != nil {
+			return err
+		}
+		*l = flowcontrol.Limit{Absolute: n}
+		return nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+		return fmt.Errorf("%q is not a fraction", v)
+	}
+	*l = flowcontrol.Limit{Relative: f}
+	return nil
+}
+
+// limitPart shows a limit's absolute or relative part ("" when it is the
+// other kind, or the default).
+func limitPart(l flowcontrol.Limit, absolute bool) string {
+	switch {
+	case absolute && l.Absolute > 0:
+		return strconv.FormatUint(l.Absolute, 10)
+	case !absolute && l.Absolute == 0 && l.Relative > 0:
+		return strconv.FormatFloat(l.Relative, 'g', -1, 64)
+	}
+	return ""
+}
+
 func setBytes(n *int64, v string) error {
 	x, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
@@ -213,7 +262,7 @@ func defaultOptions() options {
 
 // ignoredKeys are rabbitmq.conf keys a RabbitMQ operator's file may carry
 // that have no meaning for Warren; they are accepted with a warning.
-var ignoredKeyPrefixes = []string{"management.", "vm_memory_high_watermark", "disk_free_limit", "log.file", "cluster_formation.", "listeners.ssl.", "ssl_options."}
+var ignoredKeyPrefixes = []string{"management.", "log.file", "cluster_formation.", "listeners.ssl.", "ssl_options."}
 
 // loadFile applies a config file of "key = value" lines (# comments),
 // returning keys it skipped.

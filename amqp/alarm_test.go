@@ -1,0 +1,122 @@
+package amqp_test
+
+import (
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/queue/classic"
+)
+
+// While an alarm is set, a publisher is told once (connection.blocked with
+// the reason) and its publishes wait; a consumer goes on. When the alarm
+// clears, the publisher is told (connection.unblocked) and what it sent
+// goes through, in order.
+func TestAlarmBlocksPublishers(t *testing.T) {
+	kinds := &queue.Kinds{}
+	kinds.Register(classic.Name, classic.NewKind(classic.Options{}))
+	ts := startServer(t, kinds)
+
+	pubConn, err := amqp091.Dial(ts.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pubConn.Close()
+	blocked := pubConn.NotifyBlocked(make(chan amqp091.Blocking, 4))
+	pub, err := pubConn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.QueueDeclare("q", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(body string) {
+		t.Helper()
+		if err := pub.Publish("", "q", false, false, amqp091.Publishing{Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("before")
+
+	consConn, err := amqp091.Dial(ts.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consConn.Close()
+	consBlocked := consConn.NotifyBlocked(make(chan amqp091.Blocking, 4))
+	cons, err := consConn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := cons.Consume("q", "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() string {
+		t.Helper()
+		select {
+		case d := <-msgs:
+			return string(d.Body)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no delivery within 10s")
+			return ""
+		}
+	}
+	if got := next(); got != "before" {
+		t.Fatalf("got %q", got)
+	}
+
+	ts.srv.SetAlarm("low on memory")
+	ts.srv.SetAlarm("low on disk") // a second alarm sends nothing more
+	select {
+	case b := <-blocked:
+		if !b.Active || b.Reason != "low on memory" {
+			t.Fatalf("publisher got %+v, want blocked with %q", b, "low on memory")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the publisher was not sent connection.blocked")
+	}
+	publish("during") // the client writes it; the server does not read it
+	states := func() map[string]int {
+		n := map[string]int{}
+		for _, c := range ts.srv.Connections() {
+			n[c.State]++
+		}
+		return n
+	}
+	waitFor(t, func() bool { s := states(); return s["blocked"] == 1 && s["running"] == 1 })
+	// The consumer's connection is not blocked: it can still declare and
+	// get, and receives nothing from the held publish.
+	if _, err := cons.QueueDeclare("q", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-msgs:
+		t.Fatalf("delivered %q while the publisher was blocked", d.Body)
+	case b := <-consBlocked:
+		t.Fatalf("a connection that only consumes got %+v", b)
+	default:
+	}
+
+	ts.srv.SetAlarm("")
+	select {
+	case b := <-blocked:
+		if b.Active {
+			t.Fatalf("publisher got %+v, want unblocked", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the publisher was not sent connection.unblocked")
+	}
+	publish("after")
+	waitFor(t, func() bool { return states()["running"] == 2 })
+	if a, b := next(), next(); a != "during" || b != "after" {
+		t.Fatalf("after the alarm: %q, %q", a, b)
+	}
+	select {
+	case b := <-blocked:
+		t.Fatalf("one more notification: %+v", b)
+	default:
+	}
+}
