@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/auth"
+	"github.com/warrenmq/warren/flowcontrol"
 	"github.com/warrenmq/warren/persistence"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/queue/classic"
@@ -40,6 +42,10 @@ type fixture struct {
 	amqp     *amqp.Server
 	amqpAddr string
 	amqpPort int
+	// resident and diskFree are the memory in use and the free disk space
+	// the alarms see (of 1,000,000 bytes of memory available).
+	resident, diskFree *atomic.Uint64
+	alarms             *flowcontrol.Monitor
 }
 
 // The fixture's users: guest (the default user, loopback only) and admin,
@@ -86,6 +92,15 @@ func newFixture(t testing.TB) *fixture {
 			t.Errorf("forgetting vhost %q's permissions: %v", name, err)
 		}
 	})
+	var resident, diskFree atomic.Uint64
+	resident.Store(100_000)
+	diskFree.Store(100_000_000)
+	alarms := flowcontrol.New(flowcontrol.Config{
+		Resident:  resident.Load,
+		Available: func() uint64 { return 1_000_000 },
+		DiskFree:  func(string) (uint64, error) { return diskFree.Load(), nil },
+		OnChange:  func(s flowcontrol.Status) { srv.SetAlarm(s.Reason()) },
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(err)
 	served := make(chan error, 1)
@@ -104,8 +119,9 @@ func newFixture(t testing.TB) *fixture {
 		{Protocol: "amqp", IP: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port},
 		{Protocol: "http", IP: "127.0.0.1", Port: api.Listener.Addr().(*net.TCPAddr).Port},
 	}}
-	fx := &fixture{srv: New(Deps{Vhosts: vhosts, Users: users, AMQP: srv, Node: node}), api: api, metrics: metrics,
-		vhosts: vhosts, users: users, amqp: srv, amqpAddr: ln.Addr().String(), amqpPort: node.Listeners[0].Port}
+	fx := &fixture{srv: New(Deps{Vhosts: vhosts, Users: users, AMQP: srv, Alarms: alarms, Node: node}), api: api, metrics: metrics,
+		vhosts: vhosts, users: users, amqp: srv, amqpAddr: ln.Addr().String(), amqpPort: node.Listeners[0].Port,
+		resident: &resident, diskFree: &diskFree, alarms: alarms}
 	t.Cleanup(fx.srv.Close)
 	api.Config.Handler = fx.srv
 	api.Start()

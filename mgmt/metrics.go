@@ -65,6 +65,13 @@ var (
 	descQConsumer = desc("queue_consumers", "Consumers of queues")
 	descQBytes    = desc("queue_messages_bytes", "Body bytes of the messages waiting in queues")
 
+	descMemAlarm  = desc("alarms_memory_used_watermark", "1 while the memory alarm is set (resident memory above the watermark)")
+	descDiskAlarm = desc("alarms_free_disk_space_watermark", "1 while the disk alarm is set (free disk space below the limit)")
+	descFDAlarm   = desc("alarms_file_descriptor_limit", "1 while file descriptors run out (Warren has no such alarm: always 0)")
+	descMemLimit  = desc("resident_memory_limit_bytes", "The memory high watermark, in bytes")
+	descDiskFree  = desc("disk_space_available_bytes", "Free space on the data directory's filesystem")
+	descDiskLimit = desc("disk_space_available_limit_bytes", "The free disk space limit, in bytes")
+
 	descIdentity = desc("identity_info", "The node's name and its cluster's", "rabbitmq_node", "rabbitmq_cluster", "rabbitmq_cluster_permanent_id")
 	descBuild    = desc("build_info", "The RabbitMQ version the node presents itself as, Warren's version and Go's", "rabbitmq_version", "prometheus_plugin_version", "erlang_version")
 
@@ -122,7 +129,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		return
 	}
 	for _, d := range []*prometheus.Desc{descConnections, descChannels, descConsumers, descQueues, descConnOpened, descConnClosed,
-		descChanOpened, descChanClosed, descBytesIn, descBytesOut, descQDeclared, descQCreated, descQDeleted, descReady, descUnacked, descMessages, descQConsumer, descQBytes,
+		descChanOpened, descChanClosed, descBytesIn, descBytesOut, descQDeclared, descQCreated, descQDeleted, descMemAlarm, descDiskAlarm, descFDAlarm, descMemLimit, descDiskFree, descDiskLimit, descReady, descUnacked, descMessages, descQConsumer, descQBytes,
 		descIdentity, descBuild} {
 		ch <- d
 	}
@@ -191,6 +198,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descUnacked, unacked)
 	gauge(descMessages, ready+unacked)
 	gauge(descQBytes, bytes)
+	al := c.s.alarms()
+	gauge(descMemAlarm, boolGauge(al.MemoryAlarm))
+	gauge(descDiskAlarm, boolGauge(al.DiskAlarm))
+	gauge(descFDAlarm, 0)
+	gauge(descMemLimit, float64(al.MemoryLimit))
+	gauge(descDiskFree, float64(al.DiskFree))
+	gauge(descDiskLimit, float64(al.DiskFreeLimit))
 	qc := c.s.d.Vhosts.QueueCounts()
 	counter(descQDeclared, qc.Declared)
 	counter(descQCreated, qc.Created)
@@ -201,4 +215,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	n := c.s.d.Node
 	gauge(descIdentity, 1, n.Name, n.Name, n.Name)
 	gauge(descBuild, 1, rabbitVersion, n.Version, runtime.Version())
+}
+
+// boolGauge is 1 for true, 0 for false.
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -146,11 +146,12 @@ func (s *Server) nodeObject() map[string]any {
 		fds = len(entries)
 	}
 	_, last, _ := s.rates.totals()
+	st := s.alarms()
 	return map[string]any{
 		"name": n.Name, "type": "disc", "running": true, "os_pid": strconv.Itoa(os.Getpid()),
-		"mem_used": n.Memory(), "mem_used_details": details(0), "mem_limit": 0, "mem_alarm": false,
+		"mem_used": st.MemoryUsed, "mem_used_details": details(0), "mem_limit": st.MemoryLimit, "mem_alarm": st.MemoryAlarm,
 		"mem_calculation_strategy": "rss",
-		"disk_free_alarm":          false, "disk_free_limit": 50000000,
+		"disk_free":                st.DiskFree, "disk_free_details": details(0), "disk_free_limit": st.DiskFreeLimit, "disk_free_alarm": st.DiskAlarm,
 		"fd_used": fds, "fd_total": 1048576, "sockets_used": len(s.d.AMQP.Connections()), "sockets_total": 1048576,
 		"proc_used": runtime.NumGoroutine(), "proc_total": 1048576,
 		"processors": runtime.NumCPU(), "run_queue": 0,
@@ -176,8 +177,8 @@ func (s *Server) node(w http.ResponseWriter, r *http.Request, _ *auth.User) erro
 	return nil
 }
 
-// healthOK answers a health check that passes on a running node (no
-// alarms, every virtual host up, no quorum queue depending on this node).
+// healthOK answers a health check that passes on a running node (every
+// virtual host up, no quorum queue depending on this node).
 func (s *Server) healthOK(w http.ResponseWriter, _ *http.Request, _ *auth.User) error {
 	writeJSON(w, map[string]any{"status": "ok"})
 	return nil

@@ -121,6 +121,8 @@ func (s *Server) routes() {
 	s.resource("/api/cluster-name", get(mg, s.clusterName))
 	s.resource("/api/nodes", get(mon, s.nodes))
 	s.resource("/api/nodes/{node}", get(mon, s.node))
+	s.resource("/api/nodes/{node}/vm-memory-high-watermark", methods{http.MethodPut: {adm, s.setMemoryWatermark}})
+	s.resource("/api/nodes/{node}/disk-free-limit", methods{http.MethodPut: {adm, s.setDiskFreeLimit}})
 	s.resource("/api/extensions", get(mg, func(w http.ResponseWriter, _ *http.Request, _ *auth.User) error {
 		writeJSON(w, []any{})
 		return nil
@@ -238,8 +240,8 @@ func (s *Server) routes() {
 		http.MethodPost: {adm, s.importDefinitions},
 	})
 
-	s.resource("/api/health/checks/alarms", get(mg, s.healthOK))
-	s.resource("/api/health/checks/local-alarms", get(mg, s.healthOK))
+	s.resource("/api/health/checks/alarms", get(mg, s.healthAlarms(false)))
+	s.resource("/api/health/checks/local-alarms", get(mg, s.healthAlarms(true)))
 	s.resource("/api/health/checks/virtual-hosts", get(mg, s.healthOK))
 	s.resource("/api/health/checks/node-is-quorum-critical", get(mg, s.healthOK))
 	s.resource("/api/health/checks/node-is-mirror-sync-critical", get(mg, s.healthOK))
