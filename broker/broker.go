@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
@@ -214,7 +215,8 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 	})
 	// While a memory or disk alarm is set, publishers are blocked.
 	alarms := flowcontrol.New(flowcontrol.Config{MemoryWatermark: cfg.MemoryWatermark, DiskFreeLimit: cfg.DiskFreeLimit,
-		DataDir: cfg.DataDir, Log: log, OnChange: func(s flowcontrol.Status) { srv.SetAlarm(s.Reason()) }})
+		DataDir: cfg.DataDir, Log: log, OnChange: func(s flowcontrol.Status) { srv.SetAlarm(s.Reason()) },
+		Relieve: debug.FreeOSMemory})
 	srv.SetAlarm(alarms.Status().Reason())
 	alarms.Start()
 	stopAll := stop

@@ -117,7 +117,11 @@ type Config struct {
 	// OnChange is called, from the monitor's goroutine or a Set call,
 	// each time an alarm sets or clears.
 	OnChange func(Status)
-	Log      *slog.Logger
+	// Relieve is called at each sample while the memory alarm is set, to
+	// give memory back (the broker has the Go runtime return freed heap to
+	// the OS, so that what consumers drained shows in the resident set).
+	Relieve func()
+	Log     *slog.Logger
 
 	// What is measured; the defaults read the OS (see memory.go). Tests
 	// replace them.
@@ -248,6 +252,9 @@ func (m *Monitor) sample(disk bool) {
 	}
 	after := *s
 	m.mu.Unlock()
+	if after.MemoryAlarm && m.cfg.Relieve != nil {
+		m.cfg.Relieve()
+	}
 	if diskErr != nil {
 		m.cfg.Log.Warn("measuring free disk space", "dir", m.cfg.DataDir, "err", diskErr)
 	}

@@ -51,8 +51,10 @@ func TestAlarms(t *testing.T) {
 	node.resident.Store(500)
 	node.free.Store(100_000_000)
 	var changes []Status
+	relieved := 0
 	cfg := node.config()
 	cfg.OnChange = func(s Status) { changes = append(changes, s) }
+	cfg.Relieve = func() { relieved++ }
 	m := New(cfg)
 	if s := m.Status(); s.MemoryAlarm || s.DiskAlarm || s.MemoryLimit != 600 || s.DiskFreeLimit != 50_000_000 || s.Reason() != "" {
 		t.Fatalf("at start: %+v", s)
@@ -61,8 +63,8 @@ func TestAlarms(t *testing.T) {
 	node.resident.Store(700)
 	m.sample(false)
 	m.sample(false)
-	if s := m.Status(); !s.MemoryAlarm || s.Reason() != "low on memory" || len(changes) != 1 {
-		t.Fatalf("memory over the watermark: %+v, %d changes", s, len(changes))
+	if s := m.Status(); !s.MemoryAlarm || s.Reason() != "low on memory" || len(changes) != 1 || relieved != 2 {
+		t.Fatalf("memory over the watermark: %+v, %d changes, relieved %d times", s, len(changes), relieved)
 	}
 	// Raising the watermark clears it at once.
 	if err := m.SetMemoryWatermark(Limit{Absolute: 800}); err != nil {
