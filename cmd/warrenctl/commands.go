@@ -15,6 +15,7 @@ type command struct {
 	flags    []string                          // long names of the command's own flags
 	vhost    bool                              // acts in the --vhost virtual host
 	list     *listing                          // a list command: fetch, pick columns, print
+	check    func([]string) error              // optional: checks the arguments before anything is sent
 	run      func(*invocation, []string) error // any other command
 }
 
@@ -63,6 +64,9 @@ var commandTable = []command{
 	{name: "export_definitions", args: `<file | "-">`, help: "Writes the definitions (users, vhosts, queues, ...) as JSON to a file or standard output", min: 1, max: 1, run: exportDefinitions},
 	{name: "import_definitions", args: `<file | "-">`, help: "Loads definitions from a JSON file or standard input", min: 1, max: 1, run: importDefinitions},
 
+	{name: "set_vm_memory_high_watermark", args: "<fraction> | absolute <memory_limit>", help: "Sets the memory alarm's threshold: a fraction of RAM, or bytes (e.g. 2GiB)", min: 1, max: 2, check: memoryWatermark.check, run: memoryWatermark.set},
+	{name: "set_disk_free_limit", args: "<disk_limit> | mem_relative <fraction>", help: "Sets the free disk space limit: bytes (e.g. 1GB), or a multiple of RAM", min: 1, max: 2, check: diskFreeLimit.check, run: diskFreeLimit.set},
+
 	{name: "status", help: "Shows a summary of the node's state", run: status},
 	{name: "ping", help: "Checks that the node's management API answers", run: ping},
 	{name: "await_startup", help: "Waits until the node answers (at most --timeout seconds)", run: awaitStartup},
@@ -107,6 +111,9 @@ func (c *command) checkArgs(args []string) error {
 	if c.list != nil && c.list.items != nil {
 		_, err := c.list.columnsFor(args)
 		return err
+	}
+	if c.check != nil {
+		return c.check(args)
 	}
 	return nil
 }
