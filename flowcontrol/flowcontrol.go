@@ -111,8 +111,10 @@ type Config struct {
 	MemoryWatermark Limit // zero: DefaultMemoryWatermark
 	DiskFreeLimit   Limit // zero: DefaultDiskFreeLimit; Relative is of the available memory
 	DataDir         string
-	// Interval is how often memory is sampled (default 1 s); the disk
-	// every tenth time.
+	// Interval is how often memory is sampled (default 100 ms: reading
+	// the resident set costs microseconds, and a publisher can add only
+	// what it sends in one interval before it is blocked); the disk every
+	// tenth time.
 	Interval time.Duration
 	// OnChange is called, from the monitor's goroutine or a Set call,
 	// each time an alarm sets or clears.
@@ -151,7 +153,7 @@ func New(cfg Config) *Monitor {
 		cfg.DiskFreeLimit = DefaultDiskFreeLimit
 	}
 	if cfg.Interval <= 0 {
-		cfg.Interval = time.Second
+		cfg.Interval = 100 * time.Millisecond
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -203,9 +205,11 @@ func (m *Monitor) Status() Status {
 }
 
 // SetMemoryWatermark changes the memory watermark and applies it at once.
+// A watermark of 0 sets the alarm for good: it stops all publishing, as
+// on RabbitMQ.
 func (m *Monitor) SetMemoryWatermark(l Limit) error {
-	if l.Absolute == 0 && (l.Relative <= 0 || math.IsNaN(l.Relative)) {
-		return fmt.Errorf("the memory watermark must be a positive fraction or number of bytes")
+	if l.Relative < 0 || math.IsNaN(l.Relative) || math.IsInf(l.Relative, 0) {
+		return fmt.Errorf("the memory watermark must be a fraction or a number of bytes, not negative")
 	}
 	m.mu.Lock()
 	m.status.MemoryWatermark = l
@@ -217,7 +221,7 @@ func (m *Monitor) SetMemoryWatermark(l Limit) error {
 
 // SetDiskFreeLimit changes the disk free limit and applies it at once.
 func (m *Monitor) SetDiskFreeLimit(l Limit) error {
-	if l.Relative < 0 || math.IsNaN(l.Relative) {
+	if l.Relative < 0 || math.IsNaN(l.Relative) || math.IsInf(l.Relative, 0) {
 		return fmt.Errorf("the disk free limit must not be negative")
 	}
 	m.mu.Lock()

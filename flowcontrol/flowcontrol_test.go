@@ -92,7 +92,7 @@ func TestAlarms(t *testing.T) {
 	if s := m.Status(); s.DiskAlarm || s.DiskFreeLimit != 2000 {
 		t.Fatalf("relative disk limit: %+v", s)
 	}
-	for _, bad := range []Limit{{}, {Relative: -1}} {
+	for _, bad := range []Limit{{Relative: -1}} {
 		if err := m.SetMemoryWatermark(bad); err == nil {
 			t.Errorf("watermark %+v taken", bad)
 		}

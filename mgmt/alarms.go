@@ -101,7 +101,7 @@ func (s *Server) setAlarmLimit(w http.ResponseWriter, r *http.Request, relativeK
 func bytesField(v any) (uint64, error) {
 	switch v := v.(type) {
 	case float64:
-		if v >= 1 && v == math.Trunc(v) && v < 1<<63 {
+		if v >= 0 && v == math.Trunc(v) && v < 1<<63 {
 			return uint64(v), nil
 		}
 	case string:
@@ -109,9 +109,7 @@ func bytesField(v any) (uint64, error) {
 		if err != nil {
 			return 0, badRequest(err.Error())
 		}
-		if n > 0 {
-			return n, nil
-		}
+		return n, nil
 	}
-	return 0, badRequest("absolute must be a positive number of bytes")
+	return 0, badRequest("absolute must be a whole number of bytes")
 }
