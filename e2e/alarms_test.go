@@ -239,3 +239,17 @@ func TestDiskAlarmWithWarrenctl(t *testing.T) {
 	}
 	b.ctlFails(t, 64, "", "set_disk_free_limit")
 }
+
+// pika's and amqplib's blocked and unblocked events fire with RabbitMQ's
+// reason, and the publishes held meanwhile go through afterwards.
+func TestBlockedEventsInClients(t *testing.T) {
+	b := startBroker(t)
+	for script, want := range map[string]string{
+		"python/blocked.py": "pika: blocked low on memory; unblocked; 2 messages queued",
+		"node/blocked.js":   "amqplib: blocked low on memory; unblocked; 2 messages queued",
+	} {
+		if out := clientScript(t, b, time.Minute, script); !strings.Contains(out, want) {
+			t.Errorf("%s: %q, want %q", script, out, want)
+		}
+	}
+}

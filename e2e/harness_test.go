@@ -301,7 +301,8 @@ func clientScript(t testing.TB, b *broker, timeout time.Duration, script string,
 		t.Fatalf("no runner for %s", script)
 	}
 	host, port, _ := strings.Cut(b.Addr, ":")
-	cmd.Env = append(append(cmd.Env, os.Environ()...), "AMQP_URL="+b.URL(), "AMQP_HOST="+host, "AMQP_PORT="+port)
+	cmd.Env = append(append(cmd.Env, os.Environ()...), "AMQP_URL="+b.URL(), "AMQP_HOST="+host, "AMQP_PORT="+port,
+		"MGMT_URL=http://"+b.MgmtAddr)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		t.Fatalf("%s timed out after %v; output:\n%s", script, timeout, out)

@@ -119,9 +119,10 @@ type Config struct {
 	// OnChange is called, from the monitor's goroutine or a Set call,
 	// each time an alarm sets or clears.
 	OnChange func(Status)
-	// Relieve is called at each sample while the memory alarm is set, to
-	// give memory back (the broker has the Go runtime return freed heap to
-	// the OS, so that what consumers drained shows in the resident set).
+	// Relieve is called while the memory alarm is set, at most once a
+	// second, to give memory back (the broker has the Go runtime return
+	// freed heap to the OS, so that what consumers drained shows in the
+	// resident set).
 	Relieve func()
 	Log     *slog.Logger
 
@@ -137,6 +138,7 @@ type Monitor struct {
 	cfg Config
 
 	sampling sync.Mutex // one sample at a time, so changes are reported in order
+	relieved time.Time  // when Relieve last ran, under sampling
 	mu       sync.Mutex
 	status   Status
 
@@ -256,7 +258,8 @@ func (m *Monitor) sample(disk bool) {
 	}
 	after := *s
 	m.mu.Unlock()
-	if after.MemoryAlarm && m.cfg.Relieve != nil {
+	if after.MemoryAlarm && m.cfg.Relieve != nil && time.Since(m.relieved) >= time.Second {
+		m.relieved = time.Now()
 		m.cfg.Relieve()
 	}
 	if diskErr != nil {

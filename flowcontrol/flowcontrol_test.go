@@ -63,7 +63,7 @@ func TestAlarms(t *testing.T) {
 	node.resident.Store(700)
 	m.sample(false)
 	m.sample(false)
-	if s := m.Status(); !s.MemoryAlarm || s.Reason() != "low on memory" || len(changes) != 1 || relieved != 2 {
+	if s := m.Status(); !s.MemoryAlarm || s.Reason() != "low on memory" || len(changes) != 1 || relieved != 1 { // at most once a second
 		t.Fatalf("memory over the watermark: %+v, %d changes, relieved %d times", s, len(changes), relieved)
 	}
 	// Raising the watermark clears it at once.
