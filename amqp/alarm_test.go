@@ -6,6 +6,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/queue/classic"
 )
@@ -118,5 +119,47 @@ func TestAlarmBlocksPublishers(t *testing.T) {
 	case b := <-blocked:
 		t.Fatalf("one more notification: %+v", b)
 	default:
+	}
+}
+
+// A connection held by an alarm is not read, its heartbeats included: they
+// must not count as missed (RabbitMQ suspends the check too), so it
+// outlives several heartbeat intervals and carries on when the alarm
+// clears.
+func TestBlockedConnectionOutlivesHeartbeats(t *testing.T) {
+	kinds := &queue.Kinds{}
+	kinds.Register(classic.Name, classic.NewKind(classic.Options{}))
+	cfg := amqp.DefaultConfig()
+	cfg.Heartbeat = time.Second
+	ts := startServerWith(t, kinds, cfg)
+	conn, err := amqp091.DialConfig(ts.url, amqp091.Config{Heartbeat: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	closed := conn.NotifyClose(make(chan *amqp091.Error, 1))
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("hb", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	ts.srv.SetAlarm("low on memory")
+	if err := ch.Publish("", "hb", false, false, amqp091.Publishing{Body: []byte("held")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(ts.srv.Connections()) == 1 && ts.srv.Connections()[0].State == "blocked" })
+	// Three and a half heartbeat intervals: the server would close a
+	// connection it reads nothing from after two.
+	select {
+	case e := <-closed:
+		t.Fatalf("the blocked connection was closed: %v", e)
+	case <-time.After(3500 * time.Millisecond):
+	}
+	ts.srv.SetAlarm("")
+	q, err := ch.QueueDeclarePassive("hb", false, false, false, false, nil)
+	if err != nil || q.Messages != 1 {
+		t.Fatalf("after the alarm: %+v, %v", q, err)
 	}
 }

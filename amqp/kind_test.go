@@ -153,6 +153,11 @@ type testServer struct {
 }
 
 func startServer(t *testing.T, kinds *queue.Kinds) testServer {
+	return startServerWith(t, kinds, amqp.DefaultConfig())
+}
+
+// startServerWith starts a server with cfg.
+func startServerWith(t *testing.T, kinds *queue.Kinds, cfg amqp.Config) testServer {
 	t.Helper()
 	vhosts := vhost.NewRegistry(vhost.Deps{Kinds: kinds})
 	if _, err := vhosts.Add(vhost.DefaultName); err != nil {
@@ -162,7 +167,7 @@ func startServer(t *testing.T, kinds *queue.Kinds) testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := amqp.NewServer(amqp.DefaultConfig(), amqp.Deps{Users: users, Vhosts: vhosts})
+	srv, err := amqp.NewServer(cfg, amqp.Deps{Users: users, Vhosts: vhosts})
 	if err != nil {
 		t.Fatal(err)
 	}
