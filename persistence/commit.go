@@ -528,7 +528,7 @@ func (s *Store) writeBatch(b *batch) error {
 	defer s.resetScratch()
 	s.lastWrite.Store(time.Now().UnixNano())
 
-	deletes := 0
+	deletes, puts, inline := 0, 0, 0
 	txn := s.db.NewTransaction(true)
 	for i := range b.ops {
 		o := &b.ops[i]
@@ -548,8 +548,16 @@ func (s *Store) writeBatch(b *batch) error {
 			txn.Discard()
 			return fmt.Errorf("persistence: batch %d: %v: %w", b.ticket, o, err)
 		}
-		if o.kind == opDeleteMessage || o.kind == opDeleteEntry {
+		switch o.kind {
+		case opDeleteMessage, opDeleteEntry:
 			deletes++
+		case opPutMessage:
+			puts++
+			if int64(len(o.data)) < s.opts.ValueThreshold {
+				inline += len(o.data)
+			}
+		case opPutEntry:
+			puts++
 		}
 	}
 	if err := txn.Commit(); err != nil {
@@ -561,6 +569,8 @@ func (s *Store) writeBatch(b *batch) error {
 		}
 	}
 	s.deletes.Add(uint64(deletes))
+	s.puts.Add(uint64(puts))
+	s.inlineBytes.Add(uint64(inline))
 	return nil
 }
 

@@ -27,8 +27,9 @@ import (
 //     level, where both are dropped and the statistics filled; then rewrite
 //     again.
 //
-// The LSM tree holds only keys, value pointers and index entries, so the
-// forced compaction is cheap next to the bodies it frees, but the memtable
+// The LSM tree holds keys, value pointers, index entries and small bodies
+// (under the value threshold); whether enough of it was deleted to force a
+// compaction is judged by the average record size written. The memtable
 // flush holds writes off (200-600 ms after a 200 MB backlog here): confirms
 // wait meanwhile. A scheduled pass therefore forces it only when the
 // committer has written nothing for compactQuiet, or when it has been put off
@@ -80,7 +81,7 @@ func (s *Store) runGC(scheduled bool) error {
 	deletes := s.deletes.Load()
 	recent := deletes - s.deletesAtCompact
 	compacted := false
-	due := recent >= compactAfterDeletes && recent*lsmRecordBytes >= s.lsmSize()/4 && !s.stopped()
+	due := recent >= compactAfterDeletes && recent*s.recordBytes() >= s.lsmSize()/4 && !s.stopped()
 	if due && scheduled && s.compactDeferrals < compactMaxDeferrals &&
 		time.Since(time.Unix(0, s.lastWrite.Load())) < compactQuiet {
 		s.compactDeferrals++
@@ -130,6 +131,13 @@ func (s *Store) rewriteValueLog() (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// recordBytes is the average size of a record in the LSM tree as written:
+// lsmRecordBytes, plus the bodies kept inline (under the value threshold)
+// shared among the records.
+func (s *Store) recordBytes() uint64 {
+	return lsmRecordBytes + s.inlineBytes.Load()/max(s.puts.Load(), 1)
 }
 
 // lsmSize returns the size of the LSM tree's tables.

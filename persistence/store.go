@@ -77,6 +77,8 @@ type Store struct {
 
 	// Garbage collection (gc.go).
 	deletes          atomic.Uint64 // deletes written, ever
+	puts             atomic.Uint64 // messages and entries written, ever
+	inlineBytes      atomic.Uint64 // message bodies written inline in the LSM tree, ever
 	lastWrite        atomic.Int64  // when the committer last wrote, in Unix ns
 	gcMu             sync.Mutex    // one GC pass at a time; guards the next two
 	deletesAtCompact uint64
