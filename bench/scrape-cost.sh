@@ -15,19 +15,11 @@
 # run.sh); compare medians over several rounds.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-15}
 SCRAPE_EVERY=${SCRAPE_EVERY:-1}
-work=$(mktemp -d /tmp/warren-scrape.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-if [[ -z ${BIN:-} ]]; then
-	BIN=$work/warren
-	(cd "$root" && go build -o "$BIN" ./cmd/warren)
-fi
-perf=$work/warren-perf
-(cd "$root" && go build -o "$perf" ./cmd/warren-perf)
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # cpu_ticks PID: user+system CPU of PID, in clock ticks (1/100 s).
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -39,7 +31,7 @@ run() {
 	"$BIN" --listen 127.0.0.1:5800 --data-dir "$dir" --mgmt-listen 127.0.0.1:15800 \
 		--prometheus-listen 127.0.0.1:15801 --log-level error 2>"$dir.log" &
 	pid=$!
-	for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/5800) 2>/dev/null && break; sleep 0.1; done
+	wait_listening 5800
 	if ((scrape)); then
 		(while kill -0 "$pid" 2>/dev/null; do
 			curl -s -o /dev/null http://127.0.0.1:15801/metrics
@@ -50,7 +42,7 @@ run() {
 		sp=$!
 	fi
 	t0=$(cpu_ticks "$pid")
-	out=$("$perf" -h amqp://guest:guest@127.0.0.1:5800 -x 1 -y 1 -u scrape-q -s 16 -a -z "$DURATION" --json 2>/dev/null | tail -n1)
+	out=$("$PERF" -h amqp://guest:guest@127.0.0.1:5800 -x 1 -y 1 -u scrape-q -s 16 -a -z "$DURATION" --json 2>/dev/null | tail -n1)
 	t1=$(cpu_ticks "$pid")
 	[[ -n $sp ]] && kill "$sp" 2>/dev/null
 	kill "$pid"

@@ -15,26 +15,18 @@
 # and the data directory should stay flat.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
 DURATION=${DURATION:-240}
 PRODUCERS=${PRODUCERS:-50}
 RATE=${RATE:-100}
 SIZE=${SIZE:-1024}
-work=$(mktemp -d /tmp/warren-soak.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-if [[ -z ${BIN:-} ]]; then
-	BIN=$work/warren
-	(cd "$root" && go build -o "$BIN" ./cmd/warren)
-fi
-perf=$work/warren-perf
-(cd "$root" && go build -o "$perf" ./cmd/warren-perf)
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 data=$work/data
 "$BIN" --listen 127.0.0.1:5803 --data-dir "$data" --mgmt-listen "" --prometheus-listen "" --log-level error 2>"$work/log" &
 pid=$!
-for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/5803) 2>/dev/null && break; sleep 0.1; done
-"$perf" -h amqp://guest:guest@127.0.0.1:5803 -x "$PRODUCERS" -y "$PRODUCERS" -qp 'soak-%d' -qpf 1 -qpt "$PRODUCERS" \
+wait_listening 5803
+"$PERF" -h amqp://guest:guest@127.0.0.1:5803 -x "$PRODUCERS" -y "$PRODUCERS" -qp 'soak-%d' -qpf 1 -qpt "$PRODUCERS" \
 	-s "$SIZE" -f persistent -c 100 -r "$RATE" -q 100 -z "$DURATION" --json >"$work/perf.json" 2>"$work/perf.err" &
 load=$!
 kb() { awk -v k="$1:" '$1 == k { print int($2 / 1024) }' "/proc/$pid/status"; }

@@ -210,27 +210,25 @@ func (m *Monitor) Status() Status {
 // A watermark of 0 sets the alarm for good: it stops all publishing, as
 // on RabbitMQ.
 func (m *Monitor) SetMemoryWatermark(l Limit) error {
-	if l.Relative < 0 || math.IsNaN(l.Relative) || math.IsInf(l.Relative, 0) {
-		return fmt.Errorf("the memory watermark must be a fraction or a number of bytes, not negative")
-	}
-	m.mu.Lock()
-	m.status.MemoryWatermark = l
-	m.mu.Unlock()
-	m.cfg.Log.Info("memory high watermark set", "watermark", l.String())
-	m.sample(false)
-	return nil
+	return m.setLimit(&m.status.MemoryWatermark, l, "memory high watermark", false)
 }
 
 // SetDiskFreeLimit changes the disk free limit and applies it at once.
 func (m *Monitor) SetDiskFreeLimit(l Limit) error {
+	return m.setLimit(&m.status.DiskLimit, l, "disk free limit", true)
+}
+
+// setLimit sets *field (a limit in status) to l and samples at once, the
+// disk too when disk is set.
+func (m *Monitor) setLimit(field *Limit, l Limit, what string, disk bool) error {
 	if l.Relative < 0 || math.IsNaN(l.Relative) || math.IsInf(l.Relative, 0) {
-		return fmt.Errorf("the disk free limit must not be negative")
+		return fmt.Errorf("the %s must be a fraction or a number of bytes, not negative", what)
 	}
 	m.mu.Lock()
-	m.status.DiskLimit = l
+	*field = l
 	m.mu.Unlock()
-	m.cfg.Log.Info("disk free limit set", "limit", l.String())
-	m.sample(true)
+	m.cfg.Log.Info(what+" set", "value", l.String())
+	m.sample(disk)
 	return nil
 }
 
