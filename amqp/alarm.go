@@ -61,8 +61,8 @@ func (s *Server) SetAlarm(reason string) {
 // notifyBlocked sends connection.blocked, once per alarm, to a client
 // that understands it.
 func (c *conn) notifyBlocked(reason string) {
-	if c.caps.connectionBlocked && !c.closeSent.Load() && c.blockedSent.CompareAndSwap(false, true) {
-		c.sendMethod(0, &wire.ConnectionBlocked{Reason: reason})
+	if c.caps.connectionBlocked {
+		c.setBlockedSent(true, &wire.ConnectionBlocked{Reason: reason})
 	}
 }
 
@@ -70,28 +70,49 @@ func (c *conn) notifyBlocked(reason string) {
 // was blocked.
 func (c *conn) notifyUnblocked() {
 	c.flow.CompareAndSwap(flowBlocking, flowRunning)
-	if c.blockedSent.CompareAndSwap(true, false) && !c.closeSent.Load() {
-		c.sendMethod(0, &wire.ConnectionUnblocked{})
+	c.setBlockedSent(false, &wire.ConnectionUnblocked{})
+}
+
+// setBlockedSent sends m when the client's blocked state changes to
+// blocked. The check, the change and the send are one step under the
+// output lock, so blocked and unblocked alternate on the wire and
+// neither follows the server's connection.close.
+func (c *conn) setBlockedSent(blocked bool, m wire.Method) {
+	c.out.mu.Lock()
+	send := c.blockedSent != blocked && !c.closeSent.Load()
+	if send {
+		c.blockedSent = blocked
+		c.appendMethodLocked(0, m)
+	}
+	c.out.mu.Unlock()
+	if send {
+		c.out.kick()
 	}
 }
 
 // holdForAlarm holds the reader, which has just read a basic.publish,
-// while an alarm is in force (a is the one it saw). The client's
-// heartbeats are not read meanwhile and do not count as missed.
+// while an alarm is in force (a is the one it saw), or until the server
+// closes the connection. The client's heartbeats are not read meanwhile
+// and do not count as missed. Confirms due from the frames before are
+// sent first: the client may be waiting on them.
 func (c *conn) holdForAlarm(a *alarm) {
+	if len(c.dueConfirms) > 0 {
+		c.flushBatch()
+	}
 	c.notifyBlocked(a.reason)
 	c.flow.Store(flowBlocked)
 	c.paused.Store(true)
+	defer c.paused.Store(false)
 	for a != nil {
 		select {
 		case <-a.cleared:
+		case <-c.closing:
+			return
 		case <-c.writerDone:
-			c.paused.Store(false)
 			return
 		}
 		a = c.srv.alarm.Load()
 	}
-	c.paused.Store(false)
 	c.flow.Store(flowRunning)
 	c.notifyUnblocked()
 }

@@ -1,6 +1,7 @@
 package amqp_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -162,4 +163,83 @@ func TestBlockedConnectionOutlivesHeartbeats(t *testing.T) {
 	if err != nil || q.Messages != 1 {
 		t.Fatalf("after the alarm: %+v, %v", q, err)
 	}
+}
+
+// A publisher held by an alarm can still be closed: by an operator (its
+// client gets the 320 with the operator's reason) and by a shutdown,
+// which finishes without waiting for its deadline.
+func TestBlockedConnectionCloses(t *testing.T) {
+	kinds := &queue.Kinds{}
+	kinds.Register(classic.Name, classic.NewKind(classic.Options{}))
+	cfg := amqp.DefaultConfig()
+	cfg.Heartbeat = 0
+	ts := startServerWith(t, kinds, cfg)
+	ts.srv.SetAlarm("low on disk")
+	held := func() (*amqp091.Connection, chan *amqp091.Error) {
+		t.Helper()
+		conn, err := amqp091.DialConfig(ts.url, amqp091.Config{Heartbeat: 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A client's close is not read while it is held.
+		t.Cleanup(func() { _ = conn.CloseDeadline(time.Now().Add(time.Second)) })
+		closed := conn.NotifyClose(make(chan *amqp091.Error, 1))
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.Publish("", "nowhere", false, false, amqp091.Publishing{Body: []byte("held")}); err != nil {
+			t.Fatal(err)
+		}
+		return conn, closed
+	}
+	awaitClose := func(closed chan *amqp091.Error, text string) {
+		t.Helper()
+		select {
+		case e := <-closed:
+			if e == nil || e.Code != amqp091.ConnectionForced || e.Reason != text {
+				t.Fatalf("closed with %v, want 320 %q", e, text)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the held connection was not closed within 10s")
+		}
+	}
+	blockedCount := func() int {
+		n := 0
+		for _, c := range ts.srv.Connections() {
+			if c.State == "blocked" {
+				n++
+			}
+		}
+		return n
+	}
+
+	_, closed1 := held()
+	_, closed2 := held()
+	waitFor(t, func() bool { return blockedCount() == 2 })
+	name := ts.srv.Connections()[0].Name
+	if !ts.srv.CloseConnection(name, "bye") {
+		t.Fatal("no connection to close")
+	}
+	waitFor(t, func() bool { return len(ts.srv.Connections()) == 1 })
+	select {
+	case e := <-closed1:
+		if e == nil || e.Reason != "CONNECTION_FORCED - bye" {
+			t.Fatalf("closed with %v", e)
+		}
+		closed1 = closed2
+	case e := <-closed2:
+		if e == nil || e.Reason != "CONNECTION_FORCED - bye" {
+			t.Fatalf("closed with %v", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the operator's close did not reach the held client")
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with a held publisher: %v", err)
+	}
+	awaitClose(closed1, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
 }

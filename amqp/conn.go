@@ -48,17 +48,19 @@ type conn struct {
 	writerDone chan struct{}  // closed when the writer ends
 	wg         sync.WaitGroup // the writer
 	closeSent  atomic.Bool    // connection.close sent by the server
+	closing    chan struct{}  // closed when closeSent is set
 	framesRead atomic.Uint64  // for heartbeat monitoring
 	paused     atomic.Bool    // the reader is held back on purpose: no heartbeat check
 	bytesOut   atomic.Uint64
 	bytesIn    atomic.Uint64 // counted a frame at a time
 
 	// published is set by the connection's first basic.publish: alarms
-	// block publishers only. blockedSent is set while the client has been
-	// sent connection.blocked and not yet connection.unblocked; flow is
-	// its flowRunning, flowBlocking or flowBlocked state.
+	// block publishers only. blockedSent (under out.mu) is set while the
+	// client has been sent connection.blocked and not yet
+	// connection.unblocked; flow is its flowRunning, flowBlocking or
+	// flowBlocked state.
 	published   atomic.Bool
-	blockedSent atomic.Bool
+	blockedSent bool
 	flow        atomic.Int32
 }
 
@@ -85,6 +87,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.out.wake = make(chan struct{}, 1)
 	c.out.drained = make(chan struct{}, 1)
 	c.writerDone = make(chan struct{})
+	c.closing = make(chan struct{})
 	c.fr = wire.NewFrameReader(nc, readBufferSize, preTuneFrameMax)
 	c.log = s.log.With("conn", id, "peer", nc.RemoteAddr().String())
 	return c
@@ -333,6 +336,7 @@ func (c *conn) closeFromServer(e *wire.Error) {
 	if !c.closeSent.CompareAndSwap(false, true) {
 		return
 	}
+	close(c.closing)
 	c.sendMethod(0, &wire.ConnectionClose{ReplyCode: e.Code, ReplyText: e.Text, ClassID: e.ClassID, MethodID: e.MethodID})
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.CloseTimeout))
 }
@@ -355,7 +359,7 @@ func (c *conn) readLoop() error {
 		}
 		c.framesRead.Add(1)
 		c.bytesIn.Add(uint64(len(f.Payload)) + wire.FrameHeaderSize + 1)
-		if a := c.srv.alarm.Load(); a != nil && f.Type == wire.FrameMethod && f.Channel != 0 {
+		if a := c.srv.alarm.Load(); a != nil && f.Type == wire.FrameMethod && f.Channel != 0 && !c.closeSent.Load() {
 			if k, _, err := wire.ReadMethodKey(f.Payload); err == nil && k == wire.MethodBasicPublish {
 				c.published.Store(true)
 				c.holdForAlarm(a)

@@ -91,16 +91,20 @@ func (c *conn) failLater(ch *channel, e *wire.Error) {
 // sendMethod queues a method frame on channel ch.
 func (c *conn) sendMethod(ch uint16, m wire.Method) {
 	c.out.mu.Lock()
-	b, err := wire.AppendMethodFrame(c.out.buf, ch, m)
-	if err == nil {
-		c.out.buf = b
-	}
+	c.appendMethodLocked(ch, m)
 	c.out.mu.Unlock()
+	c.out.kick()
+}
+
+// appendMethodLocked encodes a method frame into the output, under
+// c.out.mu; the caller kicks the writer.
+func (c *conn) appendMethodLocked(ch uint16, m wire.Method) {
+	b, err := wire.AppendMethodFrame(c.out.buf, ch, m)
 	if err != nil {
 		c.log.Error("encoding a method the server built", "method", m.Key().String(), "err", err)
 		return
 	}
-	c.out.kick()
+	c.out.buf = b
 }
 
 // writeLoop drains the outbound buffer to the socket, one write per batch of

@@ -108,8 +108,12 @@ func (s Status) Reason() string {
 
 // Config configures a Monitor.
 type Config struct {
-	MemoryWatermark Limit // zero: DefaultMemoryWatermark
-	DiskFreeLimit   Limit // zero: DefaultDiskFreeLimit; Relative is of the available memory
+	// MemoryWatermark and DiskFreeLimit are taken as given (the defaults
+	// are DefaultMemoryWatermark and DefaultDiskFreeLimit): a watermark of
+	// 0 blocks all publishing and a disk limit of 0 never alarms, as on
+	// RabbitMQ. The disk limit's Relative is of the available memory.
+	MemoryWatermark Limit
+	DiskFreeLimit   Limit
 	DataDir         string
 	// Interval is how often memory is sampled (default 100 ms: reading
 	// the resident set costs microseconds, and a publisher can add only
@@ -148,12 +152,6 @@ type Monitor struct {
 
 // New returns a monitor that has sampled once. Start samples on.
 func New(cfg Config) *Monitor {
-	if cfg.MemoryWatermark == (Limit{}) {
-		cfg.MemoryWatermark = DefaultMemoryWatermark
-	}
-	if cfg.DiskFreeLimit == (Limit{}) {
-		cfg.DiskFreeLimit = DefaultDiskFreeLimit
-	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = 100 * time.Millisecond
 	}

@@ -39,9 +39,11 @@ type fakeNode struct {
 
 func (f *fakeNode) config() Config {
 	return Config{
-		Resident:  f.resident.Load,
-		Available: func() uint64 { return 1000 },
-		DiskFree:  func(string) (uint64, error) { return f.free.Load(), nil },
+		MemoryWatermark: DefaultMemoryWatermark,
+		DiskFreeLimit:   DefaultDiskFreeLimit,
+		Resident:        f.resident.Load,
+		Available:       func() uint64 { return 1000 },
+		DiskFree:        func(string) (uint64, error) { return f.free.Load(), nil },
 	}
 }
 
@@ -96,6 +98,21 @@ func TestAlarms(t *testing.T) {
 		if err := m.SetMemoryWatermark(bad); err == nil {
 			t.Errorf("watermark %+v taken", bad)
 		}
+	}
+}
+
+// Limits of 0 from the configuration are kept, not replaced by the
+// defaults: a watermark of 0 blocks all publishing, a disk limit of 0
+// never alarms.
+func TestZeroLimits(t *testing.T) {
+	t.Parallel()
+	var node fakeNode
+	node.resident.Store(1)
+	cfg := node.config()
+	cfg.MemoryWatermark, cfg.DiskFreeLimit = Limit{}, Limit{}
+	m := New(cfg)
+	if s := m.Status(); !s.MemoryAlarm || s.DiskAlarm || s.MemoryLimit != 0 || s.DiskFreeLimit != 0 {
+		t.Fatalf("zero limits: %+v", s)
 	}
 }
 

@@ -96,10 +96,12 @@ func newFixture(t testing.TB) *fixture {
 	resident.Store(100_000)
 	diskFree.Store(100_000_000)
 	alarms := flowcontrol.New(flowcontrol.Config{
-		Resident:  resident.Load,
-		Available: func() uint64 { return 1_000_000 },
-		DiskFree:  func(string) (uint64, error) { return diskFree.Load(), nil },
-		OnChange:  func(s flowcontrol.Status) { srv.SetAlarm(s.Reason()) },
+		MemoryWatermark: flowcontrol.DefaultMemoryWatermark,
+		DiskFreeLimit:   flowcontrol.DefaultDiskFreeLimit,
+		Resident:        resident.Load,
+		Available:       func() uint64 { return 1_000_000 },
+		DiskFree:        func(string) (uint64, error) { return diskFree.Load(), nil },
+		OnChange:        func(s flowcontrol.Status) { srv.SetAlarm(s.Reason()) },
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(err)
