@@ -49,6 +49,7 @@ const (
 	opPutDefinition
 	opDeleteDefinition
 	opDropQueue
+	opCompactBodies
 )
 
 var opNames = [...]string{
@@ -59,6 +60,7 @@ var opNames = [...]string{
 	opPutDefinition:    "put definition",
 	opDeleteDefinition: "delete definition",
 	opDropQueue:        "drop queue",
+	opCompactBodies:    "compact body segments",
 }
 
 func (k opKind) String() string {
@@ -247,9 +249,15 @@ func (s *Store) PutMessage(msgID uint64, data []byte) Ticket {
 		return closedTicket
 	}
 	wasReady := s.readyLocked(b)
+	if int64(len(data)) > s.opts.ValueLogFileSize {
+		b.invalid = errors.Join(b.invalid, fmt.Errorf("persistence: message %d: body of %d bytes: %w",
+			msgID, len(data), ErrTooLarge))
+		b.ops = append(b.ops, op{kind: opPutMessage, cancelled: true})
+		return s.unlockPending(b, wasReady, true)
+	}
 	b.puts[opKey{prefixMessage, msgID, 0}] = int32(len(b.ops))
 	b.ops = append(b.ops, op{kind: opPutMessage, id: msgID, data: data})
-	b.bytes += int64(len(data))
+	b.bytes += opBytes + int64(len(data))
 	return s.unlockPending(b, wasReady, true)
 }
 
@@ -294,7 +302,7 @@ func (s *Store) PutEntry(queueID, seq, msgID uint64, meta []byte) Ticket {
 	end := len(b.arena)
 	b.puts[opKey{prefixEntry, queueID, seq}] = int32(len(b.ops))
 	b.ops = append(b.ops, op{kind: opPutEntry, queue: queueID, seq: seq, id: msgID, data: b.arena[start:end:end]})
-	b.bytes += int64(8 + len(meta))
+	b.bytes += opBytes + int64(8+len(meta))
 	return s.unlockPending(b, wasReady, true)
 }
 
@@ -528,6 +536,19 @@ func (s *Store) writeBatch(b *batch) error {
 	defer s.resetScratch()
 	s.lastWrite.Store(time.Now().UnixNano())
 
+	// Bodies in segments are written (and synced when the batch is
+	// durable) before the pointers to them are committed.
+	durable := s.opts.Sync || b.needSync
+	committed := false
+	defer func() { s.bodies.settle(committed) }()
+	commit := func(txn *badger.Txn) error {
+		if err := s.bodies.write(durable); err != nil {
+			txn.Discard()
+			return err
+		}
+		return txn.Commit()
+	}
+
 	deletes, puts, inline := 0, 0, 0
 	txn := s.db.NewTransaction(true)
 	for i := range b.ops {
@@ -538,7 +559,7 @@ func (s *Store) writeBatch(b *batch) error {
 		err := s.apply(txn, o)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			// Commit what fits and go on in a new transaction.
-			if err := txn.Commit(); err != nil {
+			if err := commit(txn); err != nil {
 				return fmt.Errorf("persistence: commit part of batch %d: %w", b.ticket, err)
 			}
 			txn = s.db.NewTransaction(true)
@@ -560,9 +581,10 @@ func (s *Store) writeBatch(b *batch) error {
 			puts++
 		}
 	}
-	if err := txn.Commit(); err != nil {
+	if err := commit(txn); err != nil {
 		return fmt.Errorf("persistence: commit batch %d: %w", b.ticket, err)
 	}
+	committed = true
 	if b.needSync && !s.opts.Sync {
 		if err := s.db.Sync(); err != nil {
 			return fmt.Errorf("persistence: sync batch %d: %w", b.ticket, err)
@@ -579,12 +601,27 @@ func (s *Store) writeBatch(b *batch) error {
 func (s *Store) apply(txn *badger.Txn, o *op) error {
 	start := len(s.keys)
 	switch o.kind {
-	case opPutMessage, opDeleteMessage:
+	case opPutMessage:
+		if int64(len(o.data)) >= s.opts.ValueThreshold {
+			return s.applyBody(txn, o)
+		}
+		s.keys = appendMessageKey(s.keys, o.id)
+	case opDeleteMessage:
+		if ref, ok := s.bodies.lookup(o.id); ok {
+			s.keys = appendBodyKey(s.keys, o.id)
+			if err := txn.Delete(s.keys[start:len(s.keys):len(s.keys)]); err != nil {
+				return err
+			}
+			s.bodies.free(o.id, ref)
+			return nil
+		}
 		s.keys = appendMessageKey(s.keys, o.id)
 	case opPutEntry, opDeleteEntry:
 		s.keys = appendEntryKey(s.keys, o.queue, o.seq)
 	case opPutDefinition, opDeleteDefinition:
 		s.keys = appendDefinitionKey(s.keys, o.defKind, o.name)
+	case opCompactBodies:
+		return s.compactBodies(txn)
 	default:
 		return fmt.Errorf("persistence: unknown operation %v", o.kind)
 	}
@@ -605,6 +642,64 @@ func (s *Store) apply(txn *badger.Txn, o *op) error {
 	// a zero value.
 	s.entries = append(s.entries, badger.Entry{Key: key, Value: value})
 	return txn.SetEntry(&s.entries[len(s.entries)-1])
+}
+
+// compactBodies moves up to maxBodyMoves live bodies out of segments that
+// are mostly garbage into the current segment, with their new pointers in
+// txn; settle then deletes the segments it emptied. It reports in o.id how
+// many it moved (in s.bodyMoves). Running in the committer, it cannot race
+// a delete.
+func (s *Store) compactBodies(txn *badger.Txn) error {
+	l := s.bodies
+	victims := map[uint32]bool{}
+	for id, seg := range l.segs {
+		if id != l.cur && seg.live > 0 && float64(seg.liveBytes) < (1-s.opts.GCDiscardRatio)*float64(seg.size) {
+			victims[id] = true
+		}
+	}
+	if len(victims) == 0 {
+		return nil
+	}
+	var scratch []byte
+	for id, old := range l.where {
+		if !victims[old.seg] {
+			continue
+		}
+		var err error
+		if scratch, err = l.readLocked(id, old, scratch[:0]); err != nil {
+			return err
+		}
+		if err := s.applyBody(txn, &op{kind: opPutMessage, id: id, data: scratch}); err != nil {
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				return nil // the rest next time
+			}
+			return err
+		}
+		l.free(id, old)
+		if s.bodyMoves++; s.bodyMoves == maxBodyMoves {
+			return nil
+		}
+	}
+	return nil
+}
+
+// applyBody adds a put of a large body to txn: the body goes to a segment
+// (written before txn commits), the pointer to it to txn.
+func (s *Store) applyBody(txn *badger.Txn, o *op) error {
+	ref, err := s.bodies.place(len(o.data))
+	if err != nil {
+		return err
+	}
+	start := len(s.keys)
+	s.keys = appendBodyKey(s.keys, o.id)
+	vs := len(s.vals)
+	s.vals = ref.encode(s.vals)
+	s.entries = append(s.entries, badger.Entry{Key: s.keys[start:len(s.keys):len(s.keys)], Value: s.vals[vs:len(s.vals):len(s.vals)]})
+	if err := txn.SetEntry(&s.entries[len(s.entries)-1]); err != nil {
+		return err
+	}
+	s.bodies.put(o.id, o.data, ref)
+	return nil
 }
 
 func (s *Store) resetScratch() {

@@ -75,6 +75,15 @@ const (
 	// after they completed.
 	rememberedFailures = 64
 
+	// maxBodyMoves is how many bodies one step of segment compaction moves
+	// (in one transaction, well under Badger's limit).
+	maxBodyMoves = 4096
+
+	// opBytes is what a queued put costs in memory besides its payload
+	// (the op, its slot in the batch's index of puts): Backlog counts it,
+	// so that a budget of pending bytes also bounds many small puts.
+	opBytes = 128
+
 	// Scratch buffers of a batch larger than these after a burst are dropped
 	// rather than kept for reuse.
 	keepOps   = 1 << 16

@@ -100,9 +100,31 @@ func (s *Store) runGC(scheduled bool) error {
 			return err
 		}
 	}
+	moved, err := s.compactSegments()
+	if err != nil {
+		return err
+	}
 	s.log.Debug("garbage collection done", "rewrites", rewrites, "compacted", compacted,
-		"took", time.Since(start))
+		"bodies_moved", moved, "took", time.Since(start))
 	return nil
+}
+
+// compactSegments moves the live bodies out of body segments that are
+// mostly garbage (GCDiscardRatio), step by step through the committer,
+// which then deletes the segments. It returns how many it moved.
+func (s *Store) compactSegments() (int, error) {
+	moved := 0
+	for !s.stopped() {
+		s.bodyMoves = 0
+		if err := s.writeSync(op{kind: opCompactBodies}); err != nil {
+			return moved, fmt.Errorf("persistence: compact body segments: %w", err)
+		}
+		moved += s.bodyMoves
+		if s.bodyMoves < maxBodyMoves {
+			break
+		}
+	}
+	return moved, nil
 }
 
 // stopped reports whether Close has asked the GC to stop.

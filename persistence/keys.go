@@ -7,7 +7,8 @@ import "encoding/binary"
 // order. DESIGN.md has the table.
 const (
 	prefixDefinition byte = 'd' // 'd' | kind | name           -> caller's value
-	prefixMessage    byte = 'm' // 'm' | msgID                 -> body
+	prefixMessage    byte = 'm' // 'm' | msgID                 -> body (under ValueThreshold)
+	prefixBody       byte = 'b' // 'b' | msgID                 -> where the body is in a segment
 	prefixEntry      byte = 'i' // 'i' | queueID | seq         -> msgID | meta
 	prefixSequence   byte = 's' // 's' | name                  -> next unleased id
 	prefixRaftLog    byte = 'r' // reserved: Raft log entries
@@ -34,6 +35,11 @@ const (
 
 func appendMessageKey(dst []byte, msgID uint64) []byte {
 	dst = append(dst, prefixMessage)
+	return binary.BigEndian.AppendUint64(dst, msgID)
+}
+
+func appendBodyKey(dst []byte, msgID uint64) []byte {
+	dst = append(dst, prefixBody)
 	return binary.BigEndian.AppendUint64(dst, msgID)
 }
 
@@ -70,9 +76,17 @@ func parseEntryKey(k []byte) (queueID, seq uint64, ok bool) {
 	return binary.BigEndian.Uint64(k[1:9]), binary.BigEndian.Uint64(k[9:]), true
 }
 
-// parseMessageKey returns the message id of a body key.
+// parseMessageKey returns the message id of a body key ('m' or 'b').
 func parseMessageKey(k []byte) (uint64, bool) {
-	if len(k) != messageKeyLen || k[0] != prefixMessage {
+	if len(k) != messageKeyLen || k[0] != prefixMessage && k[0] != prefixBody {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k[1:]), true
+}
+
+// parseBodyKey returns the message id of a body pointer's key.
+func parseBodyKey(k []byte) (uint64, bool) {
+	if len(k) != messageKeyLen || k[0] != prefixBody {
 		return 0, false
 	}
 	return binary.BigEndian.Uint64(k[1:]), true

@@ -42,12 +42,14 @@ type Options struct {
 	NumMemtables   int
 	BlockCacheSize int64
 
-	// ValueThreshold is the value size from which values go to the value log;
-	// 0 means DefaultValueThreshold.
+	// ValueThreshold is the body size from which bodies go to segment files
+	// (bodies.go) instead of inline in the LSM tree; 0 means
+	// DefaultValueThreshold.
 	ValueThreshold int64
 
-	// ValueLogFileSize is the size of one value-log file and the largest value
-	// the store accepts; 0 means DefaultValueLogFileSize.
+	// ValueLogFileSize is the size of one body segment (and of one Badger
+	// value-log file) and the largest value the store accepts; 0 means
+	// DefaultValueLogFileSize.
 	ValueLogFileSize int64
 }
 
@@ -142,9 +144,12 @@ func (o Options) badgerOptions() badger.Options {
 		WithNumMemtables(o.NumMemtables).
 		WithBlockCacheSize(o.BlockCacheSize).
 		// Index caches are only needed with encryption; keep table indexes
-		// in memory (the LSM tree is small: bodies are in the value log).
+		// in memory (the LSM tree is small: large bodies are in segments).
 		WithIndexCacheSize(0).
-		WithValueThreshold(o.ValueThreshold).
+		// Large bodies never reach Badger (bodies.go): what it stores is
+		// keys, pointers, entries, small bodies and definitions, kept inline
+		// but for the rare definition of more than a MiB.
+		WithValueThreshold(min(1<<20, o.MemTableSize/10)).
 		WithValueLogFileSize(o.ValueLogFileSize).
 		// Keys are big-endian integers and values mostly pointers: little to
 		// compress, so save the CPU.

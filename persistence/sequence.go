@@ -29,10 +29,12 @@ type sequence struct {
 func (s *Store) initSequences() error {
 	var maxMsg, maxQueue uint64
 	err := s.db.View(func(txn *badger.Txn) error {
-		if k, err := lastKey(txn, []byte{prefixMessage}, messageKeyLen); err != nil {
-			return err
-		} else if id, ok := parseMessageKey(k); ok {
-			maxMsg = id
+		for _, prefix := range []byte{prefixMessage, prefixBody} {
+			if k, err := lastKey(txn, []byte{prefix}, messageKeyLen); err != nil {
+				return err
+			} else if id, ok := parseMessageKey(k); ok {
+				maxMsg = max(maxMsg, id)
+			}
 		}
 		if k, err := lastKey(txn, []byte{prefixEntry}, entryKeyLen); err != nil {
 			return err

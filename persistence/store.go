@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -42,9 +43,10 @@ type Kind = byte
 // entries in one Badger database, written by one group-commit goroutine. All
 // methods are safe for concurrent use.
 type Store struct {
-	db   *badger.DB
-	opts Options
-	log  *slog.Logger
+	db     *badger.DB
+	bodies *bodyLog // bodies of ValueThreshold bytes or more (bodies.go)
+	opts   Options
+	log    *slog.Logger
 
 	// Group commit (commit.go). mu guards the fields up to commitDone.
 	mu         sync.Mutex
@@ -82,6 +84,7 @@ type Store struct {
 	lastWrite        atomic.Int64  // when the committer last wrote, in Unix ns
 	gcMu             sync.Mutex    // one GC pass at a time; guards the next two
 	deletesAtCompact uint64
+	bodyMoves        int // bodies the last compaction step moved (committer-written)
 	compactDeferrals int
 	gcStop           chan struct{}
 	gcDone           chan struct{}
@@ -108,10 +111,16 @@ func Open(o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("persistence: open %s: %w", o.Dir, err)
 	}
+	log := o.Logger.With("component", "persistence")
+	bodies, err := openBodyLog(filepath.Join(o.Dir, "bodies"), o.ValueLogFileSize, o.Sync, db, log.Warn)
+	if err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
 	s := &Store{
 		db:         db,
+		bodies:     bodies,
 		opts:       o,
-		log:        o.Logger.With("component", "persistence"),
+		log:        log,
 		pending:    newBatch(1),
 		commitDone: make(chan struct{}),
 		gcStop:     make(chan struct{}),
@@ -120,7 +129,7 @@ func Open(o Options) (*Store, error) {
 	}
 	s.cond.L = &s.mu
 	if err := s.initSequences(); err != nil {
-		return nil, errors.Join(err, db.Close())
+		return nil, errors.Join(err, bodies.close(), db.Close())
 	}
 	go s.commitLoop()
 	if o.GCInterval > 0 {
@@ -170,7 +179,7 @@ func (s *Store) Close() error {
 	s.cond.Broadcast()
 	<-s.commitDone
 
-	if err := s.db.Close(); err != nil {
+	if err := errors.Join(s.bodies.close(), s.db.Close()); err != nil {
 		return fmt.Errorf("persistence: close %s: %w", s.opts.Dir, err)
 	}
 	s.log.Info("store closed", "dir", s.opts.Dir)
@@ -279,15 +288,31 @@ func (s *Store) Message(msgID uint64, dst []byte) ([]byte, error) {
 	s.mu.Unlock()
 
 	var kb [messageKeyLen]byte
-	key := appendMessageKey(kb[:0], msgID)
+	// The committer deletes a segment only with mu held: the body a
+	// pointer names stays readable while it is held shared.
+	s.bodies.mu.RLock()
+	defer s.bodies.mu.RUnlock()
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(key)
-		if err != nil {
+		item, err := txn.Get(appendMessageKey(kb[:0], msgID))
+		if err == nil {
+			return item.Value(func(v []byte) error {
+				dst = append(dst, v...)
+				return nil
+			})
+		}
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if item, err = txn.Get(appendBodyKey(kb[:0], msgID)); err != nil {
 			return err
 		}
 		return item.Value(func(v []byte) error {
-			dst = append(dst, v...)
-			return nil
+			ref, ok := decodeBodyRef(v)
+			if !ok {
+				return fmt.Errorf("persistence: message %d: bad body pointer", msgID)
+			}
+			dst, err = s.bodies.readLocked(msgID, ref, dst)
+			return err
 		})
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -299,24 +324,28 @@ func (s *Store) Message(msgID uint64, dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// MessageIDs calls fn with the id of every stored message, in increasing
-// order, reading keys only. Recovery uses it to find bodies no entry names.
+// MessageIDs calls fn with the id of every stored message, reading keys
+// only: those of small bodies in increasing order, then those of bodies in
+// segments in increasing order. Recovery uses it to find bodies no entry names.
 func (s *Store) MessageIDs(fn func(msgID uint64) error) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.leave()
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixMessage}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			id, ok := parseMessageKey(it.Item().Key())
-			if !ok {
-				continue
+		for _, prefix := range []byte{prefixMessage, prefixBody} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefix}})
+			for it.Rewind(); it.Valid(); it.Next() {
+				id, ok := parseMessageKey(it.Item().Key())
+				if !ok {
+					continue
+				}
+				if err := fn(id); err != nil {
+					it.Close()
+					return err
+				}
 			}
-			if err := fn(id); err != nil {
-				return err
-			}
+			it.Close()
 		}
 		return nil
 	})
