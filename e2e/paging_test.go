@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,13 +25,15 @@ const (
 	pagingBodySize = 1024
 	// maxAnonRSS bounds the broker's anonymous memory (its heap): the
 	// index of the backlog, the bodies kept in memory under the paging
-	// budget, and the store's memtables. Badger also maps its value log,
-	// which shows as file-backed resident pages; those belong to the page
-	// cache and the kernel reclaims them, so they are reported, not bound.
+	// budget, and the store's memtables. Badger also maps its tables and
+	// memtable logs, which show as file-backed resident pages; those belong
+	// to the page cache and the kernel reclaims them, so they are
+	// reported, not bound. (Bodies are read from the store's segment files
+	// with pread: they are in the page cache, not mapped.)
 	maxAnonRSS = 1 << 30
 	// maxDiskAfterDrain is how much larger than before the backlog the data
 	// directory may stay once the backlog is drained and the store's GC has
-	// run: one value-log file and a memtable's worth, with margin.
+	// run: a body segment being written and a memtable's worth, with margin.
 	maxDiskAfterDrain = 160 << 20
 )
 
@@ -58,7 +61,9 @@ func memSample(pid int) (anon, file int64) {
 
 var recoveredRe = regexp.MustCompile(`msg="recovered definitions and messages" elapsed=(\S+)`)
 
-// dirSize is the bytes of the files under dir.
+// dirSize is the disk space the files under dir take (allocated blocks,
+// as du counts them: Badger's preallocated sparse files count for what
+// they hold).
 func dirSize(t testing.TB, dir string) int64 {
 	t.Helper()
 	var n int64
@@ -68,7 +73,11 @@ func dirSize(t testing.TB, dir string) int64 {
 		}
 		if !d.IsDir() {
 			if info, err := d.Info(); err == nil {
-				n += info.Size()
+				if st, ok := info.Sys().(*syscall.Stat_t); ok {
+					n += st.Blocks * 512
+				} else {
+					n += info.Size()
+				}
 			}
 		}
 		return nil
