@@ -141,6 +141,7 @@ func (o Options) badgerOptions() badger.Options {
 		// deleted keys) are dropped at compaction.
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(o.MemTableSize).
+		WithBaseTableSize(baseTableSize).
 		WithNumMemtables(o.NumMemtables).
 		WithBlockCacheSize(o.BlockCacheSize).
 		// Index caches are only needed with encryption; keep table indexes

@@ -125,10 +125,10 @@ func settings() []setting {
 				o.broker.Sync = b
 				return err
 			}},
-		{name: "queue-memory", keys: []string{"queue_memory"}, usage: "message body bytes one queue keeps in memory before paging to the store (0: never page)",
+		{name: "queue-memory", keys: []string{"queue_memory"}, usage: "bytes of messages (bodies plus ~256 B each) one queue keeps in memory before paging to the store (0: never page)",
 			get: func(o *options) string { return strconv.FormatInt(o.broker.QueueMemory, 10) },
 			set: func(o *options, v string) error { return setBytes(&o.broker.QueueMemory, v) }},
-		{name: "total-memory", keys: []string{"total_memory"}, usage: "message body bytes all queues together keep in memory before paging (0: no total limit)",
+		{name: "total-memory", keys: []string{"total_memory"}, usage: "bytes of messages all queues together keep in memory before paging (0: no total limit)",
 			get: func(o *options) string { return strconv.FormatInt(o.broker.TotalMemory, 10) },
 			set: func(o *options, v string) error { return setBytes(&o.broker.TotalMemory, v) }},
 		{name: "gc-interval", keys: []string{"gc_interval"}, usage: "how often the store reclaims disk space from deleted messages, seconds",

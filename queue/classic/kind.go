@@ -36,9 +36,10 @@ type Options struct {
 	// bodies; nil keeps everything in memory.
 	Store *persistence.Store
 	Log   *slog.Logger
-	// QueueBudget is the body bytes one queue keeps in memory before it
-	// pages new messages out; GlobalBudget the same for all queues
-	// together. Zero or negative: no paging.
+	// QueueBudget is the memory one queue's ready messages may take before
+	// it pages new messages out: their bodies plus messageOverhead each;
+	// GlobalBudget the same for all queues together. Zero or negative: no
+	// paging.
 	QueueBudget  int64
 	GlobalBudget int64
 	// Now is the clock message expiry reads; nil is time.Now.
@@ -55,9 +56,9 @@ type Kind struct {
 	// Budgets: see Options.
 	queueBudget, globalBudget int64
 
-	resident atomic.Int64 // body bytes of ready messages in memory, all queues
-	refs     refs
-	timers   timerGate
+	charged atomic.Int64 // what ready messages in memory count against GlobalBudget, all queues
+	refs    refs
+	timers  timerGate
 
 	// What recovery found, until FinishRecovery.
 	recoverMu sync.Mutex
@@ -192,10 +193,17 @@ func (k *Kind) collect() error {
 	return nil
 }
 
+// messageOverhead is what a message in memory costs a queue besides its
+// body, for the budgets: its entry in the queue, its share of the message
+// (properties, exchange, routing key) and the allocator's rounding.
+// Counting bodies alone let a queue of small messages take several times
+// its budget.
+const messageOverhead = 256
+
 // maxStoreBacklog is how many bytes may wait for the store's next write
 // before publishers are asked to wait: the store holds message bodies until
 // they are written, so this bounds that memory.
-const maxStoreBacklog = 64 << 20
+const maxStoreBacklog = 16 << 20
 
 // backpressure is what a publisher that just wrote to the store must wait
 // for: nothing while the store keeps up, the pending batch while it is

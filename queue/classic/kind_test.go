@@ -180,9 +180,12 @@ func TestPublishReleasesRejectedReferences(t *testing.T) {
 	}
 }
 
+// budgetFor is a budget that holds n messages of 16-byte bodies.
+func budgetFor(n int) int64 { return int64(n) * (16 + messageOverhead) }
+
 func TestPagingPastQueueBudget(t *testing.T) {
 	t.Parallel()
-	const budget = 64 // four 16-byte bodies
+	budget := budgetFor(4)
 	tests := []struct {
 		name       string
 		durable    bool
@@ -207,15 +210,15 @@ func TestPagingPastQueueBudget(t *testing.T) {
 				m := queue.BuildMessage("ex", "rk", props(t, tt.persistent), []byte(b))
 				publishTo(t, m, q)
 				s := q.Stats()
-				if s.Resident > budget {
-					t.Fatalf("after %d messages: %d bytes resident, budget %d", i+1, s.Resident, budget)
+				if s.Resident > 4*16 {
+					t.Fatalf("after %d messages: %d body bytes resident, budget %d with overhead", i+1, s.Resident, budget)
 				}
 				if s.ReadyBytes != int64(16*(i+1)) {
 					t.Fatalf("after %d messages: ready bytes %d", i+1, s.ReadyBytes)
 				}
 			}
-			if s := q.Stats(); s.Resident != budget {
-				t.Fatalf("resident %d, want the budget %d filled", s.Resident, budget)
+			if s := q.Stats(); s.Resident != 4*16 {
+				t.Fatalf("resident %d body bytes, want the budget filled by four messages", s.Resident)
 			}
 			// Consume through a consumer: bodies come back, in order.
 			sink := newSink()
@@ -245,7 +248,7 @@ func TestPagingPastQueueBudget(t *testing.T) {
 
 func TestPagingPastGlobalBudget(t *testing.T) {
 	t.Parallel()
-	st := NewKind(Options{Store: openStore(t, t.TempDir()), GlobalBudget: 64})
+	st := NewKind(Options{Store: openStore(t, t.TempDir()), GlobalBudget: budgetFor(4)})
 	q1, q2 := storageQueue(t, st, "q1"), storageQueue(t, st, "q2")
 	for i := range 4 {
 		publishTo(t, msg(t, fmt.Sprintf("q1-message-%05d", i)), q1)
@@ -290,7 +293,7 @@ func TestTransientOverflowDroppedOnRecover(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	store := openStore(t, dir)
-	st := NewKind(Options{Store: store, QueueBudget: 32})
+	st := NewKind(Options{Store: store, QueueBudget: budgetFor(2)})
 	q := storageQueue(t, st, "q")
 	id := q.Config().ID
 	// p1, p2 fill the budget; t3, t4 are paged out as overflow; p5 is paged
@@ -321,7 +324,7 @@ func TestTransientOverflowDroppedOnRecover(t *testing.T) {
 	}
 
 	store = openStore(t, dir)
-	st = NewKind(Options{Store: store, QueueBudget: 32})
+	st = NewKind(Options{Store: store, QueueBudget: budgetFor(2)})
 	cfg := testConfig()
 	cfg.Durable, cfg.ID, cfg.Recover = true, id, true
 	q = newQueue(t, st, cfg)
@@ -401,7 +404,7 @@ func TestDeleteAndPurgeRemoveStoredMessages(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			st := NewKind(Options{Store: openStore(t, t.TempDir()), QueueBudget: 16})
+			st := NewKind(Options{Store: openStore(t, t.TempDir()), QueueBudget: budgetFor(1)})
 			q := storageQueue(t, st, "q")
 			var ms []*queue.Message
 			for i := range 4 {

@@ -53,6 +53,7 @@ type Queue struct {
 	nextSeq     uint64
 	readyBytes  int64 // body bytes of ready messages
 	resident    int64 // body bytes of ready messages held in memory
+	inMemory    int64 // ready messages held in memory
 	expiring    int   // ready messages with an expiry
 	consumers   []*consumer
 	byConsumer  map[*queue.Consumer]*consumer
@@ -260,9 +261,14 @@ func (q *Queue) ttl(m *queue.Message) (ttl int64, ok bool) {
 // paged out rather than kept in memory.
 func (q *Queue) overBudgetLocked(size int64) bool {
 	k := q.kind
-	return k.queueBudget > 0 && q.resident+size > k.queueBudget ||
-		k.globalBudget > 0 && k.resident.Load()+size > k.globalBudget
+	size += messageOverhead
+	return k.queueBudget > 0 && q.chargeLocked()+size > k.queueBudget ||
+		k.globalBudget > 0 && k.charged.Load()+size > k.globalBudget
 }
+
+// chargeLocked is what the queue's messages in memory count against the
+// budgets: their bodies and their bookkeeping.
+func (q *Queue) chargeLocked() int64 { return q.resident + q.inMemory*messageOverhead }
 
 // pageInLocked reads a paged-out entry's message back from the store. It
 // returns false when the store cannot produce it; the entry is then dropped.
@@ -286,7 +292,8 @@ func (q *Queue) countLocked(e *queue.Entry, sign int64) {
 	q.readyBytes += sign * e.Size
 	if e.Msg != nil {
 		q.resident += sign * e.Size
-		q.kind.resident.Add(sign * e.Size)
+		q.inMemory += sign
+		q.kind.charged.Add(sign * (e.Size + messageOverhead))
 	}
 	if e.Expires != 0 {
 		q.expiring += int(sign)
@@ -646,8 +653,8 @@ func (q *Queue) Settle(qc *queue.Consumer, entries []queue.Entry, how queue.Sett
 func (q *Queue) takeReadyLocked() []queue.Entry {
 	out := make([]queue.Entry, 0, q.ready.len())
 	q.ready.drain(func(e queue.Entry) { out = append(out, e) })
-	q.kind.resident.Add(-q.resident)
-	q.readyBytes, q.resident, q.expiring = 0, 0, 0
+	q.kind.charged.Add(-q.chargeLocked())
+	q.readyBytes, q.resident, q.inMemory, q.expiring = 0, 0, 0, 0
 	return out
 }
 
