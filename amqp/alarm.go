@@ -16,6 +16,7 @@ const (
 	flowRunning  int32 = iota
 	flowBlocking       // an alarm is set and the connection has published: it stops at its next publish
 	flowBlocked        // its reader is held until the alarms clear
+	flowCredit         // its reader waits for the store to take what it published ("flow")
 )
 
 // SetAlarm raises the node's resource alarm with reason (RabbitMQ's "low

@@ -57,8 +57,8 @@ type conn struct {
 	// published is set by the connection's first basic.publish: alarms
 	// block publishers only. blockedSent (under out.mu) is set while the
 	// client has been sent connection.blocked and not yet
-	// connection.unblocked; flow is its flowRunning, flowBlocking or
-	// flowBlocked state.
+	// connection.unblocked; flow is its flowRunning, flowBlocking,
+	// flowBlocked or flowCredit state.
 	published   atomic.Bool
 	blockedSent bool
 	flow        atomic.Int32

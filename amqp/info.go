@@ -92,7 +92,7 @@ func (c *conn) info() (ConnectionInfo, bool) {
 		PeerHost: peerHost, PeerPort: peerPort, Host: host, Port: port,
 		ClientProperties: h.clientProperties, AuthMechanism: h.mechanism, ConnectedAt: h.connectedAt,
 		FrameMax: c.frameMax, ChannelMax: c.channelMax, Heartbeat: c.heartbeat,
-		State:    [...]string{flowRunning: "running", flowBlocking: "blocking", flowBlocked: "blocked"}[c.flow.Load()],
+		State:    [...]string{flowRunning: "running", flowBlocking: "blocking", flowBlocked: "blocked", flowCredit: "flow"}[c.flow.Load()],
 		Channels: len(c.openChannels()),
 		RecvOct:  c.bytesIn.Load(), SendOct: c.bytesOut.Load(), RecvCnt: c.framesRead.Load(),
 	}, true

@@ -187,6 +187,49 @@ func startServerWith(t *testing.T, kinds *queue.Kinds, cfg amqp.Config) testServ
 	return testServer{url: "amqp://guest:guest@" + ln.Addr().String() + "/", users: users, vhosts: vhosts, srv: srv}
 }
 
+// A publisher whose queue pushes back is not read until the queue's
+// promise is kept, and shows RabbitMQ's "flow" state meanwhile.
+func TestBackpressureHoldsPublisher(t *testing.T) {
+	ledger := &manualLedger{}
+	memo := &memoKind{ledger: ledger}
+	kinds := &queue.Kinds{}
+	kinds.Register("memo", memo)
+	ts := startServer(t, kinds)
+	conn, err := amqp091.Dial(ts.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("pb", true, false, false, false, amqp091.Table{"x-queue-type": "memo"}); err != nil {
+		t.Fatal(err)
+	}
+	q := memo.queue("pb")
+	q.mu.Lock()
+	q.pushBack = true
+	q.mu.Unlock()
+	for _, body := range []string{"one", "two"} {
+		if err := ch.Publish("", "pb", false, false, amqp091.Publishing{Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func() string { return ts.srv.Connections()[0].State }
+	waitFor(t, func() bool { return state() == "flow" })
+	q.mu.Lock()
+	held := len(q.ready)
+	q.mu.Unlock()
+	if held != 1 {
+		t.Fatalf("%d messages enqueued while the first one's promise was pending, want 1", held)
+	}
+	ledger.release(nil)
+	waitFor(t, func() bool { q.mu.Lock(); defer q.mu.Unlock(); return len(q.ready) == 2 })
+	ledger.release(nil)
+	waitFor(t, func() bool { return state() == "running" })
+}
+
 func waitConfirm(t *testing.T, c <-chan amqp091.Confirmation) amqp091.Confirmation {
 	t.Helper()
 	select {
@@ -336,6 +379,9 @@ type memoQueue struct {
 	unacked   int
 	settles   map[queue.Settlement]int
 	deleted   bool
+	// pushBack makes each publish wait for its promise before the
+	// publisher is read again, as a queue paging to a full store does.
+	pushBack bool
 }
 
 func (q *memoQueue) Name() string          { return q.cfg.Name }
@@ -354,7 +400,11 @@ func (q *memoQueue) Enqueue(m *queue.Message) queue.Receipt {
 	q.seq++
 	q.ready = append(q.ready, queue.Entry{Msg: m, Seq: q.seq, Size: int64(m.Size())})
 	q.dispatchLocked()
-	return queue.Receipt{Result: queue.Enqueued, Promise: q.ledger.promise()}
+	r := queue.Receipt{Result: queue.Enqueued, Promise: q.ledger.promise()}
+	if q.pushBack {
+		r.Backpressure = r.Promise
+	}
+	return r
 }
 
 func (q *memoQueue) dispatchLocked() {

@@ -121,7 +121,7 @@ func (ch *channel) publish(m *queue.Message, mandatory bool, out *queue.Outcome)
 		ch.stats.dropUnroutable.Add(1)
 	}
 	if !out.Backpressure.Kept() {
-		_ = ch.conn.await(&out.Backpressure) // a failure reaches the publishes' own confirms
+		ch.conn.awaitCredit(&out.Backpressure)
 	}
 	if !out.Routed && mandatory {
 		c := ch.conn
@@ -297,6 +297,15 @@ func (c *conn) await(ps *queue.Promises) error {
 	c.paused.Store(true)
 	defer c.paused.Store(false)
 	return ps.Wait()
+}
+
+// awaitCredit blocks the reader until the store has taken enough of what
+// was published for more to be read (the queues' Backpressure); meanwhile
+// the connection shows RabbitMQ's "flow" state.
+func (c *conn) awaitCredit(ps *queue.Promises) {
+	c.flow.CompareAndSwap(flowRunning, flowCredit)
+	defer c.flow.CompareAndSwap(flowCredit, flowRunning)
+	_ = c.await(ps) // a failure reaches the publishes' own confirms
 }
 
 // erlangPrinted is text followed by term, a two-element Erlang tuple or an
