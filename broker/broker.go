@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -101,6 +102,16 @@ const (
 	DefaultQueueMemory = 16 << 20
 	DefaultTotalMemory = 64 << 20
 )
+
+// setGoMemoryLimit makes the memory watermark the Go runtime's soft memory
+// limit (the resident set also holds mapped files, so the heap alone
+// rarely reaches it; a watermark of 0, which blocks publishing for good,
+// leaves the runtime's default).
+func setGoMemoryLimit(bytes uint64) {
+	if bytes > 0 && bytes < math.MaxInt64 {
+		debug.SetMemoryLimit(int64(bytes))
+	}
+}
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
@@ -222,7 +233,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 	// While a memory or disk alarm is set, publishers are blocked.
 	alarms := flowcontrol.New(flowcontrol.Config{MemoryWatermark: cfg.MemoryWatermark, DiskFreeLimit: cfg.DiskFreeLimit,
 		DataDir: cfg.DataDir, Log: log, OnChange: func(s flowcontrol.Status) { srv.SetAlarm(s.Reason()) },
-		Relieve: debug.FreeOSMemory})
+		Relieve: debug.FreeOSMemory, OnLimit: setGoMemoryLimit})
 	srv.SetAlarm(alarms.Status().Reason())
 	alarms.Start()
 	stopAll := stop

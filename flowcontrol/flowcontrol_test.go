@@ -57,6 +57,8 @@ func TestAlarms(t *testing.T) {
 	cfg := node.config()
 	cfg.OnChange = func(s Status) { changes = append(changes, s) }
 	cfg.Relieve = func() { relieved++ }
+	var limits []uint64
+	cfg.OnLimit = func(b uint64) { limits = append(limits, b) }
 	m := New(cfg)
 	if s := m.Status(); s.MemoryAlarm || s.DiskAlarm || s.MemoryLimit != 600 || s.DiskFreeLimit != 50_000_000 || s.Reason() != "" {
 		t.Fatalf("at start: %+v", s)
@@ -74,6 +76,9 @@ func TestAlarms(t *testing.T) {
 	}
 	if s := m.Status(); s.MemoryAlarm || s.MemoryLimit != 800 || len(changes) != 2 {
 		t.Fatalf("watermark raised: %+v, %d changes", s, len(changes))
+	}
+	if len(limits) != 2 || limits[0] != 600 || limits[1] != 800 {
+		t.Fatalf("OnLimit got %v, want the watermark in bytes at start and when set: [600 800]", limits)
 	}
 	// A disk limit above the free space sets the disk alarm; relative is
 	// of the available memory.

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/sys/unix"
 )
 
 // Message bodies of ValueThreshold bytes or more live in segment files of
@@ -89,7 +90,12 @@ type bodyLog struct {
 
 	cur   uint32             // the segment being written
 	where map[uint64]bodyRef // every stored body, by message id
-	buf   []byte             // the batch's records, written with one write
+	// The batch's records for the current segment, written with pwritev
+	// from where they are (bodies are not copied): iov holds each record's
+	// header (in hdrs) and body in turn, pending their length.
+	iov     [][]byte
+	hdrs    []byte
+	pending int64
 	dirty []uint32           // segments written in this batch, to sync
 	freed []addedBody        // bodies deleted by this batch, released after its commit
 	added []addedBody        // bodies written by this batch, counted after its commit
@@ -227,34 +233,68 @@ func (l *bodyLog) place(n int) (bodyRef, error) {
 }
 
 // put stages the record of message id's body at ref, which place has just
-// returned, for the batch's write.
+// returned, for the batch's write. body must not change until then
+// (bodies are immutable in Warren).
 func (l *bodyLog) put(id uint64, body []byte, ref bodyRef) {
-	l.buf = binary.BigEndian.AppendUint64(l.buf, id)
-	l.buf = binary.BigEndian.AppendUint32(l.buf, ref.n)
-	l.buf = binary.BigEndian.AppendUint32(l.buf, crc32.Checksum(body, castagnoli))
-	l.buf = append(l.buf, body...)
+	start := len(l.hdrs)
+	l.hdrs = binary.BigEndian.AppendUint64(l.hdrs, id)
+	l.hdrs = binary.BigEndian.AppendUint32(l.hdrs, ref.n)
+	l.hdrs = binary.BigEndian.AppendUint32(l.hdrs, crc32.Checksum(body, castagnoli))
+	l.iov = append(l.iov, l.hdrs[start:len(l.hdrs):len(l.hdrs)], body)
+	l.pending += bodyHeaderLen + int64(len(body))
 	l.segs[ref.seg].size += bodyHeaderLen + int64(len(body))
 	l.added = append(l.added, addedBody{id, ref})
 }
 
 // flush writes the staged records to the current segment.
 func (l *bodyLog) flush() error {
-	if len(l.buf) == 0 {
+	if l.pending == 0 {
 		return nil
 	}
 	s := l.segs[l.cur]
-	off := s.size - int64(len(l.buf))
-	_, err := s.f.WriteAt(l.buf, off)
+	err := pwritevAll(s.f, l.iov, s.size-l.pending)
 	if len(l.dirty) == 0 || l.dirty[len(l.dirty)-1] != l.cur {
 		l.dirty = append(l.dirty, l.cur)
 	}
-	if cap(l.buf) > keepBytes {
-		l.buf = nil
+	clear(l.iov)
+	if cap(l.iov) > keepOps {
+		l.iov = nil
 	} else {
-		l.buf = l.buf[:0]
+		l.iov = l.iov[:0]
 	}
+	l.hdrs = l.hdrs[:0]
+	l.pending = 0
 	if err != nil {
 		return fmt.Errorf("persistence: write segment %d: %w", l.cur, err)
+	}
+	return nil
+}
+
+// pwritevAll writes bufs to f at off, in as few system calls as the
+// kernel allows (IOV_MAX buffers each), going on after short writes.
+func pwritevAll(f *os.File, bufs [][]byte, off int64) error {
+	const iovMax = 1024
+	fd := int(f.Fd())
+	for len(bufs) > 0 {
+		chunk := bufs[:min(len(bufs), iovMax)]
+		n, err := unix.Pwritev(fd, chunk, off)
+		if err != nil {
+			return err
+		}
+		off += int64(n)
+		// Skip what was written.
+		for n > 0 && len(bufs) > 0 {
+			if n >= len(bufs[0]) {
+				n -= len(bufs[0])
+				bufs = bufs[1:]
+				continue
+			}
+			bufs[0] = bufs[0][n:]
+			n = 0
+		}
+		for len(bufs) > 0 && len(bufs[0]) == 0 {
+			bufs = bufs[1:]
+		}
 	}
 	return nil
 }

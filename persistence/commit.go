@@ -660,16 +660,16 @@ func (s *Store) compactBodies(txn *badger.Txn) error {
 	if len(victims) == 0 {
 		return nil
 	}
-	var scratch []byte
 	for id, old := range l.where {
 		if !victims[old.seg] {
 			continue
 		}
-		var err error
-		if scratch, err = l.readLocked(id, old, scratch[:0]); err != nil {
+		// A buffer of its own: the segment write takes bodies as they are.
+		body, err := l.readLocked(id, old, nil)
+		if err != nil {
 			return err
 		}
-		if err := s.applyBody(txn, &op{kind: opPutMessage, id: id, data: scratch}); err != nil {
+		if err := s.applyBody(txn, &op{kind: opPutMessage, id: id, data: body}); err != nil {
 			if errors.Is(err, badger.ErrTxnTooBig) {
 				return nil // the rest next time
 			}

@@ -120,9 +120,6 @@ func (o Options) Validate() error {
 	if o.ValueThreshold < 0 || o.ValueThreshold > 1<<16 {
 		errs = append(errs, fmt.Errorf("persistence: ValueThreshold %d not in [0, 64 KiB]", o.ValueThreshold))
 	}
-	if t := o.ValueThreshold; t != 0 && t < 8+MaxEntryMeta+1 {
-		errs = append(errs, fmt.Errorf("persistence: ValueThreshold %d too small to keep index entries inline (need > %d)", t, 8+MaxEntryMeta))
-	}
 	if s := o.ValueLogFileSize; s != 0 && (s < 1<<20 || s >= 1<<30) {
 		errs = append(errs, fmt.Errorf("persistence: ValueLogFileSize %d not in [1 MiB, 1 GiB)", s))
 	}

@@ -26,7 +26,6 @@ func TestOptionsValidate(t *testing.T) {
 		{name: "tiny memtable", edit: func(o *Options) { o.MemTableSize = 1000 }, wantErr: "MemTableSize"},
 		{name: "one memtable", edit: func(o *Options) { o.NumMemtables = 1 }, wantErr: "NumMemtables"},
 		{name: "negative cache", edit: func(o *Options) { o.BlockCacheSize = -1 }, wantErr: "BlockCacheSize"},
-		{name: "threshold below entries", edit: func(o *Options) { o.ValueThreshold = 100 }, wantErr: "index entries inline"},
 		{name: "huge threshold", edit: func(o *Options) { o.ValueThreshold = 1 << 20 }, wantErr: "ValueThreshold"},
 		{name: "vlog file 1 GiB", edit: func(o *Options) { o.ValueLogFileSize = 1 << 30 }, wantErr: "ValueLogFileSize"},
 		{name: "two errors", edit: func(o *Options) { o.Dir, o.NumMemtables = "", 1 }, wantErr: "NumMemtables"},
