@@ -96,9 +96,9 @@ type bodyLog struct {
 	iov     [][]byte
 	hdrs    []byte
 	pending int64
-	dirty []uint32           // segments written in this batch, to sync
-	freed []addedBody        // bodies deleted by this batch, released after its commit
-	added []addedBody        // bodies written by this batch, counted after its commit
+	dirty   []uint32    // segments written in this batch, to sync
+	freed   []addedBody // bodies deleted by this batch, released after its commit
+	added   []addedBody // bodies written by this batch, counted after its commit
 	// sealed are the segments filled since the last batch ended: deleted
 	// then if nothing in them is live.
 	sealed []uint32
