@@ -195,15 +195,7 @@ func TestBackpressureHoldsPublisher(t *testing.T) {
 	kinds := &queue.Kinds{}
 	kinds.Register("memo", memo)
 	ts := startServer(t, kinds)
-	conn, err := amqp091.Dial(ts.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := dial(t, ts.url)
 	if _, err := ch.QueueDeclare("pb", true, false, false, false, amqp091.Table{"x-queue-type": "memo"}); err != nil {
 		t.Fatal(err)
 	}

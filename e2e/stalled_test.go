@@ -41,15 +41,7 @@ func TestStalledConsumerBoundsMemory(t *testing.T) {
 	stalled.send(1, &wire.BasicConsume{Queue: q, ConsumerTag: "stalled", NoAck: true})
 	stalled.expectMethod(1, wire.MethodBasicConsumeOk)
 
-	conn, err := amqp091.Dial(b.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ch := dialChannel(t, b)
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
