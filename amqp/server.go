@@ -64,14 +64,30 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	return &Server{cfg: cfg, log: log, users: deps.Users, vhosts: deps.Vhosts, conns: map[*conn]struct{}{}}, nil
 }
 
-// Serve accepts connections on ln until ln is closed or Shutdown is called.
-// It returns nil after Shutdown.
-func (s *Server) Serve(ln net.Listener) error {
+// Serve accepts connections on each of lns (a plain listener, a TLS one)
+// until they are closed or Shutdown is called. It returns nil after
+// Shutdown, else the first listener's error.
+func (s *Server) Serve(lns ...net.Listener) error {
 	s.clock.Store(time.Now().UnixMilli())
 	stop := make(chan struct{})
 	clockDone := make(chan struct{})
 	go func() { s.clockLoop(stop); close(clockDone) }()
 	defer func() { close(stop); <-clockDone }()
+	errs := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { errs <- s.accept(ln) }()
+	}
+	var err error
+	for range lns {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// accept serves ln until it is closed.
+func (s *Server) accept(ln net.Listener) error {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {

@@ -5,6 +5,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,12 +24,17 @@ import (
 	"github.com/warrenmq/warren/persistence"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/queue/classic"
+	"github.com/warrenmq/warren/tlsconf"
 	"github.com/warrenmq/warren/vhost"
 )
 
 // Config is a node's whole configuration.
 type Config struct {
-	Listen        string // AMQP listener, HOST:PORT
+	Listen string // AMQP listener, HOST:PORT; empty: none (TLS only)
+	// TLSListen is the AMQP-over-TLS listener's HOST:PORT (empty: none),
+	// with TLS's certificate, key, CA and peer verification.
+	TLSListen     string
+	TLS           tlsconf.Options
 	DataDir       string // where the node keeps its state
 	DefaultUser   string
 	DefaultPass   string
@@ -116,8 +122,13 @@ func setGoMemoryLimit(bytes uint64) {
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Listen == "" {
-		errs = append(errs, errors.New("listen address is empty"))
+	if c.Listen == "" && c.TLSListen == "" {
+		errs = append(errs, errors.New("no AMQP listener: the listen address and the TLS listen address are both empty"))
+	}
+	if c.TLSListen != "" {
+		if err := c.TLS.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data directory is empty"))
@@ -140,7 +151,8 @@ func (c Config) Validate() error {
 type Broker struct {
 	cfg    Config
 	log    *slog.Logger
-	ln     net.Listener
+	lns    []net.Listener // the AMQP listeners: plain, then TLS
+	tls    *tlsconf.Files // nil without a TLS listener
 	amqp   *amqp.Server
 	store  *persistence.Store
 	kind   *classic.Kind
@@ -242,14 +254,36 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		stopAll()
 	}
 	b := &Broker{cfg: cfg, log: log, amqp: srv, store: store, kind: classicKind, served: make(chan error, 1), alarms: alarms}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		stop()
-		return nil, fmt.Errorf("listen: %w", err)
+	node := mgmt.Node{Name: cfg.NodeName, Version: cfg.AMQP.Version, Started: started, Memory: flowcontrol.ResidentMemory}
+	var amqpAddrs []any
+	closeAMQP := func() {
+		for _, ln := range b.lns {
+			ln.Close()
+		}
 	}
-	b.ln = ln
-	node := mgmt.Node{Name: cfg.NodeName, Version: cfg.AMQP.Version, Started: started, Memory: flowcontrol.ResidentMemory,
-		Listeners: []mgmt.Listener{listenerOf("amqp", ln.Addr())}}
+	if cfg.TLSListen != "" {
+		if b.tls, err = tlsconf.Load(cfg.TLS); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	for _, l := range []struct{ protocol, addr, key string }{{"amqp", cfg.Listen, "listen"}, {"amqp/ssl", cfg.TLSListen, "tls_listen"}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			closeAMQP()
+			stop()
+			return nil, fmt.Errorf("listen (%s): %w", l.protocol, err)
+		}
+		node.Listeners = append(node.Listeners, listenerOf(l.protocol, ln.Addr()))
+		amqpAddrs = append(amqpAddrs, l.key, ln.Addr().String())
+		if l.protocol == "amqp/ssl" {
+			ln = tls.NewListener(ln, b.tls.Config())
+		}
+		b.lns = append(b.lns, ln)
+	}
 	if node.Name == "" {
 		node.Name = nodeName()
 	}
@@ -267,7 +301,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		}
 		hl, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			ln.Close()
+			closeAMQP()
 			for _, h := range hls {
 				h.ln.Close()
 			}
@@ -288,8 +322,8 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		b.https = append(b.https, hs)
 		go func() { _ = hs.Serve(h.ln) }()
 	}
-	go func() { b.served <- srv.Serve(ln) }()
-	log.Info("Warren started", append([]any{"listen", ln.Addr().String(), "data_dir", cfg.DataDir, "version", cfg.AMQP.Version}, httpAddrs...)...)
+	go func() { b.served <- srv.Serve(b.lns...) }()
+	log.Info("Warren started", append(append(amqpAddrs, "data_dir", cfg.DataDir, "version", cfg.AMQP.Version), httpAddrs...)...)
 	return b, nil
 }
 
@@ -312,8 +346,23 @@ func (b *Broker) closeHTTP() {
 	}
 }
 
-// Addr returns the AMQP listener's address.
-func (b *Broker) Addr() net.Addr { return b.ln.Addr() }
+// Addr returns the plain AMQP listener's address (the TLS listener's
+// when there is no plain one).
+func (b *Broker) Addr() net.Addr { return b.lns[0].Addr() }
+
+// ReloadTLS reads the TLS certificate, key and CA files again (on SIGHUP):
+// new connections use them, established ones go on. Without a TLS
+// listener it does nothing.
+func (b *Broker) ReloadTLS() error {
+	if b.tls == nil {
+		return nil
+	}
+	if err := b.tls.Reload(); err != nil {
+		return err
+	}
+	b.log.Info("TLS certificate, key and CA files reloaded")
+	return nil
+}
 
 // Shutdown stops accepting, closes every connection with 320
 // CONNECTION_FORCED and waits for them (until ctx ends), then stops the rest.
@@ -322,7 +371,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	b.closeHTTP()
 	b.alarms.Close()
 	err := b.amqp.Shutdown(ctx)
-	b.ln.Close()
+	for _, ln := range b.lns {
+		ln.Close()
+	}
 	if serr := <-b.served; serr != nil {
 		err = errors.Join(err, serr)
 	}

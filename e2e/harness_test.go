@@ -101,6 +101,8 @@ type broker struct {
 	bin  string
 	cmd  *exec.Cmd
 	Addr string // host:port of the AMQP listener
+	// TLSAddr is the AMQP-over-TLS listener's host:port ("" when off).
+	TLSAddr string
 	// MgmtAddr and PromAddr are the management API's and the metrics'
 	// host:port ("" when off).
 	MgmtAddr, PromAddr string
@@ -134,7 +136,8 @@ func (l *logBuffer) String() string {
 }
 
 var (
-	startedRe  = regexp.MustCompile(`msg="Warren started" listen=(\S+)`)
+	startedRe  = regexp.MustCompile(`msg="Warren started" (?:listen=(\S+))?`)
+	tlsAddrRe  = regexp.MustCompile(` tls_listen=(\S+)`)
 	httpAddrRe = regexp.MustCompile(` http=(\S+)`)
 	promAddrRe = regexp.MustCompile(` prometheus=(\S+)`)
 )
@@ -190,7 +193,10 @@ func (b *broker) start() {
 			line := sc.Text()
 			b.log.Write([]byte(line + "\n"))
 			if m := startedRe.FindStringSubmatch(line); m != nil && !sent {
-				addrs := []string{m[1], "", ""}
+				addrs := []string{m[1], "", "", ""}
+				if tl := tlsAddrRe.FindStringSubmatch(line); tl != nil {
+					addrs[3] = tl[1]
+				}
 				if h := httpAddrRe.FindStringSubmatch(line); h != nil {
 					addrs[1] = h[1]
 				}
@@ -210,7 +216,7 @@ func (b *broker) start() {
 	}()
 	select {
 	case a := <-addr:
-		b.Addr, b.MgmtAddr, b.PromAddr = a[0], a[1], a[2]
+		b.Addr, b.MgmtAddr, b.PromAddr, b.TLSAddr = a[0], a[1], a[2], a[3]
 	case <-b.exited:
 		b.t.Fatalf("warren exited at start: %v\n%s", b.waitErr, b.log.String())
 	case <-time.After(30 * time.Second):

@@ -54,14 +54,20 @@ func run(args []string) int {
 	// Signals are caught before the start is announced: a SIGTERM sent as
 	// soon as "Warren started" is logged must stop the node gracefully,
 	// not kill it. One that comes during the start is acted on after it.
+	// SIGHUP reloads the TLS certificate, key and CA files.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	b, err := broker.Start(opts.broker, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return 1
 	}
 	sig := <-sigs
+	for ; sig == syscall.SIGHUP; sig = <-sigs {
+		if err := b.ReloadTLS(); err != nil {
+			log.Error("reloading the TLS files failed; the previous ones stay in use", "err", err)
+		}
+	}
 	log.Info("signal received", "signal", sig.String())
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()

@@ -45,9 +45,46 @@ func settings() []setting {
 		{name: "config", keys: nil, usage: "config file (key = value lines; RabbitMQ's rabbitmq.conf keys are accepted)",
 			get: func(o *options) string { return o.config },
 			set: func(o *options, v string) error { o.config = v; return nil }},
-		{name: "listen", keys: []string{"listen", "listeners.tcp.default"}, usage: "AMQP listener HOST:PORT (a bare port listens on all interfaces, as RabbitMQ's listeners.tcp.default does)",
+		{name: "listen", keys: []string{"listen", "listeners.tcp.default", "listeners.tcp"}, usage: "AMQP listener HOST:PORT (a bare port listens on all interfaces, as RabbitMQ's listeners.tcp.default does; \"none\" or empty: no plain listener, as listeners.tcp = none)",
 			get: func(o *options) string { return o.broker.Listen },
 			set: func(o *options, v string) error { return setListen(&o.broker.Listen, v) }},
+		{name: "tls-listen", keys: []string{"tls_listen", "listeners.ssl.default"}, usage: "AMQP-over-TLS listener HOST:PORT (a bare port listens on all interfaces); empty: none",
+			get: func(o *options) string { return o.broker.TLSListen },
+			set: func(o *options, v string) error { return setListen(&o.broker.TLSListen, v) }},
+		{name: "tls-cert", keys: []string{"ssl_options.certfile"}, usage: "the TLS listener's certificate chain, PEM",
+			get: func(o *options) string { return o.broker.TLS.CertFile },
+			set: func(o *options, v string) error { o.broker.TLS.CertFile = v; return nil }},
+		{name: "tls-key", keys: []string{"ssl_options.keyfile"}, usage: "the TLS listener's private key, PEM",
+			get: func(o *options) string { return o.broker.TLS.KeyFile },
+			set: func(o *options, v string) error { o.broker.TLS.KeyFile = v; return nil }},
+		{name: "tls-ca", keys: []string{"ssl_options.cacertfile"}, usage: "CA certificates that client certificates must chain to, PEM",
+			get: func(o *options) string { return o.broker.TLS.CAFile },
+			set: func(o *options, v string) error { o.broker.TLS.CAFile = v; return nil }},
+		{name: "tls-verify", keys: []string{"ssl_options.verify"}, usage: "verify_peer: ask clients for a certificate and verify it; verify_none: do not",
+			get: func(o *options) string {
+				if o.broker.TLS.VerifyPeer {
+					return "verify_peer"
+				}
+				return "verify_none"
+			},
+			set: func(o *options, v string) error {
+				switch v {
+				case "verify_peer":
+					o.broker.TLS.VerifyPeer = true
+				case "verify_none":
+					o.broker.TLS.VerifyPeer = false
+				default:
+					return fmt.Errorf("%q is neither verify_peer nor verify_none", v)
+				}
+				return nil
+			}},
+		{name: "tls-fail-if-no-peer-cert", keys: []string{"ssl_options.fail_if_no_peer_cert"}, usage: "with verify_peer, refuse clients that present no certificate",
+			get: func(o *options) string { return strconv.FormatBool(o.broker.TLS.FailIfNoPeerCert) },
+			set: func(o *options, v string) error {
+				b, err := strconv.ParseBool(v)
+				o.broker.TLS.FailIfNoPeerCert = b
+				return err
+			}},
 		{name: "data-dir", keys: []string{"data_dir"}, usage: "directory for the node's state",
 			get: func(o *options) string { return o.broker.DataDir },
 			set: func(o *options, v string) error { o.broker.DataDir = v; return nil }},
@@ -406,7 +443,7 @@ func usage(w io.Writer, all []setting) {
 // setListen sets a HOST:PORT listener ("" turns it off; a bare port listens
 // on all interfaces).
 func setListen(dst *string, v string) error {
-	if v == "" {
+	if v == "" || v == "none" {
 		*dst = ""
 		return nil
 	}

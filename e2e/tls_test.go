@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/tlsconf/tlsconftest"
+)
+
+// tlsBroker starts a broker with a TLS listener whose certificate the CA
+// signed, verifying client certificates against it.
+func tlsBroker(t *testing.T, ca *tlsconftest.CA, server tlsconftest.Pair, extra ...string) *broker {
+	t.Helper()
+	args := append([]string{"--tls-listen", "127.0.0.1:0", "--tls-cert", server.CertFile, "--tls-key", server.KeyFile,
+		"--tls-ca", ca.CertFile, "--tls-verify", "verify_peer"}, extra...)
+	b := startBroker(t, args...)
+	if b.TLSAddr == "" {
+		t.Fatalf("no TLS listener in the start line:\n%s", b.log.String())
+	}
+	return b
+}
+
+// tlsRoundTrip connects over TLS with cfg, declares a queue, publishes to
+// it and gets the message back.
+func tlsRoundTrip(b *broker, cfg *tls.Config) error {
+	conn, err := amqp091.DialTLS("amqps://guest:guest@"+b.TLSAddr+"/", cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		return err
+	}
+	if err := ch.Publish("", q.Name, false, false, amqp091.Publishing{Body: []byte("over tls")}); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		_, ok, err := ch.Get(q.Name, true)
+		if err != nil || ok {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return os.ErrDeadlineExceeded
+}
+
+// amqp091-go connects over TLS with and without a client certificate;
+// TLS 1.0 and 1.1 are refused, and so is a client without a certificate
+// when fail_if_no_peer_cert is set; the plain listener can be off; a
+// SIGHUP makes new handshakes use new certificate files while
+// established connections go on.
+func TestTLSListener(t *testing.T) {
+	ca := tlsconftest.NewCA(t, "e2e")
+	server := ca.Server(t, "warren")
+	alice := ca.Client(t, "alice")
+	b := tlsBroker(t, ca, server)
+	base := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
+	withCert := base.Clone()
+	withCert.Certificates = []tls.Certificate{alice.TLS}
+
+	if err := tlsRoundTrip(b, base); err != nil {
+		t.Fatalf("without a client certificate: %v", err)
+	}
+	if err := tlsRoundTrip(b, withCert); err != nil {
+		t.Fatalf("with a client certificate: %v", err)
+	}
+	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11} {
+		old := withCert.Clone()
+		old.MinVersion, old.MaxVersion = v, v
+		if err := tlsRoundTrip(b, old); err == nil {
+			t.Errorf("TLS version %x was accepted", v)
+		}
+	}
+	// openssl sees TLS 1.2 and 1.3 only.
+	for _, c := range []struct {
+		flag string
+		ok   bool
+	}{{"-tls1_3", true}, {"-tls1_2", true}, {"-tls1_1", false}, {"-tls1", false}} {
+		cmd := exec.Command("openssl", "s_client", "-connect", b.TLSAddr, c.flag, "-CAfile", ca.CertFile)
+		cmd.Stdin = strings.NewReader("")
+		out, err := cmd.CombinedOutput()
+		if (err == nil) != c.ok {
+			t.Errorf("openssl s_client %s: %v, want success %v\n%s", c.flag, err, c.ok, out)
+		}
+	}
+	if err := tlsRoundTrip(b, withCert); err != nil {
+		t.Fatalf("after refused handshakes: %v", err)
+	}
+
+	// A held connection survives a reload; new ones see the new certificate.
+	held, err := amqp091.DialTLS("amqps://guest:guest@"+b.TLSAddr+"/", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	renewed := ca.Server(t, "warren-renewed")
+	for src, dst := range map[string]string{renewed.CertFile: server.CertFile, renewed.KeyFile: server.KeyFile} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Kill(b.Pid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		c, err := tls.Dial("tcp", b.TLSAddr, base)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if cn := c.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != "warren-renewed" {
+			return fmt.Errorf("the server's certificate is still %q", cn)
+		}
+		return nil
+	})
+	ch, err := held.Channel()
+	if err != nil {
+		t.Fatalf("the connection opened before the reload: %v", err)
+	}
+	if _, err := ch.QueueDeclare("", false, true, true, false, nil); err != nil {
+		t.Fatalf("the connection opened before the reload: %v", err)
+	}
+
+	// fail_if_no_peer_cert, and no plain listener.
+	strict := tlsBroker(t, ca, ca.Server(t, "strict"), "--tls-fail-if-no-peer-cert", "true", "--listen", "none")
+	if strict.Addr != "" {
+		t.Errorf("a plain listener at %s with listeners.tcp = none", strict.Addr)
+	}
+	if err := tlsRoundTrip(strict, base); err == nil {
+		t.Error("a client without a certificate was let in with fail_if_no_peer_cert")
+	}
+	if err := tlsRoundTrip(strict, withCert); err != nil {
+		t.Errorf("with a certificate, fail_if_no_peer_cert: %v", err)
+	}
+}
