@@ -43,6 +43,14 @@ type Config struct {
 	ConsumerTimeout  time.Duration // delivery acknowledgement timeout; 0 disables
 	ClusterName      string        // server property cluster_name
 	Version          string        // server property version
+	// AuthMechanisms are the SASL mechanisms offered, in order
+	// (rabbitmq.conf's auth_mechanisms.N): PLAIN, AMQPLAIN, EXTERNAL.
+	// EXTERNAL is offered only to a client that presented a verified
+	// certificate, and logs it in as the user the certificate names:
+	// CertLoginFrom is "distinguished_name" (the subject as RFC 4514
+	// writes it, RabbitMQ's default) or "common_name".
+	AuthMechanisms []string
+	CertLoginFrom  string
 }
 
 // DefaultConfig returns RabbitMQ's defaults.
@@ -57,8 +65,16 @@ func DefaultConfig() Config {
 		ConsumerTimeout:  DefaultConsumerTimeout,
 		ClusterName:      "warren",
 		Version:          "0.1.0",
+		AuthMechanisms:   []string{"AMQPLAIN", "PLAIN"},
+		CertLoginFrom:    CertLoginDN,
 	}
 }
+
+// The ways a client certificate names its user (ssl_cert_login_from).
+const (
+	CertLoginDN = "distinguished_name"
+	CertLoginCN = "common_name"
+)
 
 // Validate reports settings no client could work with.
 func (c Config) Validate() error {
@@ -80,6 +96,17 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConnections < 0 || c.ConsumerTimeout < 0 {
 		errs = append(errs, errors.New("max connections and consumer timeout must not be negative"))
+	}
+	if len(c.AuthMechanisms) == 0 {
+		errs = append(errs, errors.New("no authentication mechanism"))
+	}
+	for _, m := range c.AuthMechanisms {
+		if m != "PLAIN" && m != "AMQPLAIN" && m != "EXTERNAL" {
+			errs = append(errs, fmt.Errorf("authentication mechanism %q is not one of PLAIN, AMQPLAIN, EXTERNAL", m))
+		}
+	}
+	if c.CertLoginFrom != CertLoginDN && c.CertLoginFrom != CertLoginCN {
+		errs = append(errs, fmt.Errorf("ssl_cert_login_from %q is neither %s nor %s", c.CertLoginFrom, CertLoginDN, CertLoginCN))
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,11 +183,12 @@ func (c *conn) handshake() error {
 		_, _ = io.WriteString(c.nc, wire.ProtocolHeader)
 		return errors.New("bad protocol header " + strconv.Quote(string(hdr[:])))
 	}
+	offered, certUser := c.mechanisms()
 	if err := c.writeNow(0, &wire.ConnectionStart{
 		VersionMajor:     0,
 		VersionMinor:     9,
 		ServerProperties: c.srv.serverProperties(),
-		Mechanisms:       "AMQPLAIN PLAIN",
+		Mechanisms:       strings.Join(offered, " "),
 		Locales:          "en_US",
 	}); err != nil {
 		return err
@@ -197,10 +199,7 @@ func (c *conn) handshake() error {
 		return c.handshakeFail(err)
 	}
 	c.caps = parseCaps(startOk.ClientProperties)
-	user, pass, err := parseSASL(startOk.Mechanism, []byte(startOk.Response))
-	if err == nil {
-		c.user, err = c.srv.users.Authenticate(user, pass, c.nc.RemoteAddr())
-	}
+	user, err := c.login(offered, certUser, startOk.Mechanism, []byte(startOk.Response))
 	if err != nil {
 		c.log.Warn("login refused", "user", user, "mechanism", startOk.Mechanism, "err", err)
 		refusal := wire.Errorf(wire.AccessRefused, "Login was refused using authentication mechanism "+

@@ -2,8 +2,10 @@ package amqp
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"slices"
 
 	"github.com/warrenmq/warren/amqp/wire"
 )
@@ -11,6 +13,56 @@ import (
 // errBadMechanism is a start-ok with a mechanism the server did not offer
 // or a response the mechanism cannot parse.
 var errBadMechanism = errors.New("unsupported mechanism or malformed response")
+
+// mechanisms returns the SASL mechanisms to offer the client, and the user
+// its certificate names when EXTERNAL is among them: EXTERNAL is offered
+// only to a client that presented a certificate the TLS listener verified.
+func (c *conn) mechanisms() (offered []string, certUser string) {
+	for _, m := range c.srv.cfg.AuthMechanisms {
+		if m == "EXTERNAL" {
+			if certUser = c.certUser(); certUser == "" {
+				continue
+			}
+		}
+		offered = append(offered, m)
+	}
+	return offered, certUser
+}
+
+// certUser is the user name in the client's verified certificate, or "".
+func (c *conn) certUser() string {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return ""
+	}
+	st := tc.ConnectionState()
+	if len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
+		return ""
+	}
+	subject := st.PeerCertificates[0].Subject
+	if c.srv.cfg.CertLoginFrom == CertLoginCN {
+		return subject.CommonName
+	}
+	return subject.String()
+}
+
+// login checks a start-ok's credentials with the mechanism it chose,
+// which must be one offered.
+func (c *conn) login(offered []string, certUser, mechanism string, resp []byte) (string, error) {
+	if !slices.Contains(offered, mechanism) {
+		return "", errBadMechanism
+	}
+	var err error
+	if mechanism == "EXTERNAL" {
+		c.user, err = c.srv.users.AuthenticateExternal(certUser, c.nc.RemoteAddr())
+		return certUser, err
+	}
+	user, pass, err := parseSASL(mechanism, resp)
+	if err == nil {
+		c.user, err = c.srv.users.Authenticate(user, pass, c.nc.RemoteAddr())
+	}
+	return user, err
+}
 
 // parseSASL extracts a user name and password from a start-ok response.
 // PLAIN is "authzid NUL user NUL password"; AMQPLAIN is a field table with

@@ -314,6 +314,20 @@ func (s *Store) Authenticate(name, password string, remote net.Addr) (*User, err
 	return u, nil
 }
 
+// AuthenticateExternal admits the user a verified client certificate
+// names (SASL EXTERNAL): no password is checked, but the user must exist,
+// and a loopback-only user must connect from the loopback interface.
+func (s *Store) AuthenticateExternal(name string, remote net.Addr) (*User, error) {
+	s.mu.RLock()
+	u := s.users[name]
+	loopbackOnly := slices.Contains(s.loopback, name)
+	s.mu.RUnlock()
+	if u == nil || loopbackOnly && !isLoopback(remote) {
+		return nil, ErrRefused
+	}
+	return u, nil
+}
+
 // unknownUserHash is what a password is checked against for a user that
 // does not exist.
 var unknownUserHash = HashPassword("no user has this password")

@@ -151,3 +151,58 @@ func TestTLSListener(t *testing.T) {
 		t.Errorf("with a certificate, fail_if_no_peer_cert: %v", err)
 	}
 }
+
+// SASL EXTERNAL: with auth_mechanisms listing it, a client with a
+// verified certificate logs in as the user its subject names (the common
+// name here, ssl_cert_login_from = common_name), with no password; a
+// certificate naming no user is refused, and a client without a
+// certificate is not offered EXTERNAL.
+func TestExternalLogin(t *testing.T) {
+	ca := tlsconftest.NewCA(t, "e2e-external")
+	b := tlsBroker(t, ca, ca.Server(t, "warren"), "--auth-mechanisms", "PLAIN,EXTERNAL", "--ssl-cert-login-from", "common_name")
+	if st, body := b.api(t, "PUT", "/api/users/carol", map[string]any{"password": "unused-s3cret", "tags": ""}); st/100 != 2 {
+		t.Fatalf("creating carol: %d %s", st, body)
+	}
+	if st, body := b.api(t, "PUT", "/api/permissions/%2F/carol", map[string]any{"configure": ".*", "write": ".*", "read": ".*"}); st/100 != 2 {
+		t.Fatalf("carol's permissions: %d %s", st, body)
+	}
+	external := func(cn string) (*amqp091.Connection, error) {
+		cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
+		if cn != "" {
+			cfg.Certificates = []tls.Certificate{ca.Client(t, cn).TLS}
+		}
+		return amqp091.DialConfig("amqps://"+b.TLSAddr+"/", amqp091.Config{
+			SASL: []amqp091.Authentication{&amqp091.ExternalAuth{}}, TLSClientConfig: cfg})
+	}
+	conn, err := external("carol")
+	if err != nil {
+		t.Fatalf("EXTERNAL as carol: %v", err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("carols", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		_, body := b.api(t, "GET", "/api/connections", nil)
+		if !strings.Contains(string(body), `"user":"carol"`) {
+			return fmt.Errorf("no connection of carol's in %s", body)
+		}
+		return nil
+	})
+	conn.Close()
+	if c, err := external("nobody"); err == nil {
+		c.Close()
+		t.Error("a certificate naming no user logged in")
+	}
+	if c, err := external(""); err == nil {
+		c.Close()
+		t.Error("EXTERNAL without a certificate logged in")
+	}
+	// PLAIN still works beside it.
+	if err := tlsRoundTrip(b, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}); err != nil {
+		t.Errorf("PLAIN over TLS: %v", err)
+	}
+}

@@ -97,6 +97,15 @@ func settings() []setting {
 		{name: "default-vhost", keys: []string{"default_vhost"}, usage: "virtual host created at first start",
 			get: func(o *options) string { return o.broker.DefaultVhost },
 			set: func(o *options, v string) error { o.broker.DefaultVhost = v; return nil }},
+		{name: "auth-mechanisms", keys: []string{"auth_mechanisms"}, usage: "comma-separated SASL mechanisms offered, in order: AMQPLAIN, PLAIN, EXTERNAL (rabbitmq.conf's auth_mechanisms.N); EXTERNAL only to clients with a verified certificate",
+			get: func(o *options) string { return strings.Join(o.broker.AMQP.AuthMechanisms, ",") },
+			set: func(o *options, v string) error {
+				o.broker.AMQP.AuthMechanisms = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+				return nil
+			}},
+		{name: "ssl-cert-login-from", keys: []string{"ssl_cert_login_from"}, usage: "what names an EXTERNAL login's user in its certificate: distinguished_name or common_name",
+			get: func(o *options) string { return o.broker.AMQP.CertLoginFrom },
+			set: func(o *options, v string) error { o.broker.AMQP.CertLoginFrom = v; return nil }},
 		{name: "loopback-users", keys: []string{"loopback_users"}, usage: "comma-separated users allowed to log in only from loopback; 'none' for nobody",
 			get: func(o *options) string { return strings.Join(o.broker.LoopbackUsers, ",") },
 			set: func(o *options, v string) error {
@@ -305,6 +314,7 @@ var ignoredKeyPrefixes = []string{"management.", "log.file", "cluster_formation.
 // returning keys it skipped.
 func loadFile(o *options, r io.Reader, byKey map[string]setting) (ignored []string, err error) {
 	sc := bufio.NewScanner(r)
+	mechanisms := false // an auth_mechanisms.N key was seen
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -319,6 +329,16 @@ func loadFile(o *options, r io.Reader, byKey map[string]setting) (ignored []stri
 			if err := s.set(o, v); err != nil {
 				return ignored, fmt.Errorf("line %d: %s: %w", n, k, err)
 			}
+			continue
+		}
+		if strings.HasPrefix(k, "auth_mechanisms.") {
+			// RabbitMQ's list form, auth_mechanisms.1 = PLAIN and so on,
+			// in the file's order: the first one replaces the default.
+			if !mechanisms {
+				o.broker.AMQP.AuthMechanisms = nil
+				mechanisms = true
+			}
+			o.broker.AMQP.AuthMechanisms = append(o.broker.AMQP.AuthMechanisms, v)
 			continue
 		}
 		if strings.HasPrefix(k, "loopback_users.") {
