@@ -290,7 +290,8 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 // clientScript runs a client program (Python with Debian's pika, or Node
 // with the repo's pinned amqplib) against the broker and returns its
 // output. The script gets the broker's URL, host and port in AMQP_URL,
-// AMQP_HOST and AMQP_PORT.
+// AMQP_HOST and AMQP_PORT, its TLS listener's in AMQPS_HOST and
+// AMQPS_PORT, and the management API's URL in MGMT_URL.
 func clientScript(t testing.TB, b *broker, timeout time.Duration, script string, args ...string) string {
 	t.Helper()
 	var cmd *exec.Cmd
@@ -307,8 +308,9 @@ func clientScript(t testing.TB, b *broker, timeout time.Duration, script string,
 		t.Fatalf("no runner for %s", script)
 	}
 	host, port, _ := strings.Cut(b.Addr, ":")
+	tlsHost, tlsPort, _ := strings.Cut(b.TLSAddr, ":")
 	cmd.Env = append(append(cmd.Env, os.Environ()...), "AMQP_URL="+b.URL(), "AMQP_HOST="+host, "AMQP_PORT="+port,
-		"MGMT_URL=http://"+b.MgmtAddr)
+		"AMQPS_HOST="+tlsHost, "AMQPS_PORT="+tlsPort, "MGMT_URL=http://"+b.MgmtAddr)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		t.Fatalf("%s timed out after %v; output:\n%s", script, timeout, out)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -204,5 +205,27 @@ func TestExternalLogin(t *testing.T) {
 	// PLAIN still works beside it.
 	if err := tlsRoundTrip(b, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}); err != nil {
 		t.Errorf("PLAIN over TLS: %v", err)
+	}
+}
+
+// pika (ssl_options) and amqplib (amqps:// with ca, cert and key) connect
+// over TLS without and with a client certificate, and log in with
+// EXTERNAL as the user their certificate names.
+func TestTLSClients(t *testing.T) {
+	ca := tlsconftest.NewCA(t, "e2e-clients")
+	b := tlsBroker(t, ca, ca.Server(t, "warren"), "--auth-mechanisms", "AMQPLAIN,PLAIN,EXTERNAL")
+	dave := ca.Client(t, "dave")
+	// The default ssl_cert_login_from is the subject's distinguished name.
+	user := "CN=dave,O=Warren tests"
+	if st, body := b.api(t, "PUT", "/api/users/"+url.PathEscape(user), map[string]any{"password": "unused-s3cret", "tags": ""}); st/100 != 2 {
+		t.Fatalf("creating %s: %d %s", user, st, body)
+	}
+	if st, body := b.api(t, "PUT", "/api/permissions/%2F/"+url.PathEscape(user), map[string]any{"configure": ".*", "write": ".*", "read": ".*"}); st/100 != 2 {
+		t.Fatalf("permissions: %d %s", st, body)
+	}
+	for _, script := range []string{"python/tls.py", "node/tls.js"} {
+		if out := clientScript(t, b, 60*time.Second, script, ca.CertFile, dave.CertFile, dave.KeyFile, user); !strings.Contains(out, "ok") {
+			t.Errorf("%s: %s", script, out)
+		}
 	}
 }
