@@ -83,7 +83,7 @@ type segment struct {
 type bodyLog struct {
 	dir     string
 	maxSize int64
-	sync    bool
+	sync    bool // Options.Sync: new segments' directory entries are synced too
 
 	mu   sync.RWMutex
 	segs map[uint32]*segment
@@ -96,17 +96,22 @@ type bodyLog struct {
 	iov     [][]byte
 	hdrs    []byte
 	pending int64
-	dirty   []uint32    // segments written in this batch, to sync
-	freed   []addedBody // bodies deleted by this batch, released after its commit
-	added   []addedBody // bodies written by this batch, counted after its commit
-	// sealed are the segments filled since the last batch ended: deleted
-	// then if nothing in them is live.
+	dirty   []uint32 // segments written since the last durable batch, to sync
+	// journal is what the transaction being built does to where: where
+	// changes at once (a later operation of the same batch must see it),
+	// the segments' counts when the transaction commits, and a failed
+	// one is undone in reverse.
+	journal []bodyChange
+	// sealed are the segments filled since the last transaction ended:
+	// deleted then if nothing in them is live.
 	sealed []uint32
 }
 
-type addedBody struct {
+// bodyChange is a body put (add) or deleted.
+type bodyChange struct {
 	id  uint64
 	ref bodyRef
+	add bool
 }
 
 func segmentName(dir string, id uint32) string {
@@ -163,7 +168,7 @@ func openBodyLog(dir string, maxSize int64, sync bool, db *badger.DB, warn func(
 			}
 			l.where[id] = ref
 			s.live++
-			s.liveBytes += int64(ref.n)
+			s.liveBytes += bodyHeaderLen + int64(ref.n)
 		}
 		return nil
 	})
@@ -199,10 +204,34 @@ func (l *bodyLog) startSegment(id uint32) error {
 	if err != nil {
 		return fmt.Errorf("persistence: create segment: %w", err)
 	}
+	if l.sync {
+		// The segment's directory entry must outlive a power failure as
+		// its records do.
+		if err := syncDir(l.dir); err != nil {
+			f.Close()
+			return err
+		}
+	}
 	l.mu.Lock()
 	l.segs[id] = &segment{f: f}
 	l.mu.Unlock()
 	l.cur = id
+	return nil
+}
+
+// syncDir fsyncs directory dir, making the entries created in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("persistence: open %s: %w", dir, err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("persistence: sync %s: %w", dir, err)
+	}
 	return nil
 }
 
@@ -243,7 +272,8 @@ func (l *bodyLog) put(id uint64, body []byte, ref bodyRef) {
 	l.iov = append(l.iov, l.hdrs[start:len(l.hdrs):len(l.hdrs)], body)
 	l.pending += bodyHeaderLen + int64(len(body))
 	l.segs[ref.seg].size += bodyHeaderLen + int64(len(body))
-	l.added = append(l.added, addedBody{id, ref})
+	l.where[id] = ref
+	l.journal = append(l.journal, bodyChange{id, ref, true})
 }
 
 // flush writes the staged records to the current segment.
@@ -253,7 +283,7 @@ func (l *bodyLog) flush() error {
 	}
 	s := l.segs[l.cur]
 	err := pwritevAll(s.f, l.iov, s.size-l.pending)
-	if len(l.dirty) == 0 || l.dirty[len(l.dirty)-1] != l.cur {
+	if !slices.Contains(l.dirty, l.cur) {
 		l.dirty = append(l.dirty, l.cur)
 	}
 	clear(l.iov)
@@ -278,8 +308,14 @@ func pwritevAll(f *os.File, bufs [][]byte, off int64) error {
 	for len(bufs) > 0 {
 		chunk := bufs[:min(len(bufs), iovMax)]
 		n, err := unix.Pwritev(fd, chunk, off)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
 		if err != nil {
 			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
 		}
 		off += int64(n)
 		// Skip what was written.
@@ -305,9 +341,12 @@ func (l *bodyLog) write(durable bool) error {
 	if err := l.flush(); err != nil {
 		return err
 	}
-	if durable {
-		for _, id := range l.dirty {
-			if err := l.segs[id].f.Sync(); err != nil {
+	if !durable {
+		return nil // dirty waits for the next durable batch
+	}
+	for _, id := range l.dirty {
+		if s := l.segs[id]; s != nil {
+			if err := s.f.Sync(); err != nil {
 				return fmt.Errorf("persistence: sync segment %d: %w", id, err)
 			}
 		}
@@ -324,50 +363,61 @@ func (l *bodyLog) lookup(id uint64) (bodyRef, bool) {
 
 // free notes that the batch deletes the body of message id.
 func (l *bodyLog) free(id uint64, ref bodyRef) {
-	delete(l.where, id)
-	l.freed = append(l.freed, addedBody{id, ref})
+	if l.where[id] == ref { // not when a compaction has just moved it
+		delete(l.where, id)
+	}
+	l.journal = append(l.journal, bodyChange{id, ref, false})
 }
 
-// settle ends a batch: after its commit (ok) the bodies it wrote are live
-// and those it deleted are released, deleting segments left empty; after a
-// failed commit the deleted bodies are still there, and the records the
-// batch wrote are dead space.
+// settle ends a transaction: after its commit (ok) the bodies it wrote
+// count as live in their segments and those it deleted no longer do;
+// after a failed one its changes to where are undone, and the records it
+// wrote are dead space. Either way, segments filled meanwhile that hold
+// nothing live, and (after a commit) segments it emptied, are deleted.
 func (l *bodyLog) settle(ok bool) {
-	if !ok {
-		for _, f := range l.freed {
-			l.where[f.id] = f.ref
+	var empty []uint32
+	if ok {
+		for _, c := range l.journal {
+			s := l.segs[c.ref.seg]
+			if c.add {
+				s.live++
+				s.liveBytes += bodyHeaderLen + int64(c.ref.n)
+				continue
+			}
+			s.live--
+			s.liveBytes -= bodyHeaderLen + int64(c.ref.n)
+			if s.live == 0 {
+				empty = append(empty, c.ref.seg)
+			}
 		}
 	} else {
-		for _, a := range l.added {
-			l.where[a.id] = a.ref
-			s := l.segs[a.ref.seg]
-			s.live++
-			s.liveBytes += int64(a.ref.n)
-		}
-		empty := l.sealed
-		for _, f := range l.freed {
-			s := l.segs[f.ref.seg]
-			s.live--
-			s.liveBytes -= int64(f.ref.n)
-			if s.live == 0 && f.ref.seg != l.cur {
-				empty = append(empty, f.ref.seg)
-			}
-		}
-		if len(empty) > 0 {
-			l.mu.Lock()
-			for _, id := range empty {
-				if s := l.segs[id]; s != nil && s.live == 0 && id != l.cur {
-					l.removeLocked(id)
+		for i := len(l.journal) - 1; i >= 0; i-- {
+			if c := l.journal[i]; c.add {
+				if l.where[c.id] == c.ref { // else a move's free put the old place back
+					delete(l.where, c.id)
 				}
+			} else {
+				l.where[c.id] = c.ref
 			}
-			l.mu.Unlock()
 		}
 	}
+	empty = append(empty, l.sealed...)
+	if len(empty) > 0 {
+		l.mu.Lock()
+		for _, id := range empty {
+			if s := l.segs[id]; s != nil && s.live == 0 && id != l.cur {
+				l.removeLocked(id)
+			}
+		}
+		l.mu.Unlock()
+	}
 	l.sealed = l.sealed[:0]
-	clear(l.added)
-	l.added = l.added[:0]
-	clear(l.freed)
-	l.freed = l.freed[:0]
+	clear(l.journal)
+	if cap(l.journal) > keepOps {
+		l.journal = nil
+	} else {
+		l.journal = l.journal[:0]
+	}
 }
 
 // read appends the body at ref, which must be message id's, to dst. The

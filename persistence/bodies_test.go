@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 // segmentFiles lists the segment files of the store in dir.
@@ -175,4 +176,156 @@ func TestBodySegmentCompaction(t *testing.T) {
 	s = mustOpen(t, o)
 	defer mustClose(t, s)
 	check()
+}
+
+// blockCommitter makes the committer take a one-op batch and wait on the
+// gate, so that what is queued next lands in one pending batch.
+func blockCommitter(t *testing.T, s *Store, id uint64) func() {
+	t.Helper()
+	s.gate.Lock()
+	s.PutMessage(id, []byte("x"))
+	awaitStore(t, s, func() bool { return s.inflight != nil })
+	return s.gate.Unlock
+}
+
+// awaitStore waits, with a deadline, until cond (called under s.mu) holds.
+func awaitStore(t *testing.T, s *Store, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		ok := cond()
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the store did not get there within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func storedIDs(t *testing.T, s *Store) []uint64 {
+	t.Helper()
+	var out []uint64
+	if err := s.MessageIDs(func(id uint64) error { out = append(out, id); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// A batch split by ErrTxnTooBig whose later part fails: the first part's
+// pointers are committed and counted, so their segment is not deleted
+// under them.
+func TestBodiesOfAPartlyFailedBatch(t *testing.T) {
+	t.Parallel()
+	o := testOptions(t, "")
+	o.ValueLogFileSize = 1 << 20
+	s := mustOpen(t, o)
+	defer func() { mustClose(t, s) }()
+	if err := s.Wait(s.PutMessage(1, body(1, 128))); err != nil { // A, in segment 1
+		t.Fatal(err)
+	}
+	// Make the rollover to segment 2 fail.
+	block := filepath.Join(o.Dir, "bodies", "00000002.seg")
+	if err := os.WriteFile(block, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	release := blockCommitter(t, s, 5)
+	var last Ticket
+	for id := uint64(10); id < 10+12000; id++ {
+		last = s.PutMessage(id, body(id, 128))
+	}
+	release()
+	if err := s.Wait(last); err == nil {
+		t.Fatal("batch did not fail")
+	}
+	if _, err := s.Message(10, nil); err != nil {
+		t.Fatalf("message 10 unreadable right after: %v", err)
+	}
+	if err := os.Remove(block); err != nil {
+		t.Fatal(err)
+	}
+	// Roll segment 1 over, then delete A: segment 1 goes.
+	if err := s.Wait(s.PutMessage(50000, body(50000, 128))); err != nil {
+		t.Fatal(err)
+	}
+	s.DeleteMessage(1)
+	if err := s.Wait(s.PutMessage(50001, body(50001, 128))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Message(10, nil); err != nil {
+		t.Errorf("message 10, whose pointer is committed (listed by MessageIDs: %v): %v",
+			slices.Contains(storedIDs(t, s), 10), err)
+	}
+}
+
+// A compaction step and a delete of a moved body in the same batch: the
+// delete finds the body where it moved.
+func TestCompactionThenDeleteInOneBatch(t *testing.T) {
+	t.Parallel()
+	o := testOptions(t, "")
+	o.ValueLogFileSize = 1 << 20
+	s := mustOpen(t, o)
+	defer func() { mustClose(t, s) }()
+	const size = 64 << 10
+	for id := uint64(1); id <= 20; id++ {
+		if err := s.Wait(s.PutMessage(id, body(id, size))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := uint64(1); id <= 14; id++ {
+		s.DeleteMessage(id)
+	}
+	if err := s.Wait(s.PutMessage(100, []byte("f"))); err != nil {
+		t.Fatal(err)
+	}
+	release := blockCommitter(t, s, 101)
+	done := make(chan error, 1)
+	go func() { done <- s.writeSync(op{kind: opCompactBodies}) }()
+	awaitStore(t, s, func() bool { return len(s.pending.ops) == 1 })
+	s.DeleteMessage(15)
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if s.bodyMoves == 0 {
+		t.Fatal("the compaction step moved nothing")
+	}
+	if _, err := s.Message(15, nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("message 15 deleted, but Message returns err=%v; MessageIDs lists it: %v",
+			err, slices.Contains(storedIDs(t, s), 15))
+	}
+}
+
+// With a small GCDiscardRatio, fully live segments of small bodies are not
+// taken for garbage (their records' headers count as live): compaction
+// does not move them round and round.
+func TestCompactionLeavesLiveSegments(t *testing.T) {
+	t.Parallel()
+	o := testOptions(t, "")
+	o.ValueLogFileSize = 1 << 20
+	o.GCDiscardRatio = 0.1
+	s := mustOpen(t, o)
+	defer func() { mustClose(t, s) }()
+	var last Ticket
+	for id := uint64(1); id <= 20000; id++ {
+		last = s.PutMessage(id, body(id, 128))
+	}
+	if err := s.Wait(last); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for i := 0; i < 5; i++ {
+		s.bodyMoves = 0
+		if err := s.writeSync(op{kind: opCompactBodies}); err != nil {
+			t.Fatal(err)
+		}
+		total += s.bodyMoves
+	}
+	if total != 0 {
+		t.Errorf("nothing deleted, yet 5 compaction steps moved %d live bodies", total)
+	}
 }

@@ -538,15 +538,20 @@ func (s *Store) writeBatch(b *batch) error {
 
 	// Bodies in segments are written (and synced when the batch is
 	// durable) before the pointers to them are committed.
+	// Each transaction's changes to the segments' accounting are settled
+	// when it commits; a failed one's are undone (the deferred settle).
 	durable := s.opts.Sync || b.needSync
-	committed := false
-	defer func() { s.bodies.settle(committed) }()
+	defer s.bodies.settle(false)
 	commit := func(txn *badger.Txn) error {
 		if err := s.bodies.write(durable); err != nil {
 			txn.Discard()
 			return err
 		}
-		return txn.Commit()
+		if err := txn.Commit(); err != nil {
+			return err
+		}
+		s.bodies.settle(true)
+		return nil
 	}
 
 	deletes, puts, inline := 0, 0, 0
@@ -584,7 +589,6 @@ func (s *Store) writeBatch(b *batch) error {
 	if err := commit(txn); err != nil {
 		return fmt.Errorf("persistence: commit batch %d: %w", b.ticket, err)
 	}
-	committed = true
 	if b.needSync && !s.opts.Sync {
 		if err := s.db.Sync(); err != nil {
 			return fmt.Errorf("persistence: sync batch %d: %w", b.ticket, err)
@@ -646,9 +650,10 @@ func (s *Store) apply(txn *badger.Txn, o *op) error {
 
 // compactBodies moves up to maxBodyMoves live bodies out of segments that
 // are mostly garbage into the current segment, with their new pointers in
-// txn; settle then deletes the segments it emptied. It reports in o.id how
-// many it moved (in s.bodyMoves). Running in the committer, it cannot race
-// a delete.
+// txn; settle then deletes the segments it emptied. It reports how many it
+// moved in s.bodyMoves. It runs in the committer, between the operations
+// of its batch: a delete later in the batch finds the body where it moved.
+// A body it cannot read is left where it is, with a warning.
 func (s *Store) compactBodies(txn *badger.Txn) error {
 	l := s.bodies
 	victims := map[uint32]bool{}
@@ -667,7 +672,8 @@ func (s *Store) compactBodies(txn *badger.Txn) error {
 		// A buffer of its own: the segment write takes bodies as they are.
 		body, err := l.readLocked(id, old, nil)
 		if err != nil {
-			return err
+			s.log.Warn("segment compaction skips a body it cannot read", "err", err)
+			continue
 		}
 		if err := s.applyBody(txn, &op{kind: opPutMessage, id: id, data: body}); err != nil {
 			if errors.Is(err, badger.ErrTxnTooBig) {
