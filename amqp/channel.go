@@ -77,6 +77,9 @@ type routeCache struct {
 // openChannel handles channel.open on a channel number not in use (and not
 // above channel_max: see handleFrame).
 func (c *conn) openChannel(id uint16) error {
+	if err := c.srv.takeChannel(c.user.Name); err != nil {
+		return err
+	}
 	c.channels[id] = &channel{id: id, conn: c, consumers: map[string]*queue.Consumer{}}
 	c.publishChannels()
 	c.srv.totals.channelsOpened.Add(1)

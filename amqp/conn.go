@@ -262,6 +262,10 @@ func (c *conn) enterVhost(vh *vhost.VHost, name string, startOk *wire.Connection
 		return wire.Errorf(wire.NotAllowed, "access to vhost '"+name+"' refused for user '"+
 			c.user.Name+"': connection limit ("+strconv.FormatInt(limit, 10)+") is reached")
 	}
+	if limit, ok := c.srv.users.UserLimit(c.user.Name, auth.LimitConnections); ok && int64(c.srv.userConnections(c.user.Name)) >= limit {
+		return wire.Errorf(wire.NotAllowed, "Connection refused for user '"+c.user.Name+
+			"'. User connection limit ("+strconv.FormatInt(limit, 10)+") is reached")
+	}
 	c.vhost = vh
 	c.handshakeDone.Store(&handshakeInfo{clientProperties: startOk.ClientProperties, mechanism: startOk.Mechanism, connectedAt: time.Now()})
 	if c.srv.vhosts.Get(name) != vh {

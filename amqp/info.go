@@ -229,10 +229,20 @@ func (s *Server) CloseVhostConnections(vhost, reason string) {
 
 // vhostConnections counts the open connections to vhost.
 func (s *Server) vhostConnections(vhost string) int {
+	return s.countConnections(func(ci *ConnectionInfo) bool { return ci.VHost == vhost })
+}
+
+// userConnections counts the open connections of user.
+func (s *Server) userConnections(user string) int {
+	return s.countConnections(func(ci *ConnectionInfo) bool { return ci.User == user })
+}
+
+// countConnections counts the open connections that match.
+func (s *Server) countConnections(match func(*ConnectionInfo) bool) int {
 	_, infos := s.openConns()
 	n := 0
 	for _, ci := range infos {
-		if ci.VHost == vhost {
+		if match(ci) {
 			n++
 		}
 	}

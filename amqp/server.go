@@ -38,11 +38,12 @@ type Server struct {
 
 	alarm atomic.Pointer[alarm] // the resource alarm in force, nil when none (see SetAlarm)
 
-	mu      sync.Mutex
-	conns   map[*conn]struct{}
-	totals  serverTotals // under mu where it says so
-	closing bool
-	wg      sync.WaitGroup // one per connection
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	channels map[string]int // open channels per user, for their max-channels
+	totals   serverTotals   // under mu where it says so
+	closing  bool
+	wg       sync.WaitGroup // one per connection
 }
 
 // Deps are what a Server serves: users and virtual hosts.
@@ -61,7 +62,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, users: deps.Users, vhosts: deps.Vhosts, conns: map[*conn]struct{}{}}, nil
+	return &Server{cfg: cfg, log: log, users: deps.Users, vhosts: deps.Vhosts, conns: map[*conn]struct{}{}, channels: map[string]int{}}, nil
 }
 
 // Serve accepts connections on each of lns (a plain listener, a TLS one)

@@ -144,11 +144,16 @@ func (c *conn) openChannels() []*channel {
 }
 
 // channelClosed hands a closing channel's counts to the server as it goes
-// off the connection's list (drop does that).
+// off the connection's list (drop does that), and gives its user's
+// channel back.
 func (s *Server) channelClosed(ch *channel, drop func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	drop()
+	user := ch.conn.user.Name
+	if s.channels[user]--; s.channels[user] <= 0 {
+		delete(s.channels, user)
+	}
 	ch.stats.addTo(&s.totals.closed)
 	s.totals.channelsClosed.Add(1)
 }

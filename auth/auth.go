@@ -49,6 +49,9 @@ type User struct {
 	PasswordHash     []byte   `json:"password_hash"`
 	HashingAlgorithm string   `json:"hashing_algorithm"`
 	Tags             []string `json:"tags"`
+	// Limits are the user's max-connections and max-channels, when set
+	// (see SetUserLimit); read-only, like the rest.
+	Limits map[string]int64 `json:"limits,omitempty"`
 }
 
 // HasTag reports whether the user has tag.
@@ -225,12 +228,14 @@ func recordKey(parts ...string) string {
 }
 
 // PutUser creates or replaces a user (whose hashing algorithm must be
-// known) and stores it.
+// known) and stores it. A user replaced keeps its limits unless u sets
+// some.
 func (s *Store) PutUser(u *User) error {
 	if !KnownHashing(u.HashingAlgorithm) {
 		return fmt.Errorf("unknown password hashing algorithm %q", u.HashingAlgorithm)
 	}
-	u = &User{Name: u.Name, PasswordHash: slices.Clone(u.PasswordHash), HashingAlgorithm: u.HashingAlgorithm, Tags: slices.Clone(u.Tags)}
+	u = &User{Name: u.Name, PasswordHash: slices.Clone(u.PasswordHash), HashingAlgorithm: u.HashingAlgorithm,
+		Tags: slices.Clone(u.Tags), Limits: maps.Clone(u.Limits)}
 	if u.HashingAlgorithm == "" {
 		u.HashingAlgorithm = HashSHA256
 	}
@@ -239,6 +244,9 @@ func (s *Store) PutUser(u *User) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if old := s.users[u.Name]; old != nil && u.Limits == nil {
+		u.Limits = old.Limits
+	}
 	if err := s.put(kindUser, u.Name, u); err != nil {
 		return err
 	}

@@ -231,6 +231,13 @@ func (s *Server) routes() {
 		http.MethodDelete: {adm, s.deleteVhostLimit},
 	})
 
+	s.resource("/api/user-limits", get(adm, s.listUserLimits))
+	s.resource("/api/user-limits/{user}", get(adm, s.listUserLimits))
+	s.resource("/api/user-limits/{user}/{name}", methods{
+		http.MethodPut:    {adm, s.putUserLimit},
+		http.MethodDelete: {adm, s.deleteUserLimit},
+	})
+
 	s.resource("/api/definitions", methods{
 		http.MethodGet:  {adm, s.exportDefinitions},
 		http.MethodPost: {adm, s.importDefinitions},

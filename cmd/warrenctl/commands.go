@@ -55,6 +55,8 @@ var commandTable = []command{
 	{name: "clear_operator_policy", vhost: true, args: "<name>", help: "Clears an operator policy override", min: 1, max: 1, run: operatorPolicyKind.clear},
 	{name: "set_vhost_limits", vhost: true, args: "<definition>", help: `Sets virtual host limits, e.g. '{"max-connections": 100, "max-queues": -1}'`, min: 1, max: 1, run: setVHostLimits},
 	{name: "clear_vhost_limits", vhost: true, help: "Clears every limit of a virtual host", run: clearVHostLimits},
+	{name: "set_user_limits", args: "<username> <definition>", help: `Sets user limits, e.g. '{"max-connections": 10, "max-channels": 20}'`, min: 2, max: 2, run: setUserLimits},
+	{name: "clear_user_limits", args: "<username> <limit> | all", help: "Clears a user's limit (max-connections, max-channels), or all of them", min: 2, max: 2, run: clearUserLimits},
 
 	{name: "purge_queue", vhost: true, args: "<queue>", help: "Removes every ready message from a queue", min: 1, max: 1, run: purgeQueue},
 	{name: "delete_queue", vhost: true, args: "<queue>", help: "Deletes a queue", min: 1, max: 1, flags: []string{"if-empty", "if-unused"}, run: deleteQueue},

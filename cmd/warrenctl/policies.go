@@ -76,30 +76,63 @@ func jsonObject(s string) (json.RawMessage, error) {
 // {"max-connections": 100, "max-queues": -1} (negative: no limit) with one
 // PUT /api/vhost-limits/{vhost}/{name} each, in name order.
 func setVHostLimits(x *invocation, args []string) error {
-	raw, err := jsonObject(args[0])
+	values, err := parseLimits(args[0])
 	if err != nil {
-		return dataError("the limits definition is not a JSON object: %v", err)
+		return err
+	}
+	x.info(`Setting vhost limits to "%s" for vhost "%s" ...`, args[0], x.opts.vhost)
+	return putLimits(x, values, "vhost-limits", x.opts.vhost, noVHost(x.opts.vhost))
+}
+
+// setUserLimits sets a user's limits (max-connections, max-channels).
+func setUserLimits(x *invocation, args []string) error {
+	values, err := parseLimits(args[1])
+	if err != nil {
+		return err
+	}
+	x.info(`Setting user limits to "%s" for user "%s" ...`, args[1], args[0])
+	return putLimits(x, values, "user-limits", args[0], noUser(args[0]))
+}
+
+// clearUserLimits clears one of a user's limits, or all of them.
+func clearUserLimits(x *invocation, args []string) error {
+	x.info(`Clearing "%s" limit for user "%s" ...`, args[1], args[0])
+	return x.api.call(x.ctx, request{method: http.MethodDelete, path: []string{"user-limits", args[0], args[1]},
+		notFound: noUser(args[0])})
+}
+
+// parseLimits reads a limits definition: a JSON object of integers.
+func parseLimits(def string) (map[string]int64, error) {
+	raw, err := jsonObject(def)
+	if err != nil {
+		return nil, dataError("the limits definition is not a JSON object: %v", err)
 	}
 	var limits map[string]json.Number
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(&limits); err != nil {
-		return dataError("each limit must be an integer: %v", err)
+		return nil, dataError("each limit must be an integer: %v", err)
 	}
 	values := make(map[string]int64, len(limits))
 	for name, n := range limits {
 		v, err := strconv.ParseInt(n.String(), 10, 64)
 		if err != nil {
-			return dataError("limit %s must be an integer, not %s", name, n)
+			return nil, dataError("limit %s must be an integer, not %s", name, n)
 		}
 		values[name] = v
 	}
-	x.info(`Setting vhost limits to "%s" for vhost "%s" ...`, args[0], x.opts.vhost)
+	return values, nil
+}
+
+// putLimits sets each limit at /api/<kind>/<owner>/<name>; notFound says
+// the owner is missing.
+func putLimits(x *invocation, values map[string]int64, kind, owner string, notFound missing) error {
 	for _, name := range sortedKeys(values) {
 		err := x.api.call(x.ctx, request{
-			method: http.MethodPut,
-			path:   []string{"vhost-limits", x.opts.vhost, name},
-			body:   map[string]int64{"value": values[name]},
+			method:   http.MethodPut,
+			path:     []string{kind, owner, name},
+			body:     map[string]int64{"value": values[name]},
+			notFound: notFound,
 		})
 		if err != nil {
 			return err
