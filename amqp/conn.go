@@ -200,6 +200,11 @@ func (c *conn) handshake() error {
 	}
 	c.caps = parseCaps(startOk.ClientProperties)
 	user, err := c.login(offered, certUser, startOk.Mechanism, []byte(startOk.Response))
+	if err == nil {
+		c.srv.totals.authSucceeded.Add(1)
+	} else {
+		c.srv.totals.authFailed.Add(1)
+	}
 	if err != nil {
 		c.log.Warn("login refused", "user", user, "mechanism", startOk.Mechanism, "err", err)
 		refusal := wire.Errorf(wire.AccessRefused, "Login was refused using authentication mechanism "+

@@ -97,6 +97,8 @@ type Totals struct {
 	MessageStats
 	ConnectionsOpened, ConnectionsClosed uint64
 	ChannelsOpened, ChannelsClosed       uint64
+	// AuthSucceeded and AuthFailed count logins.
+	AuthSucceeded, AuthFailed uint64
 	// RecvOct and SendOct are the bytes read from and written to clients.
 	RecvOct, SendOct uint64
 }
@@ -109,6 +111,7 @@ type serverTotals struct {
 	closed                               counters
 	connectionsOpened, connectionsClosed atomic.Uint64
 	channelsOpened, channelsClosed       atomic.Uint64
+	authSucceeded, authFailed            atomic.Uint64
 	recvOct, sendOct                     atomic.Uint64 // of closed connections
 }
 
@@ -122,6 +125,8 @@ func (s *Server) Totals() Totals {
 		ConnectionsClosed: s.totals.connectionsClosed.Load(),
 		ChannelsOpened:    s.totals.channelsOpened.Load(),
 		ChannelsClosed:    s.totals.channelsClosed.Load(),
+		AuthSucceeded:     s.totals.authSucceeded.Load(),
+		AuthFailed:        s.totals.authFailed.Load(),
 		RecvOct:           s.totals.recvOct.Load(),
 		SendOct:           s.totals.sendOct.Load(),
 	}

@@ -54,6 +54,9 @@ var (
 	descChanClosed = desc("channels_closed_total", "Channels closed since the node started")
 	descBytesIn    = desc("connection_incoming_bytes_total", "Bytes read from client connections")
 	descBytesOut   = desc("connection_outgoing_bytes_total", "Bytes written to client connections")
+	descAuth       = desc("auth_attempts_total", "Logins attempted", "protocol")
+	descAuthOK     = desc("auth_attempts_succeeded_total", "Logins that succeeded", "protocol")
+	descAuthFailed = desc("auth_attempts_failed_total", "Logins refused", "protocol")
 
 	descQDeclared = desc("queues_declared_total", "Queue declarations (passive ones aside) since the node started")
 	descQCreated  = desc("queues_created_total", "Queues created since the node started")
@@ -129,7 +132,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		return
 	}
 	for _, d := range []*prometheus.Desc{descConnections, descChannels, descConsumers, descQueues, descConnOpened, descConnClosed,
-		descChanOpened, descChanClosed, descBytesIn, descBytesOut, descQDeclared, descQCreated, descQDeleted, descMemAlarm, descDiskAlarm, descFDAlarm, descMemLimit, descDiskFree, descDiskLimit, descReady, descUnacked, descMessages, descQConsumer, descQBytes,
+		descChanOpened, descChanClosed, descBytesIn, descBytesOut, descAuth, descAuthOK, descAuthFailed, descQDeclared, descQCreated, descQDeleted, descMemAlarm, descDiskAlarm, descFDAlarm, descMemLimit, descDiskFree, descDiskLimit, descReady, descUnacked, descMessages, descQConsumer, descQBytes,
 		descIdentity, descBuild} {
 		ch <- d
 	}
@@ -185,6 +188,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descChanClosed, t.ChannelsClosed)
 	counter(descBytesIn, t.RecvOct)
 	counter(descBytesOut, t.SendOct)
+	counter(descAuth, t.AuthSucceeded+t.AuthFailed, "amqp091")
+	counter(descAuthOK, t.AuthSucceeded, "amqp091")
+	counter(descAuthFailed, t.AuthFailed, "amqp091")
 	var queues, ready, unacked, bytes float64
 	c.queuesByVhost(func(_ string, q queue.Queue) {
 		st := q.Stats()

@@ -104,12 +104,21 @@ func TestMetrics(t *testing.T) {
 		t.Fatal("no confirm within 10s")
 	}
 
+	// A refused login counts, with the successful one above.
+	if c, err := amqp091.Dial("amqp://" + adminCred + "wrong@" + fx.amqpAddr + "/"); err == nil {
+		c.Close()
+		t.Fatal("a wrong password logged in")
+	}
+
 	fams := fx.scrape(t, "/metrics")
 	for _, tt := range []struct {
 		name   string
 		labels []string
 		want   float64 // -1: any value
 	}{
+		{"rabbitmq_auth_attempts_total", []string{"protocol", "amqp091"}, 2},
+		{"rabbitmq_auth_attempts_succeeded_total", []string{"protocol", "amqp091"}, 1},
+		{"rabbitmq_auth_attempts_failed_total", []string{"protocol", "amqp091"}, 1},
 		{"rabbitmq_connections", nil, 1},
 		{"rabbitmq_channels", nil, 1},
 		{"rabbitmq_consumers", nil, 0},
@@ -118,7 +127,7 @@ func TestMetrics(t *testing.T) {
 		{"rabbitmq_queue_messages_unacked", nil, 0},
 		{"rabbitmq_queue_messages", nil, 4},
 		{"rabbitmq_queue_messages_bytes", nil, -1},
-		{"rabbitmq_connections_opened_total", nil, 1},
+		{"rabbitmq_connections_opened_total", nil, 2}, // the refused one too
 		{"rabbitmq_channels_opened_total", nil, 1},
 		{"rabbitmq_global_messages_received_total", []string{"protocol", "amqp091"}, 1},
 		{"rabbitmq_global_messages_received_confirm_total", []string{"protocol", "amqp091"}, 1},
