@@ -102,6 +102,13 @@ func TestTLSListener(t *testing.T) {
 		t.Fatalf("after refused handshakes: %v", err)
 	}
 
+	// warren-perf speaks amqps too (for the TLS benchmarks).
+	perf := exec.Command(perfBin.get(t, "warren-perf", "./cmd/warren-perf"), "-h", "amqps://guest:guest@"+b.TLSAddr,
+		"-x", "1", "-y", "1", "-u", "tls-perf", "-s", "1024", "-C", "2000", "-c", "100", "--json")
+	if out, err := perf.CombinedOutput(); err != nil || !strings.Contains(string(out), `"lost":0`) || !strings.Contains(string(out), `"received":2000`) {
+		t.Errorf("warren-perf over TLS: %v\n%s", err, out)
+	}
+
 	// A held connection survives a reload; new ones see the new certificate.
 	held, err := amqp091.DialTLS("amqps://guest:guest@"+b.TLSAddr+"/", base)
 	if err != nil {
