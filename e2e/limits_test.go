@@ -68,3 +68,64 @@ func TestUserLimits(t *testing.T) {
 	b.ctlFails(t, 67, "", "set_user_limits", "nobody", `{"max-connections": 1}`)
 	b.ctlFails(t, 65, "", "set_user_limits", "lim", `{"max-connections": "x"}`)
 }
+
+// Virtual host limits and the node's connection limit refuse the next
+// connection or queue, and a closed connection or deleted queue frees its
+// slot.
+func TestVhostAndNodeLimits(t *testing.T) {
+	b := startBroker(t, "--max-connections", "3")
+	b.ctlOK(t, "add_vhost", "vl")
+	b.ctlOK(t, "set_permissions", "-p", "vl", "guest", ".*", ".*", ".*")
+	b.ctlOK(t, "set_vhost_limits", "-p", "vl", `{"max-connections": 1, "max-queues": 2}`)
+
+	first, err := amqpLogin(b, "guest", "guest", "vl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = amqpLogin(b, "guest", "guest", "vl")
+	expectCode(t, err, amqp091.NotAllowed, "NOT_ALLOWED - access to vhost 'vl' refused for user 'guest': connection limit (1) is reached")
+	ch, err := first.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"vl-1", "vl-2"} {
+		if _, err := ch.QueueDeclare(q, false, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = ch.QueueDeclare("vl-3", false, false, false, false, nil)
+	expectCode(t, err, amqp091.PreconditionFailed, "PRECONDITION_FAILED - cannot declare queue 'vl-3': queue limit in vhost 'vl' (2) is reached")
+	if ch, err = first.Channel(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDelete("vl-1", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("vl-3", false, false, false, false, nil); err != nil {
+		t.Fatalf("a queue in the slot a deleted one freed: %v", err)
+	}
+	first.Close()
+	waitFor(t, 10*time.Second, func() error {
+		c, err := amqpLogin(b, "guest", "guest", "vl")
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+
+	// The node's limit (connection_max = 3): the fourth is refused.
+	conns := []*amqp091.Connection{mustLogin(t, b, "guest", "guest", "/"), mustLogin(t, b, "guest", "guest", "/")}
+	conns = append(conns, mustLogin(t, b, "guest", "guest", "/"))
+	if c, err := amqpLogin(b, "guest", "guest", "/"); err == nil {
+		c.Close()
+		t.Fatal("a connection past connection_max was accepted")
+	}
+	conns[0].Close()
+	waitFor(t, 10*time.Second, func() error {
+		c, err := amqpLogin(b, "guest", "guest", "/")
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+}
