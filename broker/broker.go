@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
@@ -59,6 +60,10 @@ type Config struct {
 	DiskFreeLimit    flowcontrol.Limit
 	MgmtListen       string
 	PrometheusListen string
+	// MgmtTLSListen and PrometheusTLSListen are their HTTPS listeners
+	// (empty: none), with their TLS files and options.
+	MgmtTLSListen, PrometheusTLSListen string
+	MgmtTLS, PrometheusTLS             tlsconf.Options
 	// LoadDefinitions is a definitions file (RabbitMQ's JSON format)
 	// applied at every start, as rabbitmq.conf's load_definitions.
 	LoadDefinitions string
@@ -125,9 +130,14 @@ func (c Config) Validate() error {
 	if c.Listen == "" && c.TLSListen == "" {
 		errs = append(errs, errors.New("no AMQP listener: the listen address and the TLS listen address are both empty"))
 	}
-	if c.TLSListen != "" {
-		if err := c.TLS.Validate(); err != nil {
-			errs = append(errs, err)
+	for _, l := range []struct {
+		addr string
+		opts tlsconf.Options
+	}{{c.TLSListen, c.TLS}, {c.MgmtTLSListen, c.MgmtTLS}, {c.PrometheusTLSListen, c.PrometheusTLS}} {
+		if l.addr != "" {
+			if err := l.opts.Validate(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if c.DataDir == "" {
@@ -151,8 +161,8 @@ func (c Config) Validate() error {
 type Broker struct {
 	cfg    Config
 	log    *slog.Logger
-	lns    []net.Listener // the AMQP listeners: plain, then TLS
-	tls    *tlsconf.Files // nil without a TLS listener
+	lns    []net.Listener   // the AMQP listeners: plain, then TLS
+	tls    []*tlsconf.Files // the TLS listeners' files, reloaded on SIGHUP
 	amqp   *amqp.Server
 	store  *persistence.Store
 	kind   *classic.Kind
@@ -261,8 +271,17 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 			ln.Close()
 		}
 	}
+	// loadTLS loads a TLS listener's files, to be reloaded with the rest.
+	loadTLS := func(o tlsconf.Options) (*tlsconf.Files, error) {
+		f, err := tlsconf.Load(o)
+		if err == nil {
+			b.tls = append(b.tls, f)
+		}
+		return f, err
+	}
+	var amqpTLS *tlsconf.Files
 	if cfg.TLSListen != "" {
-		if b.tls, err = tlsconf.Load(cfg.TLS); err != nil {
+		if amqpTLS, err = loadTLS(cfg.TLS); err != nil {
 			stop()
 			return nil, err
 		}
@@ -280,7 +299,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		node.Listeners = append(node.Listeners, listenerOf(l.protocol, ln.Addr()))
 		amqpAddrs = append(amqpAddrs, l.key, ln.Addr().String())
 		if l.protocol == "amqp/ssl" {
-			ln = tls.NewListener(ln, b.tls.Config())
+			ln = tls.NewListener(ln, amqpTLS.Config())
 		}
 		b.lns = append(b.lns, ln)
 	}
@@ -295,18 +314,35 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 	}
 	var hls []httpListener
 	var httpAddrs []any
-	for _, l := range []struct{ protocol, addr string }{{"http", cfg.MgmtListen}, {"prometheus", cfg.PrometheusListen}} {
+	for _, l := range []struct {
+		protocol, addr string
+		tls            *tlsconf.Options
+	}{
+		{"http", cfg.MgmtListen, nil}, {"prometheus", cfg.PrometheusListen, nil},
+		{"https", cfg.MgmtTLSListen, &cfg.MgmtTLS}, {"https/prometheus", cfg.PrometheusTLSListen, &cfg.PrometheusTLS},
+	} {
 		if l.addr == "" {
 			continue
 		}
-		hl, err := net.Listen("tcp", l.addr)
-		if err != nil {
+		fail := func(err error) (*Broker, error) {
 			closeAMQP()
 			for _, h := range hls {
 				h.ln.Close()
 			}
 			stop()
 			return nil, fmt.Errorf("listen (%s): %w", l.protocol, err)
+		}
+		hl, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fail(err)
+		}
+		if l.tls != nil {
+			f, err := loadTLS(*l.tls)
+			if err != nil {
+				hl.Close()
+				return fail(err)
+			}
+			hl = tls.NewListener(hl, f.Config())
 		}
 		hls = append(hls, httpListener{l.protocol, hl})
 		node.Listeners = append(node.Listeners, listenerOf(l.protocol, hl.Addr()))
@@ -315,7 +351,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 	b.mgmt = mgmt.New(mgmt.Deps{Vhosts: vhosts, Users: users, AMQP: srv, Alarms: alarms, Node: node, Log: log})
 	for _, h := range hls {
 		var handler http.Handler = b.mgmt
-		if h.protocol == "prometheus" {
+		if strings.HasSuffix(h.protocol, "prometheus") {
 			handler = b.mgmt.Metrics()
 		}
 		hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -354,10 +390,14 @@ func (b *Broker) Addr() net.Addr { return b.lns[0].Addr() }
 // new connections use them, established ones go on. Without a TLS
 // listener it does nothing.
 func (b *Broker) ReloadTLS() error {
-	if b.tls == nil {
+	if len(b.tls) == 0 {
 		return nil
 	}
-	if err := b.tls.Reload(); err != nil {
+	var errs []error
+	for _, f := range b.tls {
+		errs = append(errs, f.Reload())
+	}
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	b.log.Info("TLS certificate, key and CA files reloaded")

@@ -3,9 +3,12 @@ package e2e
 import (
 	"crypto/tls"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -234,5 +237,49 @@ func TestTLSClients(t *testing.T) {
 		if out := clientScript(t, b, 60*time.Second, script, ca.CertFile, dave.CertFile, dave.KeyFile, user); !strings.Contains(out, "ok") {
 			t.Errorf("%s: %s", script, out)
 		}
+	}
+}
+
+// The management API and the metrics serve HTTPS on their TLS listeners
+// (management.ssl.*, prometheus.ssl.*), TLS 1.2 and 1.3 only.
+func TestHTTPSListeners(t *testing.T) {
+	ca := tlsconftest.NewCA(t, "e2e-https")
+	srv := ca.Server(t, "warren-https")
+	b := startBroker(t, "--mgmt-tls-listen", "127.0.0.1:0", "--mgmt-tls-cert", srv.CertFile, "--mgmt-tls-key", srv.KeyFile,
+		"--prometheus-tls-listen", "127.0.0.1:0", "--prometheus-tls-cert", srv.CertFile, "--prometheus-tls-key", srv.KeyFile)
+	addr := func(key string) string {
+		m := regexp.MustCompile(` ` + regexp.QuoteMeta(key) + `=(\S+)`).FindStringSubmatch(b.log.String())
+		if m == nil {
+			t.Fatalf("no %s listener in the log:\n%s", key, b.log.String())
+		}
+		return m[1]
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}, DisableKeepAlives: true}}
+	get := func(url string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("guest", "guest")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if st, body := get("https://" + addr("https") + "/api/overview"); st != 200 || !strings.Contains(body, `"management_version"`) {
+		t.Errorf("GET /api/overview over HTTPS: %d %s", st, body)
+	}
+	if st, body := get("https://" + addr("https/prometheus") + "/metrics"); st != 200 || !strings.Contains(body, "rabbitmq_connections") {
+		t.Errorf("GET /metrics over HTTPS: %d %.200s", st, body)
+	}
+	old := client.Transport.(*http.Transport).TLSClientConfig
+	old.MaxVersion = tls.VersionTLS11
+	if _, err := client.Get("https://" + addr("https") + "/api/overview"); err == nil {
+		t.Error("a TLS 1.1 client reached the management API")
 	}
 }

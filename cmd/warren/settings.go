@@ -15,6 +15,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/flowcontrol"
+	"github.com/warrenmq/warren/tlsconf"
 )
 
 // options is everything the command line, environment and config file set.
@@ -41,50 +42,13 @@ func (s setting) env() string {
 }
 
 func settings() []setting {
-	return []setting{
+	all := []setting{
 		{name: "config", keys: nil, usage: "config file (key = value lines; RabbitMQ's rabbitmq.conf keys are accepted)",
 			get: func(o *options) string { return o.config },
 			set: func(o *options, v string) error { o.config = v; return nil }},
 		{name: "listen", keys: []string{"listen", "listeners.tcp.default", "listeners.tcp"}, usage: "AMQP listener HOST:PORT (a bare port listens on all interfaces, as RabbitMQ's listeners.tcp.default does; \"none\" or empty: no plain listener, as listeners.tcp = none)",
 			get: func(o *options) string { return o.broker.Listen },
 			set: func(o *options, v string) error { return setListen(&o.broker.Listen, v) }},
-		{name: "tls-listen", keys: []string{"tls_listen", "listeners.ssl.default"}, usage: "AMQP-over-TLS listener HOST:PORT (a bare port listens on all interfaces); empty: none",
-			get: func(o *options) string { return o.broker.TLSListen },
-			set: func(o *options, v string) error { return setListen(&o.broker.TLSListen, v) }},
-		{name: "tls-cert", keys: []string{"ssl_options.certfile"}, usage: "the TLS listener's certificate chain, PEM",
-			get: func(o *options) string { return o.broker.TLS.CertFile },
-			set: func(o *options, v string) error { o.broker.TLS.CertFile = v; return nil }},
-		{name: "tls-key", keys: []string{"ssl_options.keyfile"}, usage: "the TLS listener's private key, PEM",
-			get: func(o *options) string { return o.broker.TLS.KeyFile },
-			set: func(o *options, v string) error { o.broker.TLS.KeyFile = v; return nil }},
-		{name: "tls-ca", keys: []string{"ssl_options.cacertfile"}, usage: "CA certificates that client certificates must chain to, PEM",
-			get: func(o *options) string { return o.broker.TLS.CAFile },
-			set: func(o *options, v string) error { o.broker.TLS.CAFile = v; return nil }},
-		{name: "tls-verify", keys: []string{"ssl_options.verify"}, usage: "verify_peer: ask clients for a certificate and verify it; verify_none: do not",
-			get: func(o *options) string {
-				if o.broker.TLS.VerifyPeer {
-					return "verify_peer"
-				}
-				return "verify_none"
-			},
-			set: func(o *options, v string) error {
-				switch v {
-				case "verify_peer":
-					o.broker.TLS.VerifyPeer = true
-				case "verify_none":
-					o.broker.TLS.VerifyPeer = false
-				default:
-					return fmt.Errorf("%q is neither verify_peer nor verify_none", v)
-				}
-				return nil
-			}},
-		{name: "tls-fail-if-no-peer-cert", keys: []string{"ssl_options.fail_if_no_peer_cert"}, usage: "with verify_peer, refuse clients that present no certificate",
-			get: func(o *options) string { return strconv.FormatBool(o.broker.TLS.FailIfNoPeerCert) },
-			set: func(o *options, v string) error {
-				b, err := strconv.ParseBool(v)
-				o.broker.TLS.FailIfNoPeerCert = b
-				return err
-			}},
 		{name: "data-dir", keys: []string{"data_dir"}, usage: "directory for the node's state",
 			get: func(o *options) string { return o.broker.DataDir },
 			set: func(o *options, v string) error { o.broker.DataDir = v; return nil }},
@@ -242,6 +206,61 @@ func settings() []setting {
 					v = "warn"
 				}
 				return o.logLevel.UnmarshalText([]byte(v))
+			}},
+	}
+	all = append(all, tlsSettings("tls", "AMQP-over-TLS listener", []string{"tls_listen", "listeners.ssl.default"}, "ssl_options.",
+		func(o *options) (*string, *tlsconf.Options) { return &o.broker.TLSListen, &o.broker.TLS })...)
+	all = append(all, tlsSettings("mgmt-tls", "management API's HTTPS listener", []string{"management.ssl.port"}, "management.ssl.",
+		func(o *options) (*string, *tlsconf.Options) { return &o.broker.MgmtTLSListen, &o.broker.MgmtTLS })...)
+	return append(all, tlsSettings("prometheus-tls", "metrics' HTTPS listener", []string{"prometheus.ssl.port"}, "prometheus.ssl.",
+		func(o *options) (*string, *tlsconf.Options) {
+			return &o.broker.PrometheusTLSListen, &o.broker.PrometheusTLS
+		})...)
+}
+
+// tlsSettings are a TLS listener's settings: NAME-listen (listenKeys),
+// and NAME-cert, -key, -ca, -verify, -fail-if-no-peer-cert (the
+// rabbitmq.conf keys optPrefix + certfile, keyfile, cacertfile, verify,
+// fail_if_no_peer_cert). of gives the listener's address and options.
+func tlsSettings(name, what string, listenKeys []string, optPrefix string, of func(*options) (*string, *tlsconf.Options)) []setting {
+	addr := func(o *options) *string { a, _ := of(o); return a }
+	opts := func(o *options) *tlsconf.Options { _, t := of(o); return t }
+	file := func(flag, key, usage string, field func(*tlsconf.Options) *string) setting {
+		return setting{name: name + "-" + flag, keys: []string{optPrefix + key}, usage: "the " + what + "'s " + usage,
+			get: func(o *options) string { return *field(opts(o)) },
+			set: func(o *options, v string) error { *field(opts(o)) = v; return nil }}
+	}
+	return []setting{
+		{name: name + "-listen", keys: listenKeys, usage: what + " HOST:PORT (a bare port listens on all interfaces); empty: none",
+			get: func(o *options) string { return *addr(o) },
+			set: func(o *options, v string) error { return setListen(addr(o), v) }},
+		file("cert", "certfile", "certificate chain, PEM", func(t *tlsconf.Options) *string { return &t.CertFile }),
+		file("key", "keyfile", "private key, PEM", func(t *tlsconf.Options) *string { return &t.KeyFile }),
+		file("ca", "cacertfile", "CA certificates that client certificates must chain to, PEM", func(t *tlsconf.Options) *string { return &t.CAFile }),
+		{name: name + "-verify", keys: []string{optPrefix + "verify"}, usage: "verify_peer: the " + what + " asks clients for a certificate and verifies it; verify_none: it does not",
+			get: func(o *options) string {
+				if opts(o).VerifyPeer {
+					return "verify_peer"
+				}
+				return "verify_none"
+			},
+			set: func(o *options, v string) error {
+				switch v {
+				case "verify_peer":
+					opts(o).VerifyPeer = true
+				case "verify_none":
+					opts(o).VerifyPeer = false
+				default:
+					return fmt.Errorf("%q is neither verify_peer nor verify_none", v)
+				}
+				return nil
+			}},
+		{name: name + "-fail-if-no-peer-cert", keys: []string{optPrefix + "fail_if_no_peer_cert"}, usage: "with verify_peer, the " + what + " refuses clients that present no certificate",
+			get: func(o *options) string { return strconv.FormatBool(opts(o).FailIfNoPeerCert) },
+			set: func(o *options, v string) error {
+				b, err := strconv.ParseBool(v)
+				opts(o).FailIfNoPeerCert = b
+				return err
 			}},
 	}
 }
