@@ -509,11 +509,7 @@ func (s *Server) putVhostLimit(w http.ResponseWriter, r *http.Request, u *auth.U
 	if err != nil {
 		return err
 	}
-	var body map[string]any
-	if err := decodeBody(r, &body); err != nil {
-		return err
-	}
-	n, err := intField(body["value"], 0)
+	n, err := limitValue(r)
 	if err != nil {
 		return err
 	}

@@ -26,11 +26,7 @@ func (s *Server) listUserLimits(w http.ResponseWriter, r *http.Request, _ *auth.
 }
 
 func (s *Server) putUserLimit(w http.ResponseWriter, r *http.Request, _ *auth.User) error {
-	var body map[string]any
-	if err := decodeBody(r, &body); err != nil {
-		return err
-	}
-	n, err := intField(body["value"], 0)
+	n, err := limitValue(r)
 	if err != nil {
 		return err
 	}
@@ -39,6 +35,15 @@ func (s *Server) putUserLimit(w http.ResponseWriter, r *http.Request, _ *auth.Us
 
 func (s *Server) deleteUserLimit(w http.ResponseWriter, r *http.Request, _ *auth.User) error {
 	return s.userLimitDone(w, s.d.Users.ClearUserLimit(r.PathValue("user"), r.PathValue("name")))
+}
+
+// limitValue reads a limit's new value, {"value": N}, from a request.
+func limitValue(r *http.Request) (int64, error) {
+	var body map[string]any
+	if err := decodeBody(r, &body); err != nil {
+		return 0, err
+	}
+	return intField(body["value"], 0)
 }
 
 // userLimitDone answers a change of a user's limits.
