@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"cmp"
+	"crypto/tls"
 	"net"
 	"slices"
 	"strconv"
@@ -37,6 +38,31 @@ type ConnectionInfo struct {
 	// RecvOct and SendOct are bytes read and written; RecvCnt the frames
 	// read.
 	RecvOct, SendOct, RecvCnt uint64
+	// TLS describes the connection's TLS session (nil without TLS).
+	TLS *TLSInfo
+}
+
+// TLSInfo is what RabbitMQ shows of a connection's TLS session.
+type TLSInfo struct {
+	Protocol, Cipher string // "tlsv1.3", and the cipher suite's name
+	// PeerCertSubject and PeerCertIssuer are the client certificate's
+	// names (RFC 4514), "" without one.
+	PeerCertSubject, PeerCertIssuer string
+}
+
+// tlsInfo describes nc's TLS session, or nil.
+func tlsInfo(nc net.Conn) *TLSInfo {
+	tc, ok := nc.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	st := tc.ConnectionState()
+	ti := &TLSInfo{Protocol: "tlsv1." + strconv.Itoa(int(st.Version-tls.VersionTLS10)), Cipher: tls.CipherSuiteName(st.CipherSuite)}
+	if len(st.PeerCertificates) > 0 {
+		ti.PeerCertSubject = st.PeerCertificates[0].Subject.String()
+		ti.PeerCertIssuer = st.PeerCertificates[0].Issuer.String()
+	}
+	return ti
 }
 
 // ChannelInfo describes an open channel.
@@ -95,6 +121,7 @@ func (c *conn) info() (ConnectionInfo, bool) {
 		State:    [...]string{flowRunning: "running", flowBlocking: "blocking", flowBlocked: "blocked", flowCredit: "flow"}[c.flow.Load()],
 		Channels: len(c.openChannels()),
 		RecvOct:  c.bytesIn.Load(), SendOct: c.bytesOut.Load(), RecvCnt: c.framesRead.Load(),
+		TLS: tlsInfo(c.nc),
 	}, true
 }
 

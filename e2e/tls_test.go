@@ -198,8 +198,10 @@ func TestExternalLogin(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, func() error {
 		_, body := b.api(t, "GET", "/api/connections", nil)
-		if !strings.Contains(string(body), `"user":"carol"`) {
-			return fmt.Errorf("no connection of carol's in %s", body)
+		for _, want := range []string{`"user":"carol"`, `"ssl":true`, `"peer_cert_subject":"CN=carol,O=Warren tests"`, `"ssl_protocol":"tlsv1.3"`} {
+			if !strings.Contains(string(body), want) {
+				return fmt.Errorf("no %s in the connections: %s", want, body)
+			}
 		}
 		return nil
 	})

@@ -26,7 +26,7 @@ func (s *Server) visibleConnections(u *auth.User) []amqp.ConnectionInfo {
 
 func (s *Server) connectionObject(c *amqp.ConnectionInfo) object {
 	recvRate, sendRate := s.rates.connection(c.Name)
-	return object{
+	o := object{
 		"name": c.Name, "node": s.d.Node.Name, "user": c.User, "vhost": c.VHost, "state": c.State,
 		"type": "network", "protocol": "AMQP 0-9-1", "auth_mechanism": c.AuthMechanism, "ssl": false,
 		"peer_host": c.PeerHost, "peer_port": c.PeerPort, "host": c.Host, "port": c.Port,
@@ -37,7 +37,15 @@ func (s *Server) connectionObject(c *amqp.ConnectionInfo) object {
 		"recv_oct": c.RecvOct, "recv_oct_details": details(recvRate), "recv_cnt": c.RecvCnt,
 		"send_oct": c.SendOct, "send_oct_details": details(sendRate), "send_pend": 0,
 		"user_who_performed_action": c.User,
+		"ssl_protocol":              nil, "ssl_cipher": nil, "peer_cert_subject": nil, "peer_cert_issuer": nil,
 	}
+	if t := c.TLS; t != nil {
+		o["ssl"], o["ssl_protocol"], o["ssl_cipher"] = true, t.Protocol, t.Cipher
+		if t.PeerCertSubject != "" {
+			o["peer_cert_subject"], o["peer_cert_issuer"] = t.PeerCertSubject, t.PeerCertIssuer
+		}
+	}
+	return o
 }
 
 func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, u *auth.User) error {
