@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/auth"
+	"github.com/warrenmq/warren/tlsconf"
 	"github.com/warrenmq/warren/vhost"
 )
 
@@ -45,13 +47,14 @@ type conn struct {
 	dueConfirms []*channel                 // channels with confirms to send when the read batch ends
 
 	out        outbound
-	done       chan struct{}  // closed when the reader ends; stops the writer
-	writerDone chan struct{}  // closed when the writer ends
-	wg         sync.WaitGroup // the writer
-	closeSent  atomic.Bool    // connection.close sent by the server
-	closing    chan struct{}  // closed when closeSent is set
-	framesRead atomic.Uint64  // for heartbeat monitoring
-	paused     atomic.Bool    // the reader is held back on purpose: no heartbeat check
+	done       chan struct{}   // closed when the reader ends; stops the writer
+	writerDone chan struct{}   // closed when the writer ends
+	wg         sync.WaitGroup  // the writer
+	closeSent  atomic.Bool     // connection.close sent by the server
+	closing    chan struct{}   // closed when closeSent is set
+	batch      tlsconf.Batcher // under TLS: holds the writer's records until it flushes
+	framesRead atomic.Uint64   // for heartbeat monitoring
+	paused     atomic.Bool     // the reader is held back on purpose: no heartbeat check
 	bytesOut   atomic.Uint64
 	bytesIn    atomic.Uint64 // counted a frame at a time
 
@@ -138,8 +141,18 @@ func (c *conn) writeNow(ch uint16, m wire.Method) error {
 		return err
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
-	_, err = c.nc.Write(b)
-	return err
+	if _, err = c.nc.Write(b); err != nil {
+		return err
+	}
+	return c.flush()
+}
+
+// flush sends what a TLS connection holds back (nothing to do otherwise).
+func (c *conn) flush() error {
+	if c.batch == nil {
+		return nil
+	}
+	return c.batch.Flush()
 }
 
 // readMethod reads the next frame of the handshake, which must be the method
@@ -174,6 +187,18 @@ func (c *conn) readMethod(want wire.MethodKey, m wire.Method) error {
 func (c *conn) handshake() error {
 	cfg := &c.srv.cfg
 	_ = c.nc.SetReadDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// The TLS handshake first, its writes unbatched; then the
+		// connection's own writes go out a batch (a flush) at a time.
+		_ = tc.SetWriteDeadline(time.Now().Add(cfg.HandshakeTimeout))
+		if err := tc.Handshake(); err != nil {
+			return err
+		}
+		if b, ok := tc.NetConn().(tlsconf.Batcher); ok {
+			b.Batch()
+			c.batch = b
+		}
+	}
 	var hdr [8]byte
 	if err := c.fr.ReadFull(hdr[:]); err != nil {
 		return err
@@ -181,6 +206,7 @@ func (c *conn) handshake() error {
 	if string(hdr[:]) != wire.ProtocolHeader {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(cfg.HandshakeTimeout))
 		_, _ = io.WriteString(c.nc, wire.ProtocolHeader)
+		_ = c.flush()
 		return errors.New("bad protocol header " + strconv.Quote(string(hdr[:])))
 	}
 	offered, certUser := c.mechanisms()

@@ -166,6 +166,9 @@ func (c *conn) writeLoop() {
 				w := segs // WriteTo consumes its receiver
 				_, err = w.WriteTo(c.nc)
 			}
+			if err == nil {
+				err = c.flush()
+			}
 			if err != nil {
 				c.log.Debug("write failed", "err", err)
 				c.nc.Close()

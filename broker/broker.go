@@ -299,7 +299,7 @@ func Start(cfg Config, log *slog.Logger) (*Broker, error) {
 		node.Listeners = append(node.Listeners, listenerOf(l.protocol, ln.Addr()))
 		amqpAddrs = append(amqpAddrs, l.key, ln.Addr().String())
 		if l.protocol == "amqp/ssl" {
-			ln = tls.NewListener(ln, amqpTLS.Config())
+			ln = amqpTLS.Listener(ln)
 		}
 		b.lns = append(b.lns, ln)
 	}

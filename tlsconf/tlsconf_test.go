@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"testing"
 
@@ -203,5 +204,67 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if _, err := tlsconf.Load(tlsconf.Options{CertFile: "/no/such", KeyFile: "/no/such"}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing files: %v", err)
+	}
+}
+
+// A listener's connections batch writes once asked: what is written
+// arrives at Flush, and what is held when the connection closes is sent
+// first.
+func TestBatchedListener(t *testing.T) {
+	ca := tlsconftest.NewCA(t, "test")
+	srv := ca.Server(t, "server")
+	f, err := tlsconf.Load(tlsconf.Options{CertFile: srv.CertFile, KeyFile: srv.KeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tln := f.Listener(ln)
+	defer tln.Close()
+	served := make(chan error, 1)
+	go func() {
+		c, err := tln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		tc := c.(*tls.Conn)
+		if err := tc.Handshake(); err != nil {
+			served <- err
+			return
+		}
+		b, ok := tc.NetConn().(tlsconf.Batcher)
+		if !ok {
+			served <- errors.New("the connection under TLS is not a Batcher")
+			return
+		}
+		b.Batch()
+		if _, err := tc.Write([]byte("first")); err != nil {
+			served <- err
+			return
+		}
+		if err := b.Flush(); err != nil {
+			served <- err
+			return
+		}
+		if _, err := tc.Write([]byte("second")); err != nil {
+			served <- err
+			return
+		}
+		served <- tc.Close() // sends what is held
+	}()
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "firstsecond" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
 	}
 }
