@@ -188,14 +188,13 @@ func (c *conn) handshake() error {
 	cfg := &c.srv.cfg
 	_ = c.nc.SetReadDeadline(time.Now().Add(cfg.HandshakeTimeout))
 	if tc, ok := c.nc.(*tls.Conn); ok {
-		// The TLS handshake first, its writes unbatched; then the
-		// connection's own writes go out a batch (a flush) at a time.
+		// The TLS handshake first; then the writer's batches go out one
+		// write each.
 		_ = tc.SetWriteDeadline(time.Now().Add(cfg.HandshakeTimeout))
 		if err := tc.Handshake(); err != nil {
 			return err
 		}
 		if b, ok := tc.NetConn().(tlsconf.Batcher); ok {
-			b.Batch()
 			c.batch = b
 		}
 	}

@@ -159,6 +159,9 @@ func (c *conn) writeLoop() {
 		o.mu.Unlock()
 		if n > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
+			if c.batch != nil {
+				c.batch.Batch()
+			}
 			var err error
 			if len(segs) == 1 {
 				_, err = c.nc.Write(segs[0])

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
-	"time"
 )
 
 // Listener returns a listener whose connections speak TLS with f's
@@ -20,8 +19,10 @@ func (f *Files) Listener(ln net.Listener) net.Listener {
 }
 
 // Batcher is what a connection under a TLS listener of this package can
-// do: once Batch is called (after the TLS handshake, whose own writes must
-// not wait), writes are held until Flush.
+// do: between Batch and Flush its writes are held and then sent with one
+// write (the connection's writer wraps each batch so); writes outside a
+// batch (the handshake's, crypto/tls's own from the reading goroutine)
+// go straight out.
 type Batcher interface {
 	Batch()
 	Flush() error
@@ -37,15 +38,16 @@ func (l batchingListener) Accept() (net.Conn, error) {
 	return &batchedConn{Conn: c, r: bufio.NewReaderSize(c, 64<<10)}, nil
 }
 
-// batchedConn reads through a buffer and, in batching mode, holds writes
-// until Flush. crypto/tls may write from the goroutine that reads (an
-// alert, a key update) as well as from the one that writes: mu guards w.
+// batchedConn reads through a buffer and holds writes between Batch and
+// Flush. crypto/tls may write from the goroutine that reads as well as
+// from the one that writes: mu guards w and holding.
 type batchedConn struct {
 	net.Conn
 	r *bufio.Reader // used by the reading goroutine only
 
-	mu sync.Mutex
-	w  *bufio.Writer // nil until Batch
+	mu      sync.Mutex
+	w       *bufio.Writer
+	holding bool
 }
 
 func (c *batchedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
@@ -53,47 +55,29 @@ func (c *batchedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 func (c *batchedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.w == nil {
+	if !c.holding {
 		return c.Conn.Write(p)
 	}
 	return c.w.Write(p)
 }
 
-// Batch starts holding writes until Flush.
+// Batch holds writes until Flush.
 func (c *batchedConn) Batch() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.w == nil {
 		c.w = bufio.NewWriterSize(c.Conn, 256<<10)
 	}
+	c.holding = true
 }
 
-// Flush writes what is held.
+// Flush writes what is held and ends the batch.
 func (c *batchedConn) Flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.holding = false
 	if c.w == nil {
 		return nil
 	}
 	return c.w.Flush()
-}
-
-// SetWriteDeadline writes what is held, under the deadline set before,
-// then sets the new one: crypto/tls sends close_notify and then sets a
-// deadline of now, which must not strand the alert (or data before it).
-func (c *batchedConn) SetWriteDeadline(t time.Time) error {
-	_ = c.Flush()
-	return c.Conn.SetWriteDeadline(t)
-}
-
-// SetDeadline is SetWriteDeadline's flush, then both deadlines.
-func (c *batchedConn) SetDeadline(t time.Time) error {
-	_ = c.Flush()
-	return c.Conn.SetDeadline(t)
-}
-
-// Close writes what is held, then closes.
-func (c *batchedConn) Close() error {
-	_ = c.Flush()
-	return c.Conn.Close()
 }
