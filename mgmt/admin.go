@@ -118,9 +118,13 @@ func deleted(w http.ResponseWriter, err, missing error) error {
 }
 
 func userObject(u *auth.User) object {
+	limits := object{}
+	for k, v := range u.Limits {
+		limits[k] = v
+	}
 	return object{
 		"name": u.Name, "password_hash": base64.StdEncoding.EncodeToString(u.PasswordHash),
-		"hashing_algorithm": u.HashingAlgorithm, "tags": u.Tags, "limits": object{},
+		"hashing_algorithm": u.HashingAlgorithm, "tags": u.Tags, "limits": limits,
 	}
 }
 
@@ -163,6 +167,19 @@ func userFromJSON(name string, body map[string]any) (*auth.User, error) {
 	var err error
 	if u.Tags, err = tagsField(body["tags"]); err != nil {
 		return nil, err
+	}
+	// limits, as RabbitMQ's definitions carry them; absent keeps the
+	// user's own.
+	if l, ok := body["limits"].(map[string]any); ok && len(l) > 0 {
+		u.Limits = map[string]int64{}
+		for k, v := range l {
+			if k != auth.LimitConnections && k != auth.LimitChannels {
+				return nil, badRequest("unknown user limit " + k)
+			}
+			if u.Limits[k], err = intField(v, 0); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if u.HashingAlgorithm, err = stringField(body["hashing_algorithm"], auth.HashSHA256); err != nil {
 		return nil, err
