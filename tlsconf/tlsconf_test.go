@@ -207,9 +207,8 @@ func TestOptionsValidate(t *testing.T) {
 	}
 }
 
-// A listener's connections batch writes once asked: what is written
-// arrives at Flush, and what is held when the connection closes is sent
-// first.
+// A listener's connections batch writes when asked: what is written in a
+// batch arrives at Flush, and a write outside a batch goes straight out.
 func TestBatchedListener(t *testing.T) {
 	ca := tlsconftest.NewCA(t, "test")
 	srv := ca.Server(t, "server")
@@ -253,7 +252,7 @@ func TestBatchedListener(t *testing.T) {
 			served <- err
 			return
 		}
-		served <- tc.Close() // sends what is held
+		served <- tc.Close()
 	}()
 	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 	if err != nil {
