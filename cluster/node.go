@@ -1,0 +1,614 @@
+// Package cluster joins Warren nodes into a cluster: each node's identity
+// and its one cluster listener (multiplexed, the peers authenticated by a
+// shared secret), the metadata Raft group (hashicorp/raft) that orders
+// every definition change, and calls between nodes. It knows nothing of
+// AMQP: the metadata group's state is a StateMachine the broker gives it,
+// and other rooms add their own calls with Handle and Call.
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// DefaultListen is the cluster listener's default address (RabbitMQ's
+// inter-node port).
+const DefaultListen = "127.0.0.1:25672"
+
+// StateMachine is the state the metadata group replicates: the broker's
+// definitions. Apply must be deterministic: every node applies the same
+// commands in the same order and must reach the same state.
+type StateMachine interface {
+	// Apply applies a command committed at index and returns its result
+	// (an error value when the command was refused).
+	Apply(index uint64, cmd []byte) any
+	// Snapshot returns the whole state.
+	Snapshot() ([]byte, error)
+	// Restore replaces the state with a snapshot's.
+	Restore(data []byte) error
+}
+
+// Stores are where the metadata group keeps its log, its term and vote,
+// and its snapshots (persistence implements them on the node's store).
+type Stores struct {
+	Log       raft.LogStore
+	Stable    raft.StableStore
+	Snapshots raft.SnapshotStore
+}
+
+// Config configures a Node.
+type Config struct {
+	// Name is the node's name, as every node, the API and the logs know it.
+	Name string
+	// Listen is the cluster listener's HOST:PORT; peers reach the node
+	// there (so it must not be a wildcard address when there are peers).
+	Listen string
+	// Seeds are the cluster addresses of the nodes that form the cluster
+	// (this one's included or not). With no seeds and no earlier state the
+	// node forms a cluster of one.
+	Seeds []string
+	// Secret is the shared secret peers prove they know.
+	Secret []byte
+	Stores Stores
+	State  StateMachine
+	Log    *slog.Logger
+	// ElectionTimeout is Raft's heartbeat and election timeout (1 s when
+	// zero).
+	ElectionTimeout time.Duration
+}
+
+// Node is this node's membership in the cluster.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	addr   string // the cluster address peers use for this node
+	mux    *mux
+	calls  *callServer
+	caller *caller
+	raft   *raft.Raft
+	trans  *raft.NetworkTransport
+	fsm    *fsm
+
+	seq     atomic.Uint64
+	mu      sync.Mutex
+	seen    map[string]time.Time // node name -> last answer to a hello
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	closeMu sync.Once
+}
+
+// hello is the answer to methodHello.
+type hello struct {
+	Name      string `json:"name"`
+	Addr      string `json:"addr"`
+	Clustered bool   `json:"clustered"` // the node belongs to a formed cluster
+}
+
+// Start opens the cluster listener and starts the metadata group: from
+// its stored state after a restart, or by forming the cluster with the
+// seeds (in the background: Ready says when it is formed).
+func Start(cfg Config) (*Node, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("cluster: the node has no name")
+	}
+	if len(cfg.Secret) == 0 {
+		return nil, errors.New("cluster: no cluster secret")
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ElectionTimeout == 0 {
+		cfg.ElectionTimeout = time.Second
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("cluster listener: %w", err)
+	}
+	n := &Node{cfg: cfg, log: log, addr: advertised(cfg.Listen, ln.Addr()), caller: newCaller(cfg.Secret),
+		seen: map[string]time.Time{}, stop: make(chan struct{})}
+	n.mux = newMux(ln, cfg.Secret, log)
+	n.calls = newCallServer(n.mux.listener(tagCall), log)
+	n.calls.handle(Method(methodHello), n.onHello)
+	n.calls.handle(Method(methodApply), n.onApply)
+	n.calls.handle(Method(methodJoin), n.onJoin)
+	n.calls.handle(Method(methodRemove), n.onRemove)
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: n.mux.listener(tagRaft), MaxPool: 3, Timeout: 10 * time.Second, Logger: raftLogger(log, "raft-net"),
+	})
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.Name)
+	rc.HeartbeatTimeout = cfg.ElectionTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
+	rc.Logger = raftLogger(log, "raft")
+	n.fsm = &fsm{state: cfg.State, waiting: map[string]chan any{}}
+	r, err := raft.NewRaft(rc, n.fsm, cfg.Stores.Log, cfg.Stores.Stable, cfg.Stores.Snapshots, n.trans)
+	if err != nil {
+		n.trans.Close()
+		ln.Close()
+		return nil, fmt.Errorf("starting the metadata group: %w", err)
+	}
+	n.raft = r
+	go n.mux.serve()
+	go n.calls.serve()
+	existing, err := raft.HasExistingState(cfg.Stores.Log, cfg.Stores.Stable, cfg.Stores.Snapshots)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	switch {
+	case existing:
+		log.Info("cluster: rejoining with the stored metadata", "node", cfg.Name)
+	case len(cfg.Seeds) == 0:
+		if err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: raft.ServerAddress(n.addr)}}}).Error(); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("forming a cluster of one: %w", err)
+		}
+	default:
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.form()
+		}()
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.watchPeers()
+	}()
+	return n, nil
+}
+
+// advertised is the address peers reach a listener on: the one it was
+// given, with the port the system chose when it was 0.
+func advertised(listen string, actual net.Addr) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "0" || port == "" {
+		return actual.String()
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// Addr returns the node's cluster address.
+func (n *Node) Addr() string { return n.addr }
+
+// form makes the cluster from the seeds: it joins one of them that already
+// belongs to a cluster, or, once every seed has answered and none does,
+// bootstraps the metadata group with all of them (every seed computes the
+// same configuration, so they agree whatever the order they start in).
+func (n *Node) form() {
+	seeds := slices.Clone(n.cfg.Seeds)
+	logged := time.Time{}
+	for {
+		servers := map[raft.ServerID]raft.ServerAddress{raft.ServerID(n.cfg.Name): raft.ServerAddress(n.addr)}
+		var clustered []string
+		var missing []string
+		for _, s := range seeds {
+			h, err := n.hello(s)
+			if err != nil {
+				missing = append(missing, s)
+				continue
+			}
+			if h.Name == n.cfg.Name {
+				servers[raft.ServerID(h.Name)] = raft.ServerAddress(s)
+				continue
+			}
+			servers[raft.ServerID(h.Name)] = raft.ServerAddress(s)
+			if h.Clustered {
+				clustered = append(clustered, s)
+			}
+		}
+		if n.formed() {
+			return
+		}
+		for _, s := range clustered {
+			if err := n.join(s); err != nil {
+				n.log.Warn("cluster: joining through a seed failed", "seed", s, "err", err)
+				continue
+			}
+			n.log.Info("cluster: joined", "through", s)
+			return
+		}
+		if len(missing) == 0 && len(clustered) == 0 {
+			cfg := raft.Configuration{}
+			for id, addr := range servers {
+				cfg.Servers = append(cfg.Servers, raft.Server{ID: id, Address: addr})
+			}
+			slices.SortFunc(cfg.Servers, func(a, b raft.Server) int { return strings.Compare(string(a.ID), string(b.ID)) })
+			if err := n.raft.BootstrapCluster(cfg).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+				n.log.Error("cluster: bootstrapping failed", "err", err)
+			} else {
+				n.log.Info("cluster: formed", "nodes", len(cfg.Servers))
+				return
+			}
+		}
+		if time.Since(logged) > 10*time.Second {
+			n.log.Info("cluster: waiting for the seeds", "unreachable", missing)
+			logged = time.Now()
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// formed reports whether the metadata group has a configuration.
+func (n *Node) formed() bool {
+	f := n.raft.GetConfiguration()
+	return f.Error() == nil && len(f.Configuration().Servers) > 0
+}
+
+func (n *Node) hello(addr string) (hello, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	b, err := n.caller.call(ctx, addr, Method(methodHello), nil)
+	var h hello
+	if err == nil {
+		err = json.Unmarshal(b, &h)
+	}
+	return h, err
+}
+
+func (n *Node) onHello([]byte) ([]byte, error) {
+	return json.Marshal(hello{Name: n.cfg.Name, Addr: n.addr, Clustered: n.formed()})
+}
+
+// join asks the cluster that the node at addr belongs to to add this node.
+func (n *Node) join(addr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	b, _ := json.Marshal(hello{Name: n.cfg.Name, Addr: n.addr})
+	_, err := n.caller.call(ctx, addr, Method(methodJoin), b)
+	return err
+}
+
+func (n *Node) onJoin(payload []byte) ([]byte, error) {
+	var h hello
+	if err := json.Unmarshal(payload, &h); err != nil {
+		return nil, err
+	}
+	return nil, n.onLeader(Method(methodJoin), payload, func() error {
+		n.log.Info("cluster: adding a node", "node", h.Name, "addr", h.Addr)
+		return n.raft.AddVoter(raft.ServerID(h.Name), raft.ServerAddress(h.Addr), 0, 10*time.Second).Error()
+	})
+}
+
+func (n *Node) onRemove(payload []byte) ([]byte, error) {
+	name := string(payload)
+	return nil, n.onLeader(Method(methodRemove), payload, func() error {
+		n.log.Info("cluster: forgetting a node", "node", name)
+		return n.raft.RemoveServer(raft.ServerID(name), 0, 10*time.Second).Error()
+	})
+}
+
+// onLeader runs do when this node leads the metadata group, and otherwise
+// passes the call on to the leader.
+func (n *Node) onLeader(m Method, payload []byte, do func() error) error {
+	if n.raft.State() == raft.Leader {
+		return do()
+	}
+	leader, _ := n.raft.LeaderWithID()
+	if leader == "" {
+		return ErrNoLeader
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_, err := n.caller.call(ctx, string(leader), m, payload)
+	return err
+}
+
+// ErrNoLeader is returned while the metadata group has no leader (no
+// majority of its nodes is reachable).
+var ErrNoLeader = errors.New("the cluster's metadata store has no leader (is a majority of the nodes running?)")
+
+// Replicate commits cmd in the metadata group and returns what this node's
+// StateMachine.Apply returned for it, once this node has applied it. It
+// retries while there is no leader, until ctx ends.
+func (n *Node) Replicate(ctx context.Context, cmd []byte) (any, error) {
+	id := n.cfg.Name + "#" + strconv.FormatUint(n.seq.Add(1), 10)
+	entry := make([]byte, 0, 1+len(id)+len(cmd))
+	entry = append(entry, byte(len(id)))
+	entry = append(entry, id...)
+	entry = append(entry, cmd...)
+	ch := n.fsm.await(id)
+	defer n.fsm.forget(id)
+	for {
+		err := n.propose(ctx, entry)
+		if err == nil {
+			break
+		}
+		if !retryable(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %v", ErrNoLeader, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	select {
+	case res := <-ch:
+		return res, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("committed but not yet applied on this node: %w", ctx.Err())
+	}
+}
+
+func retryable(err error) bool {
+	if errors.Is(err, ErrNoLeader) || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
+		errors.Is(err, errPeerGone) || errors.Is(err, raft.ErrEnqueueTimeout) {
+		return true
+	}
+	var re *RemoteError
+	if errors.As(err, &re) {
+		return re.Text == ErrNoLeader.Error() || re.Text == raft.ErrNotLeader.Error() || re.Text == raft.ErrLeadershipLost.Error()
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF)
+}
+
+// propose appends entry to the metadata log: here when this node leads,
+// through the leader otherwise.
+func (n *Node) propose(ctx context.Context, entry []byte) error {
+	if n.raft.State() == raft.Leader {
+		timeout := 10 * time.Second
+		if d, ok := ctx.Deadline(); ok {
+			timeout = time.Until(d)
+		}
+		return n.raft.Apply(entry, timeout).Error()
+	}
+	leader, _ := n.raft.LeaderWithID()
+	if leader == "" {
+		return ErrNoLeader
+	}
+	_, err := n.caller.call(ctx, string(leader), Method(methodApply), entry)
+	return err
+}
+
+func (n *Node) onApply(entry []byte) ([]byte, error) {
+	if n.raft.State() != raft.Leader {
+		return nil, raft.ErrNotLeader
+	}
+	return nil, n.raft.Apply(entry, 10*time.Second).Error()
+}
+
+// Ready waits until this node has applied every definition committed
+// before it was called (a no-op command goes round the group), or until
+// ctx ends.
+func (n *Node) Ready(ctx context.Context) error {
+	_, err := n.Replicate(ctx, nil)
+	return err
+}
+
+// Member is a node of the cluster.
+type Member struct {
+	Name    string
+	Addr    string
+	Voter   bool
+	Leader  bool // leads the metadata group
+	Running bool // answered lately (this node always)
+}
+
+// Members returns the cluster's nodes, by name.
+func (n *Node) Members() []Member {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	_, leader := n.raft.LeaderWithID()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []Member
+	for _, s := range f.Configuration().Servers {
+		m := Member{Name: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter, Leader: s.ID == leader}
+		m.Running = m.Name == n.cfg.Name || time.Since(n.seen[m.Name]) < 3*peerCheck
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Running reports whether the named node answered lately.
+func (n *Node) Running(name string) bool {
+	if name == n.cfg.Name {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return time.Since(n.seen[name]) < 3*peerCheck
+}
+
+// peerCheck is how often the node says hello to every other.
+const peerCheck = time.Second
+
+func (n *Node) watchPeers() {
+	t := time.NewTicker(peerCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		for _, m := range n.Members() {
+			if m.Name == n.cfg.Name {
+				continue
+			}
+			if h, err := n.hello(m.Addr); err == nil && h.Name == m.Name {
+				n.mu.Lock()
+				first := n.seen[m.Name].IsZero() || time.Since(n.seen[m.Name]) >= 3*peerCheck
+				n.seen[m.Name] = time.Now()
+				n.mu.Unlock()
+				if first {
+					n.log.Info("cluster: node up", "node", m.Name)
+				}
+			}
+		}
+	}
+}
+
+// Forget removes a node that is not running from the cluster.
+func (n *Node) Forget(name string) error {
+	known := false
+	for _, m := range n.Members() {
+		if m.Name == name {
+			known = true
+			if m.Running {
+				return fmt.Errorf("node %s is running: stop it before forgetting it", name)
+			}
+		}
+	}
+	if !known {
+		return fmt.Errorf("node %s is not a member of the cluster", name)
+	}
+	return n.onLeader(Method(methodRemove), []byte(name), func() error {
+		return n.raft.RemoveServer(raft.ServerID(name), 0, 10*time.Second).Error()
+	})
+}
+
+// Join adds this node to the cluster the node at addr belongs to. The
+// node must not belong to a cluster of more than itself.
+func (n *Node) Join(addr string) error {
+	if ms := n.Members(); len(ms) > 1 {
+		return fmt.Errorf("node %s already belongs to a cluster of %d nodes", n.cfg.Name, len(ms))
+	}
+	return n.join(addr)
+}
+
+// Handle registers a handler for calls of method m (32 and up).
+func (n *Node) Handle(m Method, h Handler) { n.calls.handle(m, h) }
+
+// Call calls method m on the named node.
+func (n *Node) Call(ctx context.Context, node string, m Method, payload []byte) ([]byte, error) {
+	for _, mem := range n.Members() {
+		if mem.Name == node {
+			return n.caller.call(ctx, mem.Addr, m, payload)
+		}
+	}
+	return nil, fmt.Errorf("no node %s in the cluster", node)
+}
+
+// Close leaves the metadata group's work (the node stays a member) and
+// closes the listener and connections.
+func (n *Node) Close() error {
+	var err error
+	n.closeMu.Do(func() {
+		close(n.stop)
+		if n.raft != nil {
+			err = n.raft.Shutdown().Error()
+		}
+		n.wg.Wait()
+		n.caller.close()
+		n.calls.close()
+		n.trans.Close()
+		n.mux.close()
+	})
+	return err
+}
+
+// fsm is the metadata group's raft.FSM: it applies each entry to the
+// StateMachine and hands the result to the Replicate call waiting for it
+// on this node.
+type fsm struct {
+	state   StateMachine
+	mu      sync.Mutex
+	waiting map[string]chan any
+}
+
+func (f *fsm) await(id string) chan any {
+	ch := make(chan any, 1)
+	f.mu.Lock()
+	f.waiting[id] = ch
+	f.mu.Unlock()
+	return ch
+}
+
+func (f *fsm) forget(id string) {
+	f.mu.Lock()
+	delete(f.waiting, id)
+	f.mu.Unlock()
+}
+
+// Apply implements raft.FSM.
+func (f *fsm) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand || len(l.Data) == 0 || int(l.Data[0]) >= len(l.Data) {
+		return nil
+	}
+	id := l.Data[1 : 1+int(l.Data[0])]
+	cmd := l.Data[1+int(l.Data[0]):]
+	var res any
+	if len(cmd) > 0 {
+		res = f.state.Apply(l.Index, cmd)
+	}
+	f.mu.Lock()
+	ch := f.waiting[string(id)]
+	f.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- res:
+		default:
+		}
+	}
+	return res
+}
+
+// Snapshot implements raft.FSM.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	data, err := f.state.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return snapshot(data), nil
+}
+
+// Restore implements raft.FSM.
+func (f *fsm) Restore(r io.ReadCloser) error {
+	defer r.Close()
+	var n [8]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return err
+	}
+	data := make([]byte, binary.BigEndian.Uint64(n[:]))
+	if _, err := io.ReadFull(r, data); err != nil {
+		return err
+	}
+	return f.state.Restore(data)
+}
+
+type snapshot []byte
+
+func (s snapshot) Persist(sink raft.SnapshotSink) error {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+	_, err := sink.Write(n[:])
+	if err == nil {
+		_, err = sink.Write(s)
+	}
+	if err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s snapshot) Release() {}

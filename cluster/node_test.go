@@ -1,0 +1,223 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// listState is a StateMachine that keeps the commands it applied.
+type listState struct {
+	mu   sync.Mutex
+	cmds []string
+}
+
+func (s *listState) Apply(_ uint64, cmd []byte) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if string(cmd) == "refuse" {
+		return errors.New("refused")
+	}
+	s.cmds = append(s.cmds, string(cmd))
+	return len(s.cmds)
+}
+
+func (s *listState) Snapshot() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return json.Marshal(s.cmds)
+}
+
+func (s *listState) Restore(data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cmds = nil
+	return json.Unmarshal(data, &s.cmds)
+}
+
+func (s *listState) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.cmds)
+}
+
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		out = append(out, ln.Addr().String())
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return out
+}
+
+type testNode struct {
+	*Node
+	state  *listState
+	stores Stores
+}
+
+func startNode(t *testing.T, name, addr string, seeds []string, secret string, stores *Stores) *testNode {
+	t.Helper()
+	if stores == nil {
+		mem := raft.NewInmemStore()
+		stores = &Stores{Log: mem, Stable: mem, Snapshots: raft.NewInmemSnapshotStore()}
+	}
+	st := &listState{}
+	n, err := Start(Config{Name: name, Listen: addr, Seeds: seeds, Secret: []byte(secret), Stores: *stores, State: st,
+		ElectionTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testNode{Node: n, state: st, stores: *stores}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestClusterFormsAndReplicates(t *testing.T) {
+	addrs := freeAddrs(t, 3)
+	var nodes []*testNode
+	// Started in reverse order, the last one a while after the others.
+	for i := 2; i >= 0; i-- {
+		n := startNode(t, fmt.Sprintf("warren@n%d", i), addrs[i], addrs, "s3cret", nil)
+		defer n.Close()
+		nodes = append(nodes, n)
+	}
+	for _, n := range nodes {
+		if err := n.Ready(ctx(t)); err != nil {
+			t.Fatalf("%s: %v", n.Name(), err)
+		}
+	}
+	// Commands from every node, the leader and the followers.
+	for i, n := range nodes {
+		res, err := n.Replicate(ctx(t), []byte(fmt.Sprintf("cmd%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res != i+1 {
+			t.Fatalf("node %s: result %v, want %d", n.Name(), res, i+1)
+		}
+	}
+	res, err := nodes[1].Replicate(ctx(t), []byte("refuse"))
+	if err != nil || res == nil || res.(error).Error() != "refused" {
+		t.Fatalf("a refused command: %v, %v", res, err)
+	}
+	want := []string{"cmd0", "cmd1", "cmd2"}
+	for _, n := range nodes {
+		waitFor(t, n.Name()+" to apply", func() bool { return slices.Equal(n.state.list(), want) })
+		ms := n.Members()
+		if len(ms) != 3 {
+			t.Fatalf("%s sees %d members: %+v", n.Name(), len(ms), ms)
+		}
+	}
+	waitFor(t, "every node to see the others running", func() bool {
+		for _, n := range nodes {
+			for _, m := range n.Members() {
+				if !m.Running {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+func TestClusterRefusesAWrongSecret(t *testing.T) {
+	addrs := freeAddrs(t, 2)
+	a := startNode(t, "warren@a", addrs[0], nil, "right", nil)
+	defer a.Close()
+	if err := a.Ready(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, "warren@b", addrs[1], nil, "wrong", nil)
+	defer b.Close()
+	if err := b.Ready(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	err := b.Join(addrs[0])
+	if err == nil || !strings.Contains(err.Error(), "secret") {
+		t.Fatalf("joining with the wrong secret: %v", err)
+	}
+	if n := len(a.Members()); n != 1 {
+		t.Fatalf("a has %d members", n)
+	}
+}
+
+func TestClusterLeaderLossAndForget(t *testing.T) {
+	addrs := freeAddrs(t, 3)
+	var nodes []*testNode
+	for i := range 3 {
+		n := startNode(t, fmt.Sprintf("warren@n%d", i), addrs[i], addrs, "s", nil)
+		defer n.Close()
+		nodes = append(nodes, n)
+	}
+	for _, n := range nodes {
+		if err := n.Ready(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var leader *testNode
+	for _, n := range nodes {
+		if n.raft.State() == raft.Leader {
+			leader = n
+		}
+	}
+	if leader == nil {
+		t.Fatal("no leader")
+	}
+	leader.Close()
+	var rest []*testNode
+	for _, n := range nodes {
+		if n != leader {
+			rest = append(rest, n)
+		}
+	}
+	if _, err := rest[0].Replicate(ctx(t), []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the old leader to be seen down", func() bool { return !rest[1].Running(leader.Name()) })
+	if err := rest[1].Forget(rest[0].Name()); err == nil {
+		t.Fatal("forgot a running node")
+	}
+	if err := rest[1].Forget(leader.Name()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range rest {
+		waitFor(t, n.Name()+" to drop the forgotten node", func() bool { return len(n.Members()) == 2 })
+	}
+	if _, err := rest[1].Replicate(ctx(t), []byte("after forget")); err != nil {
+		t.Fatal(err)
+	}
+}
