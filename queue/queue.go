@@ -92,6 +92,8 @@ type Config struct {
 	// Recover says that the queue existed before the node restarted: the
 	// kind loads what it kept of it.
 	Recover bool
+	// Node is the cluster node the queue lives on ("" outside a cluster).
+	Node string
 }
 
 // Settings are what a queue does with its messages, from its arguments

@@ -29,6 +29,18 @@ var ErrNoVhost = errors.New("no such vhost")
 // Put creates the named virtual host or, when it exists, changes its
 // metadata; created reports which.
 func (r *Registry) Put(name string, meta Meta) (created bool, err error) {
+	if r.replicated() {
+		b, err := json.Marshal(meta)
+		if err != nil {
+			return false, err
+		}
+		res := r.replicate(wire.Table{"op": opVhostPut, "vhost": name, "meta": b})
+		return res.created, res.err
+	}
+	return r.put(name, meta)
+}
+
+func (r *Registry) put(name string, meta Meta) (created bool, err error) {
 	r.admin.Lock()
 	defer r.admin.Unlock()
 	v, created := r.add(name)
@@ -51,11 +63,17 @@ func (r *Registry) SetLimit(name, limit string, value int64) error {
 	if limit != LimitConnections && limit != LimitQueues {
 		return fmt.Errorf("unknown limit %q: max-connections and max-queues are", limit)
 	}
+	if r.replicated() {
+		return r.replicate(wire.Table{"op": opVhostLimit, "vhost": name, "limit": limit, "value": value}).err
+	}
 	return r.editLimits(name, func(limits map[string]int64) { limits[limit] = value })
 }
 
 // ClearLimit removes a virtual host limit.
 func (r *Registry) ClearLimit(name, limit string) error {
+	if r.replicated() {
+		return r.replicate(wire.Table{"op": opVhostLimit, "vhost": name, "limit": limit, "clear": true}).err
+	}
 	return r.editLimits(name, func(limits map[string]int64) { delete(limits, limit) })
 }
 
@@ -125,6 +143,13 @@ func (r *Registry) OnDelete(fn func(name string)) {
 // closed, its queues deleted with their messages, its exchanges, bindings
 // and policies forgotten.
 func (r *Registry) Delete(name string) error {
+	if r.replicated() {
+		return r.replicate(wire.Table{"op": opVhostDelete, "vhost": name}).err
+	}
+	return r.deleteVhost(name)
+}
+
+func (r *Registry) deleteVhost(name string) error {
 	r.admin.Lock()
 	defer r.admin.Unlock()
 	r.mu.Lock()

@@ -20,7 +20,7 @@ type lease struct {
 // included; leases of durable queues start afresh when the node restarts.
 func (v *VHost) touchLocked(q queue.Queue) {
 	expires := q.Settings().Expires
-	if expires <= 0 {
+	if expires <= 0 || v.remote(q) { // the queue's own node keeps its lease
 		return
 	}
 	if v.leases == nil {
@@ -61,6 +61,12 @@ func (v *VHost) checkLease(q queue.Queue) {
 	}
 	if left := period - time.Since(used); left > 0 {
 		l.timer.Reset(left)
+		return
+	}
+	if v.reg.replicated() {
+		v.endLeaseLocked(q)
+		v.proposeQueueDelete(q, true)
+		v.log.Info("queue expired", "vhost", v.name, "queue", q.Name(), "expires_ms", expires)
 		return
 	}
 	if _, err := q.Delete(false, false); err == nil {

@@ -182,6 +182,20 @@ func (v *VHost) SetPolicy(p Policy, operator bool) error {
 	if err := checkPolicy(&p, operator); err != nil {
 		return err
 	}
+	if v.reg.replicated() {
+		b, err := json.Marshal(&p)
+		if err != nil {
+			return err
+		}
+		return v.reg.replicate(wire.Table{"op": opPolicySet, "vhost": v.name, "policy": b, "operator": operator}).err
+	}
+	return v.setPolicy(p, operator)
+}
+
+func (v *VHost) setPolicy(p Policy, operator bool) error {
+	if err := checkPolicy(&p, operator); err != nil {
+		return err
+	}
 	v.policyMu.Lock()
 	defer v.policyMu.Unlock()
 	v.mu.Lock()
@@ -208,6 +222,14 @@ func (v *VHost) SetPolicy(p Policy, operator bool) error {
 
 // DeletePolicy removes a policy; ok is false when there was none.
 func (v *VHost) DeletePolicy(name string, operator bool) (ok bool, err error) {
+	if v.reg.replicated() {
+		res := v.reg.replicate(wire.Table{"op": opPolicyDelete, "vhost": v.name, "name": name, "operator": operator})
+		return res.ok, res.err
+	}
+	return v.deletePolicy(name, operator)
+}
+
+func (v *VHost) deletePolicy(name string, operator bool) (ok bool, err error) {
 	v.policyMu.Lock()
 	defer v.policyMu.Unlock()
 	v.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/queue"
 )
 
@@ -25,6 +26,14 @@ type Deps struct {
 	// that exchange type.
 	Delays DelayKind
 	Log    *slog.Logger
+	// Replicator, when set, orders every definition change through the
+	// cluster's metadata group (see Replicator); nil changes only this
+	// node.
+	Replicator Replicator
+	// Node is this node's name in a cluster: queues declared here live
+	// here. Remote makes the stand-ins for queues that live on other nodes.
+	Node   string
+	Remote queue.Kind
 }
 
 // DelayKind makes the queues that hold a delayed-message exchange's
@@ -45,6 +54,8 @@ type Registry struct {
 	vhosts   map[string]*VHost
 	onDelete []func(name string)
 	counts   queueCounters
+	// recovering: see Recovering.
+	recovering atomic.Bool
 }
 
 // QueueCounts are the queues declared (queue.declare and its API
@@ -82,6 +93,19 @@ func (r *Registry) Get(name string) *VHost {
 // Add creates the named virtual host if it does not exist, stores it, and
 // returns it.
 func (r *Registry) Add(name string) (*VHost, error) {
+	if r.replicated() {
+		if res := r.replicate(wire.Table{"op": opVhostAdd, "vhost": name}); res.err != nil {
+			return nil, res.err
+		}
+		if v := r.Get(name); v != nil {
+			return v, nil
+		}
+		return nil, ErrNoVhost
+	}
+	return r.addVhost(name)
+}
+
+func (r *Registry) addVhost(name string) (*VHost, error) {
 	r.admin.Lock()
 	defer r.admin.Unlock()
 	v, created := r.add(name)
@@ -99,7 +123,7 @@ func (r *Registry) add(name string) (*VHost, bool) {
 	if v := r.vhosts[name]; v != nil {
 		return v, false
 	}
-	v := newVHost(name, r.deps, &r.counts)
+	v := newVHost(name, r)
 	r.vhosts[name] = v
 	return v, true
 }

@@ -75,6 +75,7 @@ func (x *Exchange) Durable() bool { return x.durable }
 // VHost is one virtual host.
 type VHost struct {
 	name   string
+	reg    *Registry
 	defs   DefinitionStore // nil: nothing persists
 	kinds  *queue.Kinds
 	delays DelayKind // nil: no delayed-message exchanges
@@ -101,8 +102,9 @@ type VHost struct {
 	counts *queueCounters         // the registry's
 }
 
-func newVHost(name string, d Deps, counts *queueCounters) *VHost {
-	v := &VHost{name: name, defs: d.Definitions, kinds: d.Kinds, delays: d.Delays, log: d.Log, counts: counts,
+func newVHost(name string, r *Registry) *VHost {
+	d := r.deps
+	v := &VHost{name: name, reg: r, defs: d.Definitions, kinds: d.Kinds, delays: d.Delays, log: d.Log, counts: &r.counts,
 		exchanges: map[string]*Exchange{}, queues: map[string]queue.Queue{}}
 	for _, p := range predeclared {
 		router, _ := exchange.New(p.kind, nil)
@@ -159,6 +161,33 @@ type ExchangeSpec struct {
 // DeclareExchange creates an exchange or checks an existing one is
 // equivalent. passive only checks that it exists.
 func (v *VHost) DeclareExchange(s ExchangeSpec, passive bool) error {
+	if !passive && v.reg.replicated() {
+		if err := v.checkExchangeSpec(s); err != nil {
+			return err
+		}
+		t := exchangeSpecTable(s)
+		t["op"], t["vhost"] = opExchangeDeclare, v.name
+		return v.reg.replicate(t).err
+	}
+	return v.declareExchange(s, passive, 0, false)
+}
+
+// checkExchangeSpec refuses what a declare of s is refused for whatever
+// the virtual host holds.
+func (v *VHost) checkExchangeSpec(s ExchangeSpec) error {
+	if s.Name == DefaultExchange {
+		return defaultExchangeRefused()
+	}
+	if !exchange.Known(s.Kind) {
+		_, err := exchange.New(s.Kind, nil)
+		return err
+	}
+	return nil
+}
+
+// declareExchange is DeclareExchange on this node; a new delayed-message
+// exchange's queue gets delayID (0: the kind picks one).
+func (v *VHost) declareExchange(s ExchangeSpec, passive bool, delayID uint64, recover bool) error {
 	if s.Name == DefaultExchange {
 		return defaultExchangeRefused()
 	}
@@ -187,7 +216,7 @@ func (v *VHost) DeclareExchange(s ExchangeSpec, passive bool) error {
 	if err := checkName("exchange", s.Name); err != nil {
 		return err
 	}
-	x, err := v.createExchangeLocked(s, 0, false)
+	x, err := v.createExchangeLocked(s, delayID, recover)
 	if err != nil {
 		return err
 	}
@@ -332,6 +361,16 @@ func (v *VHost) ExchangeKind(name string) (kind string, ok bool) {
 // DeleteExchange deletes an exchange. Deleting a missing exchange succeeds,
 // as in RabbitMQ.
 func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
+	if v.reg.replicated() {
+		if name == DefaultExchange {
+			return defaultExchangeRefused()
+		}
+		return v.reg.replicate(wire.Table{"op": opExchangeDelete, "vhost": v.name, "name": name, "if-unused": ifUnused}).err
+	}
+	return v.deleteExchange(name, ifUnused)
+}
+
+func (v *VHost) deleteExchange(name string, ifUnused bool) error {
 	if name == DefaultExchange {
 		return defaultExchangeRefused()
 	}
@@ -393,6 +432,8 @@ type QueueSpec struct {
 	// named no queue (so that the caller could check its permission on
 	// the name first): its reserved prefix is no error.
 	ServerNamed bool
+	// Node is the cluster node the queue lives on (the declaring one).
+	Node string
 }
 
 // QueueInfo is a declare-ok's answer.
@@ -406,56 +447,85 @@ type QueueInfo struct {
 // accessible; passive only checks that it exists and is accessible. An
 // empty name asks for a server-generated one.
 func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (queue.Queue, error) {
+	if passive || !v.reg.replicated() {
+		q, _, err := v.declareQueue(s, passive, 0, false)
+		return q, err
+	}
+	if s.Name == "" {
+		s.Name, s.ServerNamed = generateName("amq.gen-"), true
+	}
+	s.Node = v.reg.deps.Node
+	t := queueSpecTable(s)
+	t["op"], t["vhost"] = opQueueDeclare, v.name
+	res := v.reg.replicate(t)
+	return res.q, res.err
+}
+
+// declareQueue is DeclareQueue on this node; a new queue gets id (0: its
+// kind picks one) and is recovered by its kind when recover is set.
+// created reports whether the queue is new.
+func (v *VHost) declareQueue(s QueueSpec, passive bool, id uint64, recover bool) (q queue.Queue, created bool, err error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	switch {
 	case s.Name == "" && passive:
-		return nil, v.queueNotFound("")
+		return nil, false, v.queueNotFound("")
 	case s.Name == "":
 		s.Name = generateName("amq.gen-")
 	case !passive && !s.ServerNamed:
 		// Every name a client supplies is checked, before the lookup:
 		// "amq.gen-..." is reserved too, existing or not.
 		if err := checkName("queue", s.Name); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	// Exclusive queues are never durable, whatever the declare says.
 	s.Durable = s.Durable && !s.Exclusive
 	if q := v.queues[s.Name]; q != nil && !q.Deleted() {
 		if err := v.checkExclusiveLocked(q, s.Owner); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if passive {
 			v.touchLocked(q)
-			return q, nil
+			return q, false, nil
 		}
 		if s.Exclusive != q.Config().Exclusive {
-			return nil, v.lockedErr(q)
+			return nil, false, v.lockedErr(q)
 		}
 		if err := v.queueEquivalent(q, s); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		v.touchLocked(q)
-		v.counts.declared.Add(1)
-		return q, nil
+		v.countDeclare(s, false)
+		return q, false, nil
 	}
 	if passive {
-		return nil, v.queueNotFound(s.Name)
+		return nil, false, v.queueNotFound(s.Name)
 	}
-	q, err := v.createQueueLocked(s, 0, false)
+	q, err = v.createQueueLocked(s, id, recover)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := v.saveQueueLocked(q); err != nil {
 		delete(v.queues, q.Name())
 		v.endLeaseLocked(q)
 		_, _ = q.Delete(false, false)
-		return nil, err
+		return nil, false, err
+	}
+	v.countDeclare(s, true)
+	return q, true, nil
+}
+
+// countDeclare counts a declare made on this node (in a cluster each node
+// counts its own clients' declares, as RabbitMQ's nodes do).
+func (v *VHost) countDeclare(s QueueSpec, created bool) {
+	if s.Node != "" && s.Node != v.reg.deps.Node {
+		return
 	}
 	v.counts.declared.Add(1)
-	v.counts.created.Add(1)
-	return q, nil
+	if created {
+		v.counts.created.Add(1)
+	}
 }
 
 // createQueueLocked builds a queue of the kind its arguments name and
@@ -477,12 +547,16 @@ func (v *VHost) createQueueLocked(s QueueSpec, id uint64, recover bool) (queue.Q
 	cfg := queue.Config{
 		Name: s.Name, VHost: v.name, Durable: s.Durable, Exclusive: s.Exclusive, AutoDelete: s.AutoDelete,
 		Args: s.Args, Kind: args.kind, Owner: s.Owner, Settings: queueSettings(args.Settings, s.Args, pol, op),
-		OnAutoDelete: v.autoDeleted, DeadLetterSink: v, ID: id, Recover: recover,
+		OnAutoDelete: v.autoDeleted, DeadLetterSink: v, ID: id, Recover: recover, Node: s.Node,
 	}
 	if !s.Exclusive {
 		cfg.Owner = 0
 	}
-	q, err := v.kinds.Lookup(args.kind).New(cfg)
+	kind := v.kinds.Lookup(args.kind)
+	if remote := v.reg.deps.Remote; remote != nil && s.Node != "" && s.Node != v.reg.deps.Node {
+		kind = remote
+	}
+	q, err := kind.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -499,6 +573,9 @@ const ReplyToPrefix = "amq.rabbitmq.reply-to."
 // reply-to consumer: exclusive to owner, deleted with its consumer, and
 // reachable through the default exchange by its generated name.
 func (v *VHost) DeclareReplyQueue(owner uint64) (queue.Queue, error) {
+	if v.reg.replicated() {
+		return v.DeclareQueue(QueueSpec{Name: generateName(ReplyToPrefix), Exclusive: true, AutoDelete: true, Owner: owner, ServerNamed: true}, false)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.createQueueLocked(QueueSpec{Name: generateName(ReplyToPrefix), Exclusive: true, AutoDelete: true, Owner: owner}, 0, false)
@@ -553,6 +630,9 @@ func (v *VHost) Queue(name string, owner uint64) (queue.Queue, error) {
 // DeleteQueue deletes a queue and its bindings and returns the number of
 // ready messages it held. Deleting a missing queue succeeds.
 func (v *VHost) DeleteQueue(name string, owner uint64, ifUnused, ifEmpty bool) (int, error) {
+	if v.reg.replicated() {
+		return v.replicateDeleteQueue(name, owner, ifUnused, ifEmpty)
+	}
 	v.mu.Lock()
 	q := v.queues[name]
 	if q == nil {
@@ -590,6 +670,10 @@ func (v *VHost) forgetQueueLocked(q queue.Queue) error {
 
 // autoDeleted removes a queue that deleted itself (auto-delete).
 func (v *VHost) autoDeleted(q queue.Queue) {
+	if v.reg.replicated() {
+		v.proposeQueueDelete(q, true)
+		return
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if err := v.forgetQueueLocked(q); err != nil {
@@ -599,6 +683,23 @@ func (v *VHost) autoDeleted(q queue.Queue) {
 
 // DeleteExclusive deletes every exclusive queue owned by a closing connection.
 func (v *VHost) DeleteExclusive(owner uint64) {
+	if v.reg.replicated() {
+		v.mu.RLock()
+		var owned []queue.Queue
+		for _, q := range v.queues {
+			if q.Config().Owner == owner {
+				owned = append(owned, q)
+			}
+		}
+		deleted := v.deleted
+		v.mu.RUnlock()
+		for _, q := range owned {
+			if !deleted {
+				v.proposeQueueDelete(q, false)
+			}
+		}
+		return
+	}
 	v.mu.Lock()
 	var owned []queue.Queue
 	for _, q := range v.queues {
@@ -624,35 +725,35 @@ func (v *VHost) PurgeQueue(name string, owner uint64) (int, error) {
 
 // BindQueue binds a queue to an exchange.
 func (v *VHost) BindQueue(queueName, exchangeName, key string, args wire.Table, owner uint64) error {
-	return v.bind(exchangeName, key, args, func() (exchange.Destination, error) {
-		q := v.queues[queueName]
-		if q == nil {
-			return nil, v.queueNotFound(queueName)
-		}
-		return q, v.checkExclusiveLocked(q, owner)
-	}, true)
+	if v.reg.replicated() {
+		return v.replicateBind(opBind, exchangeName, "queue", queueName, key, args, owner)
+	}
+	return v.bind(exchangeName, key, args, v.queueDest(queueName, owner, true), true)
 }
 
 // UnbindQueue removes a queue's binding; removing a missing binding
 // succeeds. As in RabbitMQ, another connection's exclusive queue may be
 // unbound.
 func (v *VHost) UnbindQueue(queueName, exchangeName, key string, args wire.Table) error {
-	return v.bind(exchangeName, key, args, func() (exchange.Destination, error) {
-		q := v.queues[queueName]
-		if q == nil {
-			return nil, v.queueNotFound(queueName)
-		}
-		return q, nil
-	}, false)
+	if v.reg.replicated() {
+		return v.replicateBind(opUnbind, exchangeName, "queue", queueName, key, args, 0)
+	}
+	return v.bind(exchangeName, key, args, v.queueDest(queueName, 0, false), false)
 }
 
 // BindExchange binds destination to source (exchange.bind).
 func (v *VHost) BindExchange(destination, source, key string, args wire.Table) error {
+	if v.reg.replicated() {
+		return v.replicateBind(opBind, source, "exchange", destination, key, args, 0)
+	}
 	return v.bind(source, key, args, v.exchangeDest(destination), true)
 }
 
 // UnbindExchange removes an exchange-to-exchange binding.
 func (v *VHost) UnbindExchange(destination, source, key string, args wire.Table) error {
+	if v.reg.replicated() {
+		return v.replicateBind(opUnbind, source, "exchange", destination, key, args, 0)
+	}
 	return v.bind(source, key, args, v.exchangeDest(destination), false)
 }
 
