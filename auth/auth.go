@@ -87,6 +87,9 @@ type Store struct {
 	loopback []string                                          // users who may log in only from loopback addresses
 	gen      atomic.Uint64                                     // changes with every permission change
 	seeded   bool                                              // this is the first start
+	repl     Replicator                                        // nil: changes are this node's alone
+	// clusterSeeded: the cluster's default user was made (Seed).
+	clusterSeeded bool
 }
 
 // FirstStart reports whether the node is starting for the first time (no
@@ -112,6 +115,10 @@ type Config struct {
 	// LoopbackUsers may log in only from loopback addresses (RabbitMQ's
 	// loopback_users; by default ["guest"]).
 	LoopbackUsers []string
+	// Replicator, when set, orders every change through the cluster's
+	// metadata group; the store then starts empty (the cluster's commands
+	// fill it) and the broker makes the default user with Seed.
+	Replicator Replicator
 }
 
 // New returns a Store with what the definition store holds, and the
@@ -123,6 +130,10 @@ func New(cfg Config) (*Store, error) {
 		perms:    map[string]map[string]*Permission{},
 		topics:   map[string]map[string]map[string]*TopicPermission{},
 		loopback: slices.Clone(cfg.LoopbackUsers),
+		repl:     cfg.Replicator,
+	}
+	if s.repl != nil {
+		return s, nil
 	}
 	seeded, err := s.load()
 	if err != nil {
@@ -231,6 +242,16 @@ func recordKey(parts ...string) string {
 // known) and stores it. A user replaced keeps its limits unless u sets
 // some.
 func (s *Store) PutUser(u *User) error {
+	if s.replicated() {
+		if !KnownHashing(u.HashingAlgorithm) {
+			return fmt.Errorf("unknown password hashing algorithm %q", u.HashingAlgorithm)
+		}
+		return s.replicate(command{Op: opPutUser, User: u})
+	}
+	return s.putUser(u)
+}
+
+func (s *Store) putUser(u *User) error {
 	if !KnownHashing(u.HashingAlgorithm) {
 		return fmt.Errorf("unknown password hashing algorithm %q", u.HashingAlgorithm)
 	}
@@ -256,6 +277,13 @@ func (s *Store) PutUser(u *User) error {
 
 // DeleteUser removes a user and every permission it has.
 func (s *Store) DeleteUser(name string) error {
+	if s.replicated() {
+		return s.replicate(command{Op: opDeleteUser, Name: name})
+	}
+	return s.deleteUser(name)
+}
+
+func (s *Store) deleteUser(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.users[name] == nil {

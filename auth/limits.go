@@ -20,12 +20,22 @@ func (s *Store) SetUserLimit(user, name string, value int64) error {
 	if name != LimitConnections && name != LimitChannels {
 		return fmt.Errorf("unknown user limit %q: %s and %s are", name, LimitConnections, LimitChannels)
 	}
+	if s.replicated() {
+		return s.replicate(command{Op: opSetLimit, Name: user, Limit: name, Value: value})
+	}
 	return s.editLimits(user, func(l map[string]int64) { l[name] = value })
 }
 
 // ClearUserLimit removes one of a user's limits, or all of them when
 // name is "all".
 func (s *Store) ClearUserLimit(user, name string) error {
+	if s.replicated() {
+		return s.replicate(command{Op: opClearLimit, Name: user, Limit: name})
+	}
+	return s.clearUserLimit(user, name)
+}
+
+func (s *Store) clearUserLimit(user, name string) error {
 	return s.editLimits(user, func(l map[string]int64) {
 		if name == "all" {
 			clear(l)

@@ -90,6 +90,17 @@ func (p *TopicPermission) compile() error {
 // SetPermission grants user the given configure, write and read patterns
 // on vhost, replacing what it had there.
 func (s *Store) SetPermission(vhost, user, configure, write, read string) error {
+	if s.replicated() {
+		p := &Permission{Configure: configure, Write: write, Read: read}
+		if err := p.compile(); err != nil {
+			return err
+		}
+		return s.replicate(command{Op: opSetPerm, VHost: vhost, Name: user, Configure: configure, Write: write, Read: read})
+	}
+	return s.setPermission(vhost, user, configure, write, read)
+}
+
+func (s *Store) setPermission(vhost, user, configure, write, read string) error {
 	p := &Permission{VHost: vhost, User: user, Configure: configure, Write: write, Read: read}
 	if err := p.compile(); err != nil {
 		return err
@@ -122,6 +133,13 @@ func (s *Store) putPermissionLocked(p *Permission) {
 
 // ClearPermission takes away user's permissions on vhost.
 func (s *Store) ClearPermission(vhost, user string) error {
+	if s.replicated() {
+		return s.replicate(command{Op: opClearPerm, VHost: vhost, Name: user})
+	}
+	return s.clearPermission(vhost, user)
+}
+
+func (s *Store) clearPermission(vhost, user string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.clearPermissionLocked(vhost, user)
@@ -178,6 +196,17 @@ func (s *Store) Allowed(user, vhost string, a Access, name string) bool {
 
 // SetTopicPermission restricts user's routing keys on exchange in vhost.
 func (s *Store) SetTopicPermission(vhost, user, exchange, write, read string) error {
+	if s.replicated() {
+		p := &TopicPermission{VHost: vhost, User: user, Exchange: exchange, Write: write, Read: read}
+		if err := p.compile(); err != nil {
+			return err
+		}
+		return s.replicate(command{Op: opSetTopic, VHost: vhost, Name: user, Exchange: exchange, Write: write, Read: read})
+	}
+	return s.setTopicPermission(vhost, user, exchange, write, read)
+}
+
+func (s *Store) setTopicPermission(vhost, user, exchange, write, read string) error {
 	p := &TopicPermission{VHost: vhost, User: user, Exchange: exchange, Write: write, Read: read}
 	if err := p.compile(); err != nil {
 		return err
@@ -199,6 +228,13 @@ func (s *Store) putTopicLocked(p *TopicPermission) {
 // ClearTopicPermission removes user's topic permission on exchange in
 // vhost, or on every exchange when exchange is "".
 func (s *Store) ClearTopicPermission(vhost, user, exchange string) error {
+	if s.replicated() {
+		return s.replicate(command{Op: opClearTopic, VHost: vhost, Name: user, Exchange: exchange})
+	}
+	return s.clearTopicPermission(vhost, user, exchange)
+}
+
+func (s *Store) clearTopicPermission(vhost, user, exchange string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
