@@ -20,6 +20,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/auth"
+	"github.com/warrenmq/warren/cluster"
 	"github.com/warrenmq/warren/flowcontrol"
 	"github.com/warrenmq/warren/mgmt"
 	"github.com/warrenmq/warren/persistence"
@@ -69,6 +70,14 @@ type Config struct {
 	LoadDefinitions string
 	// NodeName is the node's name ("warren@" and the host name by default).
 	NodeName string
+	// ClusterListen is the cluster listener's HOST:PORT; ClusterSeeds the
+	// cluster addresses of the nodes that form the cluster (none: the node
+	// is a cluster of its own unless it joined one before); ClusterSecret
+	// the secret the nodes share (empty: the data directory's
+	// cluster-secret file, made at the first start).
+	ClusterListen string
+	ClusterSeeds  []string
+	ClusterSecret string
 }
 
 // DefaultConfig returns a node configuration with RabbitMQ's defaults.
@@ -90,6 +99,7 @@ func DefaultConfig() Config {
 		DiskFreeLimit:    flowcontrol.DefaultDiskFreeLimit,
 		MgmtListen:       "127.0.0.1:15672",
 		PrometheusListen: "127.0.0.1:15692",
+		ClusterListen:    cluster.DefaultListen,
 	}
 }
 
@@ -174,6 +184,12 @@ type Broker struct {
 
 // Start opens the data directory, builds the node and starts listening.
 func Start(cfg Config, log *slog.Logger) (*Broker, error) {
+	return StartContext(context.Background(), cfg, log)
+}
+
+// StartContext is Start, given up when ctx ends first (a clustered node
+// waits for its cluster during the start).
+func StartContext(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

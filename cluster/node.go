@@ -86,6 +86,7 @@ type Node struct {
 	seq     atomic.Uint64
 	mu      sync.Mutex
 	seen    map[string]time.Time // node name -> last answer to a hello
+	addrs   map[string]string    // node name -> cluster address, as Members last saw
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	closeMu sync.Once
@@ -120,7 +121,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster listener: %w", err)
 	}
 	n := &Node{cfg: cfg, log: log, addr: advertised(cfg.Listen, ln.Addr()), caller: newCaller(cfg.Secret),
-		seen: map[string]time.Time{}, stop: make(chan struct{})}
+		seen: map[string]time.Time{}, addrs: map[string]string{}, stop: make(chan struct{})}
 	n.mux = newMux(ln, cfg.Secret, log)
 	n.calls = newCallServer(n.mux.listener(tagCall), log)
 	n.calls.handle(Method(methodHello), n.onHello)
@@ -419,7 +420,9 @@ func (n *Node) Members() []Member {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []Member
+	clear(n.addrs)
 	for _, s := range f.Configuration().Servers {
+		n.addrs[string(s.ID)] = string(s.Address)
 		m := Member{Name: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter, Leader: s.ID == leader}
 		m.Running = m.Name == n.cfg.Name || time.Since(n.seen[m.Name]) < 3*peerCheck
 		out = append(out, m)
@@ -500,12 +503,37 @@ func (n *Node) Handle(m Method, h Handler) { n.calls.handle(m, h) }
 
 // Call calls method m on the named node.
 func (n *Node) Call(ctx context.Context, node string, m Method, payload []byte) ([]byte, error) {
-	for _, mem := range n.Members() {
-		if mem.Name == node {
-			return n.caller.call(ctx, mem.Addr, m, payload)
+	addr, err := n.addrOf(node)
+	if err != nil {
+		return nil, err
+	}
+	return n.caller.call(ctx, addr, m, payload)
+}
+
+// addrOf returns a member's cluster address.
+func (n *Node) addrOf(node string) (string, error) {
+	n.mu.Lock()
+	addr, ok := n.addrs[node]
+	n.mu.Unlock()
+	if ok {
+		return addr, nil
+	}
+	for _, m := range n.Members() {
+		if m.Name == node {
+			return m.Addr, nil
 		}
 	}
-	return nil, fmt.Errorf("no node %s in the cluster", node)
+	return "", fmt.Errorf("no node %s in the cluster", node)
+}
+
+// Cast sends method m to the named node without waiting for an answer:
+// casts from one goroutine to one node are handled there in order.
+func (n *Node) Cast(ctx context.Context, node string, m Method, payload []byte) error {
+	addr, err := n.addrOf(node)
+	if err != nil {
+		return err
+	}
+	return n.caller.cast(ctx, addr, m, payload)
 }
 
 // Close leaves the metadata group's work (the node stays a member) and

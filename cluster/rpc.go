@@ -23,6 +23,7 @@ const (
 	frameRequest  byte = 1
 	frameResponse byte = 2
 	frameError    byte = 3
+	frameCast     byte = 4 // a request without an answer, handled in order
 
 	frameHeader  = 1 + 8 + 1
 	maxCallFrame = 64 << 20
@@ -40,7 +41,9 @@ const (
 	methodRemove
 )
 
-// Handler answers a call. It runs on its own goroutine.
+// Handler answers a call. It runs on its own goroutine for a call, and on
+// the connection's reader, in the order they were sent, for casts (whose
+// answer is dropped): a handler of casts must not block.
 type Handler func(payload []byte) ([]byte, error)
 
 // RemoteError is an error a peer's handler returned.
@@ -108,6 +111,21 @@ func (k *caller) call(ctx context.Context, addr string, m Method, payload []byte
 		p.mu.Unlock()
 		return nil, ctx.Err()
 	}
+}
+
+// cast sends a request that gets no answer; casts from one goroutine to
+// one peer are handled there in the order they were sent.
+func (k *caller) cast(ctx context.Context, addr string, m Method, payload []byte) error {
+	p, err := k.peer(ctx, addr)
+	if err != nil {
+		return err
+	}
+	if err := p.send(frameCast, 0, m, payload); err != nil {
+		p.fail(err)
+		k.drop(addr, p)
+		return err
+	}
+	return nil
 }
 
 // peer returns the connection to addr, dialling one when there is none.
@@ -297,12 +315,18 @@ func (s *callServer) serveConn(c net.Conn) {
 		if err != nil {
 			return
 		}
-		if kind != frameRequest {
+		if kind != frameRequest && kind != frameCast {
 			continue
 		}
 		s.mu.RLock()
 		h := s.handlers[m]
 		s.mu.RUnlock()
+		if kind == frameCast {
+			if h != nil {
+				_, _ = h(payload)
+			}
+			continue
+		}
 		calls.Add(1)
 		go func() {
 			defer calls.Done()

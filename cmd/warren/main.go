@@ -55,14 +55,42 @@ func run(args []string) int {
 	// soon as "Warren started" is logged must stop the node gracefully,
 	// not kill it. One that comes during the start is acted on after it.
 	// SIGHUP reloads the TLS certificate, key and CA files.
+	// A clustered node may wait long for its cluster during the start: a
+	// SIGINT or SIGTERM then ends the wait.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	b, err := broker.Start(opts.broker, log)
+	startCtx, abort := context.WithCancel(context.Background())
+	early := make(chan os.Signal, 1)
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		for {
+			select {
+			case s := <-sigs:
+				if s == syscall.SIGHUP {
+					continue // no TLS files to reload yet
+				}
+				early <- s
+				abort()
+				return
+			case <-startCtx.Done():
+				return
+			}
+		}
+	}()
+	b, err := broker.StartContext(startCtx, opts.broker, log)
+	abort()
+	<-watching
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	sig := <-sigs
+	var sig os.Signal
+	select {
+	case sig = <-early:
+	default:
+		sig = <-sigs
+	}
 	for ; sig == syscall.SIGHUP; sig = <-sigs {
 		if err := b.ReloadTLS(); err != nil {
 			log.Error("reloading the TLS files failed; the previous ones stay in use", "err", err)

@@ -196,6 +196,23 @@ func settings() []setting {
 		{name: "node-name", keys: []string{"node_name"}, usage: "the node's name (default warren@ and the host name)",
 			get: func(o *options) string { return o.broker.NodeName },
 			set: func(o *options, v string) error { o.broker.NodeName = v; return nil }},
+		{name: "cluster-listen", keys: []string{"cluster_listen"}, usage: "the cluster listener's HOST:PORT, where the other nodes reach this one (used once the node is clustered)",
+			get: func(o *options) string { return o.broker.ClusterListen },
+			set: func(o *options, v string) error { return setListen(&o.broker.ClusterListen, v) }},
+		{name: "cluster-seeds", keys: []string{"cluster_seeds"}, usage: "comma-separated cluster addresses (HOST:PORT) of the nodes that form the cluster; rabbitmq.conf's cluster_formation.classic_config.nodes.N too. Empty: a node of its own",
+			get: func(o *options) string { return strings.Join(o.broker.ClusterSeeds, ",") },
+			set: func(o *options, v string) error {
+				o.broker.ClusterSeeds = nil
+				for _, s := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+					if err := addSeed(&o.broker.ClusterSeeds, s); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+		{name: "cluster-secret", keys: []string{"cluster_secret"}, usage: "the secret every node of the cluster shares (the Erlang cookie's role); empty: the file cluster-secret in the data directory, made at the first start",
+			get: func(o *options) string { return o.broker.ClusterSecret },
+			set: func(o *options, v string) error { o.broker.ClusterSecret = v; return nil }},
 		{name: "pprof", keys: []string{"pprof"}, usage: "HOST:PORT to serve Go profiles on (net/http/pprof), for performance work; empty: off",
 			get: func(o *options) string { return o.pprof },
 			set: func(o *options, v string) error { o.pprof = v; return nil }},
@@ -334,6 +351,7 @@ var ignoredKeyPrefixes = []string{"management.", "log.file", "cluster_formation.
 func loadFile(o *options, r io.Reader, byKey map[string]setting) (ignored []string, err error) {
 	sc := bufio.NewScanner(r)
 	mechanisms := false // an auth_mechanisms.N key was seen
+	seeds := false      // a cluster_formation.classic_config.nodes.N key was seen
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -360,6 +378,16 @@ func loadFile(o *options, r io.Reader, byKey map[string]setting) (ignored []stri
 			o.broker.AMQP.AuthMechanisms = append(o.broker.AMQP.AuthMechanisms, v)
 			continue
 		}
+		if strings.HasPrefix(k, "cluster_formation.classic_config.nodes.") {
+			if !seeds {
+				o.broker.ClusterSeeds = nil
+				seeds = true
+			}
+			if err := addSeed(&o.broker.ClusterSeeds, v); err != nil {
+				return ignored, fmt.Errorf("line %d: %s: %w", n, k, err)
+			}
+			continue
+		}
 		if strings.HasPrefix(k, "loopback_users.") {
 			// RabbitMQ's per-user form: loopback_users.guest = false
 			user := strings.TrimPrefix(k, "loopback_users.")
@@ -379,6 +407,19 @@ func loadFile(o *options, r io.Reader, byKey map[string]setting) (ignored []stri
 		ignored = append(ignored, k)
 	}
 	return ignored, sc.Err()
+}
+
+// addSeed adds a cluster seed: HOST:PORT, or a RabbitMQ node name
+// (name@host), which means the host's default cluster port.
+func addSeed(seeds *[]string, v string) error {
+	if _, host, ok := strings.Cut(v, "@"); ok {
+		v = net.JoinHostPort(host, portOf(broker.DefaultConfig().ClusterListen))
+	}
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return fmt.Errorf("cluster seed %q: %w", v, err)
+	}
+	*seeds = append(*seeds, v)
+	return nil
 }
 
 func removeUser(users []string, user string) []string {

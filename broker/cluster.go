@@ -1,0 +1,185 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/warrenmq/warren/auth"
+	"github.com/warrenmq/warren/cluster"
+	"github.com/warrenmq/warren/persistence"
+	"github.com/warrenmq/warren/vhost"
+)
+
+// metadataGroup is the metadata Raft group's number in the store (quorum
+// queues' groups take their queues' ids).
+const metadataGroup = 0
+
+// The metadata group's commands start with the byte of what they change.
+const (
+	targetVhosts byte = 'v'
+	targetUsers  byte = 'u'
+)
+
+// definitions is the state the metadata group replicates: the virtual
+// hosts (with their exchanges, queues, bindings and policies) and the
+// users with their permissions.
+type definitions struct {
+	vhosts *vhost.Registry
+	users  *auth.Store
+}
+
+// Apply implements cluster.StateMachine.
+func (d *definitions) Apply(index uint64, cmd []byte) any {
+	switch cmd[0] {
+	case targetVhosts:
+		return d.vhosts.Apply(index, cmd[1:])
+	case targetUsers:
+		return d.users.Apply(cmd[1:])
+	}
+	return fmt.Errorf("unknown metadata command %q", cmd[0])
+}
+
+type definitionsSnapshot struct {
+	Vhosts []byte `json:"vhosts"`
+	Users  []byte `json:"users"`
+}
+
+// Snapshot implements cluster.StateMachine.
+func (d *definitions) Snapshot() ([]byte, error) {
+	var s definitionsSnapshot
+	var err error
+	if s.Users, err = d.users.Snapshot(); err != nil {
+		return nil, err
+	}
+	if s.Vhosts, err = d.vhosts.Snapshot(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(s)
+}
+
+// Restore implements cluster.StateMachine.
+func (d *definitions) Restore(data []byte) error {
+	var s definitionsSnapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		return err
+	}
+	return errors.Join(d.users.Restore(s.Users), d.vhosts.Restore(s.Vhosts))
+}
+
+// clusterLink hands the vhosts' and users' changes to the metadata group
+// once the node has joined it.
+type clusterLink struct {
+	node atomic.Pointer[cluster.Node]
+}
+
+// replicateTimeout bounds how long a definition change waits for the
+// metadata group (a minority waits that long, then fails).
+const replicateTimeout = 30 * time.Second
+
+type replicator struct {
+	link   *clusterLink
+	target byte
+}
+
+// Replicate implements vhost.Replicator and auth.Replicator.
+func (r replicator) Replicate(cmd []byte) (any, error) {
+	n := r.link.node.Load()
+	if n == nil {
+		return nil, errors.New("the node has not joined its cluster yet")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), replicateTimeout)
+	defer cancel()
+	return n.Replicate(ctx, append([]byte{r.target}, cmd...))
+}
+
+func (l *clusterLink) to(target byte) replicator { return replicator{link: l, target: target} }
+
+// clusterSecret returns the secret the cluster's nodes share: the
+// configured one, or the data directory's cluster-secret file, made with
+// a random secret at the first start (as RabbitMQ makes .erlang.cookie).
+func clusterSecret(cfg Config) ([]byte, error) {
+	if cfg.ClusterSecret != "" {
+		return []byte(cfg.ClusterSecret), nil
+	}
+	path := filepath.Join(cfg.DataDir, "cluster-secret")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return b, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	var raw [32]byte
+	_, _ = rand.Read(raw[:])
+	b = []byte(base64.RawURLEncoding.EncodeToString(raw[:]))
+	if err := os.WriteFile(path, b, 0o400); err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	return b, nil
+}
+
+// raftStores are the metadata group's stores in the node's store.
+func raftStores(st *persistence.Store) cluster.Stores {
+	return cluster.Stores{Log: st.RaftLog(metadataGroup), Stable: st.RaftStable(metadataGroup), Snapshots: st.RaftSnapshots(metadataGroup, 2)}
+}
+
+// clustered reports whether the node runs in a cluster: it was given
+// seeds, or it belonged to one before.
+func clustered(cfg Config, st *persistence.Store) (bool, error) {
+	if len(cfg.ClusterSeeds) > 0 {
+		return true, nil
+	}
+	s := raftStores(st)
+	return raft.HasExistingState(s.Log, s.Stable, s.Snapshots)
+}
+
+// ownDefinitions reports whether the store holds definitions a node kept
+// before it was clustered (a clustered node's come from the cluster).
+func ownDefinitions(st *persistence.Store) (bool, error) {
+	found := false
+	err := st.Definitions('v', func(string, []byte) error { found = true; return nil })
+	return found, err
+}
+
+// joinCluster starts the node's membership and waits until it has caught
+// up with the cluster's definitions: the node's queues are recovered as
+// their declares are applied again.
+func joinCluster(ctx context.Context, cfg Config, st *persistence.Store, state *definitions, link *clusterLink, log *slog.Logger) (*cluster.Node, error) {
+	secret, err := clusterSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	state.vhosts.Recovering(true)
+	defer state.vhosts.Recovering(false)
+	node, err := cluster.Start(cluster.Config{Name: cfg.NodeName, Listen: cfg.ClusterListen, Seeds: cfg.ClusterSeeds, Secret: secret,
+		Stores: raftStores(st), State: state, Log: log.With("component", "cluster")})
+	if err != nil {
+		return nil, err
+	}
+	link.node.Store(node)
+	log.Info("waiting for the cluster's definitions", "node", cfg.NodeName, "cluster_listen", node.Addr(), "seeds", cfg.ClusterSeeds)
+	for {
+		wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := node.Ready(wait)
+		cancel()
+		if err == nil {
+			return node, nil
+		}
+		if ctx.Err() != nil {
+			node.Close()
+			return nil, fmt.Errorf("waiting for the cluster: %w", ctx.Err())
+		}
+		log.Warn("still waiting for the cluster (a majority of its nodes must be running)", "err", err)
+	}
+}
