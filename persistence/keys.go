@@ -11,8 +11,8 @@ const (
 	prefixBody       byte = 'b' // 'b' | msgID                 -> where the body is in a segment
 	prefixEntry      byte = 'i' // 'i' | queueID | seq         -> msgID | meta
 	prefixSequence   byte = 's' // 's' | name                  -> next unleased id
-	prefixRaftLog    byte = 'r' // reserved: Raft log entries
-	prefixRaftStable byte = 'R' // reserved: Raft stable store
+	prefixRaftLog    byte = 'r' // Raft log entries, per group (raft.go)
+	prefixRaftStable byte = 'R' // Raft stable store, per group (raft.go)
 	prefixScratch    byte = 0xff
 )
 
