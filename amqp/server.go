@@ -51,6 +51,10 @@ type Deps struct {
 	Users  *auth.Store
 	Vhosts *vhost.Registry
 	Log    *slog.Logger
+	// ConnectionIDs is where the connections' ids start: in a cluster each
+	// node takes its own range, since an exclusive queue names its owner
+	// by id on every node.
+	ConnectionIDs uint64
 }
 
 // NewServer returns a server with the given configuration.
@@ -62,7 +66,9 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, users: deps.Users, vhosts: deps.Vhosts, conns: map[*conn]struct{}{}, channels: map[string]int{}}, nil
+	s := &Server{cfg: cfg, log: log, users: deps.Users, vhosts: deps.Vhosts, conns: map[*conn]struct{}{}, channels: map[string]int{}}
+	s.nextID.Store(deps.ConnectionIDs)
+	return s, nil
 }
 
 // Serve accepts connections on each of lns (a plain listener, a TLS one)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/auth"
 	"github.com/warrenmq/warren/cluster"
 	"github.com/warrenmq/warren/flowcontrol"
@@ -26,6 +27,7 @@ import (
 	"github.com/warrenmq/warren/persistence"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/queue/classic"
+	"github.com/warrenmq/warren/queue/remote"
 	"github.com/warrenmq/warren/tlsconf"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -180,6 +182,106 @@ type Broker struct {
 	mgmt   *mgmt.Server
 	https  []*http.Server // the management API's and the metrics' servers
 	alarms *flowcontrol.Monitor
+	// In a cluster: the node's membership and the forwarding to and from
+	// the other nodes' queues (nil on a node of its own).
+	node    *cluster.Node
+	forward *remote.Service
+}
+
+// startAlone rebuilds a node of its own from its store.
+func (b *Broker) startAlone(kinds *queue.Kinds, classicKind *classic.Kind) (*vhost.Registry, *auth.Store, error) {
+	cfg := b.cfg
+	vhosts := vhost.NewRegistry(vhost.Deps{Definitions: b.store, Kinds: kinds, Delays: classicKind, Log: b.log})
+	err := vhosts.Load()
+	if err == nil {
+		err = classicKind.FinishRecovery()
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("recovering from the store: %w", err)
+	}
+	users, err := auth.New(auth.Config{
+		Definitions:   b.store,
+		DefaultUser:   cfg.DefaultUser,
+		DefaultPass:   cfg.DefaultPass,
+		DefaultVhost:  cfg.DefaultVhost,
+		LoopbackUsers: cfg.LoopbackUsers,
+	})
+	if err != nil {
+		classicKind.Stop()
+		return nil, nil, fmt.Errorf("users: %w", err)
+	}
+	if users.FirstStart() {
+		// As RabbitMQ, the default vhost is made once: one an operator
+		// deleted stays deleted.
+		if _, err := vhosts.Add(cfg.DefaultVhost); err != nil {
+			classicKind.Stop()
+			return nil, nil, err
+		}
+	}
+	return vhosts, users, nil
+}
+
+// startClustered joins the node's cluster and rebuilds the definitions
+// from it: the node's own queues recover their messages as their declares
+// are applied again.
+func (b *Broker) startClustered(ctx context.Context, kinds *queue.Kinds, classicKind *classic.Kind) (*vhost.Registry, *auth.Store, error) {
+	cfg := b.cfg
+	if own, err := ownDefinitions(b.store); err != nil || own {
+		if err == nil {
+			err = errors.New("the data directory holds the definitions of a node that was not in a cluster: " +
+				"export them (warrenctl export_definitions), start the clustered node on an empty data directory and import them")
+		}
+		return nil, nil, err
+	}
+	link := &clusterLink{name: cfg.NodeName}
+	var vhosts *vhost.Registry
+	b.forward = remote.New(link, func(vh, name string, id uint64) (queue.Queue, error) {
+		v := vhosts.Get(vh)
+		if v == nil {
+			return nil, wire.Errorf(wire.NotFound, "no vhost '"+vh+"'")
+		}
+		return v.LocalQueue(name, id)
+	}, b.log.With("component", "forwarding"))
+	vhosts = vhost.NewRegistry(vhost.Deps{Kinds: kinds, Delays: classicKind, Log: b.log,
+		Replicator: link.to(targetVhosts), Node: cfg.NodeName, Remote: b.forward})
+	users, err := auth.New(auth.Config{Replicator: link.to(targetUsers), LoopbackUsers: cfg.LoopbackUsers})
+	if err != nil {
+		return nil, nil, err
+	}
+	b.node, err = joinCluster(ctx, cfg, b.store, &definitions{vhosts: vhosts, users: users}, link, b.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := classicKind.FinishRecovery(); err != nil {
+		return nil, nil, fmt.Errorf("recovering from the store: %w", err)
+	}
+	// Transient and exclusive queues do not outlive their node's restart.
+	vhosts.DropRestarted()
+	// The cluster's first node to get here makes the default user and
+	// vhost, once in the cluster's life.
+	first, err := users.Seed(cfg.DefaultUser, cfg.DefaultPass, cfg.DefaultVhost)
+	if err == nil && first {
+		_, err = vhosts.Add(cfg.DefaultVhost)
+	}
+	if err != nil {
+		classicKind.Stop()
+		return nil, nil, err
+	}
+	return vhosts, users, nil
+}
+
+// stopCluster leaves the cluster's work: forwarding, then membership.
+func (b *Broker) stopCluster() {
+	if b.forward != nil {
+		b.forward.Close()
+		b.forward = nil
+	}
+	if b.node != nil {
+		if err := b.node.Close(); err != nil {
+			b.log.Warn("stopping the cluster membership", "err", err)
+		}
+		b.node = nil
+	}
 }
 
 // Start opens the data directory, builds the node and starts listening.
@@ -210,41 +312,35 @@ func StartContext(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, e
 	classicKind := classic.NewKind(classic.Options{Store: store, Log: log, QueueBudget: cfg.QueueMemory, GlobalBudget: cfg.TotalMemory})
 	kinds := &queue.Kinds{}
 	kinds.Register(classic.Name, classicKind)
-	vhosts := vhost.NewRegistry(vhost.Deps{Definitions: store, Kinds: kinds, Delays: classicKind, Log: log})
-	started := time.Now()
-	err = vhosts.Load()
-	if err == nil {
-		err = classicKind.FinishRecovery()
+	if cfg.NodeName == "" {
+		cfg.NodeName = nodeName()
 	}
+	inCluster, err := clustered(cfg, store)
 	if err != nil {
 		store.Close()
-		return nil, fmt.Errorf("recovering from the store: %w", err)
+		return nil, fmt.Errorf("reading the cluster's state: %w", err)
+	}
+	b := &Broker{cfg: cfg, log: log, store: store, kind: classicKind, served: make(chan error, 1)}
+	started := time.Now()
+	var vhosts *vhost.Registry
+	var users *auth.Store
+	if inCluster {
+		vhosts, users, err = b.startClustered(ctx, kinds, classicKind)
+	} else {
+		vhosts, users, err = b.startAlone(kinds, classicKind)
+	}
+	if err != nil {
+		b.stopCluster()
+		store.Close()
+		return nil, err
 	}
 	log.Info("recovered definitions and messages", "elapsed", time.Since(started).Round(time.Millisecond))
 	// From here on the classic kind's timers run: stop them before the
 	// store closes.
 	stop := func() {
+		b.stopCluster()
 		classicKind.Stop()
 		store.Close()
-	}
-	users, err := auth.New(auth.Config{
-		Definitions:   store,
-		DefaultUser:   cfg.DefaultUser,
-		DefaultPass:   cfg.DefaultPass,
-		DefaultVhost:  cfg.DefaultVhost,
-		LoopbackUsers: cfg.LoopbackUsers,
-	})
-	if err != nil {
-		stop()
-		return nil, fmt.Errorf("users: %w", err)
-	}
-	if users.FirstStart() {
-		// As RabbitMQ, the default vhost is made once: one an operator
-		// deleted stays deleted.
-		if _, err := vhosts.Add(cfg.DefaultVhost); err != nil {
-			stop()
-			return nil, err
-		}
 	}
 	if cfg.LoadDefinitions != "" {
 		data, err := os.ReadFile(cfg.LoadDefinitions)
@@ -257,7 +353,11 @@ func StartContext(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, e
 		}
 		log.Info("definitions loaded", "file", cfg.LoadDefinitions)
 	}
-	srv, err := amqp.NewServer(cfg.AMQP, amqp.Deps{Users: users, Vhosts: vhosts, Log: log})
+	deps := amqp.Deps{Users: users, Vhosts: vhosts, Log: log}
+	if inCluster {
+		deps.ConnectionIDs = connectionIDs(cfg.NodeName)
+	}
+	srv, err := amqp.NewServer(cfg.AMQP, deps)
 	if err != nil {
 		stop()
 		return nil, err
@@ -279,7 +379,7 @@ func StartContext(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, e
 		alarms.Close()
 		stopAll()
 	}
-	b := &Broker{cfg: cfg, log: log, amqp: srv, store: store, kind: classicKind, served: make(chan error, 1), alarms: alarms}
+	b.amqp, b.alarms = srv, alarms
 	node := mgmt.Node{Name: cfg.NodeName, Version: cfg.AMQP.Version, Started: started, Memory: flowcontrol.ResidentMemory}
 	var amqpAddrs []any
 	closeAMQP := func() {
@@ -318,9 +418,6 @@ func StartContext(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, e
 			ln = amqpTLS.Listener(ln)
 		}
 		b.lns = append(b.lns, ln)
-	}
-	if node.Name == "" {
-		node.Name = nodeName()
 	}
 	// The management API and the metrics: listen first, so that the node
 	// description names the ports, then serve.
@@ -433,6 +530,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if serr := <-b.served; serr != nil {
 		err = errors.Join(err, serr)
 	}
+	b.stopCluster()
 	b.kind.Stop() // what falls due from now on waits for the next start
 	if serr := b.store.Close(); serr != nil {
 		err = errors.Join(err, fmt.Errorf("closing the store: %w", serr))

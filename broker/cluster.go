@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,7 +82,10 @@ func (d *definitions) Restore(data []byte) error {
 // clusterLink hands the vhosts' and users' changes to the metadata group
 // once the node has joined it.
 type clusterLink struct {
-	node atomic.Pointer[cluster.Node]
+	name     string
+	node     atomic.Pointer[cluster.Node]
+	mu       sync.Mutex
+	handlers map[cluster.Method]cluster.Handler // until the node has joined
 }
 
 // replicateTimeout bounds how long a definition change waits for the
@@ -167,7 +172,7 @@ func joinCluster(ctx context.Context, cfg Config, st *persistence.Store, state *
 	if err != nil {
 		return nil, err
 	}
-	link.node.Store(node)
+	link.joined(node)
 	log.Info("waiting for the cluster's definitions", "node", cfg.NodeName, "cluster_listen", node.Addr(), "seeds", cfg.ClusterSeeds)
 	for {
 		wait, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -182,4 +187,65 @@ func joinCluster(ctx context.Context, cfg Config, st *persistence.Store, state *
 		}
 		log.Warn("still waiting for the cluster (a majority of its nodes must be running)", "err", err)
 	}
+}
+
+// clusterLink also serves as the forwarding's view of the cluster
+// (remote.Peers): the forwarding exists before the node has joined, since
+// the queues the cluster's definitions make need it.
+func (l *clusterLink) Name() string { return l.name }
+
+// Call implements remote.Peers.
+func (l *clusterLink) Call(ctx context.Context, node string, m cluster.Method, payload []byte) ([]byte, error) {
+	n := l.node.Load()
+	if n == nil {
+		return nil, errors.New("the node has not joined its cluster yet")
+	}
+	return n.Call(ctx, node, m, payload)
+}
+
+// Cast implements remote.Peers.
+func (l *clusterLink) Cast(ctx context.Context, node string, m cluster.Method, payload []byte) error {
+	n := l.node.Load()
+	if n == nil {
+		return errors.New("the node has not joined its cluster yet")
+	}
+	return n.Cast(ctx, node, m, payload)
+}
+
+// Running implements remote.Peers.
+func (l *clusterLink) Running(node string) bool {
+	n := l.node.Load()
+	return n != nil && n.Running(node)
+}
+
+// Handle implements remote.Peers: handlers wait for the node.
+func (l *clusterLink) Handle(m cluster.Method, h cluster.Handler) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := l.node.Load(); n != nil {
+		n.Handle(m, h)
+		return
+	}
+	if l.handlers == nil {
+		l.handlers = map[cluster.Method]cluster.Handler{}
+	}
+	l.handlers[m] = h
+}
+
+// joined hands the node its handlers and makes it the link's.
+func (l *clusterLink) joined(n *cluster.Node) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for m, h := range l.handlers {
+		n.Handle(m, h)
+	}
+	l.node.Store(n)
+}
+
+// connectionIDs is where a clustered node's connection ids start: its own
+// range of 2^32, from its name.
+func connectionIDs(node string) uint64 {
+	h := fnv.New32a()
+	h.Write([]byte(node))
+	return uint64(h.Sum32()) << 32
 }

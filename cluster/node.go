@@ -128,6 +128,7 @@ func Start(cfg Config) (*Node, error) {
 	n.calls.handle(Method(methodApply), n.onApply)
 	n.calls.handle(Method(methodJoin), n.onJoin)
 	n.calls.handle(Method(methodRemove), n.onRemove)
+	n.calls.handle(Method(methodAwait), n.onAwait)
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: n.mux.listener(tagRaft), MaxPool: 3, Timeout: 10 * time.Second, Logger: raftLogger(log, "raft-net"),
 	})
@@ -137,7 +138,8 @@ func Start(cfg Config) (*Node, error) {
 	rc.ElectionTimeout = cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
 	rc.Logger = raftLogger(log, "raft")
-	n.fsm = &fsm{state: cfg.State, waiting: map[string]chan any{}}
+	n.fsm = &fsm{state: cfg.State, waiting: map[string]chan applied{}}
+	n.fsm.cond = sync.NewCond(&n.fsm.mu)
 	r, err := raft.NewRaft(rc, n.fsm, cfg.Stores.Log, cfg.Stores.Stable, cfg.Stores.Snapshots, n.trans)
 	if err != nil {
 		n.trans.Close()
@@ -323,8 +325,10 @@ func (n *Node) onLeader(m Method, payload []byte, do func() error) error {
 var ErrNoLeader = errors.New("the cluster's metadata store has no leader (is a majority of the nodes running?)")
 
 // Replicate commits cmd in the metadata group and returns what this node's
-// StateMachine.Apply returned for it, once this node has applied it. It
-// retries while there is no leader, until ctx ends.
+// StateMachine.Apply returned for it, once this node and every other node
+// that is running have applied it (so that what a client was told exists
+// exists on every node it may ask next). It retries while there is no
+// leader, until ctx ends.
 func (n *Node) Replicate(ctx context.Context, cmd []byte) (any, error) {
 	id := n.cfg.Name + "#" + strconv.FormatUint(n.seq.Add(1), 10)
 	entry := make([]byte, 0, 1+len(id)+len(cmd))
@@ -347,12 +351,53 @@ func (n *Node) Replicate(ctx context.Context, cmd []byte) (any, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	var res applied
 	select {
-	case res := <-ch:
-		return res, nil
+	case res = <-ch:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("committed but not yet applied on this node: %w", ctx.Err())
 	}
+	n.awaitOthers(ctx, res.index)
+	return res.result, nil
+}
+
+// awaitTimeout bounds how long a change waits for a slow node to apply it.
+const awaitTimeout = 2 * time.Second
+
+// awaitOthers waits until every other running node has applied index (or
+// awaitTimeout has passed for the slow ones).
+func (n *Node) awaitOthers(ctx context.Context, index uint64) {
+	ctx, cancel := context.WithTimeout(ctx, awaitTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], index)
+	for _, m := range n.Members() {
+		if m.Name == n.cfg.Name || !m.Running {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = n.caller.call(ctx, m.Addr, Method(methodAwait), b[:])
+		}()
+	}
+	wg.Wait()
+}
+
+// onAwait answers once this node has applied the index asked for (or
+// after awaitTimeout).
+func (n *Node) onAwait(payload []byte) ([]byte, error) {
+	if len(payload) != 8 {
+		return nil, errors.New("malformed await")
+	}
+	index := binary.BigEndian.Uint64(payload)
+	// A snapshot restored may have carried the index past the commands
+	// this node applied one by one: raft's own count says so.
+	for deadline := time.Now().Add(awaitTimeout); n.raft.AppliedIndex() < index && time.Now().Before(deadline); {
+		n.fsm.waitApplied(index, 50*time.Millisecond)
+	}
+	return nil, nil
 }
 
 func retryable(err error) bool {
@@ -376,7 +421,7 @@ func (n *Node) propose(ctx context.Context, entry []byte) error {
 		if d, ok := ctx.Deadline(); ok {
 			timeout = time.Until(d)
 		}
-		return n.raft.Apply(entry, timeout).Error()
+		return n.commit(entry, timeout)
 	}
 	leader, _ := n.raft.LeaderWithID()
 	if leader == "" {
@@ -390,7 +435,19 @@ func (n *Node) onApply(entry []byte) ([]byte, error) {
 	if n.raft.State() != raft.Leader {
 		return nil, raft.ErrNotLeader
 	}
-	return nil, n.raft.Apply(entry, 10*time.Second).Error()
+	return nil, n.commit(entry, 10*time.Second)
+}
+
+// commit appends entry on the leader and waits for its commit; a barrier
+// then goes out at once, whose replication tells the followers the new
+// commit index (they would otherwise learn it up to two CommitTimeouts
+// later), so that they apply the entry without delay.
+func (n *Node) commit(entry []byte, timeout time.Duration) error {
+	if err := n.raft.Apply(entry, timeout).Error(); err != nil {
+		return err
+	}
+	n.raft.Barrier(timeout)
+	return nil
 }
 
 // Ready waits until this node has applied every definition committed
@@ -560,11 +617,36 @@ func (n *Node) Close() error {
 type fsm struct {
 	state   StateMachine
 	mu      sync.Mutex
-	waiting map[string]chan any
+	cond    *sync.Cond
+	waiting map[string]chan applied
+	index   uint64 // the last command applied
 }
 
-func (f *fsm) await(id string) chan any {
-	ch := make(chan any, 1)
+// applied is a command's result and its index.
+type applied struct {
+	result any
+	index  uint64
+}
+
+// waitApplied waits until the command at index (or a later one) has been
+// applied here, for at most timeout.
+func (f *fsm) waitApplied(index uint64, timeout time.Duration) {
+	t := time.AfterFunc(timeout, func() {
+		f.mu.Lock()
+		f.cond.Broadcast()
+		f.mu.Unlock()
+	})
+	defer t.Stop()
+	deadline := time.Now().Add(timeout)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for f.index < index && time.Now().Before(deadline) {
+		f.cond.Wait()
+	}
+}
+
+func (f *fsm) await(id string) chan applied {
+	ch := make(chan applied, 1)
 	f.mu.Lock()
 	f.waiting[id] = ch
 	f.mu.Unlock()
@@ -590,10 +672,12 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	ch := f.waiting[string(id)]
+	f.index = l.Index
+	f.cond.Broadcast()
 	f.mu.Unlock()
 	if ch != nil {
 		select {
-		case ch <- res:
+		case ch <- applied{res, l.Index}:
 		default:
 		}
 	}

@@ -39,6 +39,7 @@ const (
 	methodApply
 	methodJoin
 	methodRemove
+	methodAwait
 )
 
 // Handler answers a call. It runs on its own goroutine for a call, and on

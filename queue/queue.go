@@ -291,6 +291,13 @@ type Consumer struct {
 	Queue Queue
 }
 
+// Reachable is implemented by queues that may be out of reach (a stand-in
+// for a queue on another node of a cluster): Unreachable returns the error
+// a client gets while it is, nil otherwise.
+type Reachable interface {
+	Unreachable() error
+}
+
 // Stats is a snapshot of a queue's counts.
 type Stats struct {
 	Ready     int
@@ -305,4 +312,7 @@ type Stats struct {
 	// LastUsed is when a consumer was last added or removed or a
 	// basic.get was made; zero when never (x-expires counts from it).
 	LastUsed time.Time
+	// Down is set when the queue lives on a node that cannot be reached
+	// (its counts are then unknown).
+	Down bool
 }

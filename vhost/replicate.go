@@ -512,8 +512,39 @@ func (v *VHost) replicateDeleteQueue(name string, owner uint64, ifUnused, ifEmpt
 	return max(res.n, st.Ready), nil
 }
 
+// LocalQueue returns the queue named name if it is the one with id, for
+// calls from other nodes (which checked exclusive access themselves).
+func (v *VHost) LocalQueue(name string, id uint64) (queue.Queue, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	q := v.queues[name]
+	if q == nil || q.Deleted() || q.Config().ID != id || v.remote(q) {
+		return nil, v.queueNotFound(name)
+	}
+	return q, nil
+}
+
 // remote reports whether q lives on another node of the cluster.
 func (v *VHost) remote(q queue.Queue) bool {
 	n := q.Config().Node
 	return n != "" && n != v.reg.deps.Node
+}
+
+// DropRestarted deletes, through the cluster, this node's transient and
+// exclusive queues that the cluster's definitions brought back after the
+// node restarted: their messages and owners went with the old process, as
+// RabbitMQ drops them.
+func (r *Registry) DropRestarted() {
+	for _, name := range r.Names() {
+		v := r.Get(name)
+		if v == nil {
+			continue
+		}
+		for _, q := range v.Queues() {
+			c := q.Config()
+			if !v.remote(q) && (!c.Durable || c.Exclusive) {
+				v.proposeQueueDelete(q, false)
+			}
+		}
+	}
 }

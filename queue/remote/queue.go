@@ -1,0 +1,374 @@
+package remote
+
+import (
+	"sync"
+	"time"
+
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/queue"
+)
+
+// Queue stands in, on this node, for a queue that lives on another.
+type Queue struct {
+	s   *Service
+	cfg queue.Config
+
+	mu       sync.Mutex
+	settings queue.Settings
+	deleted  bool
+	stats    queue.Stats // the last counts the queue's node gave
+	statsAt  time.Time
+}
+
+// statsFresh is how long counts fetched from the queue's node are used.
+const statsFresh = time.Second
+
+// Name implements queue.Queue.
+func (q *Queue) Name() string { return q.cfg.Name }
+
+// Config implements queue.Queue.
+func (q *Queue) Config() *queue.Config { return &q.cfg }
+
+// Settings implements queue.Queue.
+func (q *Queue) Settings() queue.Settings {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.settings
+}
+
+// SetSettings implements queue.Queue: the queue's own node applies the
+// policies to the queue itself; the stand-in only reports them.
+func (q *Queue) SetSettings(st queue.Settings) {
+	q.mu.Lock()
+	q.settings = st
+	q.mu.Unlock()
+}
+
+// Unreachable returns RabbitMQ's error for a queue whose node is down, or
+// nil.
+func (q *Queue) Unreachable() error {
+	if q.s.peers.Running(q.cfg.Node) {
+		return nil
+	}
+	return wire.Errorf(wire.NotFound, "home node '"+q.cfg.Node+"' of durable queue '"+q.cfg.Name+"' in vhost '"+
+		q.cfg.VHost+"' is down or inaccessible")
+}
+
+// Enqueue implements queue.Queue: the message goes to the queue's node at
+// once; its promise comes due when that node has it safe.
+func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
+	node := q.cfg.Node
+	l := q.s.ledger(node)
+	pos := l.take()
+	e := &encoder{}
+	queueRef(e.str(q.s.peers.Name()), &q.cfg).uint(pos).bytes(m.Data())
+	d, err := q.s.call(node, methodPublish, e)
+	if err != nil {
+		l.report([]uint64{pos}, nil)
+		if !q.s.peers.Running(node) {
+			return queue.Receipt{Result: queue.Gone}
+		}
+		q.s.log.Warn("forwarding a publish failed", "queue", q.cfg.Name, "node", node, "err", err)
+		return queue.Receipt{Result: queue.Gone}
+	}
+	result, pending := d.uint(), d.bool()
+	r := queue.Receipt{Result: queue.Enqueued}
+	switch result {
+	case resultRejected:
+		r.Result = queue.Rejected
+	case resultGone:
+		r.Result = queue.Gone
+	case resultDup:
+		r.Result = queue.Duplicate
+	}
+	if pending {
+		r.Promise = queue.Promise{Ledger: l, First: pos, Last: pos}
+	} else {
+		l.report([]uint64{pos}, nil)
+	}
+	return r
+}
+
+// Get implements queue.Queue.
+func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
+	e := &encoder{}
+	queueRef(e.str(q.s.peers.Name()), &q.cfg).bool(noAck)
+	d, err := q.s.call(q.cfg.Node, methodGet, e)
+	if err != nil {
+		return queue.Entry{}, 0, false
+	}
+	ok, left := d.bool(), int(d.uint())
+	if !ok {
+		return queue.Entry{}, left, false
+	}
+	en, err := decodeEntry(d)
+	if err != nil {
+		return queue.Entry{}, 0, false
+	}
+	return en, left, true
+}
+
+// Settle implements queue.Queue: consumer deliveries and gets are settled
+// on the queue's node.
+func (q *Queue) Settle(c *queue.Consumer, entries []queue.Entry, how queue.Settlement) {
+	var id uint64
+	if c != nil {
+		q.s.mu.Lock()
+		id = q.s.consumerIDs[c].id
+		q.s.mu.Unlock()
+	}
+	q.s.settle(q, id, entries, how)
+}
+
+// Purge implements queue.Queue.
+func (q *Queue) Purge() int {
+	e := &encoder{}
+	d, err := q.s.call(q.cfg.Node, methodPurge, queueRef(e, &q.cfg))
+	if err != nil {
+		return 0
+	}
+	return int(d.uint())
+}
+
+// Delete implements queue.Queue. The queue's own node deletes the queue
+// and its messages; the stand-in only ends its consumers here.
+func (q *Queue) Delete(bool, bool) (int, error) {
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return 0, nil
+	}
+	q.deleted = true
+	q.mu.Unlock()
+	q.s.mu.Lock()
+	var gone []*standIn
+	for id, si := range q.s.standIns {
+		if si.q == q {
+			gone = append(gone, si)
+			delete(q.s.standIns, id)
+			delete(q.s.consumerIDs, si.c)
+		}
+	}
+	q.s.mu.Unlock()
+	for _, si := range gone {
+		si.c.Sink.Cancelled(si.c)
+	}
+	return 0, nil
+}
+
+// Deleted implements queue.Queue.
+func (q *Queue) Deleted() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.deleted
+}
+
+// Stats implements queue.Queue: the counts the queue's node gives, fetched
+// at most once a second; Down is set while the node cannot be reached.
+func (q *Queue) Stats() queue.Stats {
+	q.mu.Lock()
+	if time.Since(q.statsAt) < statsFresh {
+		st := q.stats
+		q.mu.Unlock()
+		return st
+	}
+	q.mu.Unlock()
+	st := queue.Stats{Down: true}
+	if q.s.peers.Running(q.cfg.Node) {
+		e := &encoder{}
+		if d, err := q.s.call(q.cfg.Node, methodStats, queueRef(e, &q.cfg)); err == nil {
+			st = queue.Stats{Ready: int(d.uint()), Unacked: int(d.uint()), Consumers: int(d.uint()), Published: d.uint(),
+				Delivered: d.uint(), ReadyBytes: int64(d.uint()), Resident: int64(d.uint())}
+			if ms := int64(d.uint()); ms > 0 {
+				st.LastUsed = time.UnixMilli(ms)
+			}
+			if d.err != nil {
+				st = queue.Stats{Down: true}
+			}
+		}
+	}
+	q.mu.Lock()
+	q.stats, q.statsAt = st, time.Now()
+	q.mu.Unlock()
+	return st
+}
+
+// standIn is a consumer on this node of a queue on another: deliveries
+// arrive in order and go to its channel as it has room.
+type standIn struct {
+	id uint64
+	q  *Queue
+	c  *queue.Consumer
+
+	mu      sync.Mutex
+	started bool          // basic.consume-ok went out: deliveries may follow
+	held    []queue.Entry // arrived, not yet taken by the channel
+}
+
+// AddConsumer implements queue.Queue.
+func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
+	if err := q.Unreachable(); err != nil {
+		return err
+	}
+	si := &standIn{id: q.s.nextID.Add(1), q: q, c: c}
+	q.s.mu.Lock()
+	q.s.standIns[si.id] = si
+	q.s.consumerIDs[c] = consumerID{id: si.id}
+	q.s.mu.Unlock()
+	e := &encoder{}
+	queueRef(e.str(q.s.peers.Name()).uint(si.id), &q.cfg).str(c.Tag).bool(c.NoAck).bool(c.Exclusive).uint(uint64(int64(c.Priority))).uint(uint64(c.Prefetch))
+	if _, err := q.s.call(q.cfg.Node, methodConsume, e); err != nil {
+		q.s.mu.Lock()
+		delete(q.s.standIns, si.id)
+		delete(q.s.consumerIDs, c)
+		q.s.mu.Unlock()
+		return err
+	}
+	si.mu.Lock()
+	if started != nil {
+		started()
+	}
+	si.started = true
+	n := si.passOnLocked()
+	si.mu.Unlock()
+	q.s.credit(si, n)
+	return nil
+}
+
+// passOnLocked hands held deliveries to the channel while it takes them,
+// and returns how many it took.
+func (si *standIn) passOnLocked() int {
+	n := 0
+	for len(si.held) > 0 && si.started {
+		if !si.c.Sink.Deliver(si.c, si.held[0]) {
+			break
+		}
+		si.held[0] = queue.Entry{}
+		si.held = si.held[1:]
+		n++
+	}
+	return n
+}
+
+// RemoveConsumer implements queue.Queue: what the channel never took goes
+// back to the queue.
+func (q *Queue) RemoveConsumer(c *queue.Consumer) {
+	q.s.mu.Lock()
+	si := q.s.standIns[q.s.consumerIDs[c].id]
+	if si != nil {
+		delete(q.s.standIns, si.id)
+		q.s.consumerIDs[c] = consumerID{id: si.id, cancelled: time.Now()}
+	}
+	q.s.mu.Unlock()
+	if si == nil {
+		return
+	}
+	e := &encoder{}
+	_, _ = q.s.call(q.cfg.Node, methodCancel, e.str(q.s.peers.Name()).uint(si.id))
+	si.mu.Lock()
+	held := si.held
+	si.held = nil
+	si.mu.Unlock()
+	if len(held) > 0 && !c.NoAck {
+		q.s.settle(q, si.id, held, queue.Requeue)
+	}
+}
+
+// Resume implements queue.Queue.
+func (q *Queue) Resume(c *queue.Consumer) {
+	q.s.mu.Lock()
+	si := q.s.standIns[q.s.consumerIDs[c].id]
+	q.s.mu.Unlock()
+	if si == nil {
+		return
+	}
+	si.mu.Lock()
+	n := si.passOnLocked()
+	si.mu.Unlock()
+	q.s.credit(si, n)
+}
+
+// credit tells the queue's node that n deliveries were passed on.
+func (s *Service) credit(si *standIn, n int) {
+	if n == 0 {
+		return
+	}
+	e := &encoder{}
+	_ = s.cast(si.q.cfg.Node, methodCredit, e.str(s.peers.Name()).uint(si.id).uint(uint64(n)).b)
+}
+
+// settle sends a settlement to the queue's node (consumer 0: basic.get).
+func (s *Service) settle(q *Queue, consumer uint64, entries []queue.Entry, how queue.Settlement) {
+	e := &encoder{}
+	queueRef(e.str(s.peers.Name()).uint(consumer), &q.cfg).uint(uint64(how)).uint(uint64(len(entries)))
+	for _, en := range entries {
+		e.uint(en.Seq)
+	}
+	if err := s.cast(q.cfg.Node, methodSettle, e.b); err != nil {
+		s.log.Warn("forwarding a settlement failed", "queue", q.cfg.Name, "node", q.cfg.Node, "err", err)
+	}
+}
+
+// onDeliver takes a delivery to a consumer here.
+func (s *Service) onDeliver(payload []byte) ([]byte, error) {
+	d := &decoder{b: payload}
+	id := d.uint()
+	en, err := decodeEntry(d)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	si := s.standIns[id]
+	s.mu.Unlock()
+	if si == nil {
+		return nil, nil // cancelled: the queue's node requeues what it sent
+	}
+	si.mu.Lock()
+	si.held = append(si.held, en)
+	n := 0
+	if len(si.held) == 1 {
+		n = si.passOnLocked()
+	}
+	si.mu.Unlock()
+	s.credit(si, n)
+	return nil, nil
+}
+
+// onCancelled ends a consumer here whose queue dropped it.
+func (s *Service) onCancelled(payload []byte) ([]byte, error) {
+	d := &decoder{b: payload}
+	id := d.uint()
+	s.mu.Lock()
+	si := s.standIns[id]
+	delete(s.standIns, id)
+	if si != nil {
+		delete(s.consumerIDs, si.c)
+	}
+	s.mu.Unlock()
+	if si != nil {
+		si.c.Sink.Cancelled(si.c)
+	}
+	return nil, nil
+}
+
+// consumerID is a consumer's id between the nodes. A cancelled consumer
+// keeps it for the settlements its channel sends later, until its
+// channel's deliveries would have timed out (RabbitMQ's consumer_timeout
+// default), when it is forgotten.
+type consumerID struct {
+	id        uint64
+	cancelled time.Time
+}
+
+const forgetCancelled = 30 * time.Minute
+
+// pruneConsumerIDs forgets the ids of consumers cancelled long ago.
+func (s *Service) pruneConsumerIDs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c, id := range s.consumerIDs {
+		if !id.cancelled.IsZero() && time.Since(id.cancelled) > forgetCancelled {
+			delete(s.consumerIDs, c)
+		}
+	}
+}

@@ -1,0 +1,325 @@
+// Package remote is the stand-in kind for queues that live on another
+// node of a cluster: every node holds every queue's definition, and a
+// queue declared elsewhere is, here, a remote.Queue that forwards what a
+// client on this node does (publish, consume, get, ack, purge) to the
+// queue's node and brings back deliveries, confirms and counts. The same
+// Service answers the other nodes' forwarded calls for this node's queues.
+package remote
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/cluster"
+	"github.com/warrenmq/warren/queue"
+)
+
+// Name is the kind's name (no declare names it: the vhost picks it for
+// queues whose node is another).
+const Name = "remote"
+
+// Peers is the cluster as forwarding uses it; cluster.Node implements it.
+type Peers interface {
+	Name() string
+	Call(ctx context.Context, node string, m cluster.Method, payload []byte) ([]byte, error)
+	Cast(ctx context.Context, node string, m cluster.Method, payload []byte) error
+	Handle(m cluster.Method, h cluster.Handler)
+	Running(node string) bool
+}
+
+// Lookup finds one of this node's queues by virtual host, name and id.
+type Lookup func(vhost, name string, id uint64) (queue.Queue, error)
+
+// The forwarding calls.
+const (
+	methodPublish   cluster.Method = 32 + iota // call: a publish to a queue here
+	methodDurable                              // cast: publishes that are safe now
+	methodGet                                  // call: basic.get
+	methodSettle                               // cast: acks, rejects, requeues
+	methodPurge                                // call
+	methodStats                                // call
+	methodConsume                              // call: basic.consume
+	methodCancel                               // call: basic.cancel
+	methodDeliver                              // cast: a delivery to a consumer on the caller's node
+	methodCredit                               // cast: deliveries the consumer's node passed on
+	methodCancelled                            // cast: the queue dropped a consumer (deleted)
+)
+
+// window is how many deliveries a consumer's node may hold that its
+// channel has not taken yet: past it the queue stops delivering to that
+// consumer until credit comes back.
+const window = 256
+
+// callTimeout bounds a forwarded call.
+const callTimeout = 10 * time.Second
+
+// Service forwards for one node: stand-ins for other nodes' queues, and
+// the answers to other nodes' calls for its own.
+type Service struct {
+	peers  Peers
+	lookup Lookup
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	ledgers  map[string]*linkLedger // per queue node: publishes forwarded there
+	standIns map[uint64]*standIn    // consumers here of queues elsewhere, by id
+	// consumerIDs are the ids of those consumers, cancelled ones too.
+	consumerIDs map[*queue.Consumer]consumerID
+	served      map[servedKey]*served   // consumers elsewhere of queues here
+	gets        map[getKey]gotEntry     // basic.gets elsewhere of queues here, unsettled
+	durables    map[string]*durableLink // per publishing node
+	outboxes    map[string]*outbox      // per consumer node: deliveries, in order
+	nextID      atomic.Uint64
+	stop        chan struct{}
+	wg          sync.WaitGroup
+}
+
+// New returns the node's forwarding service and registers its calls.
+func New(peers Peers, lookup Lookup, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{peers: peers, lookup: lookup, log: log, ledgers: map[string]*linkLedger{}, standIns: map[uint64]*standIn{},
+		served: map[servedKey]*served{}, gets: map[getKey]gotEntry{}, durables: map[string]*durableLink{},
+		outboxes: map[string]*outbox{}, consumerIDs: map[*queue.Consumer]consumerID{}, stop: make(chan struct{})}
+	for m, h := range map[cluster.Method]cluster.Handler{
+		methodPublish: s.onPublish, methodDurable: s.onDurable, methodGet: s.onGet, methodSettle: s.onSettle,
+		methodPurge: s.onPurge, methodStats: s.onStats, methodConsume: s.onConsume, methodCancel: s.onCancel,
+		methodDeliver: s.onDeliver, methodCredit: s.onCredit, methodCancelled: s.onCancelled,
+	} {
+		peers.Handle(m, h)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.watch()
+	}()
+	return s
+}
+
+// Close stops the service's goroutines.
+func (s *Service) Close() {
+	close(s.stop)
+	s.wg.Wait()
+	s.mu.Lock()
+	for _, o := range s.outboxes {
+		o.close()
+	}
+	for _, d := range s.durables {
+		d.close()
+	}
+	s.mu.Unlock()
+}
+
+// New implements queue.Kind: the stand-in for a queue on cfg.Node.
+func (s *Service) New(cfg queue.Config) (queue.Queue, error) {
+	q := &Queue{s: s, cfg: cfg, settings: cfg.Settings}
+	return q, nil
+}
+
+func (s *Service) ledger(node string) *linkLedger {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.ledgers[node]
+	if l == nil {
+		l = newLinkLedger()
+		s.ledgers[node] = l
+	}
+	return l
+}
+
+// watch notices nodes that went away: what their consumers and gets held
+// of this node's queues goes back to the queues, and this node's
+// consumers of their queues are cancelled.
+func (s *Service) watch() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.pruneConsumerIDs()
+		for _, node := range s.nodesInUse() {
+			if !s.peers.Running(node) {
+				s.nodeDown(node, errors.New("node "+node+" is down"))
+			}
+		}
+	}
+}
+
+func (s *Service) nodesInUse() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	for k := range s.served {
+		add(k.node)
+	}
+	for k := range s.gets {
+		add(k.node)
+	}
+	for _, si := range s.standIns {
+		add(si.q.cfg.Node)
+	}
+	for n, l := range s.ledgers {
+		l.mu.Lock()
+		if l.next > l.due {
+			add(n)
+		}
+		l.mu.Unlock()
+	}
+	return out
+}
+
+// nodeDown settles what a lost node held and fails what it owed.
+func (s *Service) nodeDown(node string, err error) {
+	s.mu.Lock()
+	var lost []*served
+	for k, sv := range s.served {
+		if k.node == node {
+			lost = append(lost, sv)
+			delete(s.served, k)
+		}
+	}
+	var gets []gotEntry
+	for k, g := range s.gets {
+		if k.node == node {
+			gets = append(gets, g)
+			delete(s.gets, k)
+		}
+	}
+	var cancelled []*standIn
+	for id, si := range s.standIns {
+		if si.q.cfg.Node == node {
+			cancelled = append(cancelled, si)
+			delete(s.standIns, id)
+			delete(s.consumerIDs, si.c)
+		}
+	}
+	l := s.ledgers[node]
+	s.mu.Unlock()
+	for _, sv := range lost {
+		sv.requeueAll()
+	}
+	for _, g := range gets {
+		g.q.Settle(nil, []queue.Entry{g.e}, queue.Requeue)
+	}
+	for _, si := range cancelled {
+		si.c.Sink.Cancelled(si.c)
+	}
+	if l != nil {
+		l.failAll(err)
+	}
+	if len(lost)+len(gets)+len(cancelled) > 0 {
+		s.log.Warn("forwarding: a node went away", "node", node, "its_consumers", len(lost), "its_gets", len(gets),
+			"consumers_cancelled_here", len(cancelled))
+	}
+}
+
+// status bytes that open an answer.
+const (
+	statusOK       = 0
+	statusAMQP     = 1 // a *wire.Error: code, text
+	statusOther    = 2 // text
+	resultEnqueued = 1
+	resultRejected = 2
+	resultGone     = 3
+	resultDup      = 4
+)
+
+// answer encodes an outcome: OK and the rest of e, or err.
+func answer(e *encoder, err error) []byte {
+	if err == nil {
+		return append([]byte{statusOK}, e.b...)
+	}
+	var we *wire.Error
+	if errors.As(err, &we) {
+		out := &encoder{b: []byte{statusAMQP}}
+		return out.uint(uint64(we.Code)).str(we.Text).b
+	}
+	out := &encoder{b: []byte{statusOther}}
+	return out.str(err.Error()).b
+}
+
+// unanswer decodes an answer into its OK body or its error.
+func unanswer(b []byte, err error) (*decoder, error) {
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 0 {
+		return nil, errShort
+	}
+	d := &decoder{b: b[1:]}
+	switch b[0] {
+	case statusOK:
+		return d, nil
+	case statusAMQP:
+		code := d.uint()
+		text := d.str()
+		if d.err != nil {
+			return nil, d.err
+		}
+		return nil, &wire.Error{Code: uint16(code), Text: text}
+	default:
+		text := d.str()
+		return nil, errors.New(text)
+	}
+}
+
+// call makes a forwarded call to node.
+func (s *Service) call(node string, m cluster.Method, e *encoder) (*decoder, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	return unanswer(s.peers.Call(ctx, node, m, e.b))
+}
+
+func (s *Service) cast(node string, m cluster.Method, payload []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	return s.peers.Cast(ctx, node, m, payload)
+}
+
+// queueRef names a queue in a call: its virtual host, name and id.
+func queueRef(e *encoder, cfg *queue.Config) *encoder {
+	return e.str(cfg.VHost).str(cfg.Name).uint(cfg.ID)
+}
+
+func (s *Service) findQueue(d *decoder) (queue.Queue, error) {
+	vh, name, id := d.str(), d.str(), d.uint()
+	if d.err != nil {
+		return nil, d.err
+	}
+	return s.lookup(vh, name, id)
+}
+
+// encodeEntry writes a delivered entry; decodeEntry reads it back with a
+// message of its own.
+func encodeEntry(e *encoder, en queue.Entry) *encoder {
+	e.uint(en.Seq).uint(uint64(en.Size)).uint(uint64(en.Expires)).uint(uint64(en.Returns)).uint(uint64(en.Priority)).bool(en.Redelivered)
+	return e.bytes(en.Msg.Data())
+}
+
+func decodeEntry(d *decoder) (queue.Entry, error) {
+	en := queue.Entry{Seq: d.uint(), Size: int64(d.uint()), Expires: int64(d.uint()), Returns: uint32(d.uint()),
+		Priority: uint8(d.uint()), Redelivered: d.bool()}
+	data := d.bytes()
+	if d.err != nil {
+		return en, d.err
+	}
+	m, err := queue.DecodeMessage(data, "", "")
+	en.Msg = m
+	return en, err
+}

@@ -1,0 +1,468 @@
+package remote
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/warrenmq/warren/cluster"
+	"github.com/warrenmq/warren/queue"
+)
+
+// This node's side of other nodes' calls, for its own queues.
+
+type servedKey struct {
+	node string
+	id   uint64
+}
+
+type getKey struct {
+	node string
+	q    uint64
+	seq  uint64
+}
+
+type gotEntry struct {
+	q queue.Queue
+	e queue.Entry
+}
+
+// served is a consumer on another node of a queue here: the queue
+// delivers to it as to any consumer, and the deliveries go to that node
+// in order, at most window of them ahead of what its channel took.
+type served struct {
+	s    *Service
+	key  servedKey
+	q    queue.Queue
+	c    *queue.Consumer
+	mu   sync.Mutex
+	out  *outbox
+	sent int                    // deliveries the consumer's node has not passed on yet
+	held map[uint64]queue.Entry // unacknowledged, by sequence
+	gone bool                   // the consumer was cancelled
+	park bool                   // the queue was refused a delivery for want of credit
+}
+
+// Deliver implements queue.Sink (under the queue's lock).
+func (sv *served) Deliver(c *queue.Consumer, e queue.Entry) bool {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	if sv.sent >= window {
+		sv.park = true
+		return false
+	}
+	sv.sent++
+	if !c.NoAck {
+		sv.held[e.Seq] = e
+	}
+	enc := &encoder{}
+	sv.out.push(methodDeliver, encodeEntry(enc.uint(sv.key.id), e).b)
+	return true
+}
+
+// Cancelled implements queue.Sink: the queue was deleted.
+func (sv *served) Cancelled(*queue.Consumer) {
+	sv.s.mu.Lock()
+	delete(sv.s.served, sv.key)
+	sv.s.mu.Unlock()
+	enc := &encoder{}
+	sv.out.push(methodCancelled, enc.uint(sv.key.id).b)
+}
+
+// requeueAll ends the consumer and returns what it held to the queue
+// (its node is gone).
+func (sv *served) requeueAll() {
+	sv.q.RemoveConsumer(sv.c)
+	sv.mu.Lock()
+	entries := make([]queue.Entry, 0, len(sv.held))
+	for _, e := range sv.held {
+		entries = append(entries, e)
+	}
+	clear(sv.held)
+	sv.mu.Unlock()
+	if len(entries) > 0 {
+		sv.q.Settle(sv.c, entries, queue.Requeue)
+	}
+}
+
+// outbox sends casts to one node in order, from one goroutine, so that a
+// queue's lock is never held across the network.
+type outbox struct {
+	s    *Service
+	node string
+	mu   sync.Mutex
+	msgs []outMsg
+	kick chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+type outMsg struct {
+	m       cluster.Method
+	payload []byte
+}
+
+func (s *Service) outbox(node string) *outbox {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.outboxes[node]
+	if o == nil {
+		o = &outbox{s: s, node: node, kick: make(chan struct{}, 1), done: make(chan struct{})}
+		o.wg.Add(1)
+		go o.run()
+		s.outboxes[node] = o
+	}
+	return o
+}
+
+func (o *outbox) push(m cluster.Method, payload []byte) {
+	o.mu.Lock()
+	o.msgs = append(o.msgs, outMsg{m, payload})
+	o.mu.Unlock()
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (o *outbox) run() {
+	defer o.wg.Done()
+	for {
+		select {
+		case <-o.kick:
+		case <-o.done:
+			return
+		}
+		o.mu.Lock()
+		msgs := o.msgs
+		o.msgs = nil
+		o.mu.Unlock()
+		for _, m := range msgs {
+			if err := o.s.cast(o.node, m.m, m.payload); err != nil {
+				o.s.log.Warn("forwarding to a node failed", "node", o.node, "err", err)
+				o.s.nodeDown(o.node, err)
+				break
+			}
+		}
+	}
+}
+
+func (o *outbox) close() {
+	close(o.done)
+	o.wg.Wait()
+}
+
+// durableLink tells a publishing node, in order, which of its forwarded
+// publishes are safe here.
+type durableLink struct {
+	s     *Service
+	node  string
+	items chan durableItem
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+type durableItem struct {
+	pos uint64
+	ps  queue.Promises
+}
+
+func (s *Service) durable(node string) *durableLink {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.durables[node]
+	if d == nil {
+		d = &durableLink{s: s, node: node, items: make(chan durableItem, 4096), done: make(chan struct{})}
+		d.wg.Add(1)
+		go d.run()
+		s.durables[node] = d
+	}
+	return d
+}
+
+func (d *durableLink) run() {
+	defer d.wg.Done()
+	for {
+		var it durableItem
+		select {
+		case it = <-d.items:
+		case <-d.done:
+			return
+		}
+		var ok []uint64
+		for {
+			if err := it.ps.Wait(); err != nil {
+				e := &encoder{}
+				_ = d.s.cast(d.node, methodDurable, e.str(d.s.peers.Name()).str(err.Error()).uint(1).uint(it.pos).b)
+			} else {
+				ok = append(ok, it.pos)
+			}
+			more := false
+			select {
+			case it = <-d.items:
+				more = true
+			default:
+			}
+			if !more {
+				break
+			}
+		}
+		if len(ok) > 0 {
+			e := (&encoder{}).str(d.s.peers.Name()).str("").uint(uint64(len(ok)))
+			for _, p := range ok {
+				e.uint(p)
+			}
+			_ = d.s.cast(d.node, methodDurable, e.b)
+		}
+	}
+}
+
+func (d *durableLink) close() {
+	close(d.done)
+	d.wg.Wait()
+}
+
+// onPublish enqueues a message published on another node.
+func (s *Service) onPublish(payload []byte) ([]byte, error) {
+	d := &decoder{b: payload}
+	from := d.str()
+	q, err := s.findQueue(d)
+	pos, data := d.uint(), d.bytes()
+	if err == nil {
+		err = d.err
+	}
+	if err != nil {
+		return answer(nil, err), nil
+	}
+	m, err := queue.DecodeMessage(data, "", "")
+	if err != nil {
+		return answer(nil, err), nil
+	}
+	var out queue.Outcome
+	queue.Publish([]queue.Queue{q}, m, &out)
+	result := uint64(resultEnqueued)
+	switch {
+	case out.Rejected:
+		result = resultRejected
+	case !out.Routed:
+		result = resultGone
+	}
+	pending := !out.Promises.Kept()
+	if pending {
+		s.durable(from).items <- durableItem{pos: pos, ps: out.Promises}
+	}
+	// The publisher goes at the pace this node's store writes.
+	if !out.Backpressure.Kept() {
+		_ = out.Backpressure.Wait()
+	}
+	e := &encoder{}
+	return answer(e.uint(result).bool(pending), nil), nil
+}
+
+// onDurable hears that forwarded publishes are safe on their queue's node.
+func (s *Service) onDurable(payload []byte) ([]byte, error) {
+	d := &decoder{b: payload}
+	node, text := d.str(), d.str()
+	n := d.uint()
+	ps := make([]uint64, 0, n)
+	for range n {
+		ps = append(ps, d.uint())
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	var err error
+	if text != "" {
+		err = errors.New(text)
+	}
+	s.mu.Lock()
+	l := s.ledgers[node]
+	s.mu.Unlock()
+	if l != nil {
+		l.report(ps, err)
+	}
+	return nil, nil
+}
+
+// onGet answers a basic.get made on another node.
+func (s *Service) onGet(payload []byte) ([]byte, error) {
+	d := &decoder{b: payload}
+	from := d.str()
+	q, err := s.findQueue(d)
+	noAck := d.bool()
+	if err == nil {
+		err = d.err
+	}
+	if err != nil {
+		return answer(nil, err), nil
+	}
+	en, left, ok := q.Get(noAck)
+	e := &encoder{}
+	e.bool(ok).uint(uint64(left))
+	if !ok {
+		return answer(e, nil), nil
+	}
+	if !noAck {
+		s.mu.Lock()
+		s.gets[getKey{from, q.Config().ID, en.Seq}] = gotEntry{q, en}
+		s.mu.Unlock()
+	}
+	return answer(encodeEntry(e, en), nil), nil
+}
+
+// onSettle settles deliveries made to another node.
+func (s *Service) onSettle(payload []byte) ([]byte, error) {
+	d := &decoder{b: payload}
+	from, id := d.str(), d.uint()
+	q, err := s.findQueue(d)
+	how, n := queue.Settlement(d.uint()), d.uint()
+	seqs := make([]uint64, 0, n)
+	for range n {
+		seqs = append(seqs, d.uint())
+	}
+	if err == nil {
+		err = d.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	var entries []queue.Entry
+	if id == 0 {
+		s.mu.Lock()
+		for _, seq := range seqs {
+			k := getKey{from, q.Config().ID, seq}
+			if g, ok := s.gets[k]; ok {
+				entries = append(entries, g.e)
+				delete(s.gets, k)
+			}
+		}
+		s.mu.Unlock()
+		if len(entries) > 0 {
+			q.Settle(nil, entries, how)
+		}
+		return nil, nil
+	}
+	s.mu.Lock()
+	sv := s.served[servedKey{from, id}]
+	s.mu.Unlock()
+	if sv == nil {
+		return nil, nil
+	}
+	sv.mu.Lock()
+	for _, seq := range seqs {
+		if e, ok := sv.held[seq]; ok {
+			entries = append(entries, e)
+			delete(sv.held, seq)
+		}
+	}
+	done := sv.gone && len(sv.held) == 0
+	sv.mu.Unlock()
+	if len(entries) > 0 {
+		q.Settle(sv.c, entries, how)
+	}
+	if done {
+		s.mu.Lock()
+		delete(s.served, sv.key)
+		s.mu.Unlock()
+	}
+	return nil, nil
+}
+
+func (s *Service) onPurge(payload []byte) ([]byte, error) {
+	q, err := s.findQueue(&decoder{b: payload})
+	if err != nil {
+		return answer(nil, err), nil
+	}
+	e := &encoder{}
+	return answer(e.uint(uint64(q.Purge())), nil), nil
+}
+
+func (s *Service) onStats(payload []byte) ([]byte, error) {
+	q, err := s.findQueue(&decoder{b: payload})
+	if err != nil {
+		return answer(nil, err), nil
+	}
+	st := q.Stats()
+	var used uint64
+	if !st.LastUsed.IsZero() {
+		used = uint64(st.LastUsed.UnixMilli())
+	}
+	e := &encoder{}
+	e.uint(uint64(st.Ready)).uint(uint64(st.Unacked)).uint(uint64(st.Consumers)).uint(st.Published).uint(st.Delivered).
+		uint(uint64(st.ReadyBytes)).uint(uint64(st.Resident)).uint(used)
+	return answer(e, nil), nil
+}
+
+// onConsume adds a consumer on another node to a queue here.
+func (s *Service) onConsume(payload []byte) ([]byte, error) {
+	d := &decoder{b: payload}
+	from, id := d.str(), d.uint()
+	q, err := s.findQueue(d)
+	tag, noAck, exclusive, priority, prefetch := d.str(), d.bool(), d.bool(), int(int64(d.uint())), int(d.uint())
+	if err == nil {
+		err = d.err
+	}
+	if err != nil {
+		return answer(nil, err), nil
+	}
+	key := servedKey{from, id}
+	sv := &served{s: s, key: key, q: q, held: map[uint64]queue.Entry{}, out: s.outbox(from)}
+	sv.c = &queue.Consumer{Tag: tag, NoAck: noAck, Exclusive: exclusive, Priority: priority, Prefetch: prefetch, Sink: sv, Queue: q}
+	s.mu.Lock()
+	s.served[key] = sv
+	s.mu.Unlock()
+	if err := q.AddConsumer(sv.c, nil); err != nil {
+		s.mu.Lock()
+		delete(s.served, key)
+		s.mu.Unlock()
+		return answer(nil, err), nil
+	}
+	return answer(&encoder{}, nil), nil
+}
+
+// onCancel removes a consumer on another node; its unacknowledged
+// deliveries stay with its channel, which settles them.
+func (s *Service) onCancel(payload []byte) ([]byte, error) {
+	d := &decoder{b: payload}
+	key := servedKey{d.str(), d.uint()}
+	s.mu.Lock()
+	sv := s.served[key]
+	s.mu.Unlock()
+	if sv == nil {
+		return answer(&encoder{}, nil), nil
+	}
+	sv.q.RemoveConsumer(sv.c)
+	sv.mu.Lock()
+	sv.gone = true
+	done := len(sv.held) == 0
+	sv.mu.Unlock()
+	if done {
+		s.mu.Lock()
+		delete(s.served, key)
+		s.mu.Unlock()
+	}
+	return answer(&encoder{}, nil), nil
+}
+
+// onCredit hears that a consumer's node passed deliveries on.
+func (s *Service) onCredit(payload []byte) ([]byte, error) {
+	d := &decoder{b: payload}
+	key := servedKey{d.str(), d.uint()}
+	n := int(d.uint())
+	s.mu.Lock()
+	sv := s.served[key]
+	s.mu.Unlock()
+	if sv == nil {
+		return nil, nil
+	}
+	sv.mu.Lock()
+	sv.sent -= n
+	resume := sv.park && sv.sent < window
+	if resume {
+		sv.park = false
+	}
+	sv.mu.Unlock()
+	if resume {
+		sv.q.Resume(sv.c)
+	}
+	return nil, nil
+}
