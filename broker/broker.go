@@ -461,7 +461,11 @@ func StartContext(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, e
 		node.Listeners = append(node.Listeners, listenerOf(l.protocol, hl.Addr()))
 		httpAddrs = append(httpAddrs, l.protocol, hl.Addr().String())
 	}
-	b.mgmt = mgmt.New(mgmt.Deps{Vhosts: vhosts, Users: users, AMQP: srv, Alarms: alarms, Node: node, Log: log})
+	md := mgmt.Deps{Vhosts: vhosts, Users: users, AMQP: srv, Alarms: alarms, Node: node, Log: log}
+	if b.node != nil {
+		md.Cluster = b.node
+	}
+	b.mgmt = mgmt.New(md)
 	for _, h := range hls {
 		var handler http.Handler = b.mgmt
 		if strings.HasSuffix(h.protocol, "prometheus") {

@@ -86,6 +86,7 @@ type Node struct {
 	seq     atomic.Uint64
 	mu      sync.Mutex
 	seen    map[string]time.Time // node name -> last answer to a hello
+	lost    map[string]time.Time // node name -> last hello that failed
 	addrs   map[string]string    // node name -> cluster address, as Members last saw
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -121,7 +122,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster listener: %w", err)
 	}
 	n := &Node{cfg: cfg, log: log, addr: advertised(cfg.Listen, ln.Addr()), caller: newCaller(cfg.Secret),
-		seen: map[string]time.Time{}, addrs: map[string]string{}, stop: make(chan struct{})}
+		seen: map[string]time.Time{}, lost: map[string]time.Time{}, addrs: map[string]string{}, stop: make(chan struct{})}
 	n.mux = newMux(ln, cfg.Secret, log)
 	n.calls = newCallServer(n.mux.listener(tagCall), log)
 	n.calls.handle(Method(methodHello), n.onHello)
@@ -261,19 +262,51 @@ func (n *Node) formed() bool {
 	return f.Error() == nil && len(f.Configuration().Servers) > 0
 }
 
+// hello asks the node at addr who it is, naming this node, and notes the
+// answer as a sign of life.
 func (n *Node) hello(addr string) (hello, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	b, err := n.caller.call(ctx, addr, Method(methodHello), nil)
+	b, err := n.caller.call(ctx, addr, Method(methodHello), []byte(n.cfg.Name))
 	var h hello
 	if err == nil {
 		err = json.Unmarshal(b, &h)
 	}
+	if err == nil {
+		n.alive(h.Name)
+	}
 	return h, err
 }
 
-func (n *Node) onHello([]byte) ([]byte, error) {
+// helloMember says hello to a member, noting a failure as the member
+// being down until it answers again.
+func (n *Node) helloMember(m Member) {
+	if _, err := n.hello(m.Addr); err != nil {
+		n.mu.Lock()
+		n.lost[m.Name] = time.Now()
+		n.mu.Unlock()
+	}
+}
+
+func (n *Node) onHello(caller []byte) ([]byte, error) {
+	if len(caller) > 0 {
+		n.alive(string(caller))
+	}
 	return json.Marshal(hello{Name: n.cfg.Name, Addr: n.addr, Clustered: n.formed()})
+}
+
+// alive notes that the named node answered or called just now.
+func (n *Node) alive(name string) {
+	if name == n.cfg.Name {
+		return
+	}
+	n.mu.Lock()
+	last := n.seen[name]
+	n.seen[name] = time.Now()
+	n.mu.Unlock()
+	if last.IsZero() || time.Since(last) >= 3*peerCheck {
+		n.log.Info("cluster: node up", "node", name)
+	}
 }
 
 // join asks the cluster that the node at addr belongs to to add this node.
@@ -481,7 +514,7 @@ func (n *Node) Members() []Member {
 	for _, s := range f.Configuration().Servers {
 		n.addrs[string(s.ID)] = string(s.Address)
 		m := Member{Name: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter, Leader: s.ID == leader}
-		m.Running = m.Name == n.cfg.Name || time.Since(n.seen[m.Name]) < 3*peerCheck
+		m.Running = m.Name == n.cfg.Name || n.runningLocked(m.Name)
 		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
@@ -495,7 +528,13 @@ func (n *Node) Running(name string) bool {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return time.Since(n.seen[name]) < 3*peerCheck
+	return n.runningLocked(name)
+}
+
+// runningLocked: the node answered lately, and no hello failed since.
+func (n *Node) runningLocked(name string) bool {
+	seen := n.seen[name]
+	return time.Since(seen) < 3*peerCheck && !n.lost[name].After(seen)
 }
 
 // peerCheck is how often the node says hello to every other.
@@ -505,24 +544,22 @@ func (n *Node) watchPeers() {
 	t := time.NewTicker(peerCheck)
 	defer t.Stop()
 	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
+		var wg sync.WaitGroup
 		for _, m := range n.Members() {
 			if m.Name == n.cfg.Name {
 				continue
 			}
-			if h, err := n.hello(m.Addr); err == nil && h.Name == m.Name {
-				n.mu.Lock()
-				first := n.seen[m.Name].IsZero() || time.Since(n.seen[m.Name]) >= 3*peerCheck
-				n.seen[m.Name] = time.Now()
-				n.mu.Unlock()
-				if first {
-					n.log.Info("cluster: node up", "node", m.Name)
-				}
-			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.helloMember(m)
+			}()
+		}
+		wg.Wait()
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
 		}
 	}
 }

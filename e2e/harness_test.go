@@ -175,6 +175,14 @@ func startBinary(t testing.TB, bin, dataDir, listen string, extra ...string) *br
 
 func (b *broker) start() {
 	b.t.Helper()
+	b.awaitStart(b.launch())
+}
+
+// launch starts the process; awaitStart waits until it listens (a
+// clustered node listens once its cluster has formed, so the nodes of a
+// cluster are launched together and awaited after).
+func (b *broker) launch() chan []string {
+	b.t.Helper()
 	b.cmd = exec.Command(b.bin, b.args...)
 	pr, pw := io.Pipe()
 	b.cmd.Stdout = b.log
@@ -214,6 +222,11 @@ func (b *broker) start() {
 		pw.Close()
 		close(b.exited)
 	}()
+	return addr
+}
+
+func (b *broker) awaitStart(addr chan []string) {
+	b.t.Helper()
 	select {
 	case a := <-addr:
 		b.Addr, b.MgmtAddr, b.PromAddr, b.TLSAddr = a[0], a[1], a[2], a[3]

@@ -61,6 +61,11 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, u *auth
 			items = append(items, s.connectionObject(&c))
 		}
 	}
+	for _, c := range s.remoteConnections(u) {
+		if vh == "" || c["vhost"] == vh {
+			items = append(items, c)
+		}
+	}
 	return writeList(w, r, items)
 }
 
@@ -77,6 +82,12 @@ func (s *Server) findConnection(u *auth.User, name string) (*amqp.ConnectionInfo
 func (s *Server) getConnection(w http.ResponseWriter, r *http.Request, u *auth.User) error {
 	c, err := s.findConnection(u, r.PathValue("name"))
 	if err != nil {
+		for _, o := range s.remoteConnections(u) {
+			if o["name"] == r.PathValue("name") {
+				writeObject(w, r, o)
+				return nil
+			}
+		}
 		return err
 	}
 	writeObject(w, r, s.connectionObject(c))
@@ -86,16 +97,23 @@ func (s *Server) getConnection(w http.ResponseWriter, r *http.Request, u *auth.U
 // deleteConnection closes a connection with 320 CONNECTION_FORCED and the
 // X-Reason header's text, as RabbitMQ does.
 func (s *Server) deleteConnection(w http.ResponseWriter, r *http.Request, u *auth.User) error {
+	reason := r.Header.Get("X-Reason")
+	if reason == "" {
+		reason = "Closed via management plugin"
+	}
 	c, err := s.findConnection(u, r.PathValue("name"))
+	if err != nil && s.d.Cluster != nil {
+		if err := s.closeRemoteConnection(u, r.PathValue("name"), reason); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	if c.User != u.Name && !u.HasTag(auth.TagAdministrator) {
 		return forbidden("Not administrator user")
-	}
-	reason := r.Header.Get("X-Reason")
-	if reason == "" {
-		reason = "Closed via management plugin"
 	}
 	if !s.d.AMQP.CloseConnection(c.Name, reason) {
 		return notFound()

@@ -84,10 +84,29 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *auth.User) 
 		types = append(types, map[string]any{"name": t.name, "description": t.description, "enabled": true})
 	}
 	n := s.d.Node
-	listeners := make([]map[string]any, 0, len(n.Listeners))
+	listeners := s.listenerObjects()
 	var contexts []map[string]any
+	nconns := len(conns)
+	states, _ := s.peerStates()
+	for _, st := range states {
+		listeners = append(listeners, st.Listeners...)
+		for user, k := range st.Channels {
+			if user == u.Name || seesAll(u) {
+				chans += k
+			}
+		}
+		for user, k := range st.Consumers {
+			if user == u.Name || seesAll(u) {
+				consumers += k
+			}
+		}
+		for _, c := range st.Connections {
+			if user, _ := c["user"].(string); user == u.Name || seesAll(u) {
+				nconns++
+			}
+		}
+	}
 	for _, l := range n.Listeners {
-		listeners = append(listeners, map[string]any{"node": n.Name, "protocol": l.Protocol, "ip_address": l.IP, "port": l.Port, "socket_opts": map[string]any{}})
 		if l.Protocol == "http" {
 			contexts = append(contexts, map[string]any{"node": n.Name, "description": "RabbitMQ Management", "path": "/", "port": strconv.Itoa(l.Port)})
 		}
@@ -117,7 +136,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *auth.User) 
 			"messages_ready": ready, "messages_ready_details": details(0),
 			"messages_unacknowledged": unacked, "messages_unacknowledged_details": details(0),
 		},
-		"object_totals": map[string]any{"connections": len(conns), "channels": chans, "consumers": consumers,
+		"object_totals": map[string]any{"connections": nconns, "channels": chans, "consumers": consumers,
 			"exchanges": exchanges, "queues": queues},
 		"statistics_db_event_queue": 0,
 		"listeners":                 listeners,
@@ -166,15 +185,27 @@ func (s *Server) nodeObject() map[string]any {
 }
 
 func (s *Server) nodes(w http.ResponseWriter, r *http.Request, _ *auth.User) error {
-	return writeList(w, r, []object{s.nodeObject()})
+	return writeList(w, r, s.nodeObjects())
 }
 
 func (s *Server) node(w http.ResponseWriter, r *http.Request, _ *auth.User) error {
-	if r.PathValue("node") != s.d.Node.Name {
-		return notFound()
+	for _, o := range s.nodeObjects() {
+		if o["name"] == r.PathValue("node") {
+			writeObject(w, r, o)
+			return nil
+		}
 	}
-	writeObject(w, r, s.nodeObject())
-	return nil
+	return notFound()
+}
+
+// listenerObjects are the node's listeners as /api/overview lists them.
+func (s *Server) listenerObjects() []object {
+	n := s.d.Node
+	out := make([]object, 0, len(n.Listeners))
+	for _, l := range n.Listeners {
+		out = append(out, object{"node": n.Name, "protocol": l.Protocol, "ip_address": l.IP, "port": l.Port, "socket_opts": map[string]any{}})
+	}
+	return out
 }
 
 // healthOK answers a health check that passes on a running node (every

@@ -121,6 +121,9 @@ func (s *Server) routes() {
 	s.resource("/api/cluster-name", get(mg, s.clusterName))
 	s.resource("/api/nodes", get(mon, s.nodes))
 	s.resource("/api/nodes/{node}", get(mon, s.node))
+	s.resource("/api/cluster", get(mon, s.clusterStatus))
+	s.resource("/api/cluster/join", methods{http.MethodPost: {adm, s.joinCluster}})
+	s.resource("/api/cluster/nodes/{node}", methods{http.MethodDelete: {adm, s.forgetNode}})
 	s.resource("/api/nodes/{node}/vm-memory-high-watermark", methods{http.MethodPut: {adm, s.setMemoryWatermark}})
 	s.resource("/api/nodes/{node}/disk-free-limit", methods{http.MethodPut: {adm, s.setDiskFreeLimit}})
 	s.resource("/api/extensions", get(mg, func(w http.ResponseWriter, _ *http.Request, _ *auth.User) error {

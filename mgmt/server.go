@@ -56,6 +56,8 @@ type Deps struct {
 	Alarms *flowcontrol.Monitor
 	Node   Node
 	Log    *slog.Logger
+	// Cluster is the node's cluster; nil for a node of its own.
+	Cluster Cluster
 }
 
 // maxBody is the largest request body the API reads (definitions files
@@ -85,6 +87,7 @@ func New(d Deps) *Server {
 	}
 	s := &Server{d: d, log: d.Log, rates: newRates(), stop: make(chan struct{}), done: make(chan struct{})}
 	s.routes()
+	s.serveCluster()
 	go s.sampleLoop()
 	return s
 }

@@ -311,6 +311,12 @@ func (s *Server) queueObject(v *vhost.VHost, q queue.Queue) object {
 			"deliver_get": st.Delivered, "deliver_get_details": details(rt.deliverRate),
 		},
 	}
+	if c.Node != "" {
+		o["node"] = c.Node
+	}
+	if st.Down {
+		o["state"] = "down"
+	}
 	if !st.LastUsed.IsZero() && st.Consumers == 0 {
 		o["idle_since"] = st.LastUsed.UTC().Format("2006-01-02T15:04:05.000-07:00")
 	}

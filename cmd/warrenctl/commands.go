@@ -69,6 +69,10 @@ var commandTable = []command{
 	{name: "set_vm_memory_high_watermark", args: "<fraction> | absolute <memory_limit>", help: "Sets the memory alarm's threshold: a fraction of RAM, or bytes (e.g. 2GiB)", min: 1, max: 2, check: memoryWatermark.check, run: memoryWatermark.set},
 	{name: "set_disk_free_limit", args: "<disk_limit> | mem_relative <fraction>", help: "Sets the free disk space limit: bytes (e.g. 1GB), or a multiple of RAM", min: 1, max: 2, check: diskFreeLimit.check, run: diskFreeLimit.set},
 
+	{name: "cluster_status", help: "Shows the cluster's nodes, which of them run, and the metadata store's leader", run: clusterStatus},
+	{name: "join_cluster", args: "<host:port>", help: "Joins the node to the cluster of the node at that cluster address (not a node name)", min: 1, max: 1, check: checkClusterAddress, run: joinCluster},
+	{name: "forget_cluster_node", args: "<node>", help: "Removes a node that is not running from the cluster", min: 1, max: 1, run: forgetClusterNode},
+
 	{name: "status", help: "Shows a summary of the node's state", run: status},
 	{name: "ping", help: "Checks that the node's management API answers", run: ping},
 	{name: "await_startup", help: "Waits until the node answers (at most --timeout seconds)", run: awaitStartup},

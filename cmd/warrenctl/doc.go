@@ -28,6 +28,14 @@
 // rabbitmqctl's -n/--node is refused rather than ignored: the node is the one
 // --url names.
 //
+// Clustering: cluster_status shows the sections of rabbitmqctl's (Basics,
+// Disk Nodes, Running Nodes; every Warren node keeps the metadata on disk)
+// and Warren's "Metadata store leader", from GET /api/cluster; with
+// --formatter json it prints that reply. join_cluster takes the cluster
+// address (HOST:PORT) of a node of the cluster to join, not a node name, and
+// has no --disc or --ram. forget_cluster_node removes a node that is not
+// running; the API refuses (409) to remove a running one.
+//
 // Output: list commands print an informational line (unless quiet), a header
 // row of column names and one row per object, tab-separated, as rabbitmqctl
 // does. Strings print raw, booleans as true/false, numbers as the API sent
