@@ -138,6 +138,9 @@ func Start(cfg Config) (*Node, error) {
 	rc.HeartbeatTimeout = cfg.ElectionTimeout
 	rc.ElectionTimeout = cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
+	// Followers learn a new commit index from the barrier each change sends
+	// (see commit), so the idle leader need not tell them every 50 ms.
+	rc.CommitTimeout = 500 * time.Millisecond
 	rc.Logger = raftLogger(log, "raft")
 	n.fsm = &fsm{state: cfg.State, waiting: map[string]chan applied{}}
 	n.fsm.cond = sync.NewCond(&n.fsm.mu)
