@@ -55,4 +55,15 @@ func (d *decoder) bytes() []byte {
 }
 
 func (d *decoder) str() string { return string(d.bytes()) }
-func (d *decoder) bool() bool  { return d.uint() != 0 }
+
+// count reads the length of a list of uvarints: no more than the bytes
+// left could hold.
+func (d *decoder) count() uint64 {
+	n := d.uint()
+	if n > uint64(len(d.b)) {
+		d.err = errShort
+		return 0
+	}
+	return n
+}
+func (d *decoder) bool() bool { return d.uint() != 0 }

@@ -262,7 +262,7 @@ func (s *Service) onPublish(payload []byte) ([]byte, error) {
 func (s *Service) onDurable(payload []byte) ([]byte, error) {
 	d := &decoder{b: payload}
 	node, text := d.str(), d.str()
-	n := d.uint()
+	n := d.count()
 	ps := make([]uint64, 0, n)
 	for range n {
 		ps = append(ps, d.uint())
@@ -314,7 +314,7 @@ func (s *Service) onSettle(payload []byte) ([]byte, error) {
 	d := &decoder{b: payload}
 	from, id := d.str(), d.uint()
 	q, err := s.findQueue(d)
-	how, n := queue.Settlement(d.uint()), d.uint()
+	how, n := queue.Settlement(d.uint()), d.count()
 	seqs := make([]uint64, 0, n)
 	for range n {
 		seqs = append(seqs, d.uint())
