@@ -204,6 +204,34 @@ func TestClusterFormsAndSharesDefinitions(t *testing.T) {
 		return nil
 	})
 
+	// A publish routed to queues on two nodes is confirmed once both have
+	// it.
+	_, ch2b := dialChannel(t, n2)
+	for _, q := range []struct {
+		ch   *amqp091.Channel
+		name string
+	}{{ch1, "fan-on-1"}, {ch2b, "fan-on-2"}} {
+		if _, err := q.ch.QueueDeclare(q.name, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.ch.QueueBind(q.name, "", "amq.fanout", false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dc, err := ch3.PublishWithDeferredConfirm("amq.fanout", "", true, false, amqp091.Publishing{DeliveryMode: 2, Body: []byte("both")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := dc.WaitContext(t.Context()); err != nil || !ok {
+		t.Fatalf("the fanout publish was not confirmed: %v %v", ok, err)
+	}
+	for _, name := range []string{"fan-on-1", "fan-on-2"} {
+		m, ok, err := ch1.Get(name, true)
+		if err != nil || !ok || string(m.Body) != "both" {
+			t.Fatalf("%s: %v %v %v", name, ok, err, m.Body)
+		}
+	}
+
 	// A node that was down catches up on the definitions it missed.
 	n3.Stop()
 	if _, err := ch1.QueueDeclare("while-down", true, false, false, false, nil); err != nil {
@@ -284,6 +312,10 @@ func TestClusterLeaderLossAndForget(t *testing.T) {
 	out := rest[1].ctlOK(t, "cluster_status")
 	if strings.Contains(out, c.names[li]) {
 		t.Fatalf("the forgotten node is still listed:\n%s", out)
+	}
+	// Its queue went with it.
+	if st := rest[1].statusOf(t, "/api/queues/%2F/on-leader"); st != 404 {
+		t.Fatalf("the forgotten node's queue: GET answers %d", st)
 	}
 	if _, err := ch.QueueDeclare("after-forget", true, false, false, false, nil); err != nil {
 		t.Fatal(err)

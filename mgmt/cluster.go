@@ -207,9 +207,13 @@ func (s *Server) forgetNode(w http.ResponseWriter, r *http.Request, _ *auth.User
 	if s.d.Cluster == nil {
 		return notFound()
 	}
-	if err := s.d.Cluster.Forget(r.PathValue("node")); err != nil {
+	node := r.PathValue("node")
+	if err := s.d.Cluster.Forget(node); err != nil {
 		return &apiError{http.StatusConflict, "forget_failed", err.Error()}
 	}
+	// Its queues go with it, as RabbitMQ's forget_cluster_node removes a
+	// node's classic queues.
+	s.d.Vhosts.DropNode(node)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

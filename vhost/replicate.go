@@ -530,6 +530,22 @@ func (v *VHost) remote(q queue.Queue) bool {
 	return n != "" && n != v.reg.deps.Node
 }
 
+// DropNode deletes, through the cluster, the queues that lived on a node
+// the cluster forgot: their messages went with it.
+func (r *Registry) DropNode(node string) {
+	for _, name := range r.Names() {
+		v := r.Get(name)
+		if v == nil {
+			continue
+		}
+		for _, q := range v.Queues() {
+			if q.Config().Node == node {
+				v.proposeQueueDelete(q, false)
+			}
+		}
+	}
+}
+
 // DropRestarted deletes, through the cluster, this node's transient and
 // exclusive queues that the cluster's definitions brought back after the
 // node restarted: their messages and owners went with the old process, as
