@@ -150,11 +150,14 @@ func (s *Store) Snapshot() ([]byte, error) {
 	return json.Marshal(st)
 }
 
-// Restore replaces every user and permission with a snapshot's.
+// Restore replaces every user and permission with a snapshot's (none for
+// empty data).
 func (s *Store) Restore(data []byte) error {
 	var st snapshotState
-	if err := json.Unmarshal(data, &st); err != nil {
-		return err
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &st); err != nil {
+			return err
+		}
 	}
 	for _, p := range st.Permissions {
 		if err := p.compile(); err != nil {

@@ -73,8 +73,10 @@ func (d *definitions) Snapshot() ([]byte, error) {
 // Restore implements cluster.StateMachine.
 func (d *definitions) Restore(data []byte) error {
 	var s definitionsSnapshot
-	if err := json.Unmarshal(data, &s); err != nil {
-		return err
+	if data != nil {
+		if err := json.Unmarshal(data, &s); err != nil {
+			return err
+		}
 	}
 	return errors.Join(d.users.Restore(s.Users), d.vhosts.Restore(s.Vhosts))
 }
@@ -168,7 +170,13 @@ func joinCluster(ctx context.Context, cfg Config, st *persistence.Store, state *
 	state.vhosts.Recovering(true)
 	defer state.vhosts.Recovering(false)
 	node, err := cluster.Start(cluster.Config{Name: cfg.NodeName, Listen: cfg.ClusterListen, Seeds: cfg.ClusterSeeds, Secret: secret,
-		Stores: raftStores(st), State: state, Log: log.With("component", "cluster")})
+		Stores: raftStores(st), State: state, Log: log.With("component", "cluster"),
+		Reset: func() (cluster.Stores, error) {
+			if err := st.DropRaftGroup(metadataGroup); err != nil {
+				return cluster.Stores{}, err
+			}
+			return raftStores(st), nil
+		}})
 	if err != nil {
 		return nil, err
 	}

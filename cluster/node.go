@@ -38,7 +38,8 @@ type StateMachine interface {
 	Apply(index uint64, cmd []byte) any
 	// Snapshot returns the whole state.
 	Snapshot() ([]byte, error)
-	// Restore replaces the state with a snapshot's.
+	// Restore replaces the state with a snapshot's; nil data empties it
+	// (the node resets to join another cluster).
 	Restore(data []byte) error
 }
 
@@ -69,6 +70,10 @@ type Config struct {
 	// ElectionTimeout is Raft's heartbeat and election timeout (1 s when
 	// zero).
 	ElectionTimeout time.Duration
+	// Reset, for Join, drops the metadata group's stored log, term and
+	// snapshots and returns empty stores; nil: the node cannot join
+	// another cluster.
+	Reset func() (Stores, error)
 }
 
 // Node is this node's membership in the cluster.
@@ -79,9 +84,10 @@ type Node struct {
 	mux    *mux
 	calls  *callServer
 	caller *caller
-	raft   *raft.Raft
-	trans  *raft.NetworkTransport
+	raft   atomic.Pointer[raft.Raft] // replaced when the node resets to join another cluster
 	fsm    *fsm
+	// joinMu serialises Join's reset of the metadata group.
+	joinMu sync.Mutex
 
 	seq     atomic.Uint64
 	mu      sync.Mutex
@@ -130,27 +136,13 @@ func Start(cfg Config) (*Node, error) {
 	n.calls.handle(Method(methodJoin), n.onJoin)
 	n.calls.handle(Method(methodRemove), n.onRemove)
 	n.calls.handle(Method(methodAwait), n.onAwait)
-	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: n.mux.listener(tagRaft), MaxPool: 3, Timeout: 10 * time.Second, Logger: raftLogger(log, "raft-net"),
-	})
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(cfg.Name)
-	rc.HeartbeatTimeout = cfg.ElectionTimeout
-	rc.ElectionTimeout = cfg.ElectionTimeout
-	rc.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
-	// Followers learn a new commit index from the barrier each change sends
-	// (see commit), so the idle leader need not tell them every 50 ms.
-	rc.CommitTimeout = 500 * time.Millisecond
-	rc.Logger = raftLogger(log, "raft")
 	n.fsm = &fsm{state: cfg.State, waiting: map[string]chan applied{}}
 	n.fsm.cond = sync.NewCond(&n.fsm.mu)
-	r, err := raft.NewRaft(rc, n.fsm, cfg.Stores.Log, cfg.Stores.Stable, cfg.Stores.Snapshots, n.trans)
+	r, err := n.startRaft(cfg.Stores)
 	if err != nil {
-		n.trans.Close()
 		ln.Close()
-		return nil, fmt.Errorf("starting the metadata group: %w", err)
+		return nil, err
 	}
-	n.raft = r
 	go n.mux.serve()
 	go n.calls.serve()
 	existing, err := raft.HasExistingState(cfg.Stores.Log, cfg.Stores.Stable, cfg.Stores.Snapshots)
@@ -162,7 +154,7 @@ func Start(cfg Config) (*Node, error) {
 	case existing:
 		log.Info("cluster: rejoining with the stored metadata", "node", cfg.Name)
 	case len(cfg.Seeds) == 0:
-		if err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: raft.ServerAddress(n.addr)}}}).Error(); err != nil {
+		if err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(cfg.Name), Address: raft.ServerAddress(n.addr)}}}).Error(); err != nil {
 			n.Close()
 			return nil, fmt.Errorf("forming a cluster of one: %w", err)
 		}
@@ -180,6 +172,33 @@ func Start(cfg Config) (*Node, error) {
 	}()
 	return n, nil
 }
+
+// startRaft starts the metadata group's Raft on stores, with a transport
+// of its own on the cluster listener.
+func (n *Node) startRaft(stores Stores) (*raft.Raft, error) {
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: n.mux.fresh(tagRaft), MaxPool: 3, Timeout: 10 * time.Second, Logger: raftLogger(n.log, "raft-net"),
+	})
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.Name)
+	rc.HeartbeatTimeout = n.cfg.ElectionTimeout
+	rc.ElectionTimeout = n.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = n.cfg.ElectionTimeout / 2
+	// Followers learn a new commit index from the barrier each change sends
+	// (see commit), so the idle leader need not tell them every 50 ms.
+	rc.CommitTimeout = 500 * time.Millisecond
+	rc.Logger = raftLogger(n.log, "raft")
+	r, err := raft.NewRaft(rc, n.fsm, stores.Log, stores.Stable, stores.Snapshots, trans)
+	if err != nil {
+		trans.Close()
+		return nil, fmt.Errorf("starting the metadata group: %w", err)
+	}
+	n.raft.Store(r)
+	return r, nil
+}
+
+// r is the metadata group's Raft.
+func (n *Node) r() *raft.Raft { return n.raft.Load() }
 
 // advertised is the address peers reach a listener on: the one it was
 // given, with the port the system chose when it was 0.
@@ -240,7 +259,7 @@ func (n *Node) form() {
 				cfg.Servers = append(cfg.Servers, raft.Server{ID: id, Address: addr})
 			}
 			slices.SortFunc(cfg.Servers, func(a, b raft.Server) int { return strings.Compare(string(a.ID), string(b.ID)) })
-			if err := n.raft.BootstrapCluster(cfg).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			if err := n.r().BootstrapCluster(cfg).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 				n.log.Error("cluster: bootstrapping failed", "err", err)
 			} else {
 				n.log.Info("cluster: formed", "nodes", len(cfg.Servers))
@@ -261,7 +280,7 @@ func (n *Node) form() {
 
 // formed reports whether the metadata group has a configuration.
 func (n *Node) formed() bool {
-	f := n.raft.GetConfiguration()
+	f := n.r().GetConfiguration()
 	return f.Error() == nil && len(f.Configuration().Servers) > 0
 }
 
@@ -328,7 +347,7 @@ func (n *Node) onJoin(payload []byte) ([]byte, error) {
 	}
 	return nil, n.onLeader(Method(methodJoin), payload, func() error {
 		n.log.Info("cluster: adding a node", "node", h.Name, "addr", h.Addr)
-		return n.raft.AddVoter(raft.ServerID(h.Name), raft.ServerAddress(h.Addr), 0, 10*time.Second).Error()
+		return n.r().AddVoter(raft.ServerID(h.Name), raft.ServerAddress(h.Addr), 0, 10*time.Second).Error()
 	})
 }
 
@@ -336,17 +355,17 @@ func (n *Node) onRemove(payload []byte) ([]byte, error) {
 	name := string(payload)
 	return nil, n.onLeader(Method(methodRemove), payload, func() error {
 		n.log.Info("cluster: forgetting a node", "node", name)
-		return n.raft.RemoveServer(raft.ServerID(name), 0, 10*time.Second).Error()
+		return n.r().RemoveServer(raft.ServerID(name), 0, 10*time.Second).Error()
 	})
 }
 
 // onLeader runs do when this node leads the metadata group, and otherwise
 // passes the call on to the leader.
 func (n *Node) onLeader(m Method, payload []byte, do func() error) error {
-	if n.raft.State() == raft.Leader {
+	if n.r().State() == raft.Leader {
 		return do()
 	}
-	leader, _ := n.raft.LeaderWithID()
+	leader, _ := n.r().LeaderWithID()
 	if leader == "" {
 		return ErrNoLeader
 	}
@@ -430,7 +449,7 @@ func (n *Node) onAwait(payload []byte) ([]byte, error) {
 	index := binary.BigEndian.Uint64(payload)
 	// A snapshot restored may have carried the index past the commands
 	// this node applied one by one: raft's own count says so.
-	for deadline := time.Now().Add(awaitTimeout); n.raft.AppliedIndex() < index && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(awaitTimeout); n.r().AppliedIndex() < index && time.Now().Before(deadline); {
 		n.fsm.waitApplied(index, 50*time.Millisecond)
 	}
 	return nil, nil
@@ -452,14 +471,14 @@ func retryable(err error) bool {
 // propose appends entry to the metadata log: here when this node leads,
 // through the leader otherwise.
 func (n *Node) propose(ctx context.Context, entry []byte) error {
-	if n.raft.State() == raft.Leader {
+	if n.r().State() == raft.Leader {
 		timeout := 10 * time.Second
 		if d, ok := ctx.Deadline(); ok {
 			timeout = time.Until(d)
 		}
 		return n.commit(entry, timeout)
 	}
-	leader, _ := n.raft.LeaderWithID()
+	leader, _ := n.r().LeaderWithID()
 	if leader == "" {
 		return ErrNoLeader
 	}
@@ -468,7 +487,7 @@ func (n *Node) propose(ctx context.Context, entry []byte) error {
 }
 
 func (n *Node) onApply(entry []byte) ([]byte, error) {
-	if n.raft.State() != raft.Leader {
+	if n.r().State() != raft.Leader {
 		return nil, raft.ErrNotLeader
 	}
 	return nil, n.commit(entry, 10*time.Second)
@@ -479,10 +498,10 @@ func (n *Node) onApply(entry []byte) ([]byte, error) {
 // commit index (they would otherwise learn it up to two CommitTimeouts
 // later), so that they apply the entry without delay.
 func (n *Node) commit(entry []byte, timeout time.Duration) error {
-	if err := n.raft.Apply(entry, timeout).Error(); err != nil {
+	if err := n.r().Apply(entry, timeout).Error(); err != nil {
 		return err
 	}
-	n.raft.Barrier(timeout)
+	n.r().Barrier(timeout)
 	return nil
 }
 
@@ -505,11 +524,11 @@ type Member struct {
 
 // Members returns the cluster's nodes, by name.
 func (n *Node) Members() []Member {
-	f := n.raft.GetConfiguration()
+	f := n.r().GetConfiguration()
 	if f.Error() != nil {
 		return nil
 	}
-	_, leader := n.raft.LeaderWithID()
+	_, leader := n.r().LeaderWithID()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []Member
@@ -582,17 +601,58 @@ func (n *Node) Forget(name string) error {
 		return fmt.Errorf("node %s is not a member of the cluster", name)
 	}
 	return n.onLeader(Method(methodRemove), []byte(name), func() error {
-		return n.raft.RemoveServer(raft.ServerID(name), 0, 10*time.Second).Error()
+		return n.r().RemoveServer(raft.ServerID(name), 0, 10*time.Second).Error()
 	})
 }
 
-// Join adds this node to the cluster the node at addr belongs to. The
-// node must not belong to a cluster of more than itself.
+// Join makes this node, a cluster of one, a member of the cluster the
+// node at addr belongs to. As rabbitmqctl's reset before join_cluster, it
+// first drops everything the node held (its definitions, and so its
+// queues and their messages): the cluster's definitions replace them.
 func (n *Node) Join(addr string) error {
+	n.joinMu.Lock()
+	defer n.joinMu.Unlock()
 	if ms := n.Members(); len(ms) > 1 {
-		return fmt.Errorf("node %s already belongs to a cluster of %d nodes", n.cfg.Name, len(ms))
+		return fmt.Errorf("node %s already belongs to a cluster of %d nodes: forget it there first", n.cfg.Name, len(ms))
 	}
-	return n.join(addr)
+	h, err := n.hello(addr)
+	if err != nil {
+		return fmt.Errorf("no node answers at %s: %w", addr, err)
+	}
+	if n.cfg.Reset == nil {
+		return errors.New("this node cannot reset to join another cluster")
+	}
+	if h.Name == n.cfg.Name {
+		return fmt.Errorf("%s is this node's own address", addr)
+	}
+	n.log.Warn("cluster: resetting to join another cluster: this node's definitions and messages are dropped", "through", addr, "node", h.Name)
+	if err := n.r().Shutdown().Error(); err != nil {
+		return fmt.Errorf("stopping the metadata group: %w", err)
+	}
+	stores, err := n.cfg.Reset()
+	if err == nil {
+		err = n.fsm.state.Restore(nil)
+	}
+	if err == nil {
+		_, err = n.startRaft(stores)
+	}
+	if err != nil {
+		return fmt.Errorf("resetting the node: %w", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err = n.join(addr)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("joining through %s: %w", addr, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return n.Ready(ctx)
 }
 
 // Handle registers a handler for calls of method m (32 and up).
@@ -639,13 +699,12 @@ func (n *Node) Close() error {
 	var err error
 	n.closeMu.Do(func() {
 		close(n.stop)
-		if n.raft != nil {
-			err = n.raft.Shutdown().Error()
-		}
+		n.joinMu.Lock()
+		err = n.r().Shutdown().Error() // closes its transport too
+		n.joinMu.Unlock()
 		n.wg.Wait()
 		n.caller.close()
 		n.calls.close()
-		n.trans.Close()
 		n.mux.close()
 	})
 	return err

@@ -41,6 +41,9 @@ func (s *listState) Restore(data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cmds = nil
+	if data == nil {
+		return nil
+	}
 	return json.Unmarshal(data, &s.cmds)
 }
 
@@ -82,7 +85,10 @@ func startNode(t *testing.T, name, addr string, seeds []string, secret string, s
 	}
 	st := &listState{}
 	n, err := Start(Config{Name: name, Listen: addr, Seeds: seeds, Secret: []byte(secret), Stores: *stores, State: st,
-		ElectionTimeout: 300 * time.Millisecond})
+		ElectionTimeout: 300 * time.Millisecond, Reset: func() (Stores, error) {
+			mem := raft.NewInmemStore()
+			return Stores{Log: mem, Stable: mem, Snapshots: raft.NewInmemSnapshotStore()}, nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +196,7 @@ func TestClusterLeaderLossAndForget(t *testing.T) {
 	}
 	var leader *testNode
 	for _, n := range nodes {
-		if n.raft.State() == raft.Leader {
+		if n.r().State() == raft.Leader {
 			leader = n
 		}
 	}
@@ -219,5 +225,43 @@ func TestClusterLeaderLossAndForget(t *testing.T) {
 	}
 	if _, err := rest[1].Replicate(ctx(t), []byte("after forget")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestClusterJoin(t *testing.T) {
+	addrs := freeAddrs(t, 2)
+	a := startNode(t, "warren@a", addrs[0], nil, "s", nil)
+	defer a.Close()
+	b := startNode(t, "warren@b", addrs[1], nil, "s", nil)
+	defer b.Close()
+	for _, n := range []*testNode{a, b} {
+		if err := n.Ready(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Replicate(ctx(t), []byte("on a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Replicate(ctx(t), []byte("on b, dropped at the join")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Join(addrs[1]); err == nil {
+		t.Fatal("joined itself")
+	}
+	if err := b.Join(addrs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.state.list(); !slices.Equal(got, []string{"on a"}) {
+		t.Fatalf("b after the join: %q", got)
+	}
+	if _, err := b.Replicate(ctx(t), []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a to apply b's command", func() bool { return slices.Equal(a.state.list(), []string{"on a", "after"}) })
+	if n := len(a.Members()); n != 2 {
+		t.Fatalf("a has %d members", n)
+	}
+	if err := a.Join(addrs[1]); err == nil {
+		t.Fatal("a member of a cluster of two joined another")
 	}
 }

@@ -138,6 +138,16 @@ func newMux(ln net.Listener, secret []byte, log *slog.Logger) *mux {
 	return &mux{ln: ln, secret: secret, log: log, tags: map[byte]*tagListener{}, closed: make(chan struct{})}
 }
 
+// fresh returns a new listener for tag's connections, in place of one a
+// closed transport closed.
+func (m *mux) fresh(tag byte) *tagListener {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := &tagListener{m: m, tag: tag, conns: make(chan net.Conn, 16), done: make(chan struct{})}
+	m.tags[tag] = l
+	return l
+}
+
 // listener returns the net.Listener of connections tagged tag.
 func (m *mux) listener(tag byte) *tagListener {
 	m.mu.Lock()

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
+
+// clusters numbers the test clusters, so that their nodes' names differ.
+var clusters atomic.Int64
 
 // testCluster is a cluster of warren processes on this machine.
 type testCluster struct {
@@ -44,8 +48,9 @@ func startCluster(t testing.TB, n int, order []int, extra ...string) *testCluste
 	t.Helper()
 	addrs := freeAddrs(t, n)
 	c := &testCluster{nodes: make([]*broker, n)}
+	seq := clusters.Add(1)
 	for i := range n {
-		c.names = append(c.names, fmt.Sprintf("warren@node%d", i+1))
+		c.names = append(c.names, fmt.Sprintf("warren@c%d-node%d", seq, i+1))
 	}
 	starts := make([]chan []string, n)
 	for _, i := range order {
@@ -319,5 +324,40 @@ func TestClusterLeaderLossAndForget(t *testing.T) {
 	}
 	if _, err := ch.QueueDeclare("after-forget", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestClusterJoinWithWarrenctl(t *testing.T) {
+	a := startCluster(t, 1, []int{0})
+	b := startCluster(t, 1, []int{0})
+	na, nb := a.nodes[0], b.nodes[0]
+	_, cha := dialChannel(t, na)
+	if _, err := cha.QueueDeclare("theirs", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, chb := dialChannel(t, nb)
+	if _, err := chb.QueueDeclare("mine", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	addr := ""
+	for i, arg := range na.args {
+		if arg == "--cluster-listen" {
+			addr = na.args[i+1]
+		}
+	}
+	out := nb.ctlOK(t, "join_cluster", addr)
+	if !strings.Contains(out, "Clustering node") {
+		t.Fatalf("join_cluster printed %q", out)
+	}
+	if err := passiveDeclare(t, nb, "theirs"); err != nil {
+		t.Fatalf("the joined node does not have the cluster's queue: %v", err)
+	}
+	if st := nb.statusOf(t, "/api/queues/%2F/mine"); st != 404 {
+		t.Fatalf("the joined node kept its own queue: GET answers %d", st)
+	}
+	var st clusterStatus
+	na.getAPI(t, "/api/cluster", &st)
+	if len(st.Nodes) != 2 {
+		t.Fatalf("the cluster has %d nodes: %+v", len(st.Nodes), st)
 	}
 }

@@ -334,6 +334,7 @@ func policyListKey(operator bool) string {
 
 // Restore makes the virtual hosts what a snapshot says, keeping the
 // queues (with their messages) and exchanges that are the same in both.
+// Empty data deletes every virtual host.
 func (r *Registry) Restore(data []byte) error {
 	t, err := wire.DecodeTable(data)
 	if err != nil {
