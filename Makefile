@@ -38,8 +38,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
-	@bad=$$($(GO) list -deps ./amqp ./vhost ./queue | grep -E '/warren/(persistence|queue/classic|broker)$$'); \
-		[ -z "$$bad" ] || { echo "amqp, vhost or queue depends on a store or a queue kind:"; echo "$$bad"; exit 1; }
+	@bad=$$($(GO) list -deps ./amqp ./vhost ./queue | grep -E '/warren/(persistence|queue/classic|queue/remote|cluster|broker)$$'); \
+		[ -z "$$bad" ] || { echo "amqp, vhost or queue depends on a store, a queue kind or the cluster:"; echo "$$bad"; exit 1; }
 
 ## unit: all tests with the race detector (the e2e tests start the real binary,
 ## which they build themselves: go's test cache cannot see it change, hence -count=1)
@@ -56,6 +56,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseWeight$$' -fuzztime $(FUZZTIME) ./exchange
 	$(GO) test -run '^$$' -fuzz '^FuzzParseArgs$$' -fuzztime $(FUZZSLOW) ./cmd/warrenctl
 	$(GO) test -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZSLOW) ./mgmt
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./cluster
+	$(GO) test -run '^$$' -fuzz '^FuzzServerHandshake$$' -fuzztime $(FUZZTIME) ./cluster
+	$(GO) test -run '^$$' -fuzz '^FuzzCalls$$' -fuzztime $(FUZZSLOW) ./queue/remote
 
 ## run: start a broker on 127.0.0.1:5672 with ./warren-data
 run:
