@@ -303,6 +303,11 @@ func TestClusterLeaderLossAndForget(t *testing.T) {
 		}
 		return nil
 	})
+	err := passiveDeclare(t, rest[1], "on-leader")
+	var ae *amqp091.Error
+	if !errors.As(err, &ae) || ae.Code != 404 || !strings.Contains(ae.Reason, "home node '"+c.names[li]+"' of durable queue 'on-leader'") {
+		t.Fatalf("a passive declare of a down queue: %v", err)
+	}
 	// A running node cannot be forgotten; the dead one can.
 	if r := rest[0].ctl(t, "forget_cluster_node", rest[1].nodeName(t)); r.code == 0 {
 		t.Fatalf("forgot a running node: %+v", r)

@@ -525,6 +525,14 @@ func (v *VHost) LocalQueue(name string, id uint64) (queue.Queue, error) {
 	return q, nil
 }
 
+// unreachable is the error for a queue whose node is down, or nil.
+func unreachable(q queue.Queue) error {
+	if r, ok := q.(queue.Reachable); ok {
+		return r.Unreachable()
+	}
+	return nil
+}
+
 // remote reports whether q lives on another node of the cluster.
 func (v *VHost) remote(q queue.Queue) bool {
 	n := q.Config().Node

@@ -455,6 +455,16 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (queue.Queue, error) {
 		s.Name, s.ServerNamed = generateName("amq.gen-"), true
 	}
 	s.Node = v.reg.deps.Node
+	v.mu.RLock()
+	existing := v.queues[s.Name]
+	v.mu.RUnlock()
+	if existing != nil {
+		// A redeclare of a queue whose node is down fails here, as on
+		// RabbitMQ, and changes nothing anywhere.
+		if err := unreachable(existing); err != nil {
+			return nil, err
+		}
+	}
 	t := queueSpecTable(s)
 	t["op"], t["vhost"] = opQueueDeclare, v.name
 	res := v.reg.replicate(t)
@@ -486,6 +496,9 @@ func (v *VHost) declareQueue(s QueueSpec, passive bool, id uint64, recover bool)
 			return nil, false, err
 		}
 		if passive {
+			if err := unreachable(q); err != nil {
+				return nil, false, err
+			}
 			v.touchLocked(q)
 			return q, false, nil
 		}

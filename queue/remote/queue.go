@@ -58,6 +58,11 @@ func (q *Queue) Unreachable() error {
 // once; its promise comes due when that node has it safe.
 func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 	node := q.cfg.Node
+	if !q.s.peers.Running(node) {
+		// Unroutable to this queue while its node is down, as on RabbitMQ
+		// (and without waiting for a call to time out).
+		return queue.Receipt{Result: queue.Gone}
+	}
 	l := q.s.ledger(node)
 	pos := l.take()
 	e := &encoder{}
@@ -91,6 +96,9 @@ func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 
 // Get implements queue.Queue.
 func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
+	if !q.s.peers.Running(q.cfg.Node) {
+		return queue.Entry{}, 0, false
+	}
 	e := &encoder{}
 	queueRef(e.str(q.s.peers.Name()), &q.cfg).bool(noAck)
 	d, err := q.s.call(q.cfg.Node, methodGet, e)
@@ -122,6 +130,9 @@ func (q *Queue) Settle(c *queue.Consumer, entries []queue.Entry, how queue.Settl
 
 // Purge implements queue.Queue.
 func (q *Queue) Purge() int {
+	if !q.s.peers.Running(q.cfg.Node) {
+		return 0
+	}
 	e := &encoder{}
 	d, err := q.s.call(q.cfg.Node, methodPurge, queueRef(e, &q.cfg))
 	if err != nil {
