@@ -186,6 +186,8 @@ type Broker struct {
 	// the other nodes' queues (nil on a node of its own).
 	node    *cluster.Node
 	forward *remote.Service
+	// watching stops watchLostNodes; watched says it returned.
+	watching, watched chan struct{}
 }
 
 // startAlone rebuilds a node of its own from its store.
@@ -255,8 +257,14 @@ func (b *Broker) startClustered(ctx context.Context, kinds *queue.Kinds, classic
 	if err := classicKind.FinishRecovery(); err != nil {
 		return nil, nil, fmt.Errorf("recovering from the store: %w", err)
 	}
-	// Transient and exclusive queues do not outlive their node's restart.
+	// Transient and exclusive queues do not outlive their node's restart,
+	// nor its loss.
 	vhosts.DropRestarted()
+	b.watching, b.watched = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(b.watched)
+		watchLostNodes(b.node, vhosts, b.watching)
+	}()
 	// The cluster's first node to get here makes the default user and
 	// vhost, once in the cluster's life.
 	first, err := users.Seed(cfg.DefaultUser, cfg.DefaultPass, cfg.DefaultVhost)
@@ -272,6 +280,11 @@ func (b *Broker) startClustered(ctx context.Context, kinds *queue.Kinds, classic
 
 // stopCluster leaves the cluster's work: forwarding, then membership.
 func (b *Broker) stopCluster() {
+	if b.watching != nil {
+		close(b.watching)
+		<-b.watched
+		b.watching = nil
+	}
 	if b.forward != nil {
 		b.forward.Close()
 		b.forward = nil

@@ -250,6 +250,46 @@ func (l *clusterLink) joined(n *cluster.Node) {
 	l.node.Store(n)
 }
 
+// downGrace is how long a node must have been down before its transient
+// and exclusive queues are deleted.
+const downGrace = 10 * time.Second
+
+// watchLostNodes, on the node that leads the metadata group, deletes the
+// transient and exclusive queues of nodes down for downGrace. It returns
+// when stop closes.
+func watchLostNodes(node *cluster.Node, vhosts *vhost.Registry, stop <-chan struct{}) {
+	t := time.NewTicker(downGrace / 4)
+	defer t.Stop()
+	downSince := map[string]time.Time{}
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		members := node.Members()
+		leading := false
+		for _, m := range members {
+			leading = leading || m.Leader && m.Name == node.Name()
+		}
+		for _, m := range members {
+			if m.Running {
+				delete(downSince, m.Name)
+				continue
+			}
+			since, ok := downSince[m.Name]
+			if !ok {
+				downSince[m.Name] = time.Now()
+				continue
+			}
+			if leading && !since.IsZero() && time.Since(since) >= downGrace {
+				vhosts.DropTransientOf(m.Name)
+				downSince[m.Name] = time.Time{} // once per outage
+			}
+		}
+	}
+}
+
 // connectionIDs is where a clustered node's connection ids start: its own
 // range of 2^32, from its name.
 func connectionIDs(node string) uint64 {

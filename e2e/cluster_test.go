@@ -267,6 +267,9 @@ func TestClusterLeaderLossAndForget(t *testing.T) {
 	if _, err := lch.QueueDeclare("on-leader", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := lch.QueueDeclare("transient-on-leader", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
 	leader.Kill()
 	// A new leader within 5 s, and declares work.
 	waitFor(t, 5*time.Second, func() error {
@@ -308,6 +311,14 @@ func TestClusterLeaderLossAndForget(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Code != 404 || !strings.Contains(ae.Reason, "home node '"+c.names[li]+"' of durable queue 'on-leader'") {
 		t.Fatalf("a passive declare of a down queue: %v", err)
 	}
+	// Its transient queue goes once it has been down a while (10 s), as
+	// RabbitMQ deletes a failed node's transient queues.
+	waitFor(t, 30*time.Second, func() error {
+		if st := rest[1].statusOf(t, "/api/queues/%2F/transient-on-leader"); st != 404 {
+			return fmt.Errorf("GET answers %d", st)
+		}
+		return nil
+	})
 	// A running node cannot be forgotten; the dead one can.
 	if r := rest[0].ctl(t, "forget_cluster_node", rest[1].nodeName(t)); r.code == 0 {
 		t.Fatalf("forgot a running node: %+v", r)

@@ -542,13 +542,24 @@ func (v *VHost) remote(q queue.Queue) bool {
 // DropNode deletes, through the cluster, the queues that lived on a node
 // the cluster forgot: their messages went with it.
 func (r *Registry) DropNode(node string) {
+	r.dropOf(node, func(*queue.Config) bool { return true })
+}
+
+// DropTransientOf deletes, through the cluster, the transient and
+// exclusive queues of a node that is down: their messages and owners went
+// with it, as RabbitMQ deletes them when their node fails.
+func (r *Registry) DropTransientOf(node string) {
+	r.dropOf(node, func(c *queue.Config) bool { return !c.Durable || c.Exclusive })
+}
+
+func (r *Registry) dropOf(node string, drop func(*queue.Config) bool) {
 	for _, name := range r.Names() {
 		v := r.Get(name)
 		if v == nil {
 			continue
 		}
 		for _, q := range v.Queues() {
-			if q.Config().Node == node {
+			if c := q.Config(); c.Node == node && drop(c) {
 				v.proposeQueueDelete(q, false)
 			}
 		}
