@@ -247,7 +247,11 @@ func (n *Node) form() {
 		}
 		for _, s := range clustered {
 			if err := n.join(s); err != nil {
-				n.log.Warn("cluster: joining through a seed failed", "seed", s, "err", err)
+				level := slog.LevelWarn
+				if retryable(err) { // the seed's cluster is electing its leader
+					level = slog.LevelDebug
+				}
+				n.log.Log(context.Background(), level, "cluster: joining through a seed failed", "seed", s, "err", err)
 				continue
 			}
 			n.log.Info("cluster: joined", "through", s)
