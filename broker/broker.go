@@ -190,6 +190,16 @@ type Broker struct {
 	watching, watched chan struct{}
 }
 
+// forgetPermissions has a deleted vhost's permissions go with it (on every
+// node of a cluster, as each applies the deletion).
+func forgetPermissions(vhosts *vhost.Registry, users *auth.Store, log *slog.Logger) {
+	vhosts.OnDelete(func(name string) {
+		if err := users.DeleteVhost(name); err != nil {
+			log.Error("forgetting a deleted vhost's permissions", "vhost", name, "err", err)
+		}
+	})
+}
+
 // startAlone rebuilds a node of its own from its store.
 func (b *Broker) startAlone(kinds *queue.Kinds, classicKind *classic.Kind) (*vhost.Registry, *auth.Store, error) {
 	cfg := b.cfg
@@ -212,6 +222,7 @@ func (b *Broker) startAlone(kinds *queue.Kinds, classicKind *classic.Kind) (*vho
 		classicKind.Stop()
 		return nil, nil, fmt.Errorf("users: %w", err)
 	}
+	forgetPermissions(vhosts, users, b.log)
 	if users.FirstStart() {
 		// As RabbitMQ, the default vhost is made once: one an operator
 		// deleted stays deleted.
@@ -250,6 +261,9 @@ func (b *Broker) startClustered(ctx context.Context, kinds *queue.Kinds, classic
 	if err != nil {
 		return nil, nil, err
 	}
+	// Before the definitions are replayed: a replayed vhost deletion takes
+	// its permissions too.
+	forgetPermissions(vhosts, users, b.log)
 	b.node, err = joinCluster(ctx, cfg, b.store, &definitions{vhosts: vhosts, users: users}, link, b.log)
 	if err != nil {
 		return nil, nil, err
@@ -377,9 +391,6 @@ func StartContext(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, e
 	}
 	vhosts.OnDelete(func(name string) {
 		srv.CloseVhostConnections(name, "vhost '"+name+"' is deleted")
-		if err := users.DeleteVhost(name); err != nil {
-			log.Error("forgetting a deleted vhost's permissions", "vhost", name, "err", err)
-		}
 	})
 	// While a memory or disk alarm is set, publishers are blocked.
 	alarms := flowcontrol.New(flowcontrol.Config{MemoryWatermark: cfg.MemoryWatermark, DiskFreeLimit: cfg.DiskFreeLimit,

@@ -15,7 +15,7 @@ func FuzzReadFrame(f *testing.F) {
 	var good bytes.Buffer
 	w := bufio.NewWriter(&good)
 	var mu sync.Mutex
-	_ = writeFrame(&mu, w, frameRequest, 7, methodHello, []byte("warren@a"))
+	_ = writeFrame(&mu, nil, w, frameRequest, 7, methodHello, []byte("warren@a"))
 	f.Add(good.Bytes())
 	f.Add([]byte{0, 0, 0, 1, 1})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})

@@ -637,6 +637,9 @@ func (n *Node) Join(addr string) error {
 	if err == nil {
 		err = n.fsm.state.Restore(nil)
 	}
+	n.fsm.mu.Lock()
+	n.fsm.index = 0 // the new cluster's log starts again
+	n.fsm.mu.Unlock()
 	if err == nil {
 		_, err = n.startRaft(stores)
 	}

@@ -25,8 +25,13 @@ const (
 	frameError    byte = 3
 	frameCast     byte = 4 // a request without an answer, handled in order
 
-	frameHeader  = 1 + 8 + 1
-	maxCallFrame = 64 << 20
+	frameHeader = 1 + 8 + 1
+	// maxCallFrame is above the largest message a client may publish
+	// (max_message_size is at most 512 MiB), which a forwarded publish
+	// carries whole.
+	maxCallFrame = 600 << 20
+	// writeTimeout bounds a write to a peer that stopped reading.
+	writeTimeout = 10 * time.Second
 )
 
 // Method numbers a kind of call. The cluster's own calls are below 32;
@@ -190,10 +195,12 @@ func (k *caller) close() {
 }
 
 func (p *peerConn) send(kind byte, id uint64, m Method, payload []byte) error {
-	return writeFrame(&p.wmu, p.w, kind, id, m, payload)
+	return writeFrame(&p.wmu, p.c, p.w, kind, id, m, payload)
 }
 
-func writeFrame(mu *sync.Mutex, w *bufio.Writer, kind byte, id uint64, m Method, payload []byte) error {
+// writeFrame writes one frame to w, which buffers c, under mu; a peer
+// that does not take it within writeTimeout fails the write.
+func writeFrame(mu *sync.Mutex, c net.Conn, w *bufio.Writer, kind byte, id uint64, m Method, payload []byte) error {
 	var hdr [4 + frameHeader]byte
 	binary.BigEndian.PutUint32(hdr[:], uint32(frameHeader+len(payload)))
 	hdr[4] = kind
@@ -201,6 +208,9 @@ func writeFrame(mu *sync.Mutex, w *bufio.Writer, kind byte, id uint64, m Method,
 	hdr[13] = byte(m)
 	mu.Lock()
 	defer mu.Unlock()
+	if c != nil {
+		_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	}
 	if _, err := w.Write(hdr[:]); err != nil {
 		return err
 	}
@@ -337,10 +347,10 @@ func (s *callServer) serveConn(c net.Conn) {
 				out, err = h(payload)
 			}
 			if err != nil {
-				_ = writeFrame(&wmu, w, frameError, id, m, []byte(err.Error()))
+				_ = writeFrame(&wmu, c, w, frameError, id, m, []byte(err.Error()))
 				return
 			}
-			_ = writeFrame(&wmu, w, frameResponse, id, m, out)
+			_ = writeFrame(&wmu, c, w, frameResponse, id, m, out)
 		}()
 	}
 }

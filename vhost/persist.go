@@ -232,7 +232,7 @@ func (r *Registry) Load() error {
 		id, _ := rec["id"].(int64)
 		ad, _ := rec["auto_delete"].(bool)
 		args, _ := rec["arguments"].(wire.Table)
-		_, err := v.createQueueLocked(QueueSpec{Name: f[0], Durable: true, AutoDelete: ad, Args: args}, uint64(id), true)
+		_, err := v.createQueueLocked(QueueSpec{Name: f[0], Durable: true, AutoDelete: ad, Args: args}, uint64(id), true, false)
 		return err
 	}); err != nil {
 		return fmt.Errorf("loading queues: %w", err)

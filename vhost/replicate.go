@@ -439,7 +439,7 @@ func (v *VHost) restore(t wire.Table, recovering bool) error {
 	for name, qt := range wantQ {
 		if v.queues[name] == nil {
 			id, _ := qt["id"].(int64)
-			_, err := v.createQueueLocked(queueSpecOf(qt), uint64(id), recovering)
+			_, err := v.createQueueLocked(queueSpecOf(qt), uint64(id), recovering, false)
 			errs = append(errs, err)
 		}
 	}

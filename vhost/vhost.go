@@ -491,7 +491,10 @@ func (v *VHost) declareQueue(s QueueSpec, passive bool, id uint64, recover bool)
 	}
 	// Exclusive queues are never durable, whatever the declare says.
 	s.Durable = s.Durable && !s.Exclusive
-	if q := v.queues[s.Name]; q != nil && !q.Deleted() {
+	// In a cluster a queue exists until its deletion is applied, whatever
+	// it did here meanwhile (an auto-delete queue that deleted itself):
+	// every node must decide alike.
+	if q := v.queues[s.Name]; q != nil && (!q.Deleted() || v.reg.replicated()) {
 		if err := v.checkExclusiveLocked(q, s.Owner); err != nil {
 			return nil, false, err
 		}
@@ -515,7 +518,9 @@ func (v *VHost) declareQueue(s QueueSpec, passive bool, id uint64, recover bool)
 	if passive {
 		return nil, false, v.queueNotFound(s.Name)
 	}
-	q, err = v.createQueueLocked(s, id, recover)
+	// The queue limit holds for every declare (a cluster's replayed ones
+	// too: a node rebuilding its definitions must decide as the others did).
+	q, err = v.createQueueLocked(s, id, recover, true)
 	if err != nil {
 		return nil, false, err
 	}
@@ -542,13 +547,14 @@ func (v *VHost) countDeclare(s QueueSpec, created bool) {
 }
 
 // createQueueLocked builds a queue of the kind its arguments name and
-// registers it. id is the kind's id for a queue being recovered (recover
-// set), 0 for a new queue.
-func (v *VHost) createQueueLocked(s QueueSpec, id uint64, recover bool) (queue.Queue, error) {
+// registers it. id is the queue's id (0: the kind picks one); recover has
+// the kind load what it kept of the queue; admit checks the vhost's queue
+// limit (not for a queue that existed before: a restart, a snapshot).
+func (v *VHost) createQueueLocked(s QueueSpec, id uint64, recover, admit bool) (queue.Queue, error) {
 	if v.deleted {
 		return nil, v.deletedErr()
 	}
-	if limit, ok := v.limitLocked(LimitQueues); ok && !recover && int64(len(v.queues)) >= limit {
+	if limit, ok := v.limitLocked(LimitQueues); ok && admit && int64(len(v.queues)) >= limit {
 		return nil, wire.Errorf(wire.PreconditionFailed, "cannot declare queue '"+s.Name+"': queue limit in vhost '"+v.name+
 			"' ("+strconv.FormatInt(limit, 10)+") is reached")
 	}
@@ -591,7 +597,7 @@ func (v *VHost) DeclareReplyQueue(owner uint64) (queue.Queue, error) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.createQueueLocked(QueueSpec{Name: generateName(ReplyToPrefix), Exclusive: true, AutoDelete: true, Owner: owner}, 0, false)
+	return v.createQueueLocked(QueueSpec{Name: generateName(ReplyToPrefix), Exclusive: true, AutoDelete: true, Owner: owner}, 0, false, true)
 }
 
 // checkExclusiveLocked refuses access to another connection's exclusive queue.

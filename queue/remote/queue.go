@@ -1,6 +1,8 @@
 package remote
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -50,6 +52,11 @@ func (q *Queue) Unreachable() error {
 	if q.s.peers.Running(q.cfg.Node) {
 		return nil
 	}
+	return q.inaccessible()
+}
+
+// inaccessible is RabbitMQ's error for a queue whose node is down.
+func (q *Queue) inaccessible() error {
 	return wire.Errorf(wire.NotFound, "home node '"+q.cfg.Node+"' of durable queue '"+q.cfg.Name+"' in vhost '"+
 		q.cfg.VHost+"' is down or inaccessible")
 }
@@ -68,13 +75,18 @@ func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 	e := &encoder{}
 	queueRef(e.str(q.s.peers.Name()), &q.cfg).uint(pos).bytes(m.Data())
 	d, err := q.s.call(node, methodPublish, e)
-	if err != nil {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		// The queue's node answered that it does not have the queue.
 		l.report([]uint64{pos}, nil)
-		if !q.s.peers.Running(node) {
-			return queue.Receipt{Result: queue.Gone}
-		}
-		q.s.log.Warn("forwarding a publish failed", "queue", q.cfg.Name, "node", node, "err", err)
 		return queue.Receipt{Result: queue.Gone}
+	}
+	if err != nil {
+		// The queue's node may or may not have the message: the publisher
+		// gets a nack, never a confirm for what may be lost.
+		q.s.log.Warn("forwarding a publish failed", "queue", q.cfg.Name, "node", node, "err", err)
+		l.report([]uint64{pos}, fmt.Errorf("forwarding to node %s: %w", node, err))
+		return queue.Receipt{Result: queue.Enqueued, Promise: queue.Promise{Ledger: l, First: pos, Last: pos}}
 	}
 	result, pending := d.uint(), d.bool()
 	r := queue.Receipt{Result: queue.Enqueued}
@@ -211,9 +223,11 @@ type standIn struct {
 	q  *Queue
 	c  *queue.Consumer
 
-	mu      sync.Mutex
-	started bool          // basic.consume-ok went out: deliveries may follow
-	held    []queue.Entry // arrived, not yet taken by the channel
+	mu        sync.Mutex
+	started   bool          // basic.consume-ok went out: deliveries may follow
+	cancelled bool          // RemoveConsumer: nothing more goes to the channel
+	held      []queue.Entry // arrived, not yet taken by the channel
+	passed    uint64        // deliveries the channel took, in all
 }
 
 // AddConsumer implements queue.Queue.
@@ -233,7 +247,17 @@ func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
 		delete(q.s.standIns, si.id)
 		delete(q.s.consumerIDs, c)
 		q.s.mu.Unlock()
-		return err
+		var we *wire.Error
+		if errors.As(err, &we) {
+			return err
+		}
+		// The queue's node may have added the consumer before the call
+		// failed: end it there.
+		go func() {
+			e := &encoder{}
+			_, _ = q.s.call(q.cfg.Node, methodCancel, e.str(q.s.peers.Name()).uint(si.id).uint(0))
+		}()
+		return q.inaccessible()
 	}
 	si.mu.Lock()
 	if started != nil {
@@ -250,7 +274,7 @@ func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
 // and returns how many it took.
 func (si *standIn) passOnLocked() int {
 	n := 0
-	for len(si.held) > 0 && si.started {
+	for len(si.held) > 0 && si.started && !si.cancelled {
 		if !si.c.Sink.Deliver(si.c, si.held[0]) {
 			break
 		}
@@ -258,6 +282,7 @@ func (si *standIn) passOnLocked() int {
 		si.held = si.held[1:]
 		n++
 	}
+	si.passed += uint64(n)
 	return n
 }
 
@@ -274,14 +299,19 @@ func (q *Queue) RemoveConsumer(c *queue.Consumer) {
 	if si == nil {
 		return
 	}
-	e := &encoder{}
-	_, _ = q.s.call(q.cfg.Node, methodCancel, e.str(q.s.peers.Name()).uint(si.id))
+	// What the channel did not take goes back to the queue on its node,
+	// which learns how many the channel took.
 	si.mu.Lock()
-	held := si.held
+	si.cancelled = true
 	si.held = nil
+	passed := si.passed
 	si.mu.Unlock()
-	if len(held) > 0 && !c.NoAck {
-		q.s.settle(q, si.id, held, queue.Requeue)
+	e := &encoder{}
+	d, err := q.s.call(q.cfg.Node, methodCancel, e.str(q.s.peers.Name()).uint(si.id).uint(passed))
+	if err == nil && d.bool() {
+		q.s.mu.Lock()
+		delete(q.s.consumerIDs, c)
+		q.s.mu.Unlock()
 	}
 }
 
@@ -335,6 +365,10 @@ func (s *Service) onDeliver(payload []byte) ([]byte, error) {
 		return nil, nil // cancelled: the queue's node requeues what it sent
 	}
 	si.mu.Lock()
+	if si.cancelled {
+		si.mu.Unlock()
+		return nil, nil
+	}
 	si.held = append(si.held, en)
 	n := 0
 	if len(si.held) == 1 {
@@ -373,7 +407,8 @@ type consumerID struct {
 
 const forgetCancelled = 30 * time.Minute
 
-// pruneConsumerIDs forgets the ids of consumers cancelled long ago.
+// pruneConsumerIDs forgets the ids of consumers cancelled long ago, and
+// the cancels older than any consume they could overtake.
 func (s *Service) pruneConsumerIDs() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -382,4 +417,24 @@ func (s *Service) pruneConsumerIDs() {
 			delete(s.consumerIDs, c)
 		}
 	}
+	for k, at := range s.cancelled {
+		if time.Since(at) > 2*callTimeout {
+			delete(s.cancelled, k)
+		}
+	}
+}
+
+// onForget drops a cancelled consumer's id: the queue's node has every
+// delivery it made settled.
+func (s *Service) onForget(payload []byte) ([]byte, error) {
+	d := &decoder{b: payload}
+	id := d.uint()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c, cid := range s.consumerIDs {
+		if cid.id == id && !cid.cancelled.IsZero() {
+			delete(s.consumerIDs, c)
+		}
+	}
+	return nil, nil
 }

@@ -48,6 +48,7 @@ const (
 	methodDeliver                              // cast: a delivery to a consumer on the caller's node
 	methodCredit                               // cast: deliveries the consumer's node passed on
 	methodCancelled                            // cast: the queue dropped a consumer (deleted)
+	methodForget                               // cast: a cancelled consumer's deliveries are all settled
 )
 
 // window is how many deliveries a consumer's node may hold that its
@@ -74,6 +75,9 @@ type Service struct {
 	gets        map[getKey]gotEntry     // basic.gets elsewhere of queues here, unsettled
 	durables    map[string]*durableLink // per publishing node
 	outboxes    map[string]*outbox      // per consumer node: deliveries, in order
+	// cancelled are consumers cancelled lately, so that a consume call
+	// overtaken by its cancel is refused.
+	cancelled map[servedKey]time.Time
 	nextID      atomic.Uint64
 	stop        chan struct{}
 	wg          sync.WaitGroup
@@ -86,11 +90,11 @@ func New(peers Peers, lookup Lookup, log *slog.Logger) *Service {
 	}
 	s := &Service{peers: peers, lookup: lookup, log: log, ledgers: map[string]*linkLedger{}, standIns: map[uint64]*standIn{},
 		served: map[servedKey]*served{}, gets: map[getKey]gotEntry{}, durables: map[string]*durableLink{},
-		outboxes: map[string]*outbox{}, consumerIDs: map[*queue.Consumer]consumerID{}, stop: make(chan struct{})}
+		outboxes: map[string]*outbox{}, consumerIDs: map[*queue.Consumer]consumerID{}, cancelled: map[servedKey]time.Time{}, stop: make(chan struct{})}
 	for m, h := range map[cluster.Method]cluster.Handler{
 		methodPublish: s.onPublish, methodDurable: s.onDurable, methodGet: s.onGet, methodSettle: s.onSettle,
 		methodPurge: s.onPurge, methodStats: s.onStats, methodConsume: s.onConsume, methodCancel: s.onCancel,
-		methodDeliver: s.onDeliver, methodCredit: s.onCredit, methodCancelled: s.onCancelled,
+		methodDeliver: s.onDeliver, methodCredit: s.onCredit, methodCancelled: s.onCancelled, methodForget: s.onForget,
 	} {
 		peers.Handle(m, h)
 	}

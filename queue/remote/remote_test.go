@@ -385,3 +385,31 @@ func FuzzCalls(f *testing.F) {
 }
 
 func newPairForFuzz(t *testing.T) *pair { return newPairOn(t, false) }
+
+// A consumer cancelled while its channel had not taken what was sent to
+// it: those messages go back to the queue, the ones it took stay with the
+// channel to settle.
+func TestCancelReturnsWhatTheChannelDidNotTake(t *testing.T) {
+	p := newPair(t)
+	s := &sink{room: 3}
+	c := &queue.Consumer{Tag: "ctag", Sink: s, Queue: p.standIn}
+	if err := p.standIn.AddConsumer(c, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		publish(t, p.standIn, fmt.Sprint(i), false)
+	}
+	waitUntil(t, "all ten sent", func() bool { return p.q.Stats().Unacked == 10 })
+	waitUntil(t, "three taken", func() bool { return s.count() == 3 })
+	p.standIn.RemoveConsumer(c)
+	waitUntil(t, "seven back", func() bool { st := p.q.Stats(); return st.Ready == 7 && st.Unacked == 3 })
+	p.standIn.Settle(c, s.take(), queue.Ack)
+	waitUntil(t, "the acks", func() bool { st := p.q.Stats(); return st.Ready == 7 && st.Unacked == 0 })
+	// Node a is done with the consumer: node b forgets its id.
+	waitUntil(t, "b to forget the consumer", func() bool {
+		p.sb.mu.Lock()
+		defer p.sb.mu.Unlock()
+		_, ok := p.sb.consumerIDs[c]
+		return !ok
+	})
+}

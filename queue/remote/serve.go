@@ -3,6 +3,7 @@ package remote
 import (
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/warrenmq/warren/cluster"
 	"github.com/warrenmq/warren/queue"
@@ -36,8 +37,12 @@ type served struct {
 	c    *queue.Consumer
 	mu   sync.Mutex
 	out  *outbox
-	sent int                    // deliveries the consumer's node has not passed on yet
-	held map[uint64]queue.Entry // unacknowledged, by sequence
+	// unpassed are the sequences of deliveries sent that the consumer's
+	// node has not passed on to its channel yet, in send order; passed
+	// counts those it has.
+	unpassed []uint64
+	passed   uint64
+	held     map[uint64]queue.Entry // unacknowledged, by sequence
 	gone bool                   // the consumer was cancelled
 	park bool                   // the queue was refused a delivery for want of credit
 }
@@ -46,11 +51,11 @@ type served struct {
 func (sv *served) Deliver(c *queue.Consumer, e queue.Entry) bool {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
-	if sv.sent >= window {
+	if len(sv.unpassed) >= window {
 		sv.park = true
 		return false
 	}
-	sv.sent++
+	sv.unpassed = append(sv.unpassed, e.Seq)
 	if !c.NoAck {
 		sv.held[e.Seq] = e
 	}
@@ -66,6 +71,17 @@ func (sv *served) Cancelled(*queue.Consumer) {
 	sv.s.mu.Unlock()
 	enc := &encoder{}
 	sv.out.push(methodCancelled, enc.uint(sv.key.id).b)
+}
+
+// passOn notes n more deliveries passed on to the consumer's channel
+// (sv.mu held).
+func (sv *served) passOn(n uint64) {
+	n = min(n, uint64(len(sv.unpassed)))
+	sv.unpassed = sv.unpassed[n:]
+	sv.passed += n
+	if len(sv.unpassed) == 0 {
+		sv.unpassed = nil
+	}
 }
 
 // requeueAll ends the consumer and returns what it held to the queue
@@ -192,7 +208,7 @@ func (d *durableLink) run() {
 		for {
 			if err := it.ps.Wait(); err != nil {
 				e := &encoder{}
-				_ = d.s.cast(d.node, methodDurable, e.str(d.s.peers.Name()).str(err.Error()).uint(1).uint(it.pos).b)
+				d.send(e.str(d.s.peers.Name()).str(err.Error()).uint(1).uint(it.pos).b)
 			} else {
 				ok = append(ok, it.pos)
 			}
@@ -211,7 +227,23 @@ func (d *durableLink) run() {
 			for _, p := range ok {
 				e.uint(p)
 			}
-			_ = d.s.cast(d.node, methodDurable, e.b)
+			d.send(e.b)
+		}
+	}
+}
+
+// send casts a report, again while it fails and the node runs: a report
+// lost would hold up every later confirm of that node's publishers.
+func (d *durableLink) send(payload []byte) {
+	for {
+		err := d.s.cast(d.node, methodDurable, payload)
+		if err == nil || !d.s.peers.Running(d.node) {
+			return
+		}
+		select {
+		case <-d.done:
+			return
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -248,7 +280,12 @@ func (s *Service) onPublish(payload []byte) ([]byte, error) {
 	}
 	pending := !out.Promises.Kept()
 	if pending {
-		s.durable(from).items <- durableItem{pos: pos, ps: out.Promises}
+		dl := s.durable(from)
+		select {
+		case dl.items <- durableItem{pos: pos, ps: out.Promises}:
+		case <-dl.done:
+			return answer(nil, errors.New("the node is stopping")), nil
+		}
 	}
 	// The publisher goes at the pace this node's store writes.
 	if !out.Backpressure.Kept() {
@@ -313,33 +350,36 @@ func (s *Service) onGet(payload []byte) ([]byte, error) {
 func (s *Service) onSettle(payload []byte) ([]byte, error) {
 	d := &decoder{b: payload}
 	from, id := d.str(), d.uint()
-	q, err := s.findQueue(d)
+	vh, name, qid := d.str(), d.str(), d.uint()
 	how, n := queue.Settlement(d.uint()), d.count()
 	seqs := make([]uint64, 0, n)
 	for range n {
 		seqs = append(seqs, d.uint())
 	}
-	if err == nil {
-		err = d.err
-	}
-	if err != nil {
-		return nil, err
+	if d.err != nil {
+		return nil, d.err
 	}
 	var entries []queue.Entry
 	if id == 0 {
+		var q queue.Queue
 		s.mu.Lock()
 		for _, seq := range seqs {
-			k := getKey{from, q.Config().ID, seq}
+			k := getKey{from, qid, seq}
 			if g, ok := s.gets[k]; ok {
 				entries = append(entries, g.e)
+				q = g.q
 				delete(s.gets, k)
 			}
 		}
 		s.mu.Unlock()
 		if len(entries) > 0 {
-			q.Settle(nil, entries, how)
+			s.settleOff(q, nil, entries, how)
 		}
 		return nil, nil
+	}
+	q, err := s.lookup(vh, name, qid)
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	sv := s.served[servedKey{from, id}]
@@ -357,14 +397,27 @@ func (s *Service) onSettle(payload []byte) ([]byte, error) {
 	done := sv.gone && len(sv.held) == 0
 	sv.mu.Unlock()
 	if len(entries) > 0 {
-		q.Settle(sv.c, entries, how)
+		s.settleOff(q, sv.c, entries, how)
 	}
 	if done {
 		s.mu.Lock()
 		delete(s.served, sv.key)
 		s.mu.Unlock()
+		// The consumer's node may forget the consumer's id now.
+		sv.out.push(methodForget, (&encoder{}).uint(sv.key.id).b)
 	}
 	return nil, nil
+}
+
+// settleOff settles on the cast reader, except rejections: a dead letter
+// may be published to a queue on another node, a call that must not hold
+// up the reader (hellos wait behind it).
+func (s *Service) settleOff(q queue.Queue, c *queue.Consumer, entries []queue.Entry, how queue.Settlement) {
+	if how == queue.Discard {
+		go q.Settle(c, entries, how)
+		return
+	}
+	q.Settle(c, entries, how)
 }
 
 func (s *Service) onPurge(payload []byte) ([]byte, error) {
@@ -405,6 +458,12 @@ func (s *Service) onConsume(payload []byte) ([]byte, error) {
 		return answer(nil, err), nil
 	}
 	key := servedKey{from, id}
+	s.mu.Lock()
+	_, late := s.cancelled[key]
+	s.mu.Unlock()
+	if late {
+		return answer(nil, errors.New("the consumer was cancelled")), nil
+	}
 	sv := &served{s: s, key: key, q: q, held: map[uint64]queue.Entry{}, out: s.outbox(from)}
 	sv.c = &queue.Consumer{Tag: tag, NoAck: noAck, Exclusive: exclusive, Priority: priority, Prefetch: prefetch, Sink: sv, Queue: q}
 	s.mu.Lock()
@@ -421,26 +480,49 @@ func (s *Service) onConsume(payload []byte) ([]byte, error) {
 
 // onCancel removes a consumer on another node; its unacknowledged
 // deliveries stay with its channel, which settles them.
+// The consumer's node says how many deliveries it passed on in all: those
+// sent after them never reached the channel and go back to the queue; the
+// channel settles the rest. A consume that arrives after its cancel (calls
+// run side by side) is refused.
 func (s *Service) onCancel(payload []byte) ([]byte, error) {
 	d := &decoder{b: payload}
 	key := servedKey{d.str(), d.uint()}
+	passed := d.uint()
+	if d.err != nil {
+		return nil, d.err
+	}
 	s.mu.Lock()
 	sv := s.served[key]
+	s.cancelled[key] = time.Now()
 	s.mu.Unlock()
 	if sv == nil {
-		return answer(&encoder{}, nil), nil
+		return answer((&encoder{}).bool(true), nil), nil
 	}
 	sv.q.RemoveConsumer(sv.c)
 	sv.mu.Lock()
 	sv.gone = true
+	if passed > sv.passed {
+		sv.passOn(passed - sv.passed)
+	}
+	var back []queue.Entry
+	for _, seq := range sv.unpassed {
+		if e, ok := sv.held[seq]; ok {
+			back = append(back, e)
+			delete(sv.held, seq)
+		}
+	}
+	sv.unpassed = nil
 	done := len(sv.held) == 0
 	sv.mu.Unlock()
+	if len(back) > 0 {
+		sv.q.Settle(sv.c, back, queue.Requeue)
+	}
 	if done {
 		s.mu.Lock()
 		delete(s.served, key)
 		s.mu.Unlock()
 	}
-	return answer(&encoder{}, nil), nil
+	return answer((&encoder{}).bool(done), nil), nil
 }
 
 // onCredit hears that a consumer's node passed deliveries on.
@@ -455,8 +537,8 @@ func (s *Service) onCredit(payload []byte) ([]byte, error) {
 		return nil, nil
 	}
 	sv.mu.Lock()
-	sv.sent -= n
-	resume := sv.park && sv.sent < window
+	sv.passOn(uint64(n))
+	resume := sv.park && len(sv.unpassed) < window
 	if resume {
 		sv.park = false
 	}
