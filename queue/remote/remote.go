@@ -78,9 +78,9 @@ type Service struct {
 	// cancelled are consumers cancelled lately, so that a consume call
 	// overtaken by its cancel is refused.
 	cancelled map[servedKey]time.Time
-	nextID      atomic.Uint64
-	stop        chan struct{}
-	wg          sync.WaitGroup
+	nextID    atomic.Uint64
+	stop      chan struct{}
+	wg        sync.WaitGroup
 }
 
 // New returns the node's forwarding service and registers its calls.

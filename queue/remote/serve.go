@@ -31,20 +31,20 @@ type gotEntry struct {
 // delivers to it as to any consumer, and the deliveries go to that node
 // in order, at most window of them ahead of what its channel took.
 type served struct {
-	s    *Service
-	key  servedKey
-	q    queue.Queue
-	c    *queue.Consumer
-	mu   sync.Mutex
-	out  *outbox
+	s   *Service
+	key servedKey
+	q   queue.Queue
+	c   *queue.Consumer
+	mu  sync.Mutex
+	out *outbox
 	// unpassed are the sequences of deliveries sent that the consumer's
 	// node has not passed on to its channel yet, in send order; passed
 	// counts those it has.
 	unpassed []uint64
 	passed   uint64
 	held     map[uint64]queue.Entry // unacknowledged, by sequence
-	gone bool                   // the consumer was cancelled
-	park bool                   // the queue was refused a delivery for want of credit
+	gone     bool                   // the consumer was cancelled
+	park     bool                   // the queue was refused a delivery for want of credit
 }
 
 // Deliver implements queue.Sink (under the queue's lock).
