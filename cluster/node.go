@@ -101,9 +101,10 @@ type Node struct {
 
 // hello is the answer to methodHello.
 type hello struct {
-	Name      string `json:"name"`
-	Addr      string `json:"addr"`
-	Clustered bool   `json:"clustered"` // the node belongs to a formed cluster
+	Name      string   `json:"name"`
+	Addr      string   `json:"addr"`
+	Clustered bool     `json:"clustered"` // the node belongs to a formed cluster
+	Seeds     []string `json:"seeds,omitempty"`
 }
 
 // Start opens the cluster listener and starts the metadata group: from
@@ -226,12 +227,17 @@ func (n *Node) form() {
 	for {
 		servers := map[raft.ServerID]raft.ServerAddress{raft.ServerID(n.cfg.Name): raft.ServerAddress(n.addr)}
 		var clustered []string
-		var missing []string
+		var missing, differ []string
 		for _, s := range seeds {
 			h, err := n.hello(s)
 			if err != nil {
 				missing = append(missing, s)
 				continue
+			}
+			if !sameSeeds(h.Seeds, seeds) {
+				// Bootstrapping with different configurations would make
+				// two clusters: every seed must list the same seeds.
+				differ = append(differ, s)
 			}
 			if h.Name == n.cfg.Name {
 				servers[raft.ServerID(h.Name)] = raft.ServerAddress(s)
@@ -257,7 +263,7 @@ func (n *Node) form() {
 			n.log.Info("cluster: joined", "through", s)
 			return
 		}
-		if len(missing) == 0 && len(clustered) == 0 {
+		if len(missing) == 0 && len(clustered) == 0 && len(differ) == 0 {
 			cfg := raft.Configuration{}
 			for id, addr := range servers {
 				cfg.Servers = append(cfg.Servers, raft.Server{ID: id, Address: addr})
@@ -271,7 +277,12 @@ func (n *Node) form() {
 			}
 		}
 		if time.Since(logged) > 10*time.Second {
-			n.log.Info("cluster: waiting for the seeds", "unreachable", missing)
+			if len(differ) > 0 && len(clustered) == 0 {
+				n.log.Warn("cluster: seeds list other seeds than this node; give every node the same --cluster-seeds",
+					"differing", differ, "seeds", seeds)
+			} else {
+				n.log.Info("cluster: waiting for the seeds", "unreachable", missing)
+			}
 			logged = time.Now()
 		}
 		select {
@@ -318,7 +329,15 @@ func (n *Node) onHello(caller []byte) ([]byte, error) {
 	if len(caller) > 0 {
 		n.alive(string(caller))
 	}
-	return json.Marshal(hello{Name: n.cfg.Name, Addr: n.addr, Clustered: n.formed()})
+	return json.Marshal(hello{Name: n.cfg.Name, Addr: n.addr, Clustered: n.formed(), Seeds: n.cfg.Seeds})
+}
+
+// sameSeeds reports whether two seed lists name the same addresses.
+func sameSeeds(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
 }
 
 // alive notes that the named node answered or called just now.
@@ -635,11 +654,8 @@ func (n *Node) Join(addr string) error {
 	}
 	stores, err := n.cfg.Reset()
 	if err == nil {
-		err = n.fsm.state.Restore(nil)
+		err = n.fsm.reset() // the new cluster's log starts again
 	}
-	n.fsm.mu.Lock()
-	n.fsm.index = 0 // the new cluster's log starts again
-	n.fsm.mu.Unlock()
 	if err == nil {
 		_, err = n.startRaft(stores)
 	}
@@ -726,6 +742,37 @@ type fsm struct {
 	cond    *sync.Cond
 	waiting map[string]chan applied
 	index   uint64 // the last command applied
+	// recent are the ids of the last recentIDs commands applied, oldest
+	// first in order (a ring from next), part of the replicated state.
+	recent map[string]struct{}
+	order  []string
+	next   int
+}
+
+// recentIDs is how many command ids the group remembers, so that a
+// command proposed twice (again after an answer was lost) is applied once.
+const recentIDs = 8192
+
+func (f *fsm) rememberLocked(id string) {
+	if f.recent == nil {
+		f.recent = map[string]struct{}{}
+	}
+	if len(f.order) < recentIDs {
+		f.order = append(f.order, id)
+	} else {
+		delete(f.recent, f.order[f.next])
+		f.order[f.next] = id
+		f.next = (f.next + 1) % recentIDs
+	}
+	f.recent[id] = struct{}{}
+}
+
+// reset empties the state machine (a node about to join another cluster).
+func (f *fsm) reset() error {
+	f.mu.Lock()
+	f.recent, f.order, f.next, f.index = nil, nil, 0, 0
+	f.mu.Unlock()
+	return f.state.Restore(nil)
 }
 
 // applied is a command's result and its index.
@@ -770,14 +817,27 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand || len(l.Data) == 0 || int(l.Data[0]) >= len(l.Data) {
 		return nil
 	}
-	id := l.Data[1 : 1+int(l.Data[0])]
+	id := string(l.Data[1 : 1+int(l.Data[0])])
 	cmd := l.Data[1+int(l.Data[0]):]
+	f.mu.Lock()
+	_, dup := f.recent[id]
+	f.mu.Unlock()
+	if dup {
+		// Proposed again after an answer was lost, and applied already:
+		// the first apply answered the proposer.
+		f.mu.Lock()
+		f.index = l.Index
+		f.cond.Broadcast()
+		f.mu.Unlock()
+		return nil
+	}
 	var res any
 	if len(cmd) > 0 {
 		res = f.state.Apply(l.Index, cmd)
 	}
 	f.mu.Lock()
-	ch := f.waiting[string(id)]
+	f.rememberLocked(id)
+	ch := f.waiting[id]
 	f.index = l.Index
 	f.cond.Broadcast()
 	f.mu.Unlock()
@@ -790,13 +850,22 @@ func (f *fsm) Apply(l *raft.Log) any {
 	return res
 }
 
-// Snapshot implements raft.FSM.
+// Snapshot implements raft.FSM: the recent command ids, then the state.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	var b []byte
+	b = binary.AppendUvarint(b, uint64(len(f.order)))
+	for i := range f.order {
+		id := f.order[(f.next+i)%len(f.order)]
+		b = binary.AppendUvarint(b, uint64(len(id)))
+		b = append(b, id...)
+	}
+	f.mu.Unlock()
 	data, err := f.state.Snapshot()
 	if err != nil {
 		return nil, err
 	}
-	return snapshot(data), nil
+	return snapshot(append(b, data...)), nil
 }
 
 // Restore implements raft.FSM.
@@ -810,6 +879,23 @@ func (f *fsm) Restore(r io.ReadCloser) error {
 	if _, err := io.ReadFull(r, data); err != nil {
 		return err
 	}
+	count, w := binary.Uvarint(data)
+	if w <= 0 || count > recentIDs {
+		return errors.New("malformed metadata snapshot")
+	}
+	data = data[w:]
+	f.mu.Lock()
+	f.recent, f.order, f.next = nil, nil, 0
+	for range count {
+		l, w := binary.Uvarint(data)
+		if w <= 0 || uint64(len(data)-w) < l {
+			f.mu.Unlock()
+			return errors.New("malformed metadata snapshot")
+		}
+		f.rememberLocked(string(data[w : w+int(l)]))
+		data = data[w+int(l):]
+	}
+	f.mu.Unlock()
 	return f.state.Restore(data)
 }
 

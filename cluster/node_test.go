@@ -1,10 +1,12 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strings"
@@ -265,3 +267,41 @@ func TestClusterJoin(t *testing.T) {
 		t.Fatal("a member of a cluster of two joined another")
 	}
 }
+
+// A command proposed twice (again after its answer was lost) is applied
+// once, also after a snapshot is restored in between.
+func TestCommandAppliedOnce(t *testing.T) {
+	st := &listState{}
+	f := &fsm{state: st, waiting: map[string]chan applied{}}
+	f.cond = sync.NewCond(&f.mu)
+	entry := func(id, cmd string) *raft.Log {
+		return &raft.Log{Type: raft.LogCommand, Data: append(append([]byte{byte(len(id))}, id...), cmd...)}
+	}
+	f.Apply(entry("n#1", "a"))
+	f.Apply(entry("n#1", "a"))
+	f.Apply(entry("n#2", "b"))
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	g := &fsm{state: &listState{}, waiting: map[string]chan applied{}}
+	g.cond = sync.NewCond(&g.mu)
+	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	g.Apply(entry("n#2", "b"))
+	g.Apply(entry("n#3", "c"))
+	if got := g.state.(*listState).list(); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("applied %q", got)
+	}
+}
+
+type memSink struct{ bytes.Buffer }
+
+func (*memSink) ID() string    { return "mem" }
+func (*memSink) Cancel() error { return nil }
+func (*memSink) Close() error  { return nil }
