@@ -353,15 +353,21 @@ func (s *Service) settle(q *Queue, consumer uint64, entries []queue.Entry, how q
 // onDeliver takes a delivery to a consumer here.
 func (s *Service) onDeliver(payload []byte) ([]byte, error) {
 	d := &decoder{b: payload}
-	id := d.uint()
+	from, id := d.str(), d.uint()
 	en, err := decodeEntry(d)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	si := s.standIns[id]
+	known := s.idKnownLocked(id)
 	s.mu.Unlock()
 	if si == nil {
+		if !known {
+			// Not cancelled here but forgotten (its queue's node was taken
+			// for lost): the queue's node takes back what it holds for it.
+			_ = s.cast(from, methodDrop, (&encoder{}).str(s.peers.Name()).uint(id).b)
+		}
 		return nil, nil // cancelled: the queue's node requeues what it sent
 	}
 	si.mu.Lock()
@@ -422,6 +428,17 @@ func (s *Service) pruneConsumerIDs() {
 			delete(s.cancelled, k)
 		}
 	}
+}
+
+// idKnownLocked reports whether a consumer id is one of this node's
+// consumers, active or cancelled.
+func (s *Service) idKnownLocked(id uint64) bool {
+	for _, cid := range s.consumerIDs {
+		if cid.id == id {
+			return true
+		}
+	}
+	return false
 }
 
 // onForget drops a cancelled consumer's id: the queue's node has every

@@ -49,6 +49,7 @@ const (
 	methodCredit                               // cast: deliveries the consumer's node passed on
 	methodCancelled                            // cast: the queue dropped a consumer (deleted)
 	methodForget                               // cast: a cancelled consumer's deliveries are all settled
+	methodDrop                                 // cast: the consumer's node no longer knows the consumer
 )
 
 // window is how many deliveries a consumer's node may hold that its
@@ -78,9 +79,14 @@ type Service struct {
 	// cancelled are consumers cancelled lately, so that a consume call
 	// overtaken by its cancel is refused.
 	cancelled map[servedKey]time.Time
-	nextID    atomic.Uint64
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	// dropped are, per node, the consumers of its that this node dropped
+	// when it went away: it is told once it answers again, since it may
+	// not have seen itself go (a partition).
+	dropped map[string][]uint64
+	nextID  atomic.Uint64
+	closed  bool // Close was called: no more goroutines start
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
 // New returns the node's forwarding service and registers its calls.
@@ -90,11 +96,12 @@ func New(peers Peers, lookup Lookup, log *slog.Logger) *Service {
 	}
 	s := &Service{peers: peers, lookup: lookup, log: log, ledgers: map[string]*linkLedger{}, standIns: map[uint64]*standIn{},
 		served: map[servedKey]*served{}, gets: map[getKey]gotEntry{}, durables: map[string]*durableLink{},
-		outboxes: map[string]*outbox{}, consumerIDs: map[*queue.Consumer]consumerID{}, cancelled: map[servedKey]time.Time{}, stop: make(chan struct{})}
+		outboxes: map[string]*outbox{}, consumerIDs: map[*queue.Consumer]consumerID{}, cancelled: map[servedKey]time.Time{}, dropped: map[string][]uint64{}, stop: make(chan struct{})}
 	for m, h := range map[cluster.Method]cluster.Handler{
 		methodPublish: s.onPublish, methodDurable: s.onDurable, methodGet: s.onGet, methodSettle: s.onSettle,
 		methodPurge: s.onPurge, methodStats: s.onStats, methodConsume: s.onConsume, methodCancel: s.onCancel,
 		methodDeliver: s.onDeliver, methodCredit: s.onCredit, methodCancelled: s.onCancelled, methodForget: s.onForget,
+		methodDrop: s.onDrop,
 	} {
 		peers.Handle(m, h)
 	}
@@ -110,14 +117,18 @@ func New(peers Peers, lookup Lookup, log *slog.Logger) *Service {
 func (s *Service) Close() {
 	close(s.stop)
 	s.wg.Wait()
+	// Closed outside the lock: an outbox that fails to send takes it.
 	s.mu.Lock()
-	for _, o := range s.outboxes {
+	s.closed = true
+	outboxes, durables := s.outboxes, s.durables
+	s.outboxes, s.durables = map[string]*outbox{}, map[string]*durableLink{}
+	s.mu.Unlock()
+	for _, o := range outboxes {
 		o.close()
 	}
-	for _, d := range s.durables {
+	for _, d := range durables {
 		d.close()
 	}
-	s.mu.Unlock()
 }
 
 // New implements queue.Kind: the stand-in for a queue on cfg.Node.
@@ -150,6 +161,7 @@ func (s *Service) watch() {
 		case <-t.C:
 		}
 		s.pruneConsumerIDs()
+		s.tellDropped()
 		for _, node := range s.nodesInUse() {
 			if !s.peers.Running(node) {
 				s.nodeDown(node, errors.New("node "+node+" is down"))
@@ -196,6 +208,7 @@ func (s *Service) nodeDown(node string, err error) {
 		if k.node == node {
 			lost = append(lost, sv)
 			delete(s.served, k)
+			s.dropped[node] = append(s.dropped[node], k.id)
 		}
 	}
 	var gets []gotEntry
@@ -230,6 +243,33 @@ func (s *Service) nodeDown(node string, err error) {
 	if len(lost)+len(gets)+len(cancelled) > 0 {
 		s.log.Warn("forwarding: a node went away", "node", node, "its_consumers", len(lost), "its_gets", len(gets),
 			"consumers_cancelled_here", len(cancelled))
+	}
+}
+
+// tellDropped tells nodes that answer again which of their consumers this
+// node dropped while they were away: those are cancelled there too.
+func (s *Service) tellDropped() {
+	s.mu.Lock()
+	var nodes []string
+	for n := range s.dropped {
+		nodes = append(nodes, n)
+	}
+	s.mu.Unlock()
+	for _, n := range nodes {
+		if !s.peers.Running(n) {
+			continue
+		}
+		s.mu.Lock()
+		ids := s.dropped[n]
+		delete(s.dropped, n)
+		s.mu.Unlock()
+		for _, id := range ids {
+			if err := s.cast(n, methodCancelled, (&encoder{}).uint(id).b); err != nil {
+				s.mu.Lock()
+				s.dropped[n] = append(s.dropped[n], id)
+				s.mu.Unlock()
+			}
+		}
 	}
 }
 

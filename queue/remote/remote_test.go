@@ -372,7 +372,7 @@ func FuzzCalls(f *testing.F) {
 	f.Add(uint8(3), []byte{1, 'b', 1, 1, '/', 1, 'q', 0})
 	f.Fuzz(func(t *testing.T, m uint8, payload []byte) {
 		p := newPairForFuzz(t)
-		method := methodPublish + cluster.Method(m%11)
+		method := methodPublish + cluster.Method(m%13)
 		p.a.mu.Lock()
 		h := p.a.handlers[method]
 		p.a.mu.Unlock()
@@ -411,5 +411,32 @@ func TestCancelReturnsWhatTheChannelDidNotTake(t *testing.T) {
 		defer p.sb.mu.Unlock()
 		_, ok := p.sb.consumerIDs[c]
 		return !ok
+	})
+}
+
+// One node takes the other for lost while the other does not (a
+// partition): the two make up once deliveries or credit flow again.
+func TestOneSidedNodeLoss(t *testing.T) {
+	p := newPair(t)
+	s := &sink{room: 5}
+	c := &queue.Consumer{Tag: "ctag", Sink: s, Queue: p.standIn}
+	if err := p.standIn.AddConsumer(c, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		publish(t, p.standIn, fmt.Sprint(i), false)
+	}
+	waitUntil(t, "five taken", func() bool { return s.count() == 5 })
+	// Node b alone decides that node a is lost: its consumer is cancelled.
+	p.sb.nodeDown("a", errors.New("test"))
+	if !s.cancelled.Load() {
+		t.Fatal("the consumer on b was not cancelled")
+	}
+	// Node a still delivers to it; b says it does not know it, and a takes
+	// everything back.
+	publish(t, p.q, "more", false)
+	waitUntil(t, "a to take its messages back", func() bool {
+		st := p.q.Stats()
+		return st.Ready == 6 && st.Unacked == 0 && st.Consumers == 0
 	})
 }

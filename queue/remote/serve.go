@@ -60,7 +60,7 @@ func (sv *served) Deliver(c *queue.Consumer, e queue.Entry) bool {
 		sv.held[e.Seq] = e
 	}
 	enc := &encoder{}
-	sv.out.push(methodDeliver, encodeEntry(enc.uint(sv.key.id), e).b)
+	sv.out.push(methodDeliver, encodeEntry(enc.str(sv.s.peers.Name()).uint(sv.key.id), e).b)
 	return true
 }
 
@@ -123,6 +123,10 @@ func (s *Service) outbox(node string) *outbox {
 	o := s.outboxes[node]
 	if o == nil {
 		o = &outbox{s: s, node: node, kick: make(chan struct{}, 1), done: make(chan struct{})}
+		if s.closed {
+			close(o.done) // sends nothing
+			return o
+		}
 		o.wg.Add(1)
 		go o.run()
 		s.outboxes[node] = o
@@ -188,6 +192,10 @@ func (s *Service) durable(node string) *durableLink {
 	d := s.durables[node]
 	if d == nil {
 		d = &durableLink{s: s, node: node, items: make(chan durableItem, 4096), done: make(chan struct{})}
+		if s.closed {
+			close(d.done)
+			return d
+		}
 		d.wg.Add(1)
 		go d.run()
 		s.durables[node] = d
@@ -385,6 +393,7 @@ func (s *Service) onSettle(payload []byte) ([]byte, error) {
 	sv := s.served[servedKey{from, id}]
 	s.mu.Unlock()
 	if sv == nil {
+		s.unknownConsumer(servedKey{from, id})
 		return nil, nil
 	}
 	sv.mu.Lock()
@@ -525,6 +534,36 @@ func (s *Service) onCancel(payload []byte) ([]byte, error) {
 	return answer((&encoder{}).bool(done), nil), nil
 }
 
+// unknownConsumer answers credit or settlements for a consumer this node
+// does not know (it dropped it, taking its node for lost): the consumer's
+// node cancels it too.
+func (s *Service) unknownConsumer(key servedKey) {
+	s.mu.Lock()
+	_, recent := s.cancelled[key]
+	s.mu.Unlock()
+	if !recent {
+		s.outbox(key.node).push(methodCancelled, (&encoder{}).uint(key.id).b)
+	}
+}
+
+// onDrop hears that a consumer's node no longer knows the consumer (it
+// took this node for lost): everything sent to it goes back to the queue.
+func (s *Service) onDrop(payload []byte) ([]byte, error) {
+	d := &decoder{b: payload}
+	key := servedKey{d.str(), d.uint()}
+	if d.err != nil {
+		return nil, d.err
+	}
+	s.mu.Lock()
+	sv := s.served[key]
+	delete(s.served, key)
+	s.mu.Unlock()
+	if sv != nil {
+		go sv.requeueAll() // not on the cast reader: requeueing may dead-letter
+	}
+	return nil, nil
+}
+
 // onCredit hears that a consumer's node passed deliveries on.
 func (s *Service) onCredit(payload []byte) ([]byte, error) {
 	d := &decoder{b: payload}
@@ -534,6 +573,7 @@ func (s *Service) onCredit(payload []byte) ([]byte, error) {
 	sv := s.served[key]
 	s.mu.Unlock()
 	if sv == nil {
+		s.unknownConsumer(key)
 		return nil, nil
 	}
 	sv.mu.Lock()
