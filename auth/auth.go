@@ -312,6 +312,10 @@ func (s *Store) deleteUser(name string) error {
 	return nil
 }
 
+// ForgetFirstStart erases the record that the node started before, for a
+// node reset to join a cluster (whose start then makes no default user).
+func (s *Store) ForgetFirstStart() error { return s.drop(kindSeeded, "") }
+
 // User returns the named user, or nil.
 func (s *Store) User(name string) *User {
 	s.mu.RLock()

@@ -268,6 +268,10 @@ func (b *Broker) startClustered(ctx context.Context, kinds *queue.Kinds, classic
 	if err != nil {
 		return nil, nil, err
 	}
+	// A join asked for on a node of its own is done.
+	if err := os.Remove(filepath.Join(cfg.DataDir, joinFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		b.log.Warn("removing the join request", "err", err)
+	}
 	if err := classicKind.FinishRecovery(); err != nil {
 		return nil, nil, fmt.Errorf("recovering from the store: %w", err)
 	}
@@ -290,6 +294,29 @@ func (b *Broker) startClustered(ctx context.Context, kinds *queue.Kinds, classic
 		return nil, nil, err
 	}
 	return vhosts, users, nil
+}
+
+// reset drops everything a node of its own held (its definitions, and so
+// its queues and their messages; users, permissions), as rabbitmqctl's
+// reset before join_cluster, so that it can start clustered.
+func (b *Broker) reset(kinds *queue.Kinds, classicKind *classic.Kind) error {
+	vhosts, users, err := b.startAlone(kinds, classicKind)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range vhosts.Names() {
+		errs = append(errs, vhosts.Delete(name))
+	}
+	for _, u := range users.Users() {
+		errs = append(errs, users.DeleteUser(u.Name))
+	}
+	errs = append(errs, users.ForgetFirstStart())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("resetting the node to join a cluster: %w", err)
+	}
+	b.log.Warn("reset to join a cluster: this node's definitions and messages were dropped", "through", b.cfg.ClusterSeeds)
+	return nil
 }
 
 // stopCluster leaves the cluster's work: forwarding, then membership.
@@ -347,10 +374,24 @@ func StartContext(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, e
 		store.Close()
 		return nil, fmt.Errorf("reading the cluster's state: %w", err)
 	}
+	joining, err := readJoinFile(cfg.DataDir)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	b := &Broker{cfg: cfg, log: log, store: store, kind: classicKind, served: make(chan error, 1)}
 	started := time.Now()
 	var vhosts *vhost.Registry
 	var users *auth.Store
+	if joining != "" && !inCluster {
+		// join_cluster on a node of its own: reset now, then join.
+		if err := b.reset(kinds, classicKind); err != nil {
+			store.Close()
+			return nil, err
+		}
+		b.cfg.ClusterSeeds = []string{joining}
+		inCluster = true
+	}
 	if inCluster {
 		vhosts, users, err = b.startClustered(ctx, kinds, classicKind)
 	} else {
@@ -488,6 +529,8 @@ func StartContext(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, e
 	md := mgmt.Deps{Vhosts: vhosts, Users: users, AMQP: srv, Alarms: alarms, Node: node, Log: log}
 	if b.node != nil {
 		md.Cluster = b.node
+	} else {
+		md.JoinAtRestart = func(addr string) error { return writeJoinFile(cfg.DataDir, addr) }
 	}
 	b.mgmt = mgmt.New(md)
 	for _, h := range hls {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -296,4 +297,25 @@ func connectionIDs(node string) uint64 {
 	h := fnv.New32a()
 	h.Write([]byte(node))
 	return uint64(h.Sum32()) << 32
+}
+
+// joinFile, in the data directory, names the cluster address of a node
+// whose cluster this node, started on its own, is to join at its next
+// start (warrenctl join_cluster).
+const joinFile = "cluster-join"
+
+func writeJoinFile(dataDir, addr string) error {
+	return os.WriteFile(filepath.Join(dataDir, joinFile), []byte(addr), 0o600)
+}
+
+// readJoinFile returns the address a join was asked through, or "".
+func readJoinFile(dataDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, joinFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", joinFile, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

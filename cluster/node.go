@@ -8,6 +8,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -90,6 +92,7 @@ type Node struct {
 	joinMu sync.Mutex
 
 	seq     atomic.Uint64
+	boot    string // this process's prefix of command ids: unique across restarts
 	mu      sync.Mutex
 	seen    map[string]time.Time // node name -> last answer to a hello
 	lost    map[string]time.Time // node name -> last hello that failed
@@ -128,7 +131,10 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster listener: %w", err)
 	}
+	var nonce [6]byte
+	_, _ = rand.Read(nonce[:])
 	n := &Node{cfg: cfg, log: log, addr: advertised(cfg.Listen, ln.Addr()), caller: newCaller(cfg.Secret),
+		boot: cfg.Name + "#" + hex.EncodeToString(nonce[:]),
 		seen: map[string]time.Time{}, lost: map[string]time.Time{}, addrs: map[string]string{}, stop: make(chan struct{})}
 	n.mux = newMux(ln, cfg.Secret, log)
 	n.calls = newCallServer(n.mux.listener(tagCall), log)
@@ -408,7 +414,7 @@ var ErrNoLeader = errors.New("the cluster's metadata store has no leader (is a m
 // exists on every node it may ask next). It retries while there is no
 // leader, until ctx ends.
 func (n *Node) Replicate(ctx context.Context, cmd []byte) (any, error) {
-	id := n.cfg.Name + "#" + strconv.FormatUint(n.seq.Add(1), 10)
+	id := n.boot + "#" + strconv.FormatUint(n.seq.Add(1), 10)
 	entry := make([]byte, 0, 1+len(id)+len(cmd))
 	entry = append(entry, byte(len(id)))
 	entry = append(entry, id...)

@@ -305,3 +305,27 @@ type memSink struct{ bytes.Buffer }
 func (*memSink) ID() string    { return "mem" }
 func (*memSink) Cancel() error { return nil }
 func (*memSink) Close() error  { return nil }
+
+// A node's commands after its restart are new commands, whatever the
+// numbers it gives them.
+func TestRestartedNodeCommandsApply(t *testing.T) {
+	addrs := freeAddrs(t, 2)
+	a := startNode(t, "warren@a", addrs[0], nil, "s", nil)
+	defer a.Close()
+	if err := a.Ready(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	mem := raft.NewInmemStore()
+	stores := &Stores{Log: mem, Stable: mem, Snapshots: raft.NewInmemSnapshotStore()}
+	b := startNode(t, "warren@b", addrs[1], []string{addrs[0]}, "s", stores)
+	if _, err := b.Replicate(ctx(t), []byte("first life")); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b = startNode(t, "warren@b", addrs[1], nil, "s", stores)
+	defer b.Close()
+	if _, err := b.Replicate(ctx(t), []byte("second life")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a to apply both", func() bool { return slices.Equal(a.state.list(), []string{"first life", "second life"}) })
+}

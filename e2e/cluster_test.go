@@ -376,4 +376,33 @@ func TestClusterJoinWithWarrenctl(t *testing.T) {
 	if len(st.Nodes) != 2 {
 		t.Fatalf("the cluster has %d nodes: %+v", len(st.Nodes), st)
 	}
+
+	// A node started on its own joins at its restart, as rabbitmqctl's
+	// stop_app, join_cluster, start_app.
+	lone := startBroker(t, "--node-name", "warren@lone", "--cluster-listen", freeAddrs(t, 1)[0],
+		"--cluster-secret", "e2e-cluster-s3cret")
+	_, chl := dialChannel(t, lone)
+	if _, err := chl.QueueDeclare("lonely", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	out = lone.ctlOK(t, "join_cluster", addr)
+	if !strings.Contains(out, "Restart the node to join") {
+		t.Fatalf("join_cluster on a node of its own printed %q", out)
+	}
+	lone.Restart()
+	if err := passiveDeclare(t, lone, "theirs"); err != nil {
+		t.Fatalf("the restarted node does not have the cluster's queue: %v", err)
+	}
+	if st := lone.statusOf(t, "/api/queues/%2F/lonely"); st != 404 {
+		t.Fatalf("the joined node kept its own queue: GET answers %d", st)
+	}
+	na.getAPI(t, "/api/cluster", &st)
+	if len(st.Nodes) != 3 {
+		t.Fatalf("the cluster has %d nodes: %+v", len(st.Nodes), st)
+	}
+	// It stays clustered across restarts.
+	lone.Restart()
+	if err := passiveDeclare(t, lone, "theirs"); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -192,8 +192,18 @@ func (s *Server) joinCluster(w http.ResponseWriter, r *http.Request, _ *auth.Use
 		return badRequest("address missing: the cluster address (HOST:PORT) of a node of the cluster to join")
 	}
 	if s.d.Cluster == nil {
-		return &apiError{http.StatusConflict, "not_clustered", "this node was started without --cluster-seeds: " +
-			"start it with its own cluster address as its seed (a cluster of one) to let it join others"}
+		if s.d.JoinAtRestart == nil {
+			return &apiError{http.StatusConflict, "not_clustered", "this node cannot join a cluster"}
+		}
+		// A node of its own has no cluster listener to join with: as
+		// rabbitmqctl's stop_app, reset, join_cluster and start_app, it
+		// resets and joins when it restarts.
+		if err := s.d.JoinAtRestart(req.Address); err != nil {
+			return err
+		}
+		writeStatusJSON(w, http.StatusAccepted, map[string]string{"status": "restart",
+			"reason": "Restart the node to join: its definitions, queues and messages are dropped and the cluster's replace them"})
+		return nil
 	}
 	if err := s.d.Cluster.Join(req.Address); err != nil {
 		return &apiError{http.StatusConflict, "join_failed", err.Error()}

@@ -58,6 +58,9 @@ type Deps struct {
 	Log    *slog.Logger
 	// Cluster is the node's cluster; nil for a node of its own.
 	Cluster Cluster
+	// JoinAtRestart, on a node of its own, records that the node is to
+	// join the cluster of the node at a cluster address when it restarts.
+	JoinAtRestart func(addr string) error
 }
 
 // maxBody is the largest request body the API reads (definitions files

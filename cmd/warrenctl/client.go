@@ -200,7 +200,7 @@ func (c *client) call(ctx context.Context, r request) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return readAPIError(resp, r.notFound)
 	}
-	if r.out == nil {
+	if r.out == nil || resp.StatusCode == http.StatusNoContent {
 		_, _ = io.Copy(io.Discard, resp.Body) // drain so the connection is reused
 		return nil
 	}

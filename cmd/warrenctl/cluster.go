@@ -110,11 +110,20 @@ func joinCluster(x *invocation, args []string) error {
 		return err
 	}
 	x.info("Clustering node %s with %s", node, args[0])
-	return x.api.call(x.ctx, request{
+	var reply struct {
+		Reason string `json:"reason"`
+	}
+	err = x.api.call(x.ctx, request{
 		method: http.MethodPost,
 		path:   []string{"cluster", "join"},
 		body:   map[string]string{"address": args[0]},
+		out:    &reply,
 	})
+	if err == nil && reply.Reason != "" {
+		// A node started on its own joins when it restarts.
+		x.info("%s", reply.Reason)
+	}
+	return err
 }
 
 // forgetClusterNode removes a member from the node's cluster. The API
