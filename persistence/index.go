@@ -137,7 +137,9 @@ func (s *Store) deleteEntries(snap *badger.Txn, queueID uint64) (int, error) {
 		for ; it.Valid() && len(keys) < dropChunk*entryKeyLen; it.Next() {
 			keys = append(keys, it.Item().Key()...)
 		}
-		n, err := s.deleteKeys(keys, entryKeyLen)
+		n, err := s.deleteKeys(len(keys)/entryKeyLen, func(i int) []byte {
+			return keys[i*entryKeyLen : (i+1)*entryKeyLen : (i+1)*entryKeyLen]
+		})
 		total += n
 		if err != nil {
 			return total, err
@@ -152,10 +154,11 @@ func (s *Store) deleteEntries(snap *badger.Txn, queueID uint64) (int, error) {
 	return total, nil
 }
 
-// deleteKeys deletes the fixed-size keys packed in keys, in one transaction
-// unless they exceed Badger's transaction limit.
-func (s *Store) deleteKeys(keys []byte, size int) (int, error) {
-	if len(keys) == 0 {
+// deleteKeys deletes the count keys key returns, in one transaction unless
+// they exceed Badger's transaction limit, without syncing; it returns how
+// many it deleted (also when it fails part way).
+func (s *Store) deleteKeys(count int, key func(i int) []byte) (int, error) {
+	if count == 0 {
 		return 0, nil
 	}
 	s.gate.RLock()
@@ -164,8 +167,8 @@ func (s *Store) deleteKeys(keys []byte, size int) (int, error) {
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
 	n, done := 0, 0
-	for off := 0; off+size <= len(keys); off += size {
-		k := keys[off : off+size : off+size]
+	for i := range count {
+		k := key(i)
 		err := txn.Delete(k)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			if err := txn.Commit(); err != nil {

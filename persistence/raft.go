@@ -120,40 +120,12 @@ func (s *Store) writeRaft(kv [][]byte, sync bool) error {
 	return nil
 }
 
-// deleteRaft deletes keys in one transaction, more if they exceed Badger's
-// limit, without syncing, and returns how many it deleted. The caller holds
-// enter.
+// deleteRaft deletes keys (deleteKeys) and counts them for the GC. The
+// caller holds enter.
 func (s *Store) deleteRaft(keys [][]byte) (int, error) {
-	if len(keys) == 0 {
-		return 0, nil
-	}
-	s.gate.RLock()
-	defer s.gate.RUnlock()
-	s.lastWrite.Store(time.Now().UnixNano())
-	txn := s.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
-	n, done := 0, 0
-	for _, k := range keys {
-		err := txn.Delete(k)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			if err := txn.Commit(); err != nil {
-				return done, err
-			}
-			s.deletes.Add(uint64(n - done))
-			done = n
-			txn = s.db.NewTransaction(true)
-			err = txn.Delete(k)
-		}
-		if err != nil {
-			return done, err
-		}
-		n++
-	}
-	if err := txn.Commit(); err != nil {
-		return done, err
-	}
-	s.deletes.Add(uint64(n - done))
-	return n, nil
+	n, err := s.deleteKeys(len(keys), func(i int) []byte { return keys[i] })
+	s.deletes.Add(uint64(n))
+	return n, err
 }
 
 // deleteRaftRange deletes the keys under prefix from `from` through `to`
