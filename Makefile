@@ -9,7 +9,7 @@ FUZZTIME ?= 150000x
 FUZZSLOW ?= 20000x
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test deps generate check-generate lint unit fuzz run bench bench-scrape soak
+.PHONY: test deps generate check-generate lint unit fuzz run bench bench-scrape soak bench-cluster
 
 ## test: everything CI checks — client deps, generated code, lint, race tests, fuzzers
 test: deps check-generate lint unit fuzz
@@ -69,6 +69,9 @@ bench: ; bench/bench.sh
 
 ## bench-scrape: what scraping /metrics and the API costs a broker under load; see bench/scrape-cost.sh
 bench-scrape: ; bench/scrape-cost.sh
+
+## bench-cluster: what clustering costs: declare latency, idle CPU and goroutines, forwarded publishes; see bench/cluster.sh
+bench-cluster: ; bench/cluster.sh
 
 ## soak: a steady persistent load for 4 minutes, the broker's memory and disk every 5 s; see bench/soak.sh
 soak: ; bench/soak.sh
