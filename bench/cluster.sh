@@ -69,12 +69,16 @@ echo "== 1 KiB persistent, confirms, $DURATION s (sent / received by warren-perf
 /usr/bin/python3 -c "
 import pika
 for p in (5810, 5811):
-    c = pika.BlockingConnection(pika.ConnectionParameters('127.0.0.1', p)); c.channel().queue_declare('perf', durable=False); c.close()
+    c = pika.BlockingConnection(pika.ConnectionParameters('127.0.0.1', p)); c.channel().queue_declare('perf', durable=True); c.close()
 "
-summary() { grep -o 'sent: [0-9]*\|received: [0-9]*\|consumer latency.*µs' "$1" | tr '\n' ' '; echo; }
+# summary FILE: warren-perf's totals and consumer latency, from its last lines.
+summary() {
+	echo "$(grep -o 'sent: [0-9]*, confirmed: [0-9]*.*received: [0-9]*' "$1" | tail -1);" \
+		"$(grep -o 'consumer latency min.*µs' "$1" | tail -1)"
+}
 "$PERF" -h amqp://guest:guest@127.0.0.1:5810/ -x 1 -y 1 -u perf -ad false -s 1024 -f persistent -c 100 -z "$DURATION" >"$work/alone" 2>&1
 echo "alone: $(summary "$work/alone")"
-"$PERF" -h amqp://guest:guest@127.0.0.1:5812/ -x 0 -y 1 -u perf -ad false -s 1024 -z $((DURATION + 3)) >"$work/cons" 2>&1 &
+"$PERF" -h amqp://guest:guest@127.0.0.1:5812/ -x 0 -y 1 -u perf -ad false -s 1024 -f persistent -z $((DURATION + 3)) >"$work/cons" 2>&1 &
 cons=$!
 sleep 1
 "$PERF" -h amqp://guest:guest@127.0.0.1:5813/ -x 1 -y 0 -u perf -ad false -s 1024 -f persistent -c 100 -z "$DURATION" >"$work/prod" 2>&1
