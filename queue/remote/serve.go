@@ -418,11 +418,12 @@ func (s *Service) onSettle(payload []byte) ([]byte, error) {
 	return nil, nil
 }
 
-// settleOff settles on the cast reader, except rejections: a dead letter
-// may be published to a queue on another node, a call that must not hold
-// up the reader (hellos wait behind it).
+// settleOff settles acks on the cast reader, and rejections and requeues
+// on a goroutine of their own: they may dead-letter (rejected, or past the
+// delivery limit), and a dead letter to a queue on another node is a call
+// that must not hold up the reader (hellos wait behind it).
 func (s *Service) settleOff(q queue.Queue, c *queue.Consumer, entries []queue.Entry, how queue.Settlement) {
-	if how == queue.Discard {
+	if how != queue.Ack {
 		go q.Settle(c, entries, how)
 		return
 	}
