@@ -143,6 +143,12 @@ func Start(cfg Config) (*Node, error) {
 	n.calls.handle(Method(methodJoin), n.onJoin)
 	n.calls.handle(Method(methodRemove), n.onRemove)
 	n.calls.handle(Method(methodAwait), n.onAwait)
+	n.calls.handle(Method(methodSees), func(name []byte) ([]byte, error) {
+		if n.Running(string(name)) {
+			return []byte{1}, nil
+		}
+		return []byte{0}, nil
+	})
 	n.fsm = &fsm{state: cfg.State, waiting: map[string]chan applied{}}
 	n.fsm.cond = sync.NewCond(&n.fsm.mu)
 	r, err := n.startRaft(cfg.Stores)
@@ -628,6 +634,18 @@ func (n *Node) Forget(name string) error {
 	}
 	if !known {
 		return fmt.Errorf("node %s is not a member of the cluster", name)
+	}
+	// Not down for this node alone (a partition): no other running node
+	// may see it running either.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, m := range n.Members() {
+		if m.Name == n.cfg.Name || m.Name == name || !m.Running {
+			continue
+		}
+		if b, err := n.caller.call(ctx, m.Addr, Method(methodSees), []byte(name)); err == nil && len(b) == 1 && b[0] == 1 {
+			return fmt.Errorf("node %s is running (node %s reaches it): stop it before forgetting it", name, m.Name)
+		}
 	}
 	return n.onLeader(Method(methodRemove), []byte(name), func() error {
 		return n.r().RemoveServer(raft.ServerID(name), 0, 10*time.Second).Error()

@@ -329,3 +329,42 @@ func TestRestartedNodeCommandsApply(t *testing.T) {
 	}
 	waitFor(t, "a to apply both", func() bool { return slices.Equal(a.state.list(), []string{"first life", "second life"}) })
 }
+
+// A node that only this node takes for down (a partition) is not
+// forgotten while another node reaches it.
+func TestForgetAsksTheOthers(t *testing.T) {
+	addrs := freeAddrs(t, 3)
+	var nodes []*testNode
+	for i := range 3 {
+		n := startNode(t, fmt.Sprintf("warren@f%d", i), addrs[i], addrs, "s", nil)
+		defer n.Close()
+		nodes = append(nodes, n)
+	}
+	for _, n := range nodes {
+		if err := n.Ready(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, c := nodes[0], nodes[2]
+	waitFor(t, "everyone up", func() bool {
+		for _, n := range nodes {
+			for _, m := range n.Members() {
+				if !m.Running {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	// a alone loses sight of c.
+	a.mu.Lock()
+	a.lost[c.Name()] = time.Now().Add(time.Hour)
+	a.mu.Unlock()
+	if a.Running(c.Name()) {
+		t.Fatal("a still sees c")
+	}
+	err := a.Forget(c.Name())
+	if err == nil || !strings.Contains(err.Error(), "reaches it") {
+		t.Fatalf("forgetting a node another reaches: %v", err)
+	}
+}

@@ -45,6 +45,7 @@ const (
 	methodJoin
 	methodRemove
 	methodAwait
+	methodSees
 )
 
 // Handler answers a call. It runs on its own goroutine for a call, and on
