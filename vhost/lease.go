@@ -64,7 +64,9 @@ func (v *VHost) checkLease(q queue.Queue) {
 		return
 	}
 	if v.reg.replicated() {
-		v.endLeaseLocked(q)
+		// The deletion, once applied, ends the lease; should it not be
+		// taken, the lease runs out again and tries again.
+		l.timer.Reset(period)
 		v.proposeQueueDelete(q, true)
 		v.log.Info("queue expired", "vhost", v.name, "queue", q.Name(), "expires_ms", expires)
 		return
