@@ -237,6 +237,19 @@ func TestClusterFormsAndSharesDefinitions(t *testing.T) {
 		}
 	}
 
+	// A queue with x-expires, unused, goes from every node.
+	if _, err := ch1.QueueDeclare("expiring", false, false, false, false, amqp091.Table{"x-expires": int32(1000)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		for i, b := range c.nodes {
+			if st := b.statusOf(t, "/api/queues/%2F/expiring"); st != 404 {
+				return fmt.Errorf("node %d answers %d", i+1, st)
+			}
+		}
+		return nil
+	})
+
 	// A node that was down catches up on the definitions it missed.
 	n3.Stop()
 	if _, err := ch1.QueueDeclare("while-down", true, false, false, false, nil); err != nil {
