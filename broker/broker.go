@@ -186,6 +186,8 @@ type Broker struct {
 	// the other nodes' queues (nil on a node of its own).
 	node    *cluster.Node
 	forward *remote.Service
+	defs    *definitions // the replicated state, for the cluster's name
+	names   replicator   // changes the cluster's name
 	// watching stops watchLostNodes; watched says it returned.
 	watching, watched chan struct{}
 }
@@ -264,7 +266,9 @@ func (b *Broker) startClustered(ctx context.Context, kinds *queue.Kinds, classic
 	// Before the definitions are replayed: a replayed vhost deletion takes
 	// its permissions too.
 	forgetPermissions(vhosts, users, b.log)
-	b.node, err = joinCluster(ctx, cfg, b.store, &definitions{vhosts: vhosts, users: users}, link, b.log)
+	b.defs = &definitions{vhosts: vhosts, users: users}
+	b.names = link.to(targetCluster)
+	b.node, err = joinCluster(ctx, cfg, b.store, b.defs, link, b.log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -288,6 +292,11 @@ func (b *Broker) startClustered(ctx context.Context, kinds *queue.Kinds, classic
 	first, err := users.Seed(cfg.DefaultUser, cfg.DefaultPass, cfg.DefaultVhost)
 	if err == nil && first {
 		_, err = vhosts.Add(cfg.DefaultVhost)
+	}
+	if err == nil {
+		// The cluster is named after its first node, as RabbitMQ's is,
+		// until an operator names it.
+		_, err = b.names.Replicate([]byte("?" + cfg.NodeName))
 	}
 	if err != nil {
 		classicKind.Stop()
@@ -529,6 +538,11 @@ func StartContext(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, e
 	md := mgmt.Deps{Vhosts: vhosts, Users: users, AMQP: srv, Alarms: alarms, Node: node, Log: log}
 	if b.node != nil {
 		md.Cluster = b.node
+		md.ClusterName = b.defs.clusterName
+		md.SetClusterName = func(name string) error {
+			_, err := b.names.Replicate([]byte("=" + name))
+			return err
+		}
 	} else {
 		md.JoinAtRestart = func(addr string) error { return writeJoinFile(cfg.DataDir, addr) }
 	}

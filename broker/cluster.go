@@ -30,8 +30,9 @@ const metadataGroup = 0
 
 // The metadata group's commands start with the byte of what they change.
 const (
-	targetVhosts byte = 'v'
-	targetUsers  byte = 'u'
+	targetVhosts  byte = 'v'
+	targetUsers   byte = 'u'
+	targetCluster byte = 'c' // the cluster's name
 )
 
 // definitions is the state the metadata group replicates: the virtual
@@ -40,6 +41,15 @@ const (
 type definitions struct {
 	vhosts *vhost.Registry
 	users  *auth.Store
+	mu     sync.Mutex
+	name   string // the cluster's name ("" until the first node names it)
+}
+
+// clusterName returns the cluster's name.
+func (d *definitions) clusterName() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.name
 }
 
 // Apply implements cluster.StateMachine.
@@ -49,6 +59,17 @@ func (d *definitions) Apply(index uint64, cmd []byte) any {
 		return d.vhosts.Apply(index, cmd[1:])
 	case targetUsers:
 		return d.users.Apply(cmd[1:])
+	case targetCluster:
+		// "=name" names the cluster; "?name" only when it has no name yet.
+		if len(cmd) < 2 {
+			return nil
+		}
+		d.mu.Lock()
+		if cmd[1] == '=' || d.name == "" {
+			d.name = string(cmd[2:])
+		}
+		d.mu.Unlock()
+		return nil
 	}
 	return fmt.Errorf("unknown metadata command %q", cmd[0])
 }
@@ -56,6 +77,7 @@ func (d *definitions) Apply(index uint64, cmd []byte) any {
 type definitionsSnapshot struct {
 	Vhosts []byte `json:"vhosts"`
 	Users  []byte `json:"users"`
+	Name   string `json:"cluster_name"`
 }
 
 // Snapshot implements cluster.StateMachine.
@@ -68,6 +90,7 @@ func (d *definitions) Snapshot() ([]byte, error) {
 	if s.Vhosts, err = d.vhosts.Snapshot(); err != nil {
 		return nil, err
 	}
+	s.Name = d.clusterName()
 	return json.Marshal(s)
 }
 
@@ -79,6 +102,9 @@ func (d *definitions) Restore(data []byte) error {
 			return err
 		}
 	}
+	d.mu.Lock()
+	d.name = s.Name
+	d.mu.Unlock()
 	return errors.Join(d.users.Restore(s.Users), d.vhosts.Restore(s.Vhosts))
 }
 

@@ -137,6 +137,26 @@ func TestClusterFormsAndSharesDefinitions(t *testing.T) {
 		}
 	}
 
+	// One cluster name on every node: its first node's, until renamed.
+	clusterNames := func() []string {
+		var out []string
+		for _, b := range c.nodes {
+			var o struct{ Name string }
+			b.getAPI(t, "/api/cluster-name", &o)
+			out = append(out, o.Name)
+		}
+		return out
+	}
+	if names := clusterNames(); names[0] != names[1] || names[1] != names[2] || c.index(names[0]) < 0 {
+		t.Fatalf("cluster names %q", names)
+	}
+	if st, body := n2.api(t, "PUT", "/api/cluster-name", map[string]string{"name": "orders"}); st != 204 {
+		t.Fatalf("PUT /api/cluster-name: %d %s", st, body)
+	}
+	if names := clusterNames(); names[0] != "orders" || names[1] != "orders" || names[2] != "orders" {
+		t.Fatalf("cluster names after the rename %q", names)
+	}
+
 	// A declare on node 1 is visible and routable on nodes 2 and 3 as soon
 	// as declare-ok arrives.
 	_, ch1 := dialChannel(t, n1)

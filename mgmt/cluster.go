@@ -176,7 +176,7 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request, _ *auth.U
 		nodes = append(nodes, object{"name": me, "address": "", "voter": true, "leader": true, "running": true})
 		leader = me
 	}
-	writeObject(w, r, object{"cluster_name": me, "node": me, "leader": leader, "nodes": nodes})
+	writeObject(w, r, object{"cluster_name": s.d.ClusterName(), "node": me, "leader": leader, "nodes": nodes})
 	return nil
 }
 

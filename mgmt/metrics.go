@@ -219,7 +219,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(d, globalCounters[i].value(&t.MessageStats), "amqp091")
 	}
 	n := c.s.d.Node
-	gauge(descIdentity, 1, n.Name, n.Name, n.Name)
+	gauge(descIdentity, 1, n.Name, c.s.d.ClusterName(), n.Name)
 	gauge(descBuild, 1, rabbitVersion, n.Version, runtime.Version())
 }
 

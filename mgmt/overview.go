@@ -126,7 +126,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *auth.User) 
 		"exchange_types":  types,
 		"product_name":    "Warren",
 		"product_version": n.Version, "rabbitmq_version": rabbitVersion,
-		"cluster_name": n.Name, "node": n.Name,
+		"cluster_name": s.d.ClusterName(), "node": n.Name,
 		"erlang_version": runtime.Version(), "erlang_full_version": runtime.Version(),
 		"disable_stats": false, "enable_queue_totals": false,
 		"message_stats": messageStats(cur.MessageStats, prev.MessageStats, last.MessageStats, secs),
@@ -146,7 +146,28 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *auth.User) 
 }
 
 func (s *Server) clusterName(w http.ResponseWriter, r *http.Request, _ *auth.User) error {
-	writeObject(w, r, map[string]any{"name": s.d.Node.Name})
+	writeObject(w, r, map[string]any{"name": s.d.ClusterName()})
+	return nil
+}
+
+// setClusterName answers PUT /api/cluster-name {"name": "..."}.
+func (s *Server) setClusterName(w http.ResponseWriter, r *http.Request, _ *auth.User) error {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if req.Name == "" {
+		return badRequest("name missing")
+	}
+	if s.d.SetClusterName == nil {
+		return &apiError{http.StatusConflict, "not_clustered", "a node started without --cluster-seeds is named by its node name"}
+	}
+	if err := s.d.SetClusterName(req.Name); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

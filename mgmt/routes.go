@@ -118,7 +118,7 @@ func (s *Server) routes() {
 		adm = levelAdministrator
 	)
 	s.resource("/api/overview", get(mg, s.overview))
-	s.resource("/api/cluster-name", get(mg, s.clusterName))
+	s.resource("/api/cluster-name", methods{http.MethodGet: {mg, s.clusterName}, http.MethodPut: {adm, s.setClusterName}})
 	s.resource("/api/nodes", get(mon, s.nodes))
 	s.resource("/api/nodes/{node}", get(mon, s.node))
 	s.resource("/api/cluster", get(mon, s.clusterStatus))

@@ -61,6 +61,11 @@ type Deps struct {
 	// JoinAtRestart, on a node of its own, records that the node is to
 	// join the cluster of the node at a cluster address when it restarts.
 	JoinAtRestart func(addr string) error
+	// ClusterName returns the cluster's name, the same on every node
+	// (nil: the node's name); SetClusterName changes it (nil: it cannot
+	// be changed).
+	ClusterName    func() string
+	SetClusterName func(name string) error
 }
 
 // maxBody is the largest request body the API reads (definitions files
@@ -87,6 +92,10 @@ func New(d Deps) *Server {
 	}
 	if d.Node.Memory == nil {
 		d.Node.Memory = func() uint64 { return 0 }
+	}
+	if d.ClusterName == nil {
+		name := d.Node.Name
+		d.ClusterName = func() string { return name }
 	}
 	s := &Server{d: d, log: d.Log, rates: newRates(), stop: make(chan struct{}), done: make(chan struct{})}
 	s.routes()
