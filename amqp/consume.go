@@ -160,10 +160,8 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 		return wire.Errorf(wire.ResourceLocked, "cannot obtain access to locked queue '"+name+"' in vhost '"+
 			ch.conn.vhost.Name()+"'. basic.get operations are not supported by queues with single active consumer")
 	}
-	if r, ok := q.(queue.Reachable); ok {
-		if err := r.Unreachable(); err != nil {
-			return err
-		}
+	if err := queue.Unreachable(q); err != nil {
+		return err
 	}
 	e, left, ok := q.Get(m.NoAck)
 	if !ok {

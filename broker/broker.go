@@ -187,7 +187,9 @@ type Broker struct {
 	node    *cluster.Node
 	forward *remote.Service
 	defs    *definitions // the replicated state, for the cluster's name
-	names   replicator   // changes the cluster's name
+	// metadata are the metadata group's stores, opened once.
+	metadata cluster.Stores
+	names    replicator // changes the cluster's name
 	// watching stops watchLostNodes; watched says it returned.
 	watching, watched chan struct{}
 }
@@ -268,7 +270,7 @@ func (b *Broker) startClustered(ctx context.Context, kinds *queue.Kinds, classic
 	forgetPermissions(vhosts, users, b.log)
 	b.defs = &definitions{vhosts: vhosts, users: users}
 	b.names = link.to(targetCluster)
-	b.node, err = joinCluster(ctx, cfg, b.store, b.defs, link, b.log)
+	b.node, err = joinCluster(ctx, cfg, b.store, b.metadata, b.defs, link, b.log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -378,7 +380,8 @@ func StartContext(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, e
 	if cfg.NodeName == "" {
 		cfg.NodeName = nodeName()
 	}
-	inCluster, err := clustered(cfg, store)
+	metadata := raftStores(store)
+	inCluster, err := clustered(cfg, metadata)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("reading the cluster's state: %w", err)
@@ -388,7 +391,7 @@ func StartContext(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, e
 		store.Close()
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, log: log, store: store, kind: classicKind, served: make(chan error, 1)}
+	b := &Broker{cfg: cfg, log: log, store: store, kind: classicKind, served: make(chan error, 1), metadata: metadata}
 	started := time.Now()
 	var vhosts *vhost.Registry
 	var users *auth.Store

@@ -163,18 +163,19 @@ func clusterSecret(cfg Config) ([]byte, error) {
 	return b, nil
 }
 
-// raftStores are the metadata group's stores in the node's store.
+// raftStores opens the metadata group's stores in the node's store. Each
+// instance caches what it read, so a node opens them once (and again only
+// after dropping the group).
 func raftStores(st *persistence.Store) cluster.Stores {
 	return cluster.Stores{Log: st.RaftLog(metadataGroup), Stable: st.RaftStable(metadataGroup), Snapshots: st.RaftSnapshots(metadataGroup, 2)}
 }
 
 // clustered reports whether the node runs in a cluster: it was given
 // seeds, or it belonged to one before.
-func clustered(cfg Config, st *persistence.Store) (bool, error) {
+func clustered(cfg Config, s cluster.Stores) (bool, error) {
 	if len(cfg.ClusterSeeds) > 0 {
 		return true, nil
 	}
-	s := raftStores(st)
 	return raft.HasExistingState(s.Log, s.Stable, s.Snapshots)
 }
 
@@ -189,7 +190,7 @@ func ownDefinitions(st *persistence.Store) (bool, error) {
 // joinCluster starts the node's membership and waits until it has caught
 // up with the cluster's definitions: the node's queues are recovered as
 // their declares are applied again.
-func joinCluster(ctx context.Context, cfg Config, st *persistence.Store, state *definitions, link *clusterLink, log *slog.Logger) (*cluster.Node, error) {
+func joinCluster(ctx context.Context, cfg Config, st *persistence.Store, stores cluster.Stores, state *definitions, link *clusterLink, log *slog.Logger) (*cluster.Node, error) {
 	secret, err := clusterSecret(cfg)
 	if err != nil {
 		return nil, err
@@ -197,7 +198,7 @@ func joinCluster(ctx context.Context, cfg Config, st *persistence.Store, state *
 	state.vhosts.Recovering(true)
 	defer state.vhosts.Recovering(false)
 	node, err := cluster.Start(cluster.Config{Name: cfg.NodeName, Listen: cfg.ClusterListen, Seeds: cfg.ClusterSeeds, Secret: secret,
-		Stores: raftStores(st), State: state, Log: log.With("component", "cluster"),
+		Stores: stores, State: state, Log: log.With("component", "cluster"),
 		Reset: func() (cluster.Stores, error) {
 			if err := st.DropRaftGroup(metadataGroup); err != nil {
 				return cluster.Stores{}, err

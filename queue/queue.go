@@ -298,6 +298,15 @@ type Reachable interface {
 	Unreachable() error
 }
 
+// Unreachable returns the error a client gets for q while it is out of
+// reach, nil for a queue that is not (or cannot be).
+func Unreachable(q Queue) error {
+	if r, ok := q.(Reachable); ok {
+		return r.Unreachable()
+	}
+	return nil
+}
+
 // Stats is a snapshot of a queue's counts.
 type Stats struct {
 	Ready     int

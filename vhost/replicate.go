@@ -340,13 +340,7 @@ func (r *Registry) Restore(data []byte) error {
 	if err != nil {
 		return err
 	}
-	list, _ := t["vhosts"].([]any)
-	want := map[string]wire.Table{}
-	for _, e := range list {
-		if vt, ok := e.(wire.Table); ok {
-			want[str(vt, "name")] = vt
-		}
-	}
+	want := byName(t, "vhosts")
 	var errs []error
 	for _, name := range r.Names() {
 		if want[name] == nil {
@@ -398,13 +392,7 @@ func (v *VHost) restore(t wire.Table, recovering bool) error {
 			x.router.Unbind(b)
 		}
 	}
-	wantX := map[string]wire.Table{}
-	xs, _ := t["exchanges"].([]any)
-	for _, e := range xs {
-		if xt, ok := e.(wire.Table); ok {
-			wantX[str(xt, "name")] = xt
-		}
-	}
+	wantX := byName(t, "exchanges")
 	for name, x := range v.exchanges {
 		if xt := wantX[name]; xt == nil || !sameExchange(x, xt) {
 			delete(v.exchanges, name)
@@ -413,13 +401,7 @@ func (v *VHost) restore(t wire.Table, recovering bool) error {
 			}
 		}
 	}
-	wantQ := map[string]wire.Table{}
-	qs, _ := t["queues"].([]any)
-	for _, e := range qs {
-		if qt, ok := e.(wire.Table); ok {
-			wantQ[str(qt, "name")] = qt
-		}
-	}
+	wantQ := byName(t, "queues")
 	for name, q := range v.queues {
 		qt := wantQ[name]
 		id, _ := qt["id"].(int64)
@@ -470,6 +452,19 @@ func (v *VHost) restore(t wire.Table, recovering bool) error {
 	v.mu.Unlock()
 	apply()
 	return errors.Join(errs...)
+}
+
+// byName indexes a snapshot's list of tables (vhosts, exchanges, queues)
+// by their names.
+func byName(t wire.Table, list string) map[string]wire.Table {
+	items, _ := t[list].([]any)
+	out := make(map[string]wire.Table, len(items))
+	for _, e := range items {
+		if it, ok := e.(wire.Table); ok {
+			out[str(it, "name")] = it
+		}
+	}
+	return out
 }
 
 // sameExchange reports whether x is the exchange a snapshot describes.
@@ -523,14 +518,6 @@ func (v *VHost) LocalQueue(name string, id uint64) (queue.Queue, error) {
 		return nil, v.queueNotFound(name)
 	}
 	return q, nil
-}
-
-// unreachable is the error for a queue whose node is down, or nil.
-func unreachable(q queue.Queue) error {
-	if r, ok := q.(queue.Reachable); ok {
-		return r.Unreachable()
-	}
-	return nil
 }
 
 // remote reports whether q lives on another node of the cluster.

@@ -461,7 +461,7 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (queue.Queue, error) {
 	if existing != nil {
 		// A redeclare of a queue whose node is down fails here, as on
 		// RabbitMQ, and changes nothing anywhere.
-		if err := unreachable(existing); err != nil {
+		if err := queue.Unreachable(existing); err != nil {
 			return nil, err
 		}
 	}
@@ -499,7 +499,7 @@ func (v *VHost) declareQueue(s QueueSpec, passive bool, id uint64, recover bool)
 			return nil, false, err
 		}
 		if passive {
-			if err := unreachable(q); err != nil {
+			if err := queue.Unreachable(q); err != nil {
 				return nil, false, err
 			}
 			v.touchLocked(q)
