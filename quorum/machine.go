@@ -1,0 +1,771 @@
+// Package quorum is the quorum queue kind: each queue is a Raft group
+// (hashicorp/raft) whose state machine is the queue, so that a message a
+// publisher was told is safe is on a majority of the queue's members.
+package quorum
+
+import (
+	"slices"
+
+	"github.com/warrenmq/warren/queue"
+)
+
+// The machine is a quorum queue's replicated state: every member applies
+// the same commands in the same order and reaches the same state, so that
+// every decision (which consumer gets a message, what a length limit
+// drops, when a message has expired) is taken inside Apply from the
+// command and the state alone. Time comes in the commands (their proposer's
+// clock); nothing in here reads a clock, a map's order or a random number.
+//
+// What a command leads to outside the state (a delivery to a consumer, a
+// dead letter, an answer to the proposer) comes back as Effects, which
+// the queue carries out: deliveries on the node whose consumer it is,
+// dead letters on the leader alone.
+
+// The commands. Each is its type byte, its proposer's clock (unix
+// milliseconds: messages whose time has passed by then expire first) and
+// then these fields.
+const (
+	cmdEnqueue  byte = iota + 1 // message
+	cmdAttach                   // consumer, prefetch, priority
+	cmdDetach                   // consumer
+	cmdSettle                   // consumer, settlement, sequence numbers
+	cmdGet                      // consumer (a node's get key), no-ack
+	cmdPurge                    //
+	cmdDropNode                 // node, boot to keep
+	cmdExpire                   //
+	cmdSettings                 // settings
+	cmdNoop                     // nothing: it carries the commit index to followers
+)
+
+// DefaultCredit is how many unacknowledged deliveries a consumer with no
+// prefetch limit (basic.qos 0) may have: the machine must bound what it
+// hands out, so "unlimited" is this many.
+const DefaultCredit = 2000
+
+// ConsumerKey names a consumer in every member's state: the node its
+// channel is on, that node's process (Boot, so that a restarted node's
+// consumers are told from its earlier ones) and the consumer's number
+// there. ID 0 is the node's basic.get.
+type ConsumerKey struct {
+	Node string
+	Boot uint64
+	ID   uint64
+}
+
+// settings are the queue settings the machine applies.
+type settings struct {
+	maxLength, maxLengthBytes int64
+	overflow                  queue.Overflow
+	messageTTL                int64
+	deliveryLimit             int64
+	deadLetter                bool
+	singleActive              bool
+}
+
+func settingsOf(s queue.Settings) settings {
+	return settings{maxLength: s.MaxLength, maxLengthBytes: s.MaxLengthBytes, overflow: s.Overflow,
+		messageTTL: s.MessageTTL, deliveryLimit: s.DeliveryLimit, deadLetter: s.DeadLetter, singleActive: s.SingleActiveConsumer}
+}
+
+func (s *settings) encode(e *enc) {
+	e.i(s.maxLength)
+	e.i(s.maxLengthBytes)
+	e.u(uint64(s.overflow))
+	e.i(s.messageTTL)
+	e.i(s.deliveryLimit)
+	e.bool(s.deadLetter)
+	e.bool(s.singleActive)
+}
+
+func (s *settings) decode(d *dec) {
+	s.maxLength, s.maxLengthBytes = d.i(), d.i()
+	if o := d.u(); o <= uint64(queue.RejectPublishDLX) {
+		s.overflow = queue.Overflow(o)
+	} else {
+		d.fail()
+	}
+	s.messageTTL, s.deliveryLimit = d.i(), d.i()
+	s.deadLetter, s.singleActive = d.bool(), d.bool()
+}
+
+// consumer is a consumer as the machine keeps it.
+type consumer struct {
+	key      ConsumerKey
+	prefetch int // 0: DefaultCredit
+	priority int
+	checked  map[uint64]queue.Entry // deliveries not yet settled, by sequence number
+}
+
+func (c *consumer) credit() int {
+	limit := c.prefetch
+	if limit <= 0 {
+		limit = DefaultCredit
+	}
+	return limit - len(c.checked)
+}
+
+// fifo is a queue of entries: pushed at the back, taken from the front.
+type fifo struct {
+	items []queue.Entry
+	head  int
+}
+
+func (f *fifo) len() int { return len(f.items) - f.head }
+
+func (f *fifo) push(e queue.Entry) { f.items = append(f.items, e) }
+
+func (f *fifo) front() *queue.Entry { return &f.items[f.head] }
+
+func (f *fifo) pop() queue.Entry {
+	e := f.items[f.head]
+	f.items[f.head] = queue.Entry{}
+	f.head++
+	if f.head == len(f.items) {
+		f.items, f.head = f.items[:0], 0
+	} else if f.head >= 1024 && f.head*2 >= len(f.items) {
+		n := copy(f.items, f.items[f.head:])
+		clear(f.items[n:])
+		f.items, f.head = f.items[:n], 0
+	}
+	return e
+}
+
+func (f *fifo) all() []queue.Entry { return f.items[f.head:] }
+
+// Machine is the state of one quorum queue.
+type Machine struct {
+	settings settings
+	// returned messages go before the rest, in the order they came back.
+	returns, messages fifo
+	readyBytes        int64
+	consumers         []*consumer // in the order they attached
+	rr                int         // round-robin position in consumers
+	gets              map[ConsumerKey]*consumer
+	enqueued          uint64
+	delivered         uint64
+	lastIndex         uint64
+}
+
+// NewMachine returns an empty queue with settings s.
+func NewMachine(s queue.Settings) *Machine {
+	return &Machine{settings: settingsOf(s), gets: map[ConsumerKey]*consumer{}}
+}
+
+// Delivery is a message handed to a consumer.
+type Delivery struct {
+	Consumer ConsumerKey
+	Entry    queue.Entry
+}
+
+// DeadLetter is a message the queue discarded, and why.
+type DeadLetter struct {
+	Reason queue.Reason
+	Entry  queue.Entry
+}
+
+// Effects are what applying one command leads to.
+type Effects struct {
+	Deliveries []Delivery
+	// DeadLetters go to the dead-letter exchange when the queue has one
+	// (the leader publishes them); otherwise they are dropped.
+	DeadLetters []DeadLetter
+	// Dropped are consumers the command took away (a node's consumers
+	// after it restarted or was lost): their node cancels them.
+	Dropped []ConsumerKey
+	// Published is an enqueue's result.
+	Published queue.PublishResult
+	// Got, Left and Ok answer a basic.get.
+	Got  queue.Entry
+	Left int
+	Ok   bool
+	// Purged answers a purge.
+	Purged int
+}
+
+// Apply applies the command committed at index and returns its effects.
+// A command that does not decode changes nothing.
+func (m *Machine) Apply(index uint64, cmd []byte) Effects {
+	var fx Effects
+	m.lastIndex = index
+	if len(cmd) == 0 {
+		return fx
+	}
+	d := dec{b: cmd[1:]}
+	now := d.i()
+	if d.err != nil {
+		return fx
+	}
+	m.expire(now, &fx)
+	switch cmd[0] {
+	case cmdEnqueue:
+		data := d.bytes()
+		if d.err == nil {
+			m.enqueue(index, now, data, &fx)
+		}
+	case cmdAttach:
+		key := decodeKey(&d)
+		prefetch, priority := int(d.u()), int(d.i())
+		if d.err == nil && m.find(key) < 0 {
+			m.consumers = append(m.consumers, &consumer{key: key, prefetch: prefetch, priority: priority, checked: map[uint64]queue.Entry{}})
+		}
+	case cmdDetach:
+		key := decodeKey(&d)
+		if d.err == nil {
+			m.detach(key, &fx)
+		}
+	case cmdSettle:
+		key := decodeKey(&d)
+		how := queue.Settlement(d.u())
+		n := d.count()
+		seqs := make([]uint64, 0, n)
+		for range n {
+			seqs = append(seqs, d.u())
+		}
+		if d.err == nil {
+			m.settle(key, how, seqs, &fx)
+		}
+	case cmdGet:
+		key := decodeKey(&d)
+		noAck := d.bool()
+		if d.err == nil {
+			m.get(key, noAck, &fx)
+		}
+	case cmdPurge:
+		for m.returns.len() > 0 || m.messages.len() > 0 {
+			m.take()
+			fx.Purged++
+		}
+	case cmdDropNode:
+		node, keep := d.str(), d.u()
+		if d.err == nil {
+			m.dropNode(node, keep, &fx)
+		}
+	case cmdExpire, cmdNoop:
+		// expired above
+	case cmdSettings:
+		var s settings
+		s.decode(&d)
+		if d.err == nil {
+			m.settings = s
+			m.trim(&fx)
+		}
+	}
+	m.dispatch(&fx)
+	return fx
+}
+
+func decodeKey(d *dec) ConsumerKey {
+	return ConsumerKey{Node: d.str(), Boot: d.u(), ID: d.u()}
+}
+
+func (k ConsumerKey) encode(e *enc) {
+	e.str(k.Node)
+	e.u(k.Boot)
+	e.u(k.ID)
+}
+
+// Ready returns the number of messages waiting for a consumer and their
+// body bytes.
+func (m *Machine) Ready() (int, int64) { return m.returns.len() + m.messages.len(), m.readyBytes }
+
+// Unacked returns the number of deliveries not yet settled.
+func (m *Machine) Unacked() int {
+	n := 0
+	for _, c := range m.consumers {
+		n += len(c.checked)
+	}
+	for _, c := range m.gets {
+		n += len(c.checked)
+	}
+	return n
+}
+
+// Consumers returns the number of attached consumers.
+func (m *Machine) Consumers() int { return len(m.consumers) }
+
+// Counts returns how many messages were enqueued and delivered so far.
+func (m *Machine) Counts() (enqueued, delivered uint64) { return m.enqueued, m.delivered }
+
+// LastIndex is the index of the last command applied.
+func (m *Machine) LastIndex() uint64 { return m.lastIndex }
+
+// HeadExpires returns when the message at the head of the queue expires
+// (unix milliseconds), 0 when it does not or the queue is empty.
+func (m *Machine) HeadExpires() int64 {
+	if f := m.head(); f != nil {
+		return f.front().Expires
+	}
+	return 0
+}
+
+func (m *Machine) find(key ConsumerKey) int {
+	return slices.IndexFunc(m.consumers, func(c *consumer) bool { return c.key == key })
+}
+
+// consumer returns the consumer or get key named key, nil when unknown.
+func (m *Machine) consumer(key ConsumerKey) *consumer {
+	if key.ID == 0 {
+		return m.gets[key]
+	}
+	if i := m.find(key); i >= 0 {
+		return m.consumers[i]
+	}
+	return nil
+}
+
+func (m *Machine) enqueue(index uint64, now int64, data []byte, fx *Effects) {
+	msg, err := queue.DecodeMessage(data, "", "")
+	if err != nil {
+		return
+	}
+	e := queue.Entry{Msg: msg, Seq: index, Size: int64(msg.Size())}
+	ttl, ok := m.settings.messageTTL, m.settings.messageTTL >= 0
+	if exp, present, problem := msg.Props.ExpirationMillis(); present && problem == "" && (!ok || exp < ttl) {
+		ttl, ok = exp, true
+	}
+	switch {
+	case ok && ttl == 0:
+		// Delivered at once if a consumer can take it, else expired.
+		if c, _ := m.pick(); c == nil || m.head() != nil {
+			fx.Published = queue.Enqueued
+			m.enqueued++
+			fx.DeadLetters = append(fx.DeadLetters, DeadLetter{Reason: queue.ReasonExpired, Entry: e})
+			return
+		}
+	case ok:
+		e.Expires = now + ttl
+	}
+	if m.full(e.Size) {
+		switch m.settings.overflow {
+		case queue.RejectPublish:
+			fx.Published = queue.Rejected
+			return
+		case queue.RejectPublishDLX:
+			fx.Published = queue.Rejected
+			fx.DeadLetters = append(fx.DeadLetters, DeadLetter{Reason: queue.ReasonMaxLen, Entry: e})
+			return
+		}
+	}
+	fx.Published = queue.Enqueued
+	m.enqueued++
+	m.messages.push(e)
+	m.readyBytes += e.Size
+	m.trim(fx)
+}
+
+// full reports whether a message of size bytes would take the ready
+// messages over a length limit.
+func (m *Machine) full(size int64) bool {
+	n, bytes := m.Ready()
+	return m.settings.maxLength >= 0 && int64(n)+1 > m.settings.maxLength ||
+		m.settings.maxLengthBytes >= 0 && bytes+size > m.settings.maxLengthBytes
+}
+
+// trim drops messages from the head while the queue is over a limit with
+// drop-head overflow.
+func (m *Machine) trim(fx *Effects) {
+	if m.settings.overflow != queue.DropHead {
+		return
+	}
+	for {
+		n, bytes := m.Ready()
+		if n == 0 || (m.settings.maxLength < 0 || int64(n) <= m.settings.maxLength) &&
+			(m.settings.maxLengthBytes < 0 || bytes <= m.settings.maxLengthBytes) {
+			return
+		}
+		fx.DeadLetters = append(fx.DeadLetters, DeadLetter{Reason: queue.ReasonMaxLen, Entry: m.take()})
+	}
+}
+
+// head is the fifo the next ready message comes from, nil when none.
+func (m *Machine) head() *fifo {
+	switch {
+	case m.returns.len() > 0:
+		return &m.returns
+	case m.messages.len() > 0:
+		return &m.messages
+	}
+	return nil
+}
+
+// take removes the next ready message.
+func (m *Machine) take() queue.Entry {
+	e := m.head().pop()
+	m.readyBytes -= e.Size
+	return e
+}
+
+// expire drops the messages at the head whose time has passed, as
+// RabbitMQ's quorum queues do (a message behind one that lives longer
+// waits for it).
+func (m *Machine) expire(now int64, fx *Effects) {
+	for f := m.head(); f != nil; f = m.head() {
+		if exp := f.front().Expires; exp == 0 || exp > now {
+			return
+		}
+		fx.DeadLetters = append(fx.DeadLetters, DeadLetter{Reason: queue.ReasonExpired, Entry: m.take()})
+	}
+}
+
+func (m *Machine) get(key ConsumerKey, noAck bool, fx *Effects) {
+	if m.head() == nil {
+		return
+	}
+	e := m.take()
+	m.delivered++
+	fx.Got, fx.Ok = e, true
+	fx.Left, _ = m.Ready()
+	if noAck {
+		return
+	}
+	c := m.gets[key]
+	if c == nil {
+		c = &consumer{key: key, checked: map[uint64]queue.Entry{}}
+		m.gets[key] = c
+	}
+	c.checked[e.Seq] = e
+}
+
+func (m *Machine) settle(key ConsumerKey, how queue.Settlement, seqs []uint64, fx *Effects) {
+	c := m.consumer(key)
+	if c == nil {
+		return
+	}
+	for _, seq := range seqs {
+		e, ok := c.checked[seq]
+		if !ok {
+			continue
+		}
+		delete(c.checked, seq)
+		switch how {
+		case queue.Requeue:
+			m.giveBack(e, fx)
+		case queue.Discard:
+			fx.DeadLetters = append(fx.DeadLetters, DeadLetter{Reason: queue.ReasonRejected, Entry: e})
+		}
+	}
+	if key.ID == 0 && len(c.checked) == 0 {
+		delete(m.gets, key)
+	}
+}
+
+// giveBack returns a delivered message to the queue, ahead of the
+// messages never delivered, or dead-letters it past the delivery limit.
+func (m *Machine) giveBack(e queue.Entry, fx *Effects) {
+	if e.Returns < ^uint32(0) {
+		e.Returns++
+	}
+	e.Redelivered = true
+	if m.settings.deliveryLimit >= 0 && int64(e.Returns) > m.settings.deliveryLimit {
+		fx.DeadLetters = append(fx.DeadLetters, DeadLetter{Reason: queue.ReasonDeliveryLimit, Entry: e})
+		return
+	}
+	m.returns.push(e)
+	m.readyBytes += e.Size
+}
+
+// detach drops a consumer (or a node's get key) and gives back what it
+// had not settled, in the order it got it.
+func (m *Machine) detach(key ConsumerKey, fx *Effects) {
+	c := m.consumer(key)
+	if c == nil {
+		return
+	}
+	if key.ID == 0 {
+		delete(m.gets, key)
+	} else {
+		i := m.find(key)
+		m.consumers = slices.Delete(m.consumers, i, i+1)
+		if m.rr > i {
+			m.rr--
+		}
+	}
+	seqs := make([]uint64, 0, len(c.checked))
+	for seq := range c.checked {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	for _, seq := range seqs {
+		m.giveBack(c.checked[seq], fx)
+	}
+}
+
+// dropNode detaches every consumer of node but those of its process keep
+// (0 keeps none): the node restarted, or is lost.
+func (m *Machine) dropNode(node string, keep uint64, fx *Effects) {
+	var keys []ConsumerKey
+	for _, c := range m.consumers {
+		if c.key.Node == node && c.key.Boot != keep {
+			keys = append(keys, c.key)
+		}
+	}
+	for key := range m.gets {
+		if key.Node == node && key.Boot != keep {
+			keys = append(keys, key)
+		}
+	}
+	slices.SortFunc(keys, compareKeys)
+	for _, key := range keys {
+		m.detach(key, fx)
+		if key.ID != 0 {
+			fx.Dropped = append(fx.Dropped, key)
+		}
+	}
+}
+
+func compareKeys(a, b ConsumerKey) int {
+	if a.Boot != b.Boot {
+		if a.Boot < b.Boot {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case a.ID < b.ID:
+		return -1
+	case a.ID > b.ID:
+		return 1
+	}
+	return 0
+}
+
+// pick chooses the consumer for the next message: with a single active
+// consumer, the first attached if it has credit; otherwise the consumers
+// of the highest priority that have credit, round robin. i is its
+// position.
+func (m *Machine) pick() (c *consumer, i int) {
+	if len(m.consumers) == 0 {
+		return nil, -1
+	}
+	if m.settings.singleActive {
+		if c := m.consumers[0]; c.credit() > 0 {
+			return c, 0
+		}
+		return nil, -1
+	}
+	best := -1
+	n := len(m.consumers)
+	for k := range n {
+		j := (m.rr + k) % n
+		c := m.consumers[j]
+		if c.credit() > 0 && (best < 0 || c.priority > m.consumers[best].priority) {
+			best = j
+		}
+	}
+	if best < 0 {
+		return nil, -1
+	}
+	return m.consumers[best], best
+}
+
+// dispatch hands ready messages to consumers while they have credit.
+func (m *Machine) dispatch(fx *Effects) {
+	for m.head() != nil {
+		c, i := m.pick()
+		if c == nil {
+			return
+		}
+		e := m.take()
+		c.checked[e.Seq] = e
+		m.delivered++
+		m.rr = (i + 1) % len(m.consumers)
+		fx.Deliveries = append(fx.Deliveries, Delivery{Consumer: c.key, Entry: e})
+	}
+}
+
+// ActiveConsumer returns the key of the consumer that gets the messages
+// of a single-active-consumer queue; ok is false when there is none.
+func (m *Machine) ActiveConsumer() (key ConsumerKey, ok bool) {
+	if !m.settings.singleActive || len(m.consumers) == 0 {
+		return ConsumerKey{}, false
+	}
+	return m.consumers[0].key, true
+}
+
+// command starts a command of type typ proposed at now.
+func command(typ byte, now int64) enc {
+	e := enc{typ}
+	e.i(now)
+	return e
+}
+
+// EnqueueCommand enqueues a message (its encoded form, queue.Message.Data).
+func EnqueueCommand(now int64, data []byte) []byte {
+	e := command(cmdEnqueue, now)
+	e.bytes(data)
+	return e
+}
+
+// AttachCommand attaches a consumer.
+func AttachCommand(now int64, key ConsumerKey, prefetch, priority int) []byte {
+	e := command(cmdAttach, now)
+	key.encode(&e)
+	e.u(uint64(max(prefetch, 0)))
+	e.i(int64(priority))
+	return e
+}
+
+// DetachCommand detaches a consumer (or a node's get key): what it had
+// not settled goes back to the queue.
+func DetachCommand(now int64, key ConsumerKey) []byte {
+	e := command(cmdDetach, now)
+	key.encode(&e)
+	return e
+}
+
+// SettleCommand settles deliveries made to a consumer (or a get key).
+func SettleCommand(now int64, key ConsumerKey, how queue.Settlement, seqs []uint64) []byte {
+	e := command(cmdSettle, now)
+	key.encode(&e)
+	e.u(uint64(how))
+	e.u(uint64(len(seqs)))
+	for _, s := range seqs {
+		e.u(s)
+	}
+	return e
+}
+
+// GetCommand takes the next message for a basic.get by key (ID 0).
+func GetCommand(now int64, key ConsumerKey, noAck bool) []byte {
+	e := command(cmdGet, now)
+	key.encode(&e)
+	e.bool(noAck)
+	return e
+}
+
+// PurgeCommand drops the ready messages.
+func PurgeCommand(now int64) []byte { return command(cmdPurge, now) }
+
+// DropNodeCommand detaches the consumers of node but those of the process
+// keep names (0: all of them).
+func DropNodeCommand(now int64, node string, keep uint64) []byte {
+	e := command(cmdDropNode, now)
+	e.str(node)
+	e.u(keep)
+	return e
+}
+
+// ExpireCommand drops the messages whose time has passed by now.
+func ExpireCommand(now int64) []byte { return command(cmdExpire, now) }
+
+// NoopCommand changes nothing but what expires by now.
+func NoopCommand(now int64) []byte { return command(cmdNoop, now) }
+
+// SettingsCommand changes the queue's settings (a policy changed).
+func SettingsCommand(now int64, s queue.Settings) []byte {
+	e := command(cmdSettings, now)
+	st := settingsOf(s)
+	st.encode(&e)
+	return e
+}
+
+// snapshotVersion is the first byte of a snapshot.
+const snapshotVersion = 1
+
+func encodeEntry(e *enc, en queue.Entry) {
+	e.u(en.Seq)
+	e.bytes(en.Msg.Data())
+	e.i(en.Expires)
+	e.u(uint64(en.Returns))
+	e.bool(en.Redelivered)
+}
+
+func decodeEntry(d *dec) queue.Entry {
+	seq, data, expires, returns, redelivered := d.u(), d.bytes(), d.i(), d.u(), d.bool()
+	if d.err != nil {
+		return queue.Entry{}
+	}
+	msg, err := queue.DecodeMessage(data, "", "")
+	if err != nil || returns > uint64(^uint32(0)) {
+		d.fail()
+		return queue.Entry{}
+	}
+	return queue.Entry{Msg: msg, Seq: seq, Size: int64(msg.Size()), Expires: expires, Returns: uint32(returns), Redelivered: redelivered}
+}
+
+// Snapshot encodes the whole state.
+func (m *Machine) Snapshot() []byte {
+	e := enc{snapshotVersion}
+	m.settings.encode(&e)
+	e.u(m.enqueued)
+	e.u(m.delivered)
+	e.u(uint64(m.rr))
+	e.u(m.lastIndex)
+	for _, f := range []*fifo{&m.returns, &m.messages} {
+		e.u(uint64(f.len()))
+		for _, en := range f.all() {
+			encodeEntry(&e, en)
+		}
+	}
+	gets := make([]*consumer, 0, len(m.gets))
+	for _, c := range m.gets {
+		gets = append(gets, c)
+	}
+	slices.SortFunc(gets, func(a, b *consumer) int {
+		if a.key.Node != b.key.Node {
+			if a.key.Node < b.key.Node {
+				return -1
+			}
+			return 1
+		}
+		return compareKeys(a.key, b.key)
+	})
+	for _, cs := range [][]*consumer{m.consumers, gets} {
+		e.u(uint64(len(cs)))
+		for _, c := range cs {
+			c.key.encode(&e)
+			e.u(uint64(c.prefetch))
+			e.i(int64(c.priority))
+			seqs := make([]uint64, 0, len(c.checked))
+			for seq := range c.checked {
+				seqs = append(seqs, seq)
+			}
+			slices.Sort(seqs)
+			e.u(uint64(len(seqs)))
+			for _, seq := range seqs {
+				encodeEntry(&e, c.checked[seq])
+			}
+		}
+	}
+	return e
+}
+
+// RestoreMachine rebuilds a queue's state from a snapshot.
+func RestoreMachine(data []byte) (*Machine, error) {
+	if len(data) == 0 || data[0] != snapshotVersion {
+		return nil, errCorrupt
+	}
+	d := dec{b: data[1:]}
+	m := &Machine{gets: map[ConsumerKey]*consumer{}}
+	m.settings.decode(&d)
+	m.enqueued, m.delivered = d.u(), d.u()
+	rr := d.u()
+	m.lastIndex = d.u()
+	for _, f := range []*fifo{&m.returns, &m.messages} {
+		for n := d.count(); n > 0 && d.err == nil; n-- {
+			en := decodeEntry(&d)
+			f.push(en)
+			m.readyBytes += en.Size
+		}
+	}
+	for round := range 2 {
+		for n := d.count(); n > 0 && d.err == nil; n-- {
+			c := &consumer{key: decodeKey(&d), checked: map[uint64]queue.Entry{}}
+			c.prefetch, c.priority = int(d.u()), int(d.i())
+			for k := d.count(); k > 0 && d.err == nil; k-- {
+				en := decodeEntry(&d)
+				c.checked[en.Seq] = en
+			}
+			if round == 0 {
+				m.consumers = append(m.consumers, c)
+			} else {
+				m.gets[c.key] = c
+			}
+		}
+	}
+	if d.err != nil || len(d.b) != 0 || rr > uint64(len(m.consumers)) {
+		return nil, errCorrupt
+	}
+	m.rr = int(rr)
+	return m, nil
+}

@@ -1,0 +1,437 @@
+package quorum
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/queue"
+)
+
+// model is what the property test knows of a queue from the effects it
+// saw: where each live message is, and how often each came back.
+type model struct {
+	where    map[uint64]ConsumerKey // live message -> holder (zero key: ready)
+	returns  map[uint64]uint32      // message -> times given back
+	returned map[uint64]bool        // messages given back by the command being observed
+	lastNew  uint64                 // the last message delivered for the first time
+	prefetch map[ConsumerKey]int
+	sizes    map[uint64]int64
+}
+
+var readyKey = ConsumerKey{}
+
+func newModel() *model {
+	return &model{where: map[uint64]ConsumerKey{}, returns: map[uint64]uint32{}, prefetch: map[ConsumerKey]int{}, sizes: map[uint64]int64{}}
+}
+
+func (md *model) clone() *model {
+	c := newModel()
+	for k, v := range md.where {
+		c.where[k] = v
+	}
+	for k, v := range md.returns {
+		c.returns[k] = v
+	}
+	for k, v := range md.prefetch {
+		c.prefetch[k] = v
+	}
+	for k, v := range md.sizes {
+		c.sizes[k] = v
+	}
+	c.lastNew = md.lastNew
+	return c
+}
+
+// gen makes random commands for a queue with a few consumers on two nodes.
+type gen struct {
+	r     *rand.Rand
+	now   int64
+	keys  []ConsumerKey
+	nodes []string
+	s     queue.Settings
+}
+
+func (g *gen) message() []byte {
+	var p wire.Properties
+	if g.r.IntN(8) == 0 {
+		p.Expiration = strconv.Itoa(g.r.IntN(50))
+	}
+	raw, _ := p.Append(nil)
+	body := make([]byte, g.r.IntN(40))
+	return queue.BuildMessage("", "q", raw, body).Data()
+}
+
+func (g *gen) next(md *model) []byte {
+	g.now += int64(g.r.IntN(10))
+	key := g.keys[g.r.IntN(len(g.keys))]
+	held := func(k ConsumerKey) []uint64 {
+		var seqs []uint64
+		for seq, h := range md.where {
+			if h == k {
+				seqs = append(seqs, seq)
+			}
+		}
+		slices.Sort(seqs)
+		if len(seqs) > 0 && g.r.IntN(2) == 0 {
+			seqs = seqs[:1+g.r.IntN(len(seqs))]
+		}
+		return seqs
+	}
+	switch n := g.r.IntN(100); {
+	case n < 40:
+		return EnqueueCommand(g.now, g.message())
+	case n < 50:
+		return AttachCommand(g.now, key, g.r.IntN(4), g.r.IntN(2))
+	case n < 53:
+		return DetachCommand(g.now, key)
+	case n < 75:
+		if g.r.IntN(3) == 0 {
+			key.ID = 0
+		}
+		how := []queue.Settlement{queue.Ack, queue.Ack, queue.Requeue, queue.Discard}[g.r.IntN(4)]
+		return SettleCommand(g.now, key, how, held(key))
+	case n < 83:
+		key.ID = 0
+		return GetCommand(g.now, key, g.r.IntN(3) == 0)
+	case n < 85:
+		return PurgeCommand(g.now)
+	case n < 87:
+		return DropNodeCommand(g.now, g.nodes[g.r.IntN(len(g.nodes))], uint64(g.r.IntN(3)))
+	case n < 92:
+		return ExpireCommand(g.now)
+	case n < 94:
+		s := g.s
+		s.MaxLength = int64(g.r.IntN(12)) - 1
+		s.DeliveryLimit = int64(g.r.IntN(4)) - 1
+		return SettingsCommand(g.now, s)
+	default:
+		return NoopCommand(g.now)
+	}
+}
+
+// observe checks one command's effects against the model and updates it.
+func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx Effects) {
+	t.Helper()
+	gone := func(seq uint64, why string) {
+		if _, ok := md.where[seq]; !ok {
+			t.Fatalf("index %d: message %d %s but it was not live", index, seq, why)
+		}
+		delete(md.where, seq)
+	}
+	md.returned = map[uint64]bool{}
+	readyBefore := map[uint64]bool{}
+	for seq, h := range md.where {
+		if h == readyKey {
+			readyBefore[seq] = true
+		}
+	}
+	for _, dl := range fx.DeadLetters {
+		if dl.Entry.Seq == index { // refused or expired at once: never live
+			continue
+		}
+		gone(dl.Entry.Seq, "dead-lettered ("+dl.Reason.String()+")")
+	}
+	d := dec{b: cmd[1:]}
+	d.i()
+	switch cmd[0] {
+	case cmdEnqueue:
+		if fx.Published == queue.Enqueued && !slices.ContainsFunc(fx.DeadLetters, func(dl DeadLetter) bool { return dl.Entry.Seq == index }) {
+			md.where[index] = readyKey
+			msg, err := queue.DecodeMessage(d.bytes(), "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			md.sizes[index] = int64(msg.Size())
+		}
+	case cmdAttach:
+		key := decodeKey(&d)
+		if _, ok := md.prefetch[key]; !ok {
+			md.prefetch[key] = int(d.u())
+		}
+	case cmdDetach:
+		key := decodeKey(&d)
+		delete(md.prefetch, key)
+		for seq, h := range md.where {
+			if h == key {
+				md.where[seq] = readyKey
+				md.returns[seq]++
+				md.returned[seq] = true
+			}
+		}
+	case cmdSettle:
+		key := decodeKey(&d)
+		how := queue.Settlement(d.u())
+		for n := d.count(); n > 0; n-- {
+			seq := d.u()
+			if md.where[seq] != key || key == readyKey {
+				continue
+			}
+			switch how {
+			case queue.Ack:
+				gone(seq, "acked")
+			case queue.Requeue:
+				md.returns[seq]++
+				md.returned[seq] = true
+				md.where[seq] = readyKey
+			}
+		}
+	case cmdGet:
+		key := decodeKey(&d)
+		noAck := d.bool()
+		if fx.Ok {
+			seq := fx.Got.Seq
+			if !readyBefore[seq] {
+				t.Fatalf("index %d: get took %d, which was not ready", index, seq)
+			}
+			if fx.Got.Returns == 0 && slices.ContainsFunc(slices.Collect(maps.Keys(readyBefore)), func(s uint64) bool {
+				_, live := md.where[s] // not expired by this command
+				return live && s != seq && md.returns[s] > 0
+			}) {
+				t.Fatalf("index %d: get took %d before a message given back", index, seq)
+			}
+			md.checkDelivery(t, index, fx.Got)
+			if noAck {
+				gone(seq, "got without ack")
+			} else {
+				md.where[seq] = key
+			}
+		} else if len(readyBefore) > len(fx.DeadLetters) {
+			t.Fatalf("index %d: get found nothing with %d ready", index, len(readyBefore))
+		}
+	case cmdPurge:
+		n := 0
+		for seq, h := range md.where {
+			if h == readyKey {
+				delete(md.where, seq)
+				n++
+			}
+		}
+		if n != fx.Purged {
+			t.Fatalf("index %d: purged %d, %d were ready", index, fx.Purged, n)
+		}
+	case cmdDropNode:
+		node, keep := d.str(), d.u()
+		for seq, h := range md.where {
+			if h.Node == node && h.Boot != keep && h != readyKey {
+				md.where[seq] = readyKey
+				md.returns[seq]++
+				md.returned[seq] = true
+			}
+		}
+		for key := range md.prefetch {
+			if key.Node == node && key.Boot != keep {
+				delete(md.prefetch, key)
+				if !slices.Contains(fx.Dropped, key) {
+					t.Fatalf("index %d: consumer %v was dropped without a word", index, key)
+				}
+			}
+		}
+	}
+	// Messages given back past the delivery limit were dead-lettered
+	// above; the model gave them back first.
+	for _, dl := range fx.DeadLetters {
+		delete(md.where, dl.Entry.Seq)
+	}
+	// Messages given back go out before those never delivered.
+	backs := 0
+	for seq, h := range md.where {
+		if h == readyKey && md.returns[seq] > 0 {
+			backs++
+		}
+	}
+	for _, dv := range fx.Deliveries {
+		if dv.Entry.Returns > 0 {
+			backs--
+		} else if backs > 0 {
+			t.Fatalf("index %d: message %d delivered before %d given back", index, dv.Entry.Seq, backs)
+		}
+		if md.where[dv.Entry.Seq] != readyKey {
+			t.Fatalf("index %d: delivered %d, which was not ready", index, dv.Entry.Seq)
+		}
+		if _, ok := md.prefetch[dv.Consumer]; !ok {
+			t.Fatalf("index %d: delivered to %v, which is not attached", index, dv.Consumer)
+		}
+		md.checkDelivery(t, index, dv.Entry)
+		md.where[dv.Entry.Seq] = dv.Consumer
+	}
+	typ := cmd[0]
+	if typ == cmdEnqueue && slices.ContainsFunc(fx.DeadLetters, func(dl DeadLetter) bool { return dl.Entry.Seq == index && dl.Reason == queue.ReasonExpired }) {
+		typ = cmdNoop // a message with TTL 0 and no consumer: the queue was not added to
+	}
+	md.check(t, m, index, typ)
+}
+
+// checkDelivery checks a message handed out: fresh ones in publish order,
+// returned ones with their delivery count.
+func (md *model) checkDelivery(t *testing.T, index uint64, e queue.Entry) {
+	t.Helper()
+	if e.Returns != md.returns[e.Seq] {
+		t.Fatalf("index %d: message %d handed out with delivery count %d, want %d", index, e.Seq, e.Returns, md.returns[e.Seq])
+	}
+	if e.Returns == 0 {
+		if e.Seq <= md.lastNew {
+			t.Fatalf("index %d: message %d first delivered after %d", index, e.Seq, md.lastNew)
+		}
+		md.lastNew = e.Seq
+	}
+	if e.Redelivered != (e.Returns > 0) {
+		t.Fatalf("index %d: message %d redelivered=%v with %d returns", index, e.Seq, e.Redelivered, e.Returns)
+	}
+}
+
+// check compares the machine's state with the model.
+func (md *model) check(t *testing.T, m *Machine, index uint64, typ byte) {
+	t.Helper()
+	ready, readyBytes := 0, int64(0)
+	for seq, h := range md.where {
+		if h == readyKey {
+			ready++
+			readyBytes += md.sizes[seq]
+		}
+	}
+	if n, b := m.Ready(); n != ready || b != readyBytes {
+		t.Fatalf("index %d: machine has %d ready (%d bytes), model %d (%d bytes)", index, n, b, ready, readyBytes)
+	}
+	if got, want := m.Unacked(), len(md.where)-ready; got != want {
+		t.Fatalf("index %d: machine has %d unacked, model %d", index, got, want)
+	}
+	if m.Consumers() != len(md.prefetch) {
+		t.Fatalf("index %d: machine has %d consumers, model %d", index, m.Consumers(), len(md.prefetch))
+	}
+	held := map[ConsumerKey]int{}
+	for _, h := range md.where {
+		held[h]++
+	}
+	for key, prefetch := range md.prefetch {
+		if prefetch > 0 && held[key] > prefetch {
+			t.Fatalf("index %d: consumer %v holds %d, prefetch %d", index, key, held[key], prefetch)
+		}
+		if ready > 0 && !m.settings.singleActive && (prefetch == 0 || held[key] < prefetch) {
+			t.Fatalf("index %d: %d ready while consumer %v has credit", index, ready, key)
+		}
+	}
+	// The length limit holds after a publish (as in RabbitMQ, messages
+	// given back may take a queue past it) and after a settings change.
+	if (typ == cmdEnqueue || typ == cmdSettings) && m.settings.overflow == queue.DropHead &&
+		m.settings.maxLength >= 0 && int64(ready) > m.settings.maxLength {
+		t.Fatalf("index %d: %d ready over max-length %d", index, ready, m.settings.maxLength)
+	}
+	// A message given back past the delivery limit is not kept (one given
+	// back before a lower limit was set may be).
+	if typ == cmdSettle || typ == cmdDetach || typ == cmdDropNode {
+		for seq, h := range md.where {
+			if h == readyKey && md.returned[seq] && m.settings.deliveryLimit >= 0 && int64(md.returns[seq]) > m.settings.deliveryLimit {
+				t.Fatalf("index %d: message %d ready after %d returns, limit %d", index, seq, md.returns[seq], m.settings.deliveryLimit)
+			}
+		}
+	}
+}
+
+// sameEffects compares two machines' effects for one command.
+func sameEffects(a, b Effects) bool {
+	key := func(fx Effects) string {
+		s := fmt.Sprint(fx.Published, fx.Ok, fx.Got.Seq, fx.Left, fx.Purged, fx.Dropped)
+		for _, d := range fx.Deliveries {
+			s += fmt.Sprint(d.Consumer, d.Entry.Seq, d.Entry.Returns)
+		}
+		for _, d := range fx.DeadLetters {
+			s += fmt.Sprint(d.Reason, d.Entry.Seq)
+		}
+		return s
+	}
+	return key(a) == key(b)
+}
+
+// The machine against the model: random command sequences, with the
+// state snapshotted and restored along the way; a restored machine must
+// go on exactly as the original does.
+func TestMachineProperties(t *testing.T) {
+	for seed := range uint64(300) {
+		t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 7))
+			s := queue.NoSettings
+			s.DeadLetter = r.IntN(2) == 0
+			s.SingleActiveConsumer = r.IntN(5) == 0
+			s.MaxLength = int64(r.IntN(20)) - 1
+			s.Overflow = []queue.Overflow{queue.DropHead, queue.RejectPublish, queue.RejectPublishDLX}[r.IntN(3)]
+			if r.IntN(3) == 0 {
+				s.MessageTTL = int64(r.IntN(100))
+			}
+			s.DeliveryLimit = int64(r.IntN(4)) - 1
+			g := &gen{r: r, nodes: []string{"a", "b"}, s: s}
+			for _, node := range g.nodes {
+				for boot := range uint64(2) {
+					for id := range uint64(2) {
+						g.keys = append(g.keys, ConsumerKey{Node: node, Boot: boot + 1, ID: id + 1})
+					}
+				}
+			}
+			m, md := NewMachine(s), newModel()
+			for index := uint64(1); index <= 400; index++ {
+				cmd := g.next(md)
+				if r.IntN(40) == 0 {
+					restored, err := RestoreMachine(m.Snapshot())
+					if err != nil {
+						t.Fatalf("index %d: restore: %v", index, err)
+					}
+					if !bytes.Equal(restored.Snapshot(), m.Snapshot()) {
+						t.Fatalf("index %d: a restored machine snapshots differently", index)
+					}
+					// Both go on with the next commands alike.
+					twin, tmd := m, md.clone()
+					m = restored
+					for k := range uint64(5) {
+						c := g.next(tmd)
+						fa, fb := twin.Apply(index+k, c), m.Apply(index+k, c)
+						if !sameEffects(fa, fb) {
+							t.Fatalf("index %d: a restored machine did otherwise: %+v vs %+v", index+k, fa, fb)
+						}
+						md.observe(t, m, index+k, c, fb)
+					}
+					index += 5
+					continue
+				}
+				md.observe(t, m, index, cmd, m.Apply(index, cmd))
+			}
+		})
+	}
+}
+
+// A corrupt command changes nothing and a corrupt snapshot is refused,
+// never a panic.
+func FuzzMachine(f *testing.F) {
+	m := NewMachine(queue.NoSettings)
+	key := ConsumerKey{Node: "a", Boot: 1, ID: 1}
+	msg := queue.BuildMessage("", "q", nil, []byte("hi")).Data()
+	seeds := [][]byte{
+		EnqueueCommand(1, msg),
+		AttachCommand(2, key, 1, 0),
+		SettleCommand(3, key, queue.Requeue, []uint64{1}),
+		GetCommand(4, ConsumerKey{Node: "a", Boot: 1}, false),
+		DropNodeCommand(5, "a", 0),
+		SettingsCommand(6, queue.NoSettings),
+	}
+	for i, c := range seeds {
+		m.Apply(uint64(i+1), c)
+		f.Add(c)
+	}
+	f.Add(m.Snapshot())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m := NewMachine(queue.NoSettings)
+		m.Apply(1, AttachCommand(0, key, 0, 0))
+		m.Apply(2, data)
+		if len(data) > 0 {
+			data[0] = snapshotVersion
+		}
+		if r, err := RestoreMachine(data); err == nil {
+			r.Apply(3, EnqueueCommand(0, msg))
+			_ = r.Snapshot()
+		}
+	})
+}
