@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/warrenmq/warren/amqp/wire"
@@ -84,34 +85,50 @@ func (ch *channel) addConfirm(seq uint64, promises queue.Promises, nack bool) {
 
 // Due implements queue.Waiter: positions up to upTo of l have come due. It
 // runs on the ledger's goroutine (the store's committer) and must not
-// block.
+// block. A publish whose positions include a failed one is nacked; a
+// failure other than a queue's refusal (queue.ErrRefused) also closes the
+// channel, since the channel can no longer say what is safe.
 func (ch *channel) Due(l queue.Ledger, upTo uint64, err error) {
 	cf := &ch.confirms
-	failedAt := upTo
-	if err == nil {
-		// A publish may span positions while this channel waits on its
-		// last: an earlier one that failed nacks it too.
-		cf.mu.Lock()
-		checked := cf.ledgerLocked(l).checked
-		cf.mu.Unlock()
-		if upTo > checked {
-			if at, ferr := l.FirstFailure(checked); ferr != nil && at <= upTo {
-				failedAt, err = at, ferr
-			}
+	cf.mu.Lock()
+	checked := cf.ledgerLocked(l).checked
+	cf.mu.Unlock()
+	// A publish may span positions while this channel waits on its last:
+	// an earlier one that failed nacks it too.
+	first, ferr := uint64(0), error(nil)
+	if upTo > checked {
+		if at, e := l.FirstFailure(checked); e != nil && at <= upTo {
+			first, ferr = at, e
 		}
+	}
+	if err != nil && first == 0 {
+		first, ferr = upTo, err
 	}
 	cf.mu.Lock()
 	ls := cf.ledgerLocked(l)
 	ls.due = max(ls.due, upTo)
 	ls.checked = max(ls.checked, upTo)
-	fail := err != nil && !cf.failed && !cf.gone
-	if err != nil {
+	fatal := ferr != nil && !errors.Is(ferr, queue.ErrRefused)
+	fail := fatal && !cf.failed && !cf.gone
+	if fatal {
 		cf.failed = true
 		for i := cf.head; i < len(cf.pending); i++ {
 			p := &cf.pending[i]
 			for pr := range p.promises.All() {
-				if pr.Ledger == l && pr.First <= failedAt {
+				if pr.Ledger == l && pr.First <= first {
 					p.nack = true
+				}
+			}
+		}
+	} else if ferr != nil {
+		// Refusals: nack exactly the publishes that were refused.
+		for i := cf.head; i < len(cf.pending); i++ {
+			p := &cf.pending[i]
+			for pr := range p.promises.All() {
+				if pr.Ledger == l && pr.Last <= upTo && pr.Last >= first {
+					if at, e := l.FirstFailure(pr.First - 1); e != nil && at <= pr.Last {
+						p.nack = true
+					}
 				}
 			}
 		}
@@ -119,7 +136,7 @@ func (ch *channel) Due(l queue.Ledger, upTo uint64, err error) {
 	ch.flushConfirmsLocked()
 	cf.mu.Unlock()
 	if fail {
-		ch.conn.log.Error("a queue failed to keep a message safe", "channel", ch.id, "err", err)
+		ch.conn.log.Error("a queue failed to keep a message safe", "channel", ch.id, "err", ferr)
 		// Closing the channel may delete queues, which may wait for the
 		// ledger that is calling: the connection's writer closes it.
 		ch.conn.failLater(ch, wire.Errorf(wire.InternalError, "the message store failed to write: publishes on this channel were nacked"))

@@ -178,6 +178,21 @@ type Entry struct {
 	Redelivered bool
 }
 
+// WithDeliveryCount is e as a consumer gets it once it has come back to
+// its queue: with an x-delivery-count header counting its returns.
+func WithDeliveryCount(e Entry) Entry {
+	n := int64(e.Returns)
+	if m, err := Rewrite(e.Msg, e.Msg.Exchange, e.Msg.RoutingKey, func(p *wire.Properties) {
+		if p.Headers == nil {
+			p.Headers = wire.Table{}
+		}
+		p.Headers["x-delivery-count"] = n
+	}); err == nil {
+		e.Msg = m
+	}
+	return e
+}
+
 // Rewrite returns a new message with m's body, published to exchange with
 // routingKey and with m's properties as edit changes them: for the
 // messages the broker changes (a dead letter, a reply-to, a header added or

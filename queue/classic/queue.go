@@ -438,7 +438,7 @@ func (q *Queue) dispatch(deferLower bool) (deferred bool) {
 		}
 		d := e
 		if e.Returns != 0 && q.settings.DeliveryLimit >= 0 {
-			d = q.withDeliveryCount(e)
+			d = queue.WithDeliveryCount(e)
 		}
 		if !c.sink.Deliver(c.qc, d) {
 			c.blocked = true
@@ -456,20 +456,6 @@ func (q *Queue) dispatch(deferLower bool) (deferred bool) {
 	return false
 }
 
-// withDeliveryCount is e as a consumer gets it once it has come back, in a
-// queue with a delivery limit: with x-delivery-count.
-func (q *Queue) withDeliveryCount(e queue.Entry) queue.Entry {
-	n := int64(e.Returns)
-	if m, err := queue.Rewrite(e.Msg, e.Msg.Exchange, e.Msg.RoutingKey, func(p *wire.Properties) {
-		if p.Headers == nil {
-			p.Headers = wire.Table{}
-		}
-		p.Headers["x-delivery-count"] = n
-	}); err == nil {
-		e.Msg = m
-	}
-	return e
-}
 
 // pickLocked chooses the consumer for the next message: the highest
 // priority group with credit, round robin within it; with a single active
@@ -601,7 +587,7 @@ func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
 		q.unacked++
 	}
 	if e.Returns != 0 && q.settings.DeliveryLimit >= 0 {
-		e = q.withDeliveryCount(e)
+		e = queue.WithDeliveryCount(e)
 	}
 	return e, q.ready.len(), true
 }

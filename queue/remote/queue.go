@@ -71,21 +71,21 @@ func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 		return queue.Receipt{Result: queue.Gone}
 	}
 	l := q.s.ledger(node)
-	pos := l.take()
+	pos := l.Take()
 	e := &encoder{}
 	queueRef(e.str(q.s.peers.Name()), &q.cfg).uint(pos).bytes(m.Data())
 	d, err := q.s.call(node, methodPublish, e)
 	var we *wire.Error
 	if errors.As(err, &we) {
 		// The queue's node answered that it does not have the queue.
-		l.report([]uint64{pos}, nil)
+		l.Report([]uint64{pos}, nil)
 		return queue.Receipt{Result: queue.Gone}
 	}
 	if err != nil {
 		// The queue's node may or may not have the message: the publisher
 		// gets a nack, never a confirm for what may be lost.
 		q.s.log.Warn("forwarding a publish failed", "queue", q.cfg.Name, "node", node, "err", err)
-		l.report([]uint64{pos}, fmt.Errorf("forwarding to node %s: %w", node, err))
+		l.Report([]uint64{pos}, fmt.Errorf("forwarding to node %s: %w", node, err))
 		return queue.Receipt{Result: queue.Enqueued, Promise: queue.Promise{Ledger: l, First: pos, Last: pos}}
 	}
 	result, pending := d.uint(), d.bool()
@@ -101,7 +101,7 @@ func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 	if pending {
 		r.Promise = queue.Promise{Ledger: l, First: pos, Last: pos}
 	} else {
-		l.report([]uint64{pos}, nil)
+		l.Report([]uint64{pos}, nil)
 	}
 	return r
 }

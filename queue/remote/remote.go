@@ -68,7 +68,7 @@ type Service struct {
 	log    *slog.Logger
 
 	mu       sync.Mutex
-	ledgers  map[string]*linkLedger // per queue node: publishes forwarded there
+	ledgers  map[string]*queue.ReportLedger // per queue node: publishes forwarded there
 	standIns map[uint64]*standIn    // consumers here of queues elsewhere, by id
 	// consumerIDs are the ids of those consumers, cancelled ones too.
 	consumerIDs map[*queue.Consumer]consumerID
@@ -94,7 +94,7 @@ func New(peers Peers, lookup Lookup, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{peers: peers, lookup: lookup, log: log, ledgers: map[string]*linkLedger{}, standIns: map[uint64]*standIn{},
+	s := &Service{peers: peers, lookup: lookup, log: log, ledgers: map[string]*queue.ReportLedger{}, standIns: map[uint64]*standIn{},
 		served: map[servedKey]*served{}, gets: map[getKey]gotEntry{}, durables: map[string]*durableLink{},
 		outboxes: map[string]*outbox{}, consumerIDs: map[*queue.Consumer]consumerID{}, cancelled: map[servedKey]time.Time{}, dropped: map[string][]uint64{}, stop: make(chan struct{})}
 	for m, h := range map[cluster.Method]cluster.Handler{
@@ -137,12 +137,12 @@ func (s *Service) New(cfg queue.Config) (queue.Queue, error) {
 	return q, nil
 }
 
-func (s *Service) ledger(node string) *linkLedger {
+func (s *Service) ledger(node string) *queue.ReportLedger {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.ledgers[node]
 	if l == nil {
-		l = newLinkLedger()
+		l = queue.NewReportLedger()
 		s.ledgers[node] = l
 	}
 	return l
@@ -191,11 +191,9 @@ func (s *Service) nodesInUse() []string {
 		add(si.q.cfg.Node)
 	}
 	for n, l := range s.ledgers {
-		l.mu.Lock()
-		if l.next > l.due {
+		if l.Outstanding() {
 			add(n)
 		}
-		l.mu.Unlock()
 	}
 	return out
 }
@@ -238,7 +236,7 @@ func (s *Service) nodeDown(node string, err error) {
 		si.c.Sink.Cancelled(si.c)
 	}
 	if l != nil {
-		l.failAll(err)
+		l.FailAll(err)
 	}
 	if len(lost)+len(gets)+len(cancelled) > 0 {
 		s.log.Warn("forwarding: a node went away", "node", node, "its_consumers", len(lost), "its_gets", len(gets),

@@ -323,7 +323,7 @@ func (s *Service) onDurable(payload []byte) ([]byte, error) {
 	l := s.ledgers[node]
 	s.mu.Unlock()
 	if l != nil {
-		l.report(ps, err)
+		l.Report(ps, err)
 	}
 	return nil, nil
 }
