@@ -456,7 +456,6 @@ func (q *Queue) dispatch(deferLower bool) (deferred bool) {
 	return false
 }
 
-
 // pickLocked chooses the consumer for the next message: the highest
 // priority group with credit, round robin within it; with a single active
 // consumer or an exclusive consumer, only that one. rr is the round-robin

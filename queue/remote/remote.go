@@ -69,7 +69,7 @@ type Service struct {
 
 	mu       sync.Mutex
 	ledgers  map[string]*queue.ReportLedger // per queue node: publishes forwarded there
-	standIns map[uint64]*standIn    // consumers here of queues elsewhere, by id
+	standIns map[uint64]*standIn            // consumers here of queues elsewhere, by id
 	// consumerIDs are the ids of those consumers, cancelled ones too.
 	consumerIDs map[*queue.Consumer]consumerID
 	served      map[servedKey]*served   // consumers elsewhere of queues here
