@@ -4,6 +4,7 @@
 package quorum
 
 import (
+	"cmp"
 	"slices"
 
 	"github.com/warrenmq/warren/queue"
@@ -27,7 +28,7 @@ import (
 const (
 	cmdEnqueue  byte = iota + 1 // message
 	cmdAttach                   // consumer, prefetch, priority
-	cmdDetach                   // consumer
+	cmdDetach                   // consumer, keep
 	cmdSettle                   // consumer, settlement, sequence numbers
 	cmdGet                      // consumer (a node's get key), no-ack
 	cmdPurge                    //
@@ -94,6 +95,9 @@ type consumer struct {
 	prefetch int // 0: DefaultCredit
 	priority int
 	checked  map[uint64]queue.Entry // deliveries not yet settled, by sequence number
+	// cancelled: the consumer gets no more messages, and goes once it has
+	// settled those it has.
+	cancelled bool
 }
 
 func (c *consumer) credit() int {
@@ -210,8 +214,14 @@ func (m *Machine) Apply(index uint64, cmd []byte) Effects {
 		}
 	case cmdDetach:
 		key := decodeKey(&d)
+		keep := d.bool()
 		if d.err == nil {
-			m.detach(key, &fx)
+			if c := m.consumer(key); keep && c != nil && key.ID != 0 {
+				c.cancelled = true
+				m.dropIfDone(c)
+			} else {
+				m.detach(key, &fx)
+			}
 		}
 	case cmdSettle:
 		key := decodeKey(&d)
@@ -280,8 +290,16 @@ func (m *Machine) Unacked() int {
 	return n
 }
 
-// Consumers returns the number of attached consumers.
-func (m *Machine) Consumers() int { return len(m.consumers) }
+// Consumers returns the number of attached consumers (not cancelled).
+func (m *Machine) Consumers() int {
+	n := 0
+	for _, c := range m.consumers {
+		if !c.cancelled {
+			n++
+		}
+	}
+	return n
+}
 
 // Counts returns how many messages were enqueued and delivered so far.
 func (m *Machine) Counts() (enqueued, delivered uint64) { return m.enqueued, m.delivered }
@@ -447,6 +465,18 @@ func (m *Machine) settle(key ConsumerKey, how queue.Settlement, seqs []uint64, f
 	if key.ID == 0 && len(c.checked) == 0 {
 		delete(m.gets, key)
 	}
+	m.dropIfDone(c)
+}
+
+// dropIfDone removes a cancelled consumer that has settled everything.
+func (m *Machine) dropIfDone(c *consumer) {
+	if c.cancelled && len(c.checked) == 0 {
+		i := m.find(c.key)
+		m.consumers = slices.Delete(m.consumers, i, i+1)
+		if m.rr > i {
+			m.rr--
+		}
+	}
 }
 
 // giveBack returns a delivered message to the queue, ahead of the
@@ -471,23 +501,28 @@ func (m *Machine) detach(key ConsumerKey, fx *Effects) {
 	if c == nil {
 		return
 	}
+	held := c.held()
 	if key.ID == 0 {
 		delete(m.gets, key)
 	} else {
-		i := m.find(key)
-		m.consumers = slices.Delete(m.consumers, i, i+1)
-		if m.rr > i {
-			m.rr--
-		}
+		c.cancelled = true
+		clear(c.checked)
+		m.dropIfDone(c)
 	}
-	seqs := make([]uint64, 0, len(c.checked))
-	for seq := range c.checked {
-		seqs = append(seqs, seq)
+	for _, e := range held {
+		m.giveBack(e, fx)
 	}
-	slices.Sort(seqs)
-	for _, seq := range seqs {
-		m.giveBack(c.checked[seq], fx)
+}
+
+// held returns the consumer's unsettled deliveries in the order it got
+// them.
+func (c *consumer) held() []queue.Entry {
+	out := make([]queue.Entry, 0, len(c.checked))
+	for _, e := range c.checked {
+		out = append(out, e)
 	}
+	slices.SortFunc(out, func(a, b queue.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out
 }
 
 // dropNode detaches every consumer of node but those of its process keep
@@ -538,8 +573,9 @@ func (m *Machine) pick() (c *consumer, i int) {
 		return nil, -1
 	}
 	if m.settings.singleActive {
-		if c := m.consumers[0]; c.credit() > 0 {
-			return c, 0
+		i := slices.IndexFunc(m.consumers, func(c *consumer) bool { return !c.cancelled })
+		if i >= 0 && m.consumers[i].credit() > 0 {
+			return m.consumers[i], i
 		}
 		return nil, -1
 	}
@@ -548,7 +584,7 @@ func (m *Machine) pick() (c *consumer, i int) {
 	for k := range n {
 		j := (m.rr + k) % n
 		c := m.consumers[j]
-		if c.credit() > 0 && (best < 0 || c.priority > m.consumers[best].priority) {
+		if !c.cancelled && c.credit() > 0 && (best < 0 || c.priority > m.consumers[best].priority) {
 			best = j
 		}
 	}
@@ -576,10 +612,15 @@ func (m *Machine) dispatch(fx *Effects) {
 // ActiveConsumer returns the key of the consumer that gets the messages
 // of a single-active-consumer queue; ok is false when there is none.
 func (m *Machine) ActiveConsumer() (key ConsumerKey, ok bool) {
-	if !m.settings.singleActive || len(m.consumers) == 0 {
+	if !m.settings.singleActive {
 		return ConsumerKey{}, false
 	}
-	return m.consumers[0].key, true
+	for _, c := range m.consumers {
+		if !c.cancelled {
+			return c.key, true
+		}
+	}
+	return ConsumerKey{}, false
 }
 
 // command starts a command of type typ proposed at now.
@@ -605,11 +646,13 @@ func AttachCommand(now int64, key ConsumerKey, prefetch, priority int) []byte {
 	return e
 }
 
-// DetachCommand detaches a consumer (or a node's get key): what it had
-// not settled goes back to the queue.
-func DetachCommand(now int64, key ConsumerKey) []byte {
+// DetachCommand detaches a consumer (or a node's get key). With keep (a
+// basic.cancel) the consumer gets no more messages but may still settle
+// those it has; without (its channel closed) they go back to the queue.
+func DetachCommand(now int64, key ConsumerKey, keep bool) []byte {
 	e := command(cmdDetach, now)
 	key.encode(&e)
+	e.bool(keep)
 	return e
 }
 
@@ -716,14 +759,11 @@ func (m *Machine) Snapshot() []byte {
 			c.key.encode(&e)
 			e.u(uint64(c.prefetch))
 			e.i(int64(c.priority))
-			seqs := make([]uint64, 0, len(c.checked))
-			for seq := range c.checked {
-				seqs = append(seqs, seq)
-			}
-			slices.Sort(seqs)
-			e.u(uint64(len(seqs)))
-			for _, seq := range seqs {
-				encodeEntry(&e, c.checked[seq])
+			e.bool(c.cancelled)
+			held := c.held()
+			e.u(uint64(len(held)))
+			for _, en := range held {
+				encodeEntry(&e, en)
 			}
 		}
 	}
@@ -751,7 +791,7 @@ func RestoreMachine(data []byte) (*Machine, error) {
 	for round := range 2 {
 		for n := d.count(); n > 0 && d.err == nil; n-- {
 			c := &consumer{key: decodeKey(&d), checked: map[uint64]queue.Entry{}}
-			c.prefetch, c.priority = int(d.u()), int(d.i())
+			c.prefetch, c.priority, c.cancelled = int(d.u()), int(d.i()), d.bool()
 			for k := d.count(); k > 0 && d.err == nil; k-- {
 				en := decodeEntry(&d)
 				c.checked[en.Seq] = en

@@ -19,6 +19,9 @@ type model struct {
 	where    map[uint64]ConsumerKey // live message -> holder (zero key: ready)
 	returns  map[uint64]uint32      // message -> times given back
 	returned map[uint64]bool        // messages given back by the command being observed
+	// cancelled consumers may hold messages still; the machine forgets
+	// them once they hold none
+	cancelled map[ConsumerKey]bool
 	lastNew  uint64                 // the last message delivered for the first time
 	prefetch map[ConsumerKey]int
 	sizes    map[uint64]int64
@@ -27,7 +30,8 @@ type model struct {
 var readyKey = ConsumerKey{}
 
 func newModel() *model {
-	return &model{where: map[uint64]ConsumerKey{}, returns: map[uint64]uint32{}, prefetch: map[ConsumerKey]int{}, sizes: map[uint64]int64{}}
+	return &model{where: map[uint64]ConsumerKey{}, returns: map[uint64]uint32{}, prefetch: map[ConsumerKey]int{}, sizes: map[uint64]int64{},
+		cancelled: map[ConsumerKey]bool{}}
 }
 
 func (md *model) clone() *model {
@@ -43,6 +47,9 @@ func (md *model) clone() *model {
 	}
 	for k, v := range md.sizes {
 		c.sizes[k] = v
+	}
+	for k, v := range md.cancelled {
+		c.cancelled[k] = v
 	}
 	c.lastNew = md.lastNew
 	return c
@@ -89,7 +96,7 @@ func (g *gen) next(md *model) []byte {
 	case n < 50:
 		return AttachCommand(g.now, key, g.r.IntN(4), g.r.IntN(2))
 	case n < 53:
-		return DetachCommand(g.now, key)
+		return DetachCommand(g.now, key, g.r.IntN(2) == 0)
 	case n < 75:
 		if g.r.IntN(3) == 0 {
 			key.ID = 0
@@ -151,17 +158,26 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 		}
 	case cmdAttach:
 		key := decodeKey(&d)
-		if _, ok := md.prefetch[key]; !ok {
+		if md.cancelled[key] && !slices.Contains(slices.Collect(maps.Values(md.where)), key) {
+			delete(md.cancelled, key) // settled all it had: gone, the key may come again
+		}
+		if _, ok := md.prefetch[key]; !ok && !md.cancelled[key] {
 			md.prefetch[key] = int(d.u())
 		}
 	case cmdDetach:
 		key := decodeKey(&d)
-		delete(md.prefetch, key)
-		for seq, h := range md.where {
-			if h == key {
-				md.where[seq] = readyKey
-				md.returns[seq]++
-				md.returned[seq] = true
+		keep := d.bool()
+		if _, ok := md.prefetch[key]; ok {
+			delete(md.prefetch, key)
+			md.cancelled[key] = true
+		}
+		if !keep || !md.cancelled[key] {
+			for seq, h := range md.where {
+				if h == key {
+					md.where[seq] = readyKey
+					md.returns[seq]++
+					md.returned[seq] = true
+				}
 			}
 		}
 	case cmdSettle:
@@ -227,6 +243,7 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 		for key := range md.prefetch {
 			if key.Node == node && key.Boot != keep {
 				delete(md.prefetch, key)
+				md.cancelled[key] = true
 				if !slices.Contains(fx.Dropped, key) {
 					t.Fatalf("index %d: consumer %v was dropped without a word", index, key)
 				}
