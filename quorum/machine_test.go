@@ -22,9 +22,9 @@ type model struct {
 	// cancelled consumers may hold messages still; the machine forgets
 	// them once they hold none
 	cancelled map[ConsumerKey]bool
-	lastNew  uint64                 // the last message delivered for the first time
-	prefetch map[ConsumerKey]int
-	sizes    map[uint64]int64
+	lastNew   uint64 // the last message delivered for the first time
+	prefetch  map[ConsumerKey]int
+	sizes     map[uint64]int64
 }
 
 var readyKey = ConsumerKey{}
