@@ -59,6 +59,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZSLOW) ./mgmt
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./cluster
 	$(GO) test -run '^$$' -fuzz '^FuzzServerHandshake$$' -fuzztime $(FUZZTIME) ./cluster
+	$(GO) test -run '^$$' -fuzz '^FuzzGroupRPC$$' -fuzztime $(FUZZTIME) ./cluster
 	$(GO) test -run '^$$' -fuzz '^FuzzCalls$$' -fuzztime $(FUZZSLOW) ./queue/remote
 
 ## run: start a broker on 127.0.0.1:5672 with ./warren-data

@@ -88,6 +88,7 @@ type Node struct {
 	caller *caller
 	raft   atomic.Pointer[raft.Raft] // replaced when the node resets to join another cluster
 	fsm    *fsm
+	groups groups // the Raft groups' transports (group.go)
 	// joinMu serialises Join's reset of the metadata group.
 	joinMu sync.Mutex
 
@@ -149,6 +150,7 @@ func Start(cfg Config) (*Node, error) {
 		}
 		return []byte{0}, nil
 	})
+	n.calls.handle(methodGroup, n.onGroupCall)
 	n.fsm = &fsm{state: cfg.State, waiting: map[string]chan applied{}}
 	n.fsm.cond = sync.NewCond(&n.fsm.mu)
 	r, err := n.startRaft(cfg.Stores)
@@ -750,6 +752,7 @@ func (n *Node) Close() error {
 		err = n.r().Shutdown().Error() // closes its transport too
 		n.joinMu.Unlock()
 		n.wg.Wait()
+		n.groups.close()
 		n.caller.close()
 		n.calls.close()
 		n.mux.close()

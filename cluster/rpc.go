@@ -46,6 +46,7 @@ const (
 	methodRemove
 	methodAwait
 	methodSees
+	methodGroup // a Raft group's RPC (group.go)
 )
 
 // Handler answers a call. It runs on its own goroutine for a call, and on
