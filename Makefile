@@ -9,7 +9,7 @@ FUZZTIME ?= 150000x
 FUZZSLOW ?= 20000x
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test deps generate check-generate lint unit fuzz run bench bench-scrape soak bench-cluster
+.PHONY: test deps generate check-generate lint unit fuzz run bench bench-scrape soak bench-cluster bench-quorum
 
 ## test: everything CI checks — client deps, generated code, lint, race tests, fuzzers
 test: deps check-generate lint unit fuzz
@@ -38,7 +38,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
-	@bad=$$($(GO) list -deps ./amqp ./vhost ./queue | grep -E '/warren/(persistence|queue/classic|queue/remote|cluster|broker)$$'); \
+	@bad=$$($(GO) list -deps ./amqp ./vhost ./queue | grep -E '/warren/(persistence|queue/classic|queue/remote|quorum|cluster|broker)$$'); \
 		[ -z "$$bad" ] || { echo "amqp, vhost or queue depends on a store, a queue kind or the cluster:"; echo "$$bad"; exit 1; }
 
 ## unit: all tests with the race detector (the e2e tests start the real binary,
@@ -74,6 +74,9 @@ bench-scrape: ; bench/scrape-cost.sh
 
 ## bench-cluster: what clustering costs: declare latency, idle CPU and goroutines, forwarded publishes; see bench/cluster.sh
 bench-cluster: ; bench/cluster.sh
+
+## bench-quorum: quorum queues: 1p1c throughput and latency alone and on three nodes, the idle cost of 1,000 queues; see bench/quorum.sh
+bench-quorum: ; bench/quorum.sh
 
 ## soak: a steady persistent load for 4 minutes, the broker's memory and disk every 5 s; see bench/soak.sh
 soak: ; bench/soak.sh

@@ -28,6 +28,7 @@ import (
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/queue/classic"
 	"github.com/warrenmq/warren/queue/remote"
+	"github.com/warrenmq/warren/quorum"
 	"github.com/warrenmq/warren/tlsconf"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -186,7 +187,10 @@ type Broker struct {
 	// the other nodes' queues (nil on a node of its own).
 	node    *cluster.Node
 	forward *remote.Service
-	defs    *definitions // the replicated state, for the cluster's name
+	// quorum is the quorum queue kind (its groups stop before the cluster
+	// membership and the store).
+	quorum *quorum.Kind
+	defs   *definitions // the replicated state, for the cluster's name
 	// metadata are the metadata group's stores, opened once.
 	metadata cluster.Stores
 	names    replicator // changes the cluster's name
@@ -207,10 +211,15 @@ func forgetPermissions(vhosts *vhost.Registry, users *auth.Store, log *slog.Logg
 // startAlone rebuilds a node of its own from its store.
 func (b *Broker) startAlone(kinds *queue.Kinds, classicKind *classic.Kind) (*vhost.Registry, *auth.Store, error) {
 	cfg := b.cfg
+	b.quorum = quorum.NewKind(quorum.Options{Store: b.store, Node: cfg.NodeName, Log: b.log.With("component", "quorum")})
+	kinds.Register(quorum.Name, b.quorum)
 	vhosts := vhost.NewRegistry(vhost.Deps{Definitions: b.store, Kinds: kinds, Delays: classicKind, Log: b.log})
 	err := vhosts.Load()
 	if err == nil {
 		err = classicKind.FinishRecovery()
+	}
+	if err == nil {
+		err = b.quorum.Start()
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("recovering from the store: %w", err)
@@ -251,6 +260,8 @@ func (b *Broker) startClustered(ctx context.Context, kinds *queue.Kinds, classic
 		return nil, nil, err
 	}
 	link := &clusterLink{name: cfg.NodeName}
+	b.quorum = quorum.NewKind(quorum.Options{Store: b.store, Cluster: link, Node: cfg.NodeName, Log: b.log.With("component", "quorum")})
+	kinds.Register(quorum.Name, b.quorum)
 	var vhosts *vhost.Registry
 	b.forward = remote.New(link, func(vh, name string, id uint64) (queue.Queue, error) {
 		v := vhosts.Get(vh)
@@ -279,6 +290,9 @@ func (b *Broker) startClustered(ctx context.Context, kinds *queue.Kinds, classic
 		b.log.Warn("removing the join request", "err", err)
 	}
 	if err := classicKind.FinishRecovery(); err != nil {
+		return nil, nil, fmt.Errorf("recovering from the store: %w", err)
+	}
+	if err := b.quorum.Start(); err != nil {
 		return nil, nil, fmt.Errorf("recovering from the store: %w", err)
 	}
 	// Transient and exclusive queues do not outlive their node's restart,
@@ -323,6 +337,7 @@ func (b *Broker) reset(kinds *queue.Kinds, classicKind *classic.Kind) error {
 		errs = append(errs, users.DeleteUser(u.Name))
 	}
 	errs = append(errs, users.ForgetFirstStart())
+	b.quorum.Close()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("resetting the node to join a cluster: %w", err)
 	}
@@ -330,8 +345,13 @@ func (b *Broker) reset(kinds *queue.Kinds, classicKind *classic.Kind) error {
 	return nil
 }
 
-// stopCluster leaves the cluster's work: forwarding, then membership.
+// stopCluster leaves the cluster's work: the quorum queues' groups,
+// forwarding, then membership.
 func (b *Broker) stopCluster() {
+	if b.quorum != nil {
+		b.quorum.Close()
+		b.quorum = nil
+	}
 	if b.watching != nil {
 		close(b.watching)
 		<-b.watched

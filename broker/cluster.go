@@ -268,6 +268,20 @@ func (l *clusterLink) Handle(m cluster.Method, h cluster.Handler) {
 	l.handlers[m] = h
 }
 
+// Members implements quorum.Cluster: none before the node has joined.
+func (l *clusterLink) Members() []cluster.Member {
+	if n := l.node.Load(); n != nil {
+		return n.Members()
+	}
+	return nil
+}
+
+// GroupTransport implements quorum.Cluster. The quorum kind starts its
+// groups only once the node has joined (quorum.Kind.Start).
+func (l *clusterLink) GroupTransport(group uint64) *cluster.GroupTransport {
+	return l.node.Load().GroupTransport(group)
+}
+
 // joined hands the node its handlers and makes it the link's.
 func (l *clusterLink) joined(n *cluster.Node) {
 	l.mu.Lock()

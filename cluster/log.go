@@ -28,3 +28,7 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 	w.log.Log(context.Background(), level, line)
 	return len(p), nil
 }
+
+// RaftLogger is raftLogger for Raft groups other than the metadata group
+// (the quorum queues'): their warnings and errors go to log.
+func RaftLogger(log *slog.Logger, name string) hclog.Logger { return raftLogger(log, name) }

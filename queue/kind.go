@@ -14,6 +14,19 @@ type Kind interface {
 	New(cfg Config) (Queue, error)
 }
 
+// Replicated is implemented by kinds whose queues keep replicas on several
+// nodes of a cluster and answer on every node themselves (quorum): the
+// virtual host makes them with their kind on every node, never with a
+// stand-in, and refuses to name them for the client (a server-named queue
+// is a connection's scratch queue, not a replicated one).
+type Replicated interface {
+	Kind
+	// Place chooses the nodes a new queue's replicas go on (cfg.Members).
+	// The virtual host calls it on the declaring node, before the declare
+	// is replicated.
+	Place(cfg Config) ([]string, error)
+}
+
 // Kinds is the registry of queue kinds, by the name x-queue-type gives. It
 // is safe for concurrent use.
 type Kinds struct {

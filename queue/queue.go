@@ -94,6 +94,9 @@ type Config struct {
 	Recover bool
 	// Node is the cluster node the queue lives on ("" outside a cluster).
 	Node string
+	// Members are the nodes a replicated queue's replicas live on (see
+	// Replicated), as placed when it was declared.
+	Members []string
 }
 
 // Settings are what a queue does with its messages, from its arguments
@@ -305,6 +308,17 @@ func Unreachable(q Queue) error {
 		return r.Unreachable()
 	}
 	return nil
+}
+
+// Replicas is implemented by queues with replicas on several nodes
+// (quorum): the management API shows where they are.
+type Replicas interface {
+	// Leader is the node that leads the queue now, "" when none does.
+	Leader() string
+	// Members are the nodes with a replica; Online those of them that are
+	// running.
+	Members() []string
+	Online() []string
 }
 
 // Stats is a snapshot of a queue's counts.

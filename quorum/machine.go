@@ -609,6 +609,23 @@ func (m *Machine) dispatch(fx *Effects) {
 	}
 }
 
+// nodes returns the nodes that have consumers (or gets not settled).
+func (m *Machine) nodes() []string {
+	var out []string
+	add := func(n string) {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	for _, c := range m.consumers {
+		add(c.key.Node)
+	}
+	for key := range m.gets {
+		add(key.Node)
+	}
+	return out
+}
+
 // ActiveConsumer returns the key of the consumer that gets the messages
 // of a single-active-consumer queue; ok is false when there is none.
 func (m *Machine) ActiveConsumer() (key ConsumerKey, ok bool) {

@@ -191,6 +191,20 @@ func queueSpecTable(s QueueSpec) wire.Table {
 	if s.Args != nil {
 		t["arguments"] = s.Args
 	}
+	if len(s.Members) > 0 {
+		members := make([]any, len(s.Members))
+		for i, m := range s.Members {
+			members[i] = m
+		}
+		t["members"] = members
+	}
+	if len(s.Members) > 0 {
+		members := make([]any, len(s.Members))
+		for i, m := range s.Members {
+			members[i] = m
+		}
+		t["members"] = members
+	}
 	return t
 }
 
@@ -203,6 +217,12 @@ func queueSpecOf(t wire.Table) QueueSpec {
 	owner, _ := t["owner"].(int64)
 	s.Owner = uint64(owner)
 	s.Args, _ = t["arguments"].(wire.Table)
+	members, _ := t["members"].([]any)
+	for _, m := range members {
+		if name, ok := m.(string); ok {
+			s.Members = append(s.Members, name)
+		}
+	}
 	return s
 }
 
@@ -317,7 +337,7 @@ func (v *VHost) snapshot() wire.Table {
 	for _, name := range slices.Sorted(maps.Keys(v.queues)) {
 		c := v.queues[name].Config()
 		qt := queueSpecTable(QueueSpec{Name: c.Name, Durable: c.Durable, Exclusive: c.Exclusive, AutoDelete: c.AutoDelete,
-			Args: c.Args, Owner: c.Owner, Node: c.Node})
+			Args: c.Args, Owner: c.Owner, Node: c.Node, Members: c.Members})
 		qt["id"] = int64(c.ID)
 		qs = append(qs, qt)
 	}

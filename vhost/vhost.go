@@ -434,6 +434,9 @@ type QueueSpec struct {
 	ServerNamed bool
 	// Node is the cluster node the queue lives on (the declaring one).
 	Node string
+	// Members are the nodes a replicated queue's replicas live on, as its
+	// kind placed them (queue.Replicated).
+	Members []string
 }
 
 // QueueInfo is a declare-ok's answer.
@@ -451,6 +454,9 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (queue.Queue, error) {
 		q, _, err := v.declareQueue(s, passive, 0, false)
 		return q, err
 	}
+	if err := v.refuseServerNamed(s); err != nil {
+		return nil, err
+	}
 	if s.Name == "" {
 		s.Name, s.ServerNamed = generateName("amq.gen-"), true
 	}
@@ -465,10 +471,47 @@ func (v *VHost) DeclareQueue(s QueueSpec, passive bool) (queue.Queue, error) {
 			return nil, err
 		}
 	}
+	if existing == nil {
+		if err := v.place(&s); err != nil {
+			return nil, err
+		}
+	}
 	t := queueSpecTable(s)
 	t["op"], t["vhost"] = opQueueDeclare, v.name
 	res := v.reg.replicate(t)
 	return res.q, res.err
+}
+
+// replicatedKind returns the kind a declare's x-queue-type names when it
+// is a replicated one, nil otherwise.
+func (v *VHost) replicatedKind(args wire.Table) queue.Replicated {
+	name, _ := args["x-queue-type"].(string)
+	if name == "" {
+		return nil
+	}
+	r, _ := v.kinds.Lookup(name).(queue.Replicated)
+	return r
+}
+
+// refuseServerNamed refuses a declare with no name of a replicated kind,
+// with RabbitMQ's text.
+func (v *VHost) refuseServerNamed(s QueueSpec) error {
+	if (s.Name == "" || s.ServerNamed) && v.replicatedKind(s.Args) != nil {
+		return wire.Errorf(wire.PreconditionFailed, "Cannot declare a server-named queue for type "+
+			strconv.Quote(s.Args["x-queue-type"].(string)))
+	}
+	return nil
+}
+
+// place has a replicated kind choose a new queue's members.
+func (v *VHost) place(s *QueueSpec) error {
+	r := v.replicatedKind(s.Args)
+	if r == nil {
+		return nil
+	}
+	members, err := r.Place(queue.Config{Name: s.Name, VHost: v.name, Durable: s.Durable, Args: s.Args, Node: s.Node})
+	s.Members = members
+	return err
 }
 
 // declareQueue is DeclareQueue on this node; a new queue gets id (0: its
@@ -480,8 +523,13 @@ func (v *VHost) declareQueue(s QueueSpec, passive bool, id uint64, recover bool)
 	switch {
 	case s.Name == "" && passive:
 		return nil, false, v.queueNotFound("")
-	case s.Name == "":
-		s.Name = generateName("amq.gen-")
+	case s.Name == "" || s.ServerNamed:
+		if err := v.refuseServerNamed(s); err != nil {
+			return nil, false, err
+		}
+		if s.Name == "" {
+			s.Name = generateName("amq.gen-")
+		}
 	case !passive && !s.ServerNamed:
 		// Every name a client supplies is checked, before the lookup:
 		// "amq.gen-..." is reserved too, existing or not.
@@ -566,13 +614,14 @@ func (v *VHost) createQueueLocked(s QueueSpec, id uint64, recover, admit bool) (
 	cfg := queue.Config{
 		Name: s.Name, VHost: v.name, Durable: s.Durable, Exclusive: s.Exclusive, AutoDelete: s.AutoDelete,
 		Args: s.Args, Kind: args.kind, Owner: s.Owner, Settings: queueSettings(args.Settings, s.Args, pol, op),
-		OnAutoDelete: v.autoDeleted, DeadLetterSink: v, ID: id, Recover: recover, Node: s.Node,
+		OnAutoDelete: v.autoDeleted, DeadLetterSink: v, ID: id, Recover: recover, Node: s.Node, Members: s.Members,
 	}
 	if !s.Exclusive {
 		cfg.Owner = 0
 	}
 	kind := v.kinds.Lookup(args.kind)
-	if remote := v.reg.deps.Remote; remote != nil && s.Node != "" && s.Node != v.reg.deps.Node {
+	_, replicated := kind.(queue.Replicated)
+	if remote := v.reg.deps.Remote; remote != nil && s.Node != "" && s.Node != v.reg.deps.Node && !replicated {
 		kind = remote
 	}
 	q, err := kind.New(cfg)

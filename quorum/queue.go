@@ -1,0 +1,590 @@
+package quorum
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/cluster"
+	"github.com/warrenmq/warren/queue"
+)
+
+// Queue is one quorum queue on one node. On its members it holds the
+// group's Raft and the applied state; on every node it proposes the
+// commands its clients' publishes, consumers and settlements make, through
+// the leader.
+type Queue struct {
+	k       *Kind
+	cfg     queue.Config
+	members []string
+	ledger  *queue.ReportLedger
+	prop    proposer
+	// getKey is this node's key for basic.get.
+	getKey ConsumerKey
+
+	mu       sync.Mutex
+	r        *raft.Raft // nil when this node is not a member
+	trans    raft.Transport
+	m        *Machine
+	settings queue.Settings
+	locals   map[*queue.Consumer]*local
+	byKey    map[ConsumerKey]*local
+	deleted  bool
+	// nudge: the leader applied deliveries to consumers on other nodes,
+	// which learn of them with the next append (see proposer.run).
+	nudge bool
+	// expiry: the leader's timer for the head message's TTL.
+	expiry   *time.Timer
+	expiryAt int64
+	// lastUsed: when a consumer came or went or a get was made.
+	lastUsed time.Time
+}
+
+// local is a consumer on this node.
+type local struct {
+	c       *queue.Consumer
+	key     ConsumerKey
+	started bool          // consume-ok went out: deliveries may too
+	pending []queue.Entry // deliveries its sink has not taken yet
+	removed bool          // cancelled here; kept until the state forgets it
+}
+
+func newQueue(k *Kind, cfg queue.Config) *Queue {
+	q := &Queue{k: k, cfg: cfg, members: cfg.Members, ledger: queue.NewReportLedger(), settings: cfg.Settings,
+		locals: map[*queue.Consumer]*local{}, byKey: map[ConsumerKey]*local{}, lastUsed: time.Now(),
+		getKey: ConsumerKey{Node: k.o.Node, Boot: k.boot}}
+	q.prop.q = q
+	return q
+}
+
+// raftConfig is the Raft configuration of a group on this node.
+func (q *Queue) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(q.k.o.Node)
+	hb := q.k.o.HeartbeatTimeout
+	if len(q.members) == 1 {
+		hb = 20 * time.Millisecond // nobody to wait for
+	}
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = hb, hb, hb/2
+	// Followers learn of new commits from the next append: the leader
+	// sends one when they need to know (nudge), not every 50 ms.
+	rc.CommitTimeout = 500 * time.Millisecond
+	rc.MaxAppendEntries = 512
+	rc.BatchApplyCh = true
+	rc.SnapshotThreshold = 8192
+	rc.SnapshotInterval = 20 * time.Second
+	rc.TrailingLogs = 1024
+	rc.Logger = cluster.RaftLogger(q.k.log, "quorum "+q.cfg.Name)
+	return rc
+}
+
+// startGroup starts the group's Raft on this node, bootstrapping a new
+// group (every member does, with the same configuration).
+func (q *Queue) startGroup() error {
+	st := q.k.o.Store
+	id := q.cfg.ID
+	logs, stable, snaps := st.RaftLog(id), st.RaftStable(id), st.RaftSnapshots(id, 2)
+	trans, addr := q.k.transport(id)
+	q.mu.Lock()
+	q.m = NewMachine(q.settings)
+	q.trans = trans
+	q.mu.Unlock()
+	r, err := raft.NewRaft(q.raftConfig(), (*fsm)(q), logs, stable, snaps, trans)
+	if err != nil {
+		closeTransport(trans)
+		return err
+	}
+	existing, err := raft.HasExistingState(logs, stable, snaps)
+	if err != nil {
+		r.Shutdown()
+		closeTransport(trans)
+		return err
+	}
+	if !existing {
+		var servers []raft.Server
+		for _, m := range q.members {
+			a := raft.ServerAddress(q.k.addrOf(m))
+			if m == q.k.o.Node {
+				a = addr
+			}
+			servers = append(servers, raft.Server{ID: raft.ServerID(m), Address: a})
+		}
+		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			r.Shutdown()
+			closeTransport(trans)
+			return err
+		}
+	}
+	q.mu.Lock()
+	q.r = r
+	q.mu.Unlock()
+	if existing {
+		// Consumers of this node's earlier process are gone.
+		q.prop.submit(op{cmd: DropNodeCommand(now(), q.k.o.Node, q.k.boot), retry: true})
+	}
+	return nil
+}
+
+func closeTransport(t raft.Transport) {
+	if c, ok := t.(raft.WithClose); ok {
+		_ = c.Close()
+	}
+}
+
+// stopGroup stops the group's Raft on this node.
+func (q *Queue) stopGroup() {
+	q.mu.Lock()
+	r, trans := q.r, q.trans
+	q.r = nil
+	if q.expiry != nil {
+		q.expiry.Stop()
+	}
+	q.mu.Unlock()
+	q.prop.close()
+	if r != nil {
+		_ = r.Shutdown().Error()
+	}
+	if trans != nil {
+		closeTransport(trans)
+	}
+}
+
+// raftOf returns the group's Raft on this node, nil when not a member.
+func (q *Queue) raftOf() *raft.Raft {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.r
+}
+
+// leads reports whether this node leads the group.
+func (q *Queue) leads() bool {
+	r := q.raftOf()
+	return r != nil && r.State() == raft.Leader
+}
+
+// Leader returns the node that leads the queue's group now, "" when none
+// is known.
+func (q *Queue) Leader() string {
+	if r := q.raftOf(); r != nil {
+		_, id := r.LeaderWithID()
+		return string(id)
+	}
+	return q.prop.leaderHint()
+}
+
+// Members returns the queue's members, the nodes its group runs on.
+func (q *Queue) Members() []string { return slices.Clone(q.members) }
+
+// Online returns the members that are running.
+func (q *Queue) Online() []string {
+	c := q.k.o.Cluster
+	if c == nil {
+		return q.Members()
+	}
+	var out []string
+	for _, m := range q.members {
+		if m == q.k.o.Node || c.Running(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Name implements queue.Queue.
+func (q *Queue) Name() string { return q.cfg.Name }
+
+// Config implements queue.Queue.
+func (q *Queue) Config() *queue.Config { return &q.cfg }
+
+// Settings implements queue.Queue.
+func (q *Queue) Settings() queue.Settings {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.settings
+}
+
+// SetSettings implements queue.Queue: every node proposes the change (the
+// same command; applying it twice changes nothing more).
+func (q *Queue) SetSettings(s queue.Settings) {
+	s = withDefaults(s)
+	q.mu.Lock()
+	q.settings = s
+	q.mu.Unlock()
+	q.prop.submit(op{cmd: SettingsCommand(now(), s), retry: true})
+}
+
+// backlog bounds the enqueues a queue takes before their commands are
+// applied: a publisher then waits for the oldest (backpressure).
+const backlog = 4096
+
+// Enqueue implements queue.Queue. The message is safe once its command is
+// committed (on a majority of the members); a refusal (the queue is full
+// with reject-publish, or has no leader in time) nacks it.
+func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
+	if q.Deleted() {
+		return queue.Receipt{Result: queue.Gone}
+	}
+	pos := q.ledger.Take()
+	q.prop.submit(op{cmd: EnqueueCommand(now(), m.Data()), pos: pos})
+	r := queue.Receipt{Result: queue.Enqueued, Promise: queue.Promise{Ledger: q.ledger, First: pos, Last: pos}}
+	if pos > backlog {
+		r.Backpressure = queue.Promise{Ledger: q.ledger, First: pos - backlog, Last: pos - backlog}
+	}
+	return r
+}
+
+// AddConsumer implements queue.Queue: the consumer is attached through
+// the leader before consume-ok goes out; deliveries applied here before
+// then wait.
+func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
+	l := &local{c: c, key: ConsumerKey{Node: q.k.o.Node, Boot: q.k.boot, ID: q.k.consumerID()}}
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return wire.Errorf(wire.NotFound, "no "+describe(q.cfg))
+	}
+	q.locals[c] = l
+	q.byKey[l.key] = l
+	q.lastUsed = time.Now()
+	q.mu.Unlock()
+	if _, err := q.prop.call(AttachCommand(now(), l.key, c.Prefetch, c.Priority)); err != nil {
+		q.mu.Lock()
+		delete(q.locals, c)
+		delete(q.byKey, l.key)
+		q.mu.Unlock()
+		return err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if started != nil {
+		started()
+	}
+	l.started = true
+	q.flushLocked(l)
+	return nil
+}
+
+// RemoveConsumer implements queue.Queue: the consumer gets no more
+// messages; those its sink had not taken go back, and its channel settles
+// the others.
+func (q *Queue) RemoveConsumer(c *queue.Consumer) {
+	q.mu.Lock()
+	l := q.locals[c]
+	if l == nil || l.removed {
+		q.mu.Unlock()
+		return
+	}
+	l.removed = true
+	q.lastUsed = time.Now()
+	back := seqsOf(l.pending)
+	l.pending = nil
+	q.mu.Unlock()
+	if len(back) > 0 {
+		q.prop.submit(op{cmd: SettleCommand(now(), l.key, queue.Requeue, back), retry: true})
+	}
+	q.prop.submit(op{cmd: DetachCommand(now(), l.key, true), retry: true})
+}
+
+func seqsOf(entries []queue.Entry) []uint64 {
+	seqs := make([]uint64, len(entries))
+	for i, e := range entries {
+		seqs[i] = e.Seq
+	}
+	return seqs
+}
+
+// Resume implements queue.Queue.
+func (q *Queue) Resume(c *queue.Consumer) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if l := q.locals[c]; l != nil && !l.removed {
+		q.flushLocked(l)
+	}
+}
+
+// flushLocked hands a consumer the deliveries that waited, while its sink
+// takes them.
+func (q *Queue) flushLocked(l *local) {
+	n := 0
+	for _, e := range l.pending {
+		if !l.c.Sink.Deliver(l.c, e) {
+			break
+		}
+		n++
+	}
+	if n > 0 {
+		q.delivered(l, l.pending[:n])
+		l.pending = slices.Delete(l.pending, 0, n)
+	}
+}
+
+// deliverLocked hands e to a consumer here, or keeps it until the
+// consumer can take it.
+func (q *Queue) deliverLocked(l *local, e queue.Entry) {
+	if e.Returns > 0 {
+		e = queue.WithDeliveryCount(e)
+	}
+	if l.removed {
+		q.prop.submit(op{cmd: SettleCommand(now(), l.key, queue.Requeue, []uint64{e.Seq}), retry: true})
+		return
+	}
+	if !l.started || len(l.pending) > 0 || !l.c.Sink.Deliver(l.c, e) {
+		l.pending = append(l.pending, e)
+		return
+	}
+	q.delivered(l, []queue.Entry{e})
+}
+
+// delivered settles what a no-ack consumer's sink took.
+func (q *Queue) delivered(l *local, entries []queue.Entry) {
+	if l.c.NoAck {
+		q.prop.submit(op{cmd: SettleCommand(now(), l.key, queue.Ack, seqsOf(entries)), retry: true})
+	}
+}
+
+// Get implements queue.Queue.
+func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
+	q.mu.Lock()
+	q.lastUsed = time.Now()
+	q.mu.Unlock()
+	res, err := q.prop.call(GetCommand(now(), q.getKey, noAck))
+	if err != nil || !res.Ok {
+		return queue.Entry{}, 0, false
+	}
+	e := res.Got
+	if e.Returns > 0 {
+		e = queue.WithDeliveryCount(e)
+	}
+	return e, res.Left, true
+}
+
+// Settle implements queue.Queue.
+func (q *Queue) Settle(c *queue.Consumer, entries []queue.Entry, how queue.Settlement) {
+	key := q.getKey
+	if c != nil {
+		q.mu.Lock()
+		l := q.locals[c]
+		q.mu.Unlock()
+		if l == nil {
+			return
+		}
+		key = l.key
+	}
+	q.prop.submit(op{cmd: SettleCommand(now(), key, how, seqsOf(entries)), retry: true})
+}
+
+// Purge implements queue.Queue.
+func (q *Queue) Purge() int {
+	res, err := q.prop.call(PurgeCommand(now()))
+	if err != nil {
+		return 0
+	}
+	return res.Purged
+}
+
+// Delete implements queue.Queue: on every node the virtual host deletes
+// the queue on, its group stops and its stored log goes.
+func (q *Queue) Delete(ifUnused, ifEmpty bool) (int, error) {
+	st := q.Stats()
+	if ifUnused && st.Consumers > 0 {
+		return 0, wire.Errorf(wire.PreconditionFailed, describe(q.cfg)+" in use")
+	}
+	if ifEmpty && st.Ready > 0 {
+		return 0, wire.Errorf(wire.PreconditionFailed, describe(q.cfg)+" not empty")
+	}
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return 0, nil
+	}
+	q.deleted = true
+	var sinks []*queue.Consumer
+	for c, l := range q.locals {
+		if !l.removed {
+			sinks = append(sinks, c)
+		}
+	}
+	q.mu.Unlock()
+	q.stopGroup()
+	q.k.forget(q)
+	if err := q.k.o.Store.DropRaftGroup(q.cfg.ID); err != nil {
+		q.k.log.Warn("quorum queue: dropping its log", "queue", q.cfg.Name, "err", err)
+	}
+	q.ledger.FailAll(fmt.Errorf("%w: %s was deleted", queue.ErrRefused, describe(q.cfg)))
+	for _, c := range sinks {
+		c.Sink.Cancelled(c)
+	}
+	return st.Ready, nil
+}
+
+// Deleted implements queue.Queue.
+func (q *Queue) Deleted() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.deleted
+}
+
+// Stats implements queue.Queue: the counts of the state applied here (on
+// a node that is not a member, none).
+func (q *Queue) Stats() queue.Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	st := queue.Stats{LastUsed: q.lastUsed}
+	if q.m != nil {
+		st.Ready, st.ReadyBytes = q.m.Ready()
+		st.Resident = st.ReadyBytes
+		st.Unacked = q.m.Unacked()
+		st.Consumers = q.m.Consumers()
+		st.Published, st.Delivered = q.m.Counts()
+	}
+	return st
+}
+
+// fsm is the queue as its group's raft.FSM.
+type fsm Queue
+
+// Apply implements raft.FSM: it applies a command to the state and carries
+// out what falls to this node: deliveries to its consumers, and, on the
+// leader, dead letters and the expiry timer.
+func (f *fsm) Apply(l *raft.Log) any {
+	q := (*Queue)(f)
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	q.mu.Lock()
+	leader := q.r != nil && q.r.State() == raft.Leader
+	fx := q.m.Apply(l.Index, l.Data)
+	var cancelled []*queue.Consumer
+	for _, d := range fx.Deliveries {
+		if lc := q.byKey[d.Consumer]; lc != nil {
+			q.deliverLocked(lc, d.Entry)
+		} else if leader && d.Consumer.Node != q.k.o.Node {
+			q.nudge = true
+		}
+	}
+	for _, key := range fx.Dropped {
+		if lc := q.byKey[key]; lc != nil && !lc.removed {
+			lc.removed = true
+			cancelled = append(cancelled, lc.c)
+		}
+	}
+	q.forgetRemovedLocked()
+	if leader {
+		q.armExpiryLocked()
+	}
+	sink := q.cfg.DeadLetterSink
+	deadLetter := leader && sink != nil && q.settings.DeadLetter && len(fx.DeadLetters) > 0
+	q.mu.Unlock()
+	if deadLetter {
+		q.deadLetter(fx.DeadLetters)
+	}
+	for _, c := range cancelled {
+		c.Sink.Cancelled(c)
+	}
+	return &fx
+}
+
+// forgetRemovedLocked drops the bookkeeping of consumers cancelled here
+// once the state has forgotten them too.
+func (q *Queue) forgetRemovedLocked() {
+	for c, l := range q.locals {
+		if l.removed && q.m.consumer(l.key) == nil {
+			delete(q.locals, c)
+			delete(q.byKey, l.key)
+		}
+	}
+}
+
+// deadLetter hands discarded messages to the dead-letter sink, grouped by
+// reason (at most once: the leader does it when it applies the discard).
+func (q *Queue) deadLetter(dls []DeadLetter) {
+	for len(dls) > 0 {
+		reason := dls[0].Reason
+		var msgs []*queue.Message
+		n := 0
+		for n < len(dls) && dls[n].Reason == reason {
+			msgs = append(msgs, dls[n].Entry.Msg)
+			n++
+		}
+		q.cfg.DeadLetterSink.DeadLetter(q, reason, msgs)
+		dls = dls[n:]
+	}
+}
+
+// armExpiryLocked sets the leader's timer for the head message's expiry.
+func (q *Queue) armExpiryLocked() {
+	at := q.m.HeadExpires()
+	if at == 0 || at == q.expiryAt {
+		return
+	}
+	q.expiryAt = at
+	d := time.Until(time.UnixMilli(at)) + time.Millisecond
+	if q.expiry == nil {
+		q.expiry = time.AfterFunc(d, func() { q.prop.submit(op{cmd: ExpireCommand(now())}) })
+		return
+	}
+	q.expiry.Reset(d)
+}
+
+// Snapshot implements raft.FSM.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	q := (*Queue)(f)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return snapshot(q.m.Snapshot()), nil
+}
+
+// Restore implements raft.FSM.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return err
+	}
+	m, err := RestoreMachine(data)
+	if err != nil {
+		return err
+	}
+	q := (*Queue)(f)
+	q.mu.Lock()
+	q.m = m
+	q.mu.Unlock()
+	return nil
+}
+
+type snapshot []byte
+
+func (s snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s snapshot) Release() {}
+
+// dropLostNodes, on the leader, detaches the consumers of nodes that no
+// longer answer: what they held goes back to the queue.
+func (q *Queue) dropLostNodes() {
+	c := q.k.o.Cluster
+	if c == nil || !q.leads() {
+		return
+	}
+	q.mu.Lock()
+	var lost []string
+	for _, n := range q.m.nodes() {
+		if n != q.k.o.Node && !c.Running(n) {
+			lost = append(lost, n)
+		}
+	}
+	q.mu.Unlock()
+	for _, n := range lost {
+		q.prop.submit(op{cmd: DropNodeCommand(now(), n, 0)})
+	}
+}
