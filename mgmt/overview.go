@@ -236,6 +236,32 @@ func (s *Server) healthOK(w http.ResponseWriter, _ *http.Request, _ *auth.User) 
 	return nil
 }
 
+// quorumCritical fails when stopping this node would leave a replicated
+// queue with replicas here without a majority of its members running
+// (rabbitmq-queues check_if_node_is_quorum_critical).
+func (s *Server) quorumCritical(w http.ResponseWriter, _ *http.Request, _ *auth.User) error {
+	var critical []object
+	for _, q := range s.allQueues() {
+		r, ok := q.(queue.Replicas)
+		if !ok || !slices.Contains(r.Members(), s.d.Node.Name) {
+			continue
+		}
+		members, online := len(r.Members()), len(r.Online())
+		if members > 1 && online-1 < members/2+1 {
+			c := q.Config()
+			critical = append(critical, object{"name": c.Name, "virtual_host": c.VHost,
+				"readable_name": "queue '" + c.Name + "' in vhost '" + c.VHost + "'"})
+		}
+	}
+	if len(critical) == 0 {
+		writeJSON(w, map[string]any{"status": "ok"})
+		return nil
+	}
+	healthFailed(w, map[string]any{"reason": "There are quorum queues that would lose their quorum if the target node is shut down",
+		"queues": critical})
+	return nil
+}
+
 func healthFailed(w http.ResponseWriter, body map[string]any) {
 	body["status"] = "failed"
 	writeStatusJSON(w, http.StatusServiceUnavailable, body)

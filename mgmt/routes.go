@@ -253,7 +253,7 @@ func (s *Server) routes() {
 	s.resource("/api/health/checks/alarms", get(mg, s.healthAlarms(false)))
 	s.resource("/api/health/checks/local-alarms", get(mg, s.healthAlarms(true)))
 	s.resource("/api/health/checks/virtual-hosts", get(mg, s.healthOK))
-	s.resource("/api/health/checks/node-is-quorum-critical", get(mg, s.healthOK))
+	s.resource("/api/health/checks/node-is-quorum-critical", get(mg, s.quorumCritical))
 	s.resource("/api/health/checks/node-is-mirror-sync-critical", get(mg, s.healthOK))
 	s.resource("/api/health/checks/port-listener/{port}", get(mg, s.portListener))
 	s.resource("/api/health/checks/protocol-listener/{protocol}", get(mg, s.protocolListener))

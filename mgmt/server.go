@@ -126,16 +126,21 @@ func (s *Server) sampleLoop() {
 	}
 }
 
-// sample records the node's and the queues' counters.
-func (s *Server) sample(now time.Time) {
-	s.rates.sample(s.d.AMQP.Totals(), now)
+// allQueues returns the queues of every virtual host.
+func (s *Server) allQueues() []queue.Queue {
 	var qs []queue.Queue
 	for _, name := range s.d.Vhosts.Names() {
 		if v := s.d.Vhosts.Get(name); v != nil {
 			qs = append(qs, v.Queues()...)
 		}
 	}
-	s.rates.sampleQueues(qs, rateInterval.Seconds())
+	return qs
+}
+
+// sample records the node's and the queues' counters.
+func (s *Server) sample(now time.Time) {
+	s.rates.sample(s.d.AMQP.Totals(), now)
+	s.rates.sampleQueues(s.allQueues(), rateInterval.Seconds())
 	s.rates.sampleConnections(s.d.AMQP.Connections(), rateInterval.Seconds())
 }
 

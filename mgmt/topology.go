@@ -314,6 +314,13 @@ func (s *Server) queueObject(v *vhost.VHost, q queue.Queue) object {
 	if c.Node != "" {
 		o["node"] = c.Node
 	}
+	if r, ok := q.(queue.Replicas); ok {
+		leader := r.Leader()
+		o["leader"], o["members"], o["online"] = leader, r.Members(), r.Online()
+		if leader != "" {
+			o["node"] = leader
+		}
+	}
 	if st.Down {
 		o["state"] = "down"
 	}

@@ -250,11 +250,13 @@ var (
 			"messages_ram", "messages_persistent", "message_bytes", "message_bytes_ready",
 			"message_bytes_unacknowledged", "message_bytes_ram", "message_bytes_persistent",
 			"head_message_timestamp", "disk_reads", "disk_writes", "consumers", "consumer_utilisation",
-			"consumer_capacity", "memory", "state", "type", "vhost", "node"},
+			"consumer_capacity", "memory", "state", "type", "vhost", "node", "leader", "members", "online"},
 		defaults: []string{"name", "messages"},
 		getters: map[string]getter{
 			"owner_pid":              field("owner_pid_details.name"),
 			"exclusive_consumer_pid": field("exclusive_consumer_details.channel_details.name"),
+			"members":                tags("members"),
+			"online":                 tags("online"),
 		},
 	}
 	exchangesListing = &listing{
