@@ -68,6 +68,11 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	} else if q, err = ch.conn.vhost.Queue(name, ch.conn.id); err != nil {
 		return err
 	}
+	if _, replicated := q.(queue.Replicas); replicated && ch.prefetchGlobal > 0 {
+		// RabbitMQ 3.10 and later: a replicated queue has no channel-wide
+		// limit to share, and says so with a connection error.
+		return wire.Errorf(wire.NotImplemented, "queue '"+name+"' in vhost '"+ch.conn.vhost.Name()+"' does not support global qos")
+	}
 	tag := m.ConsumerTag
 	if tag == "" {
 		tag = vhost.GenerateName("amq.ctag-")

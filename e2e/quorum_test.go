@@ -56,6 +56,23 @@ func TestQuorumQueueDeclareRules(t *testing.T) {
 	if ae := declareError(t, b, "qq.classic", true, false, false, quorumArgs); ae.Code != 406 {
 		t.Errorf("redeclaring a classic queue as quorum: %d %q, want 406", ae.Code, ae.Reason)
 	}
+	// A consumer on a channel with a global prefetch: RabbitMQ 3.10+'s
+	// connection error.
+	declareQueue(t, ch, "qq.global", true, quorumArgs)
+	conn, gch := dialChannel(t, b)
+	closed := conn.NotifyClose(make(chan *amqp091.Error, 1))
+	if err := gch.Qos(10, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = gch.Consume("qq.global", "", false, false, false, false, nil)
+	select {
+	case ae := <-closed:
+		if want := "NOT_IMPLEMENTED - queue 'qq.global' in vhost '/' does not support global qos"; ae == nil || ae.Code != 540 || ae.Reason != want {
+			t.Errorf("consume with global qos: %v, want 540 %q", ae, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("consume with global qos: the connection stayed open")
+	}
 }
 
 // On a node of its own, a quorum queue is a group of one: confirmed
