@@ -304,7 +304,8 @@ func (w *workload) drain(b *broker, queue string) {
 			default:
 			}
 			if m := w.missing(); len(m) > 0 {
-				return fmt.Errorf("%d of %d confirmed messages not received, from %d", len(m), len(w.confirmed), m[0])
+				_, q := b.api(w.t, "GET", "/api/queues/%2F/"+queue+"?columns=messages_ready,messages_unacknowledged,consumers,leader", nil)
+				return fmt.Errorf("%d of %d confirmed messages not received, from %d; the queue: %s", len(m), len(w.confirmed), m[0], q)
 			}
 			return nil
 		}
@@ -391,6 +392,13 @@ func TestQuorumQueueCluster(t *testing.T) {
 	if r.Type != "quorum" || len(r.Members) != 3 || len(r.Online) != 3 {
 		t.Fatalf("the queue as node 2 shows it: %+v, want type quorum with 3 members online", r)
 	}
+	// The declaring node leads (so leaders spread as declares do).
+	waitFor(t, 20*time.Second, func() error {
+		if r := c.replicas(t, 1, "qq.c"); r.Leader != c.names[0] {
+			return fmt.Errorf("leader %q, want the declaring node %s", r.Leader, c.names[0])
+		}
+		return nil
+	})
 	// As rabbitmqctl lists them.
 	leaderName := c.names[c.leaderOf(t, 0, "qq.c")]
 	members := "[" + strings.Join(slices.Sorted(slices.Values(c.names)), ", ") + "]"

@@ -123,11 +123,33 @@ func (q *Queue) startGroup() error {
 	q.mu.Lock()
 	q.r = r
 	q.mu.Unlock()
+	if !existing && len(q.members) > 1 {
+		go q.leadFromFirst(r)
+	}
 	if existing {
 		// Consumers of this node's earlier process are gone.
 		q.prop.submit(op{cmd: DropNodeCommand(now(), q.k.o.Node, q.k.boot), retry: true})
 	}
 	return nil
+}
+
+// leadFromFirst hands a new group's leadership to its first member (the
+// declaring node, which placed the group so that leaders spread over the
+// nodes) if another member won the first election.
+func (q *Queue) leadFromFirst(r *raft.Raft) {
+	first := q.members[0]
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) && !q.Deleted() {
+		if _, id := r.LeaderWithID(); id != "" {
+			if r.State() == raft.Leader && string(id) != first {
+				if err := r.LeadershipTransferToServer(raft.ServerID(first), raft.ServerAddress(q.k.addrOf(first))).Error(); err != nil {
+					q.k.log.Debug("quorum queue: handing leadership to the first member", "queue", q.cfg.Name, "err", err)
+				}
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func closeTransport(t raft.Transport) {
@@ -257,6 +279,8 @@ func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
 		delete(q.locals, c)
 		delete(q.byKey, l.key)
 		q.mu.Unlock()
+		// The attach may have been applied all the same.
+		q.prop.submit(op{cmd: DetachCommand(now(), l.key, false), retry: true})
 		return err
 	}
 	q.mu.Lock()
@@ -460,12 +484,24 @@ func (f *fsm) Apply(l *raft.Log) any {
 	leader := q.r != nil && q.r.State() == raft.Leader
 	fx := q.m.Apply(l.Index, l.Data)
 	var cancelled []*queue.Consumer
+	var ghosts []ConsumerKey
 	for _, d := range fx.Deliveries {
-		if lc := q.byKey[d.Consumer]; lc != nil {
+		switch lc := q.byKey[d.Consumer]; {
+		case lc != nil:
 			q.deliverLocked(lc, d.Entry)
-		} else if leader && d.Consumer.Node != q.k.o.Node {
+		case d.Consumer.Node == q.k.o.Node && d.Consumer.Boot == q.k.boot:
+			// A consumer of this process the queue does not know: its
+			// attach was applied after AddConsumer gave up on it.
+			if !slices.Contains(ghosts, d.Consumer) {
+				ghosts = append(ghosts, d.Consumer)
+			}
+		case leader && d.Consumer.Node != q.k.o.Node:
 			q.nudge = true
 		}
+	}
+	for _, key := range ghosts {
+		q.k.log.Debug("quorum queue: detaching a consumer this node does not know", "queue", q.cfg.Name, "consumer", key.ID)
+		q.prop.submit(op{cmd: DetachCommand(now(), key, false), retry: true})
 	}
 	for _, key := range fx.Dropped {
 		if lc := q.byKey[key]; lc != nil && !lc.removed {
