@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,9 +16,8 @@ import (
 // return frames or an error, never panic or allocate past its limit.
 func FuzzReadFrame(f *testing.F) {
 	var good bytes.Buffer
-	w := bufio.NewWriter(&good)
-	var mu sync.Mutex
-	_ = writeFrame(&mu, nil, w, frameRequest, 7, methodHello, []byte("warren@a"))
+	w := &frameWriter{w: bufio.NewWriter(&good)}
+	_ = w.write(frameRequest, 7, methodHello, []byte("warren@a"))
 	f.Add(good.Bytes())
 	f.Add([]byte{0, 0, 0, 1, 1})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -72,8 +73,7 @@ type caller struct {
 
 type peerConn struct {
 	c       net.Conn
-	wmu     sync.Mutex
-	w       *bufio.Writer
+	w       *frameWriter
 	mu      sync.Mutex
 	next    uint64
 	pending map[uint64]chan callResult
@@ -156,7 +156,7 @@ func (k *caller) peer(ctx context.Context, addr string) (*peerConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	p = &peerConn{c: c, w: bufio.NewWriterSize(c, 64<<10), pending: map[uint64]chan callResult{}}
+	p = &peerConn{c: c, w: newFrameWriter(c), pending: map[uint64]chan callResult{}}
 	k.mu.Lock()
 	if old := k.peers[addr]; old != nil || k.closed {
 		k.mu.Unlock()
@@ -197,29 +197,50 @@ func (k *caller) close() {
 }
 
 func (p *peerConn) send(kind byte, id uint64, m Method, payload []byte) error {
-	return writeFrame(&p.wmu, p.c, p.w, kind, id, m, payload)
+	return p.w.write(kind, id, m, payload)
 }
 
-// writeFrame writes one frame to w, which buffers c, under mu; a peer
-// that does not take it within writeTimeout fails the write.
-func writeFrame(mu *sync.Mutex, c net.Conn, w *bufio.Writer, kind byte, id uint64, m Method, payload []byte) error {
+// frameWriter writes frames to one connection for any number of
+// goroutines. Writers that come together share a flush: a writer that
+// sees another waiting leaves the flush to it (the last one flushes), so
+// a burst of calls (a thousand groups' heartbeats) costs one write
+// syscall, not one each.
+type frameWriter struct {
+	c       net.Conn // nil in tests that write to a buffer
+	mu      sync.Mutex
+	w       *bufio.Writer
+	waiting atomic.Int32
+}
+
+func newFrameWriter(c net.Conn) *frameWriter {
+	return &frameWriter{c: c, w: bufio.NewWriterSize(c, 64<<10)}
+}
+
+// write writes one frame; a peer that does not take it within
+// writeTimeout fails the write.
+func (f *frameWriter) write(kind byte, id uint64, m Method, payload []byte) error {
 	var hdr [4 + frameHeader]byte
 	binary.BigEndian.PutUint32(hdr[:], uint32(frameHeader+len(payload)))
 	hdr[4] = kind
 	binary.BigEndian.PutUint64(hdr[5:], id)
 	hdr[13] = byte(m)
-	mu.Lock()
-	defer mu.Unlock()
-	if c != nil {
-		_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	f.waiting.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	others := f.waiting.Add(-1)
+	if f.c != nil {
+		_ = f.c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	}
-	if _, err := w.Write(hdr[:]); err != nil {
+	if _, err := f.w.Write(hdr[:]); err != nil {
 		return err
 	}
-	if _, err := w.Write(payload); err != nil {
+	if _, err := f.w.Write(payload); err != nil {
 		return err
 	}
-	return w.Flush()
+	if others > 0 {
+		return nil // the next writer flushes
+	}
+	return f.w.Flush()
 }
 
 // readFrame reads one frame.
@@ -319,8 +340,7 @@ func (s *callServer) serve() {
 func (s *callServer) serveConn(c net.Conn) {
 	defer c.Close()
 	r := bufio.NewReaderSize(c, 64<<10)
-	w := bufio.NewWriterSize(c, 64<<10)
-	var wmu sync.Mutex
+	w := newFrameWriter(c)
 	var calls sync.WaitGroup
 	defer calls.Wait()
 	for {
@@ -349,10 +369,10 @@ func (s *callServer) serveConn(c net.Conn) {
 				out, err = h(payload)
 			}
 			if err != nil {
-				_ = writeFrame(&wmu, c, w, frameError, id, m, []byte(err.Error()))
+				_ = w.write(frameError, id, m, []byte(err.Error()))
 				return
 			}
-			_ = writeFrame(&wmu, c, w, frameResponse, id, m, out)
+			_ = w.write(frameResponse, id, m, out)
 		}()
 	}
 }

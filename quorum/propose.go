@@ -26,6 +26,17 @@ type op struct {
 	// nothing more), until retryFor passes.
 	retry   bool
 	expires time.Time
+	// settle, until the batch is made, is a settlement not yet encoded:
+	// settlements of one consumer that follow one another become one
+	// command (a consumer acking message by message costs one log entry
+	// per batch, not one per ack).
+	settle *settlement
+}
+
+type settlement struct {
+	key  ConsumerKey
+	how  queue.Settlement
+	seqs []uint64
 }
 
 type result struct {
@@ -81,6 +92,33 @@ func (p *proposer) submit(o op) {
 	p.mu.Unlock()
 }
 
+// settle queues a settlement (tried again until applied).
+func (p *proposer) settle(key ConsumerKey, how queue.Settlement, seqs []uint64) {
+	p.submit(op{settle: &settlement{key: key, how: how, seqs: seqs}, retry: true})
+}
+
+// coalesce merges the settlements of a batch that follow one another for
+// the same consumer and outcome, and encodes them.
+func coalesce(batch []op) []op {
+	out := batch[:0]
+	for _, o := range batch {
+		if o.settle != nil && len(out) > 0 {
+			if prev := out[len(out)-1].settle; prev != nil && prev.key == o.settle.key && prev.how == o.settle.how {
+				prev.seqs = append(prev.seqs, o.settle.seqs...)
+				continue
+			}
+		}
+		out = append(out, o)
+	}
+	for i := range out {
+		if st := out[i].settle; st != nil {
+			out[i].cmd = SettleCommand(now(), st.key, st.how, st.seqs)
+			out[i].settle = nil
+		}
+	}
+	return out
+}
+
 // call proposes a command and waits for its result.
 func (p *proposer) call(cmd []byte) (*Effects, error) {
 	done := make(chan result, 1)
@@ -124,6 +162,7 @@ func (p *proposer) run() {
 		copy(batch, p.ops)
 		p.ops = append(p.ops[:0], p.ops[n:]...)
 		p.mu.Unlock()
+		batch = coalesce(batch)
 
 		if r := p.q.raftOf(); r != nil && r.State() == raft.Leader {
 			// Raft keeps the order of what the leader applies: the next
@@ -135,21 +174,21 @@ func (p *proposer) run() {
 			p.inflight <- struct{}{}
 			go func() {
 				defer func() { <-p.inflight }()
-				p.settle(batch, awaitAll(futures, make([]result, len(batch))))
+				p.conclude(batch, awaitAll(futures, make([]result, len(batch))))
 				p.q.sendNudge()
 			}()
 			continue
 		}
-		p.settle(batch, p.propose(batch))
+		p.conclude(batch, p.propose(batch))
 	}
 }
 
 // maxInflight bounds the batches a leader has in flight.
 const maxInflight = 64
 
-// settle ends a batch's commands with their results: those to retry go
+// conclude ends a batch's commands with their results: those to retry go
 // back to the front of the queue.
-func (p *proposer) settle(batch []op, results []result) {
+func (p *proposer) conclude(batch []op, results []result) {
 	var again []op
 	for i, o := range batch {
 		r := results[i]

@@ -62,6 +62,9 @@ func newQueue(k *Kind, cfg queue.Config) *Queue {
 	return q
 }
 
+// logCache is how many recent log entries a group keeps in memory.
+const logCache = 128
+
 // raftConfig is the Raft configuration of a group on this node.
 func (q *Queue) raftConfig() *raft.Config {
 	rc := raft.DefaultConfig()
@@ -88,7 +91,13 @@ func (q *Queue) raftConfig() *raft.Config {
 func (q *Queue) startGroup() error {
 	st := q.k.o.Store
 	id := q.cfg.ID
-	logs, stable, snaps := st.RaftLog(id), st.RaftStable(id), st.RaftSnapshots(id, 2)
+	stable, snaps := st.RaftStable(id), st.RaftSnapshots(id, 2)
+	// The leader reads back what it sends, and every member what it
+	// applies: recent entries come from memory.
+	logs, err := raft.NewLogCache(logCache, st.RaftLog(id))
+	if err != nil {
+		return err
+	}
 	trans, addr := q.k.transport(id)
 	q.mu.Lock()
 	q.m = NewMachine(q.settings)
@@ -309,7 +318,7 @@ func (q *Queue) RemoveConsumer(c *queue.Consumer) {
 	l.pending = nil
 	q.mu.Unlock()
 	if len(back) > 0 {
-		q.prop.submit(op{cmd: SettleCommand(now(), l.key, queue.Requeue, back), retry: true})
+		q.prop.settle(l.key, queue.Requeue, back)
 	}
 	q.prop.submit(op{cmd: DetachCommand(now(), l.key, true), retry: true})
 }
@@ -354,7 +363,7 @@ func (q *Queue) deliverLocked(l *local, e queue.Entry) {
 		e = queue.WithDeliveryCount(e)
 	}
 	if l.removed {
-		q.prop.submit(op{cmd: SettleCommand(now(), l.key, queue.Requeue, []uint64{e.Seq}), retry: true})
+		q.prop.settle(l.key, queue.Requeue, []uint64{e.Seq})
 		return
 	}
 	if !l.started || len(l.pending) > 0 || !l.c.Sink.Deliver(l.c, e) {
@@ -367,7 +376,7 @@ func (q *Queue) deliverLocked(l *local, e queue.Entry) {
 // delivered settles what a no-ack consumer's sink took.
 func (q *Queue) delivered(l *local, entries []queue.Entry) {
 	if l.c.NoAck {
-		q.prop.submit(op{cmd: SettleCommand(now(), l.key, queue.Ack, seqsOf(entries)), retry: true})
+		q.prop.settle(l.key, queue.Ack, seqsOf(entries))
 	}
 }
 
@@ -399,7 +408,7 @@ func (q *Queue) Settle(c *queue.Consumer, entries []queue.Entry, how queue.Settl
 		}
 		key = l.key
 	}
-	q.prop.submit(op{cmd: SettleCommand(now(), key, how, seqsOf(entries)), retry: true})
+	q.prop.settle(key, how, seqsOf(entries))
 }
 
 // Purge implements queue.Queue.
