@@ -56,6 +56,17 @@ func TestQuorumQueueDeclareRules(t *testing.T) {
 	if ae := declareError(t, b, "qq.classic", true, false, false, quorumArgs); ae.Code != 406 {
 		t.Errorf("redeclaring a classic queue as quorum: %d %q, want 406", ae.Code, ae.Reason)
 	}
+	// An exclusive consumer keeps the queue to itself.
+	declareQueue(t, ch, "qq.excl", true, quorumArgs)
+	if _, err := ch.Consume("qq.excl", "only", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	other := openChannel(t, dial(t, b))
+	_, err := other.Consume("qq.excl", "second", false, false, false, false, nil)
+	var ae *amqp091.Error
+	if want := "ACCESS_REFUSED - queue 'qq.excl' in vhost '/' in exclusive use"; !errors.As(err, &ae) || ae.Code != 403 || ae.Reason != want {
+		t.Errorf("a second consumer beside an exclusive one: %v, want 403 %q", err, want)
+	}
 	// A consumer on a channel with a global prefetch: RabbitMQ 3.10+'s
 	// connection error.
 	declareQueue(t, ch, "qq.global", true, quorumArgs)

@@ -27,7 +27,7 @@ import (
 // then these fields.
 const (
 	cmdEnqueue  byte = iota + 1 // message
-	cmdAttach                   // consumer, prefetch, priority
+	cmdAttach                   // consumer, prefetch, priority, exclusive
 	cmdDetach                   // consumer, keep
 	cmdSettle                   // consumer, settlement, sequence numbers
 	cmdGet                      // consumer (a node's get key), no-ack
@@ -98,6 +98,8 @@ type consumer struct {
 	// cancelled: the consumer gets no more messages, and goes once it has
 	// settled those it has.
 	cancelled bool
+	// exclusive: no other consumer may attach while it is attached.
+	exclusive bool
 }
 
 func (c *consumer) credit() int {
@@ -184,6 +186,14 @@ type Effects struct {
 	Ok   bool
 	// Purged answers a purge.
 	Purged int
+	// Refused answers an attach the queue refused: an exclusive consumer
+	// where there are others, or another where there is an exclusive one.
+	Refused bool
+}
+
+// exclusive reports whether an exclusive consumer is attached.
+func (m *Machine) exclusive() bool {
+	return slices.ContainsFunc(m.consumers, func(c *consumer) bool { return c.exclusive && !c.cancelled })
 }
 
 // Apply applies the command committed at index and returns its effects.
@@ -208,9 +218,14 @@ func (m *Machine) Apply(index uint64, cmd []byte) Effects {
 		}
 	case cmdAttach:
 		key := decodeKey(&d)
-		prefetch, priority := int(d.u()), int(d.i())
-		if d.err == nil && m.find(key) < 0 {
-			m.consumers = append(m.consumers, &consumer{key: key, prefetch: prefetch, priority: priority, checked: map[uint64]queue.Entry{}})
+		prefetch, priority, exclusive := int(d.u()), int(d.i()), d.bool()
+		switch {
+		case d.err != nil || m.find(key) >= 0:
+		case m.Consumers() > 0 && (exclusive || m.exclusive()):
+			fx.Refused = true
+		default:
+			m.consumers = append(m.consumers, &consumer{key: key, prefetch: prefetch, priority: priority, exclusive: exclusive,
+				checked: map[uint64]queue.Entry{}})
 		}
 	case cmdDetach:
 		key := decodeKey(&d)
@@ -655,11 +670,12 @@ func EnqueueCommand(now int64, data []byte) []byte {
 }
 
 // AttachCommand attaches a consumer.
-func AttachCommand(now int64, key ConsumerKey, prefetch, priority int) []byte {
+func AttachCommand(now int64, key ConsumerKey, prefetch, priority int, exclusive bool) []byte {
 	e := command(cmdAttach, now)
 	key.encode(&e)
 	e.u(uint64(max(prefetch, 0)))
 	e.i(int64(priority))
+	e.bool(exclusive)
 	return e
 }
 
@@ -777,6 +793,7 @@ func (m *Machine) Snapshot() []byte {
 			e.u(uint64(c.prefetch))
 			e.i(int64(c.priority))
 			e.bool(c.cancelled)
+			e.bool(c.exclusive)
 			held := c.held()
 			e.u(uint64(len(held)))
 			for _, en := range held {
@@ -808,7 +825,7 @@ func RestoreMachine(data []byte) (*Machine, error) {
 	for round := range 2 {
 		for n := d.count(); n > 0 && d.err == nil; n-- {
 			c := &consumer{key: decodeKey(&d), checked: map[uint64]queue.Entry{}}
-			c.prefetch, c.priority, c.cancelled = int(d.u()), int(d.i()), d.bool()
+			c.prefetch, c.priority, c.cancelled, c.exclusive = int(d.u()), int(d.i()), d.bool(), d.bool()
 			for k := d.count(); k > 0 && d.err == nil; k-- {
 				en := decodeEntry(&d)
 				c.checked[en.Seq] = en

@@ -25,13 +25,24 @@ type model struct {
 	lastNew   uint64 // the last message delivered for the first time
 	prefetch  map[ConsumerKey]int
 	sizes     map[uint64]int64
+	exclusive map[ConsumerKey]bool // consumers that attached exclusive
+}
+
+// anyExclusive reports whether an attached consumer is exclusive.
+func (md *model) anyExclusive() bool {
+	for key := range md.prefetch {
+		if md.exclusive[key] {
+			return true
+		}
+	}
+	return false
 }
 
 var readyKey = ConsumerKey{}
 
 func newModel() *model {
 	return &model{where: map[uint64]ConsumerKey{}, returns: map[uint64]uint32{}, prefetch: map[ConsumerKey]int{}, sizes: map[uint64]int64{},
-		cancelled: map[ConsumerKey]bool{}}
+		cancelled: map[ConsumerKey]bool{}, exclusive: map[ConsumerKey]bool{}}
 }
 
 func (md *model) clone() *model {
@@ -50,6 +61,9 @@ func (md *model) clone() *model {
 	}
 	for k, v := range md.cancelled {
 		c.cancelled[k] = v
+	}
+	for k, v := range md.exclusive {
+		c.exclusive[k] = v
 	}
 	c.lastNew = md.lastNew
 	return c
@@ -94,7 +108,7 @@ func (g *gen) next(md *model) []byte {
 	case n < 40:
 		return EnqueueCommand(g.now, g.message())
 	case n < 50:
-		return AttachCommand(g.now, key, g.r.IntN(4), g.r.IntN(2))
+		return AttachCommand(g.now, key, g.r.IntN(4), g.r.IntN(2), g.r.IntN(10) == 0)
 	case n < 53:
 		return DetachCommand(g.now, key, g.r.IntN(2) == 0)
 	case n < 75:
@@ -161,8 +175,18 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 		if md.cancelled[key] && !slices.Contains(slices.Collect(maps.Values(md.where)), key) {
 			delete(md.cancelled, key) // settled all it had: gone, the key may come again
 		}
+		prefetch := int(d.u())
+		d.i()
+		exclusive := d.bool()
 		if _, ok := md.prefetch[key]; !ok && !md.cancelled[key] {
-			md.prefetch[key] = int(d.u())
+			conflict := len(md.prefetch) > 0 && (exclusive || md.anyExclusive())
+			if conflict != fx.Refused {
+				t.Fatalf("index %d: attach %v refused=%v, want %v", index, key, fx.Refused, conflict)
+			}
+			if !conflict {
+				md.prefetch[key] = prefetch
+				md.exclusive[key] = exclusive
+			}
 		}
 	case cmdDetach:
 		key := decodeKey(&d)
@@ -428,7 +452,7 @@ func FuzzMachine(f *testing.F) {
 	msg := queue.BuildMessage("", "q", nil, []byte("hi")).Data()
 	seeds := [][]byte{
 		EnqueueCommand(1, msg),
-		AttachCommand(2, key, 1, 0),
+		AttachCommand(2, key, 1, 0, false),
 		SettleCommand(3, key, queue.Requeue, []uint64{1}),
 		GetCommand(4, ConsumerKey{Node: "a", Boot: 1}, false),
 		DropNodeCommand(5, "a", 0),
@@ -441,7 +465,7 @@ func FuzzMachine(f *testing.F) {
 	f.Add(m.Snapshot())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := NewMachine(queue.NoSettings)
-		m.Apply(1, AttachCommand(0, key, 0, 0))
+		m.Apply(1, AttachCommand(0, key, 0, 0, false))
 		m.Apply(2, data)
 		if len(data) > 0 {
 			data[0] = snapshotVersion

@@ -417,6 +417,7 @@ func (k *Kind) onApply(payload []byte) ([]byte, error) {
 		fx := res.fx
 		e.u(uint64(fx.Published))
 		e.u(uint64(fx.Purged))
+		e.bool(fx.Refused)
 		e.bool(fx.Ok)
 		if fx.Ok {
 			e.u(uint64(fx.Left))
@@ -434,7 +435,7 @@ func decodeResults(b []byte, results []result) error {
 			results[i].err = &wire.Error{Code: wire.InternalError, Text: d.str()}
 			continue
 		}
-		fx := &Effects{Published: queue.PublishResult(d.u()), Purged: int(d.u()), Ok: d.bool()}
+		fx := &Effects{Published: queue.PublishResult(d.u()), Purged: int(d.u()), Refused: d.bool(), Ok: d.bool()}
 		if fx.Ok {
 			fx.Left = int(d.u())
 			fx.Got = decodeEntry(&d)

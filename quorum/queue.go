@@ -283,7 +283,11 @@ func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
 	q.byKey[l.key] = l
 	q.lastUsed = time.Now()
 	q.mu.Unlock()
-	if _, err := q.prop.call(AttachCommand(now(), l.key, c.Prefetch, c.Priority)); err != nil {
+	fx, err := q.prop.call(AttachCommand(now(), l.key, c.Prefetch, c.Priority, c.Exclusive))
+	if err == nil && fx.Refused {
+		err = wire.Errorf(wire.AccessRefused, describe(q.cfg)+" in exclusive use")
+	}
+	if err != nil {
 		q.mu.Lock()
 		delete(q.locals, c)
 		delete(q.byKey, l.key)
