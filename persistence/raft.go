@@ -390,11 +390,38 @@ func (l *RaftLog) DeleteRange(min, max uint64) error {
 		return fmt.Errorf("persistence: raft group %d: delete logs %d-%d: %w", l.group, min, max, err)
 	}
 	defer s.leave()
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-
 	from := appendRaftLogKey(nil, l.group, min)
 	to := appendRaftLogKey(nil, l.group, max)
+
+	// Raft compacts the front of the log (after a snapshot, on its own
+	// goroutine) while it appends at the back: the two touch different
+	// keys, so such a deletion does not hold up appends (a leader's
+	// append waits for it otherwise, and every publish with it).
+	l.mu.Lock()
+	front := l.loaded && l.first > 0 && min <= l.first && max < l.last
+	l.mu.Unlock()
+	if front {
+		n, err := s.deleteRaftRange(l.prefix, from, to)
+		if err == nil {
+			err = s.syncRaft()
+		}
+		l.mu.Lock()
+		if err != nil {
+			l.loaded = false // deleted in part: read the bounds again
+		} else {
+			if l.first <= max {
+				l.first = max + 1
+			}
+		}
+		l.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("persistence: raft group %d: delete logs %d-%d (%d deleted): %w", l.group, min, max, n, err)
+		}
+		return nil
+	}
+
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	n, err := s.deleteRaftRange(l.prefix, from, to)
 	if err == nil {
 		err = s.syncRaft()
