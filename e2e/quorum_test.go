@@ -417,6 +417,31 @@ func TestQuorumQueueCluster(t *testing.T) {
 	if want := "qq.c\tquorum\t" + leaderName + "\t" + members; !slices.Contains(rows, want) {
 		t.Errorf("warrenctl list_queues: %q, want a row %q", rows, want)
 	}
+	// A queue of one member: another node publishes to it and gets from
+	// it (forwarded), but consuming there is refused, not silent.
+	declareQueue(t, ch, "qq.single", true, amqp091.Table{"x-queue-type": "quorum", "x-quorum-initial-group-size": 1})
+	if r := c.replicas(t, 1, "qq.single"); len(r.Members) != 1 || r.Members[0] != c.names[0] {
+		t.Fatalf("qq.single: %+v, want node 1 its only member", r)
+	}
+	conn2, ch2 := dialChannel(t, c.nodes[1])
+	publish(t, ch2, "", "qq.single", "via node 2")
+	waitFor(t, 10*time.Second, func() error {
+		d, ok, err := ch2.Get("qq.single", true)
+		if err != nil || !ok || string(d.Body) != "via node 2" {
+			return fmt.Errorf("get on node 2: %q %v %v", d.Body, ok, err)
+		}
+		return nil
+	})
+	closed := conn2.NotifyClose(make(chan *amqp091.Error, 1))
+	_, _ = ch2.Consume("qq.single", "", false, false, false, false, nil)
+	select {
+	case ae := <-closed:
+		if ae == nil || ae.Code != 540 {
+			t.Errorf("consuming on a node without a replica: %v, want 540", ae)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("consuming on a node without a replica: no error")
+	}
 	// With every member up, no node is critical to the queue.
 	if st, body := c.nodes[0].api(t, "GET", "/api/health/checks/node-is-quorum-critical", nil); st != 200 {
 		t.Errorf("node-is-quorum-critical with every node up: %d %s", st, body)

@@ -253,17 +253,25 @@ func (p *proposer) propose(batch []op) []result {
 	}
 	deadline := time.Now().Add(leaderWait)
 	for {
+		leader := ""
 		if r := p.q.raftOf(); r != nil {
 			if r.State() == raft.Leader {
 				return applyLocal(r, batch, results)
 			}
-			if _, id := r.LeaderWithID(); id != "" {
-				return p.forward(string(id), batch, results)
-			}
+			_, id := r.LeaderWithID()
+			leader = string(id)
 		} else if p.q.Deleted() {
 			return fail(errStopped)
-		} else if leader := p.findLeader(); leader != "" {
-			return p.forward(leader, batch, results)
+		} else {
+			leader = p.findLeader()
+		}
+		if leader != "" {
+			p.forward(leader, batch, results)
+			// A member that does not lead applied nothing: try again
+			// (the group may be electing, or have just elected).
+			if !notLeader(results[0].err) || time.Now().After(deadline) {
+				return results
+			}
 		}
 		if time.Now().After(deadline) {
 			return fail(errNoLeader)
@@ -320,6 +328,7 @@ func (p *proposer) findLeader() string {
 
 // forward sends a batch to the leader and returns the results it answers.
 func (p *proposer) forward(leader string, batch []op, results []result) []result {
+	clear(results) // from an earlier try
 	c := p.q.k.o.Cluster
 	if c == nil {
 		for i := range results {
@@ -374,6 +383,12 @@ func (p *proposer) forward(leader string, batch []op, results []result) []result
 	p.hint = leader
 	p.mu.Unlock()
 	return results
+}
+
+// notLeader reports whether err is a member's answer that it does not
+// lead (so it applied nothing).
+func notLeader(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), notLeaderText)
 }
 
 // notLeaderText starts the error a member that does not lead answers,

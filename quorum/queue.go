@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -273,6 +274,12 @@ func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 // the leader before consume-ok goes out; deliveries applied here before
 // then wait.
 func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
+	if !slices.Contains(q.members, q.k.o.Node) {
+		// Deliveries are made by the members as they apply the queue's
+		// commands: a node without a replica has none to make.
+		return wire.Errorf(wire.NotImplemented, "consuming from "+describe(q.cfg)+" on node "+q.k.o.Node+
+			", which holds no replica of it, is not supported yet: consume on one of "+strings.Join(q.members, ", "))
+	}
 	l := &local{c: c, key: ConsumerKey{Node: q.k.o.Node, Boot: q.k.boot, ID: q.k.consumerID()}}
 	q.mu.Lock()
 	if q.deleted {

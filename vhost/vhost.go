@@ -620,8 +620,11 @@ func (v *VHost) createQueueLocked(s QueueSpec, id uint64, recover, admit bool) (
 		cfg.Owner = 0
 	}
 	kind := v.kinds.Lookup(args.kind)
-	_, replicated := kind.(queue.Replicated)
-	if remote := v.reg.deps.Remote; remote != nil && s.Node != "" && s.Node != v.reg.deps.Node && !replicated {
+	if _, replicated := kind.(queue.Replicated); replicated {
+		// A replicated queue lives on its members, not on the node that
+		// declared it: forgetting that node does not take the queue.
+		cfg.Node = ""
+	} else if remote := v.reg.deps.Remote; remote != nil && s.Node != "" && s.Node != v.reg.deps.Node {
 		kind = remote
 	}
 	q, err := kind.New(cfg)
