@@ -432,6 +432,18 @@ func TestQuorumQueueCluster(t *testing.T) {
 		}
 		return nil
 	})
+	// Its counts come from the group: an if-empty delete there is refused.
+	publish(t, ch2, "", "qq.single", "stays")
+	waitFor(t, 10*time.Second, func() error {
+		if q, err := ch2.QueueDeclarePassive("qq.single", true, false, false, false, nil); err != nil || q.Messages != 1 {
+			return fmt.Errorf("declare-ok on node 2: %+v %v, want 1 message", q, err)
+		}
+		return nil
+	})
+	_, err := openChannel(t, conn2).QueueDelete("qq.single", false, true, false)
+	if ae := (*amqp091.Error)(nil); !errors.As(err, &ae) || ae.Code != 406 {
+		t.Errorf("if-empty delete of a queue with a message, on a node without a replica: %v, want 406", err)
+	}
 	closed := conn2.NotifyClose(make(chan *amqp091.Error, 1))
 	_, _ = ch2.Consume("qq.single", "", false, false, false, false, nil)
 	select {

@@ -91,12 +91,12 @@ func NewKind(o Options) *Kind {
 	k := &Kind{o: o, log: o.Log, boot: binary.BigEndian.Uint64(b[:]) | 1, queues: map[uint64]*Queue{}, stop: make(chan struct{})}
 	if o.Cluster != nil {
 		o.Cluster.Handle(methodApply, k.onApply)
-		k.wg.Add(1)
-		go func() {
-			defer k.wg.Done()
-			k.watchNodes()
-		}()
 	}
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		k.watchNodes()
+	}()
 	return k
 }
 
@@ -199,6 +199,10 @@ func (k *Kind) New(cfg queue.Config) (queue.Queue, error) {
 		member = false
 	}
 	k.mu.Unlock()
+	if !slices.Contains(cfg.Members, k.o.Node) && cfg.Recover {
+		// Gets of this node's earlier process are gone.
+		q.prop.submit(op{cmd: DropNodeCommand(now(), k.o.Node, k.boot), retry: true})
+	}
 	if member {
 		if err := q.startGroup(); err != nil {
 			k.forget(q)
@@ -286,8 +290,7 @@ func (k *Kind) transport(id uint64) (raft.Transport, raft.ServerAddress) {
 	return t, t.LocalAddr()
 }
 
-// watchNodes gives back what consumers on lost nodes held: the leader of
-// each queue drops the consumers of nodes that no longer answer.
+// watchNodes looks at every queue once a second (see Queue.watch).
 func (k *Kind) watchNodes() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -304,7 +307,7 @@ func (k *Kind) watchNodes() {
 		}
 		k.mu.Unlock()
 		for _, q := range qs {
-			q.dropLostNodes()
+			q.watch()
 		}
 	}
 }

@@ -189,6 +189,8 @@ type Effects struct {
 	// Refused answers an attach the queue refused: an exclusive consumer
 	// where there are others, or another where there is an exclusive one.
 	Refused bool
+	// Ready and Consumers answer a no-op: the queue's counts then.
+	Ready, Consumers int
 }
 
 // exclusive reports whether an exclusive consumer is attached.
@@ -265,8 +267,11 @@ func (m *Machine) Apply(index uint64, cmd []byte) Effects {
 		if d.err == nil {
 			m.dropNode(node, keep, &fx)
 		}
-	case cmdExpire, cmdNoop:
+	case cmdExpire:
 		// expired above
+	case cmdNoop:
+		fx.Ready, _ = m.Ready()
+		fx.Consumers = m.Consumers()
 	case cmdSettings:
 		var s settings
 		s.decode(&d)

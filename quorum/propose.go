@@ -71,6 +71,9 @@ type proposer struct {
 	// inflight holds a token per batch the leader applies and has yet to
 	// hear the outcome of.
 	inflight chan struct{}
+	// ask is the member a node without a replica asks next for the leader
+	// (only the proposer's goroutine uses it).
+	ask int
 }
 
 // submit queues a command.
@@ -318,9 +321,14 @@ func (p *proposer) findLeader() string {
 	if h := p.leaderHint(); h != "" {
 		return h
 	}
-	for _, m := range p.q.members {
+	// Ask the running members in turn: each answers, or names the leader
+	// when it knows it.
+	n := len(p.q.members)
+	for i := range n {
+		m := p.q.members[(p.ask+i)%n]
 		if p.q.k.o.Cluster != nil && p.q.k.o.Cluster.Running(m) {
-			return m // it answers, or names the leader
+			p.ask = (p.ask + i + 1) % n
+			return m
 		}
 	}
 	return ""
@@ -433,6 +441,8 @@ func (k *Kind) onApply(payload []byte) ([]byte, error) {
 		e.u(uint64(fx.Published))
 		e.u(uint64(fx.Purged))
 		e.bool(fx.Refused)
+		e.u(uint64(fx.Ready))
+		e.u(uint64(fx.Consumers))
 		e.bool(fx.Ok)
 		if fx.Ok {
 			e.u(uint64(fx.Left))
@@ -450,7 +460,8 @@ func decodeResults(b []byte, results []result) error {
 			results[i].err = &wire.Error{Code: wire.InternalError, Text: d.str()}
 			continue
 		}
-		fx := &Effects{Published: queue.PublishResult(d.u()), Purged: int(d.u()), Refused: d.bool(), Ok: d.bool()}
+		fx := &Effects{Published: queue.PublishResult(d.u()), Purged: int(d.u()), Refused: d.bool(),
+			Ready: int(d.u()), Consumers: int(d.u()), Ok: d.bool()}
 		if fx.Ok {
 			fx.Left = int(d.u())
 			fx.Got = decodeEntry(&d)

@@ -44,6 +44,19 @@ type Queue struct {
 	expiryAt int64
 	// lastUsed: when a consumer came or went or a get was made.
 	lastUsed time.Time
+	// replayed is the last log index when the group started here: what a
+	// restart applies again up to there was carried out before.
+	replayed uint64
+	// dead are dead letters waiting for the leader's dead-lettering
+	// goroutine (Apply must not wait on the virtual host, which may be
+	// deleting the queue and waiting for Apply).
+	dead        []DeadLetter
+	deadRunning bool
+
+	// On a node without a replica: the counts last asked (askStats).
+	statsMu sync.Mutex
+	statsAt time.Time
+	stats   queue.Stats
 }
 
 // local is a consumer on this node.
@@ -99,10 +112,15 @@ func (q *Queue) startGroup() error {
 	if err != nil {
 		return err
 	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return err
+	}
 	trans, addr := q.k.transport(id)
 	q.mu.Lock()
 	q.m = NewMachine(q.settings)
 	q.trans = trans
+	q.replayed = last
 	q.mu.Unlock()
 	r, err := raft.NewRaft(q.raftConfig(), (*fsm)(q), logs, stable, snaps, trans)
 	if err != nil {
@@ -133,6 +151,11 @@ func (q *Queue) startGroup() error {
 	q.mu.Lock()
 	q.r = r
 	q.mu.Unlock()
+	if !existing && q.members[0] == q.k.o.Node {
+		// The log starts with the settings the queue was declared with: a
+		// replay after a restart applies them, not the policies of then.
+		q.prop.submit(op{cmd: SettingsCommand(now(), q.settings), retry: true})
+	}
 	if !existing && len(q.members) > 1 {
 		go q.leadFromFirst(r)
 	}
@@ -291,8 +314,12 @@ func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
 	q.lastUsed = time.Now()
 	q.mu.Unlock()
 	fx, err := q.prop.call(AttachCommand(now(), l.key, c.Prefetch, c.Priority, c.Exclusive))
-	if err == nil && fx.Refused {
+	var we *wire.Error
+	switch {
+	case err == nil && fx.Refused:
 		err = wire.Errorf(wire.AccessRefused, describe(q.cfg)+" in exclusive use")
+	case err != nil && !errors.As(err, &we):
+		err = wire.Errorf(wire.InternalError, "consuming from "+describe(q.cfg)+": "+err.Error())
 	}
 	if err != nil {
 		q.mu.Lock()
@@ -397,7 +424,13 @@ func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
 	q.lastUsed = time.Now()
 	q.mu.Unlock()
 	res, err := q.prop.call(GetCommand(now(), q.getKey, noAck))
-	if err != nil || !res.Ok {
+	if err != nil {
+		// The get may have been applied all the same: what this node's
+		// gets hold goes back rather than stay taken for good.
+		q.prop.submit(op{cmd: DetachCommand(now(), q.getKey, false), retry: true})
+		return queue.Entry{}, 0, false
+	}
+	if !res.Ok {
 		return queue.Entry{}, 0, false
 	}
 	e := res.Got
@@ -477,6 +510,12 @@ func (q *Queue) Deleted() bool {
 // a node that is not a member, none).
 func (q *Queue) Stats() queue.Stats {
 	q.mu.Lock()
+	member := q.m != nil
+	q.mu.Unlock()
+	if !member {
+		return q.askStats()
+	}
+	q.mu.Lock()
 	defer q.mu.Unlock()
 	st := queue.Stats{LastUsed: q.lastUsed}
 	if q.m != nil {
@@ -486,6 +525,24 @@ func (q *Queue) Stats() queue.Stats {
 		st.Consumers = q.m.Consumers()
 		st.Published, st.Delivered = q.m.Counts()
 	}
+	return st
+}
+
+// askStats is Stats on a node without a replica: the group's ready
+// messages and consumers, asked with a no-op at most once a second.
+func (q *Queue) askStats() queue.Stats {
+	q.statsMu.Lock()
+	defer q.statsMu.Unlock()
+	if time.Since(q.statsAt) >= time.Second {
+		if fx, err := q.prop.call(NoopCommand(now())); err == nil {
+			q.stats.Ready, q.stats.Consumers = fx.Ready, fx.Consumers
+		}
+		q.statsAt = time.Now()
+	}
+	st := q.stats
+	q.mu.Lock()
+	st.LastUsed = q.lastUsed
+	q.mu.Unlock()
 	return st
 }
 
@@ -533,12 +590,14 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if leader {
 		q.armExpiryLocked()
 	}
-	sink := q.cfg.DeadLetterSink
-	deadLetter := leader && sink != nil && q.settings.DeadLetter && len(fx.DeadLetters) > 0
-	q.mu.Unlock()
-	if deadLetter {
-		q.deadLetter(fx.DeadLetters)
+	if leader && l.Index > q.replayed && q.cfg.DeadLetterSink != nil && q.settings.DeadLetter && len(fx.DeadLetters) > 0 {
+		q.dead = append(q.dead, fx.DeadLetters...)
+		if !q.deadRunning {
+			q.deadRunning = true
+			go q.deadLetters()
+		}
 	}
+	q.mu.Unlock()
 	for _, c := range cancelled {
 		c.Sink.Cancelled(c)
 	}
@@ -553,6 +612,22 @@ func (q *Queue) forgetRemovedLocked() {
 			delete(q.locals, c)
 			delete(q.byKey, l.key)
 		}
+	}
+}
+
+// deadLetters hands the waiting dead letters to the sink until none wait.
+func (q *Queue) deadLetters() {
+	for {
+		q.mu.Lock()
+		dls := q.dead
+		q.dead = nil
+		if len(dls) == 0 || q.deleted {
+			q.deadRunning = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		q.deadLetter(dls)
 	}
 }
 
@@ -581,7 +656,12 @@ func (q *Queue) armExpiryLocked() {
 	q.expiryAt = at
 	d := time.Until(time.UnixMilli(at)) + time.Millisecond
 	if q.expiry == nil {
-		q.expiry = time.AfterFunc(d, func() { q.prop.submit(op{cmd: ExpireCommand(now())}) })
+		q.expiry = time.AfterFunc(d, func() {
+			q.mu.Lock()
+			q.expiryAt = 0 // armed again by the next apply, or the kind's watch
+			q.mu.Unlock()
+			q.prop.submit(op{cmd: ExpireCommand(now())})
+		})
 		return
 	}
 	q.expiry.Reset(d)
@@ -625,11 +705,20 @@ func (s snapshot) Persist(sink raft.SnapshotSink) error {
 
 func (s snapshot) Release() {}
 
-// dropLostNodes, on the leader, detaches the consumers of nodes that no
-// longer answer: what they held goes back to the queue.
-func (q *Queue) dropLostNodes() {
+// watch is the kind's periodic look at a queue: on the leader, it arms
+// the expiry timer (a new leader has applied nothing yet) and detaches the
+// consumers of nodes that no longer answer (what they held goes back).
+func (q *Queue) watch() {
+	if !q.leads() {
+		return
+	}
+	q.mu.Lock()
+	if q.m != nil && !q.deleted {
+		q.armExpiryLocked()
+	}
+	q.mu.Unlock()
 	c := q.k.o.Cluster
-	if c == nil || !q.leads() {
+	if c == nil {
 		return
 	}
 	q.mu.Lock()
