@@ -192,7 +192,7 @@ func Start(cfg Config) (*Node, error) {
 // of its own on the cluster listener.
 func (n *Node) startRaft(stores Stores) (*raft.Raft, error) {
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: n.mux.fresh(tagRaft), MaxPool: 3, Timeout: 10 * time.Second, Logger: raftLogger(n.log, "raft-net"),
+		Stream: n.mux.fresh(tagRaft), MaxPool: 3, Timeout: 10 * time.Second, Logger: raftLogger(n.log, "raft-net", nil),
 	})
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(n.cfg.Name)
@@ -202,7 +202,7 @@ func (n *Node) startRaft(stores Stores) (*raft.Raft, error) {
 	// Followers learn a new commit index from the barrier each change sends
 	// (see commit), so the idle leader need not tell them every 50 ms.
 	rc.CommitTimeout = 500 * time.Millisecond
-	rc.Logger = raftLogger(n.log, "raft")
+	rc.Logger = raftLogger(n.log, "raft", nil)
 	r, err := raft.NewRaft(rc, n.fsm, stores.Log, stores.Stable, stores.Snapshots, trans)
 	if err != nil {
 		trans.Close()

@@ -65,6 +65,9 @@ type Kind struct {
 	o    Options
 	log  *slog.Logger
 	boot uint64 // this process, in consumer keys
+	// logLimit bounds what all the groups' Raft logs together: 20 lines
+	// a second.
+	logLimit *cluster.LogLimit
 
 	mu      sync.Mutex
 	queues  map[uint64]*Queue // by group id
@@ -88,7 +91,8 @@ func NewKind(o Options) *Kind {
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	k := &Kind{o: o, log: o.Log, boot: binary.BigEndian.Uint64(b[:]) | 1, queues: map[uint64]*Queue{}, stop: make(chan struct{})}
+	k := &Kind{o: o, log: o.Log, boot: binary.BigEndian.Uint64(b[:]) | 1, queues: map[uint64]*Queue{}, stop: make(chan struct{}),
+		logLimit: cluster.NewLogLimit(20)}
 	if o.Cluster != nil {
 		o.Cluster.Handle(methodApply, k.onApply)
 	}

@@ -96,7 +96,7 @@ func (q *Queue) raftConfig() *raft.Config {
 	rc.SnapshotThreshold = 8192
 	rc.SnapshotInterval = 20 * time.Second
 	rc.TrailingLogs = 1024
-	rc.Logger = cluster.RaftLogger(q.k.log, "quorum "+q.cfg.Name)
+	rc.Logger = cluster.RaftLogger(q.k.log, "quorum "+q.cfg.Name, q.k.logLimit)
 	return rc
 }
 
