@@ -689,7 +689,28 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	q := (*Queue)(f)
 	q.mu.Lock()
 	q.m = m
+	// A follower that fell behind skipped the entries the snapshot covers,
+	// and with them deliveries to its consumers: each live consumer here
+	// starts again under a new key, and what the old one held goes back
+	// (the channel's later settlements of it are ignored; the messages come
+	// again).
+	var again []op
+	for _, l := range q.locals {
+		if l.removed || !l.started {
+			continue
+		}
+		old := l.key
+		delete(q.byKey, old)
+		l.key.ID = q.k.consumerID()
+		q.byKey[l.key] = l
+		l.pending = nil
+		again = append(again, op{cmd: DetachCommand(now(), old, false), retry: true},
+			op{cmd: AttachCommand(now(), l.key, l.c.Prefetch, l.c.Priority, l.c.Exclusive), retry: true})
+	}
 	q.mu.Unlock()
+	for _, o := range again {
+		q.prop.submit(o)
+	}
 	return nil
 }
 
