@@ -163,16 +163,7 @@ func TestMemoryAlarmBlocksPublisher(t *testing.T) {
 	if err := <-published; err != nil {
 		t.Fatal(err)
 	}
-	for range n {
-		select {
-		case c := <-confirms:
-			if !c.Ack {
-				t.Fatalf("publish %d nacked", c.DeliveryTag)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("confirms missing")
-		}
-	}
+	awaitAcks(t, confirms, n, 30*time.Second)
 	waitFor(t, 60*time.Second, func() error {
 		if bl, seen := blocked.latest(); !seen || bl.Active {
 			return fmt.Errorf("latest notification %+v, want unblocked", bl)

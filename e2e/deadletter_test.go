@@ -377,16 +377,7 @@ func TestCrashDuringDeadLetterMove(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for range n {
-		select {
-		case c := <-confirms:
-			if !c.Ack {
-				t.Fatal("a publish was nacked")
-			}
-		case <-time.After(60 * time.Second):
-			t.Fatal("confirms missing")
-		}
-	}
+	awaitAcks(t, confirms, n, 60*time.Second)
 	// Kill once the move is under way.
 	waitFor(t, 30*time.Second, func() error {
 		if queueLen(t, b, "move-dst") == 0 {

@@ -118,3 +118,19 @@ var nameSeq atomic.Int64
 func uniqueName(prefix string) string {
 	return fmt.Sprintf("%s-%d", prefix, nameSeq.Add(1))
 }
+
+// awaitAcks waits for n confirms on confirms and fails the test on a nack
+// or when one is missing after timeout.
+func awaitAcks(t testing.TB, confirms <-chan amqp091.Confirmation, n int, timeout time.Duration) {
+	t.Helper()
+	for range n {
+		select {
+		case c := <-confirms:
+			if !c.Ack {
+				t.Fatalf("publish %d nacked", c.DeliveryTag)
+			}
+		case <-time.After(timeout):
+			t.Fatalf("confirms missing after %v", timeout)
+		}
+	}
+}

@@ -818,16 +818,7 @@ func TestPrometheusMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for range n + m {
-		select {
-		case c := <-confirms:
-			if !c.Ack {
-				t.Fatalf("publish %d nacked", c.DeliveryTag)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("confirms missing after 30s")
-		}
-	}
+	awaitAcks(t, confirms, n+m, 30*time.Second)
 	cons := openChannel(t, conn)
 	if err := cons.Qos(k, 0, false); err != nil {
 		t.Fatal(err)

@@ -103,16 +103,7 @@ func TestQuorumQueueOnOneNode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for range n {
-		select {
-		case c := <-confirms:
-			if !c.Ack {
-				t.Fatalf("publish %d nacked", c.DeliveryTag)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("confirms missing")
-		}
-	}
+	awaitAcks(t, confirms, n, 30*time.Second)
 	// Consume the first 100, ack 50, requeue 50 by closing the channel.
 	cons := openChannel(t, conn)
 	if err := cons.Qos(100, 0, false); err != nil {
