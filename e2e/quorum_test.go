@@ -378,6 +378,31 @@ func (c *testCluster) leaderOf(t testing.TB, from int, name string) int {
 	return leader
 }
 
+// applied is how many publishes node i's replica of a queue has applied.
+func (c *testCluster) applied(t testing.TB, i int, name string) int64 {
+	t.Helper()
+	var q struct {
+		Stats struct {
+			Publish int64 `json:"publish"`
+		} `json:"message_stats"`
+	}
+	c.nodes[i].getAPI(t, "/api/queues/%2F/"+name, &q)
+	return q.Stats.Publish
+}
+
+// awaitCaughtUp waits until member i has applied every publish member
+// other has (with no publisher running).
+func (c *testCluster) awaitCaughtUp(t testing.TB, i, other int, name string) {
+	t.Helper()
+	want := c.applied(t, other, name)
+	waitFor(t, 60*time.Second, func() error {
+		if got := c.applied(t, i, name); got < want {
+			return fmt.Errorf("%s has applied %d publishes of %d", c.names[i], got, want)
+		}
+		return nil
+	})
+}
+
 // others returns the two indexes of a three-node cluster other than i.
 func others(i int) (int, int) { return (i + 1) % 3, (i + 2) % 3 }
 
@@ -474,6 +499,10 @@ func TestQuorumQueueCluster(t *testing.T) {
 		t.Logf("round %d: killed leader %s; confirms resumed", round+1, c.names[leader])
 		w.halt()
 		c.nodes[leader].Start()
+		// The next round starts once the restarted member has caught up
+		// (a leader killed under load leaves a log tail the new leader
+		// must walk back; a round on top of that is a second failure).
+		c.awaitCaughtUp(t, leader, (leader+1)%3, "qq.c")
 	}
 
 	// Cut the leader off from the others, and heal.
