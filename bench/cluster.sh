@@ -19,18 +19,7 @@ DURATION=${DURATION:-15}
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-seeds=127.0.0.1:25811,127.0.0.1:25812,127.0.0.1:25813
-"$BIN" --listen 127.0.0.1:5810 --data-dir "$work/d0" --mgmt-listen 127.0.0.1:15810 --prometheus-listen "" --log-level error 2>"$work/log0" &
-pids+=($!)
-for i in 1 2 3; do
-	WARREN_CLUSTER_SECRET=bench "$BIN" --listen 127.0.0.1:581$i --data-dir "$work/d$i" --mgmt-listen 127.0.0.1:1581$i \
-		--prometheus-listen "" --log-level error --node-name "warren@n$i" --cluster-listen 127.0.0.1:2581$i \
-		--cluster-seeds "$seeds" 2>"$work/log$i" &
-	pids+=($!)
-done
-for p in 5810 5811 5812 5813; do wait_listening "$p"; done
+start_nodes 581 n
 
 echo "== declare latency ($DECLARES durable queues, one after another)"
 for p in 5810 5811 5812 5813; do

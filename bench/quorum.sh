@@ -18,18 +18,7 @@ DURATION=${DURATION:-15}
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-seeds=127.0.0.1:25821,127.0.0.1:25822,127.0.0.1:25823
-"$BIN" --listen 127.0.0.1:5820 --data-dir "$work/d0" --mgmt-listen 127.0.0.1:15820 --prometheus-listen "" --log-level error 2>"$work/log0" &
-pids+=($!)
-for i in 1 2 3; do
-	WARREN_CLUSTER_SECRET=bench "$BIN" --listen 127.0.0.1:582$i --data-dir "$work/d$i" --mgmt-listen 127.0.0.1:1582$i \
-		--prometheus-listen "" --log-level error --node-name "warren@q$i" --cluster-listen 127.0.0.1:2582$i \
-		--cluster-seeds "$seeds" 2>"$work/log$i" &
-	pids+=($!)
-done
-for p in 5820 5821 5822 5823; do wait_listening "$p"; done
+start_nodes 582 q
 
 # summary FILE: warren-perf's totals and latencies, from its last lines.
 summary() {

@@ -146,7 +146,7 @@ func (k *Kind) Place(cfg queue.Config) ([]string, error) {
 	load := map[string]int{}
 	k.mu.Lock()
 	for _, q := range k.queues {
-		for _, m := range q.members {
+		for _, m := range q.cfg.Members {
 			load[m]++
 		}
 	}

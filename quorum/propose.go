@@ -323,9 +323,9 @@ func (p *proposer) findLeader() string {
 	}
 	// Ask the running members in turn: each answers, or names the leader
 	// when it knows it.
-	n := len(p.q.members)
+	n := len(p.q.cfg.Members)
 	for i := range n {
-		m := p.q.members[(p.ask+i)%n]
+		m := p.q.cfg.Members[(p.ask+i)%n]
 		if p.q.k.o.Cluster != nil && p.q.k.o.Cluster.Running(m) {
 			p.ask = (p.ask + i + 1) % n
 			return m

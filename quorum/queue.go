@@ -20,11 +20,10 @@ import (
 // commands its clients' publishes, consumers and settlements make, through
 // the leader.
 type Queue struct {
-	k       *Kind
-	cfg     queue.Config
-	members []string
-	ledger  *queue.ReportLedger
-	prop    proposer
+	k      *Kind
+	cfg    queue.Config
+	ledger *queue.ReportLedger
+	prop   proposer
 	// getKey is this node's key for basic.get.
 	getKey ConsumerKey
 
@@ -69,7 +68,7 @@ type local struct {
 }
 
 func newQueue(k *Kind, cfg queue.Config) *Queue {
-	q := &Queue{k: k, cfg: cfg, members: cfg.Members, ledger: queue.NewReportLedger(), settings: cfg.Settings,
+	q := &Queue{k: k, cfg: cfg, ledger: queue.NewReportLedger(), settings: cfg.Settings,
 		locals: map[*queue.Consumer]*local{}, byKey: map[ConsumerKey]*local{}, lastUsed: time.Now(),
 		getKey: ConsumerKey{Node: k.o.Node, Boot: k.boot}}
 	q.prop.q = q
@@ -84,7 +83,7 @@ func (q *Queue) raftConfig() *raft.Config {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(q.k.o.Node)
 	hb := q.k.o.HeartbeatTimeout
-	if len(q.members) == 1 {
+	if len(q.cfg.Members) == 1 {
 		hb = 20 * time.Millisecond // nobody to wait for
 	}
 	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = hb, hb, hb/2
@@ -135,7 +134,7 @@ func (q *Queue) startGroup() error {
 	}
 	if !existing {
 		var servers []raft.Server
-		for _, m := range q.members {
+		for _, m := range q.cfg.Members {
 			a := raft.ServerAddress(q.k.addrOf(m))
 			if m == q.k.o.Node {
 				a = addr
@@ -151,12 +150,12 @@ func (q *Queue) startGroup() error {
 	q.mu.Lock()
 	q.r = r
 	q.mu.Unlock()
-	if !existing && q.members[0] == q.k.o.Node {
+	if !existing && q.cfg.Members[0] == q.k.o.Node {
 		// The log starts with the settings the queue was declared with: a
 		// replay after a restart applies them, not the policies of then.
 		q.prop.submit(op{cmd: SettingsCommand(now(), q.settings), retry: true})
 	}
-	if !existing && len(q.members) > 1 {
+	if !existing && len(q.cfg.Members) > 1 {
 		go q.leadFromFirst(r)
 	}
 	if existing {
@@ -170,7 +169,7 @@ func (q *Queue) startGroup() error {
 // declaring node, which placed the group so that leaders spread over the
 // nodes) if another member won the first election.
 func (q *Queue) leadFromFirst(r *raft.Raft) {
-	first := q.members[0]
+	first := q.cfg.Members[0]
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) && !q.Deleted() {
 		if _, id := r.LeaderWithID(); id != "" {
@@ -233,7 +232,7 @@ func (q *Queue) Leader() string {
 }
 
 // Members returns the queue's members, the nodes its group runs on.
-func (q *Queue) Members() []string { return slices.Clone(q.members) }
+func (q *Queue) Members() []string { return slices.Clone(q.cfg.Members) }
 
 // Online returns the members that are running.
 func (q *Queue) Online() []string {
@@ -242,7 +241,7 @@ func (q *Queue) Online() []string {
 		return q.Members()
 	}
 	var out []string
-	for _, m := range q.members {
+	for _, m := range q.cfg.Members {
 		if m == q.k.o.Node || c.Running(m) {
 			out = append(out, m)
 		}
@@ -297,11 +296,11 @@ func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 // the leader before consume-ok goes out; deliveries applied here before
 // then wait.
 func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
-	if !slices.Contains(q.members, q.k.o.Node) {
+	if !slices.Contains(q.cfg.Members, q.k.o.Node) {
 		// Deliveries are made by the members as they apply the queue's
 		// commands: a node without a replica has none to make.
 		return wire.Errorf(wire.NotImplemented, "consuming from "+describe(q.cfg)+" on node "+q.k.o.Node+
-			", which holds no replica of it, is not supported yet: consume on one of "+strings.Join(q.members, ", "))
+			", which holds no replica of it, is not supported yet: consume on one of "+strings.Join(q.cfg.Members, ", "))
 	}
 	l := &local{c: c, key: ConsumerKey{Node: q.k.o.Node, Boot: q.k.boot, ID: q.k.consumerID()}}
 	q.mu.Lock()
