@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"slices"
 
+	"github.com/warrenmq/warren/cluster"
 	"github.com/warrenmq/warren/queue"
 )
 
@@ -68,25 +69,25 @@ func settingsOf(s queue.Settings) settings {
 		messageTTL: s.MessageTTL, deliveryLimit: s.DeliveryLimit, deadLetter: s.DeadLetter, singleActive: s.SingleActiveConsumer}
 }
 
-func (s *settings) encode(e *enc) {
-	e.i(s.maxLength)
-	e.i(s.maxLengthBytes)
-	e.u(uint64(s.overflow))
-	e.i(s.messageTTL)
-	e.i(s.deliveryLimit)
-	e.bool(s.deadLetter)
-	e.bool(s.singleActive)
+func (s *settings) encode(e *cluster.Fields) {
+	e.Int(s.maxLength)
+	e.Int(s.maxLengthBytes)
+	e.Uint(uint64(s.overflow))
+	e.Int(s.messageTTL)
+	e.Int(s.deliveryLimit)
+	e.Bool(s.deadLetter)
+	e.Bool(s.singleActive)
 }
 
-func (s *settings) decode(d *dec) {
-	s.maxLength, s.maxLengthBytes = d.i(), d.i()
-	if o := d.u(); o <= uint64(queue.RejectPublishDLX) {
+func (s *settings) decode(d *cluster.FieldReader) {
+	s.maxLength, s.maxLengthBytes = d.Int(), d.Int()
+	if o := d.Uint(); o <= uint64(queue.RejectPublishDLX) {
 		s.overflow = queue.Overflow(o)
 	} else {
-		d.fail()
+		d.Fail()
 	}
-	s.messageTTL, s.deliveryLimit = d.i(), d.i()
-	s.deadLetter, s.singleActive = d.bool(), d.bool()
+	s.messageTTL, s.deliveryLimit = d.Int(), d.Int()
+	s.deadLetter, s.singleActive = d.Bool(), d.Bool()
 }
 
 // consumer is a consumer as the machine keeps it.
@@ -206,23 +207,23 @@ func (m *Machine) Apply(index uint64, cmd []byte) Effects {
 	if len(cmd) == 0 {
 		return fx
 	}
-	d := dec{b: cmd[1:]}
-	now := d.i()
-	if d.err != nil {
+	d := cluster.ReadFields(cmd[1:])
+	now := d.Int()
+	if d.Err() != nil {
 		return fx
 	}
 	m.expire(now, &fx)
 	switch cmd[0] {
 	case cmdEnqueue:
-		data := d.bytes()
-		if d.err == nil {
+		data := d.Bin()
+		if d.Err() == nil {
 			m.enqueue(index, now, data, &fx)
 		}
 	case cmdAttach:
-		key := decodeKey(&d)
-		prefetch, priority, exclusive := int(d.u()), int(d.i()), d.bool()
+		key := decodeKey(d)
+		prefetch, priority, exclusive := int(d.Uint()), int(d.Int()), d.Bool()
 		switch {
-		case d.err != nil || m.find(key) >= 0:
+		case d.Err() != nil || m.find(key) >= 0:
 		case m.Consumers() > 0 && (exclusive || m.exclusive()):
 			fx.Refused = true
 		default:
@@ -230,9 +231,9 @@ func (m *Machine) Apply(index uint64, cmd []byte) Effects {
 				checked: map[uint64]queue.Entry{}})
 		}
 	case cmdDetach:
-		key := decodeKey(&d)
-		keep := d.bool()
-		if d.err == nil {
+		key := decodeKey(d)
+		keep := d.Bool()
+		if d.Err() == nil {
 			if c := m.consumer(key); keep && c != nil && key.ID != 0 {
 				c.cancelled = true
 				m.dropIfDone(c)
@@ -241,20 +242,20 @@ func (m *Machine) Apply(index uint64, cmd []byte) Effects {
 			}
 		}
 	case cmdSettle:
-		key := decodeKey(&d)
-		how := queue.Settlement(d.u())
-		n := d.count()
+		key := decodeKey(d)
+		how := queue.Settlement(d.Uint())
+		n := d.Count()
 		seqs := make([]uint64, 0, n)
 		for range n {
-			seqs = append(seqs, d.u())
+			seqs = append(seqs, d.Uint())
 		}
-		if d.err == nil {
+		if d.Err() == nil {
 			m.settle(key, how, seqs, &fx)
 		}
 	case cmdGet:
-		key := decodeKey(&d)
-		noAck := d.bool()
-		if d.err == nil {
+		key := decodeKey(d)
+		noAck := d.Bool()
+		if d.Err() == nil {
 			m.get(key, noAck, &fx)
 		}
 	case cmdPurge:
@@ -263,8 +264,8 @@ func (m *Machine) Apply(index uint64, cmd []byte) Effects {
 			fx.Purged++
 		}
 	case cmdDropNode:
-		node, keep := d.str(), d.u()
-		if d.err == nil {
+		node, keep := d.Str(), d.Uint()
+		if d.Err() == nil {
 			m.dropNode(node, keep, &fx)
 		}
 	case cmdExpire:
@@ -274,8 +275,8 @@ func (m *Machine) Apply(index uint64, cmd []byte) Effects {
 		fx.Consumers = m.Consumers()
 	case cmdSettings:
 		var s settings
-		s.decode(&d)
-		if d.err == nil {
+		s.decode(d)
+		if d.Err() == nil {
 			m.settings = s
 			m.trim(&fx)
 		}
@@ -284,14 +285,14 @@ func (m *Machine) Apply(index uint64, cmd []byte) Effects {
 	return fx
 }
 
-func decodeKey(d *dec) ConsumerKey {
-	return ConsumerKey{Node: d.str(), Boot: d.u(), ID: d.u()}
+func decodeKey(d *cluster.FieldReader) ConsumerKey {
+	return ConsumerKey{Node: d.Str(), Boot: d.Uint(), ID: d.Uint()}
 }
 
-func (k ConsumerKey) encode(e *enc) {
-	e.str(k.Node)
-	e.u(k.Boot)
-	e.u(k.ID)
+func (k ConsumerKey) encode(e *cluster.Fields) {
+	e.Str(k.Node)
+	e.Uint(k.Boot)
+	e.Uint(k.ID)
 }
 
 // Ready returns the number of messages waiting for a consumer and their
@@ -661,16 +662,16 @@ func (m *Machine) ActiveConsumer() (key ConsumerKey, ok bool) {
 }
 
 // command starts a command of type typ proposed at now.
-func command(typ byte, now int64) enc {
-	e := enc{typ}
-	e.i(now)
+func command(typ byte, now int64) cluster.Fields {
+	e := cluster.Fields{typ}
+	e.Int(now)
 	return e
 }
 
 // EnqueueCommand enqueues a message (its encoded form, queue.Message.Data).
 func EnqueueCommand(now int64, data []byte) []byte {
 	e := command(cmdEnqueue, now)
-	e.bytes(data)
+	e.Bin(data)
 	return e
 }
 
@@ -678,9 +679,9 @@ func EnqueueCommand(now int64, data []byte) []byte {
 func AttachCommand(now int64, key ConsumerKey, prefetch, priority int, exclusive bool) []byte {
 	e := command(cmdAttach, now)
 	key.encode(&e)
-	e.u(uint64(max(prefetch, 0)))
-	e.i(int64(priority))
-	e.bool(exclusive)
+	e.Uint(uint64(max(prefetch, 0)))
+	e.Int(int64(priority))
+	e.Bool(exclusive)
 	return e
 }
 
@@ -690,7 +691,7 @@ func AttachCommand(now int64, key ConsumerKey, prefetch, priority int, exclusive
 func DetachCommand(now int64, key ConsumerKey, keep bool) []byte {
 	e := command(cmdDetach, now)
 	key.encode(&e)
-	e.bool(keep)
+	e.Bool(keep)
 	return e
 }
 
@@ -698,10 +699,10 @@ func DetachCommand(now int64, key ConsumerKey, keep bool) []byte {
 func SettleCommand(now int64, key ConsumerKey, how queue.Settlement, seqs []uint64) []byte {
 	e := command(cmdSettle, now)
 	key.encode(&e)
-	e.u(uint64(how))
-	e.u(uint64(len(seqs)))
+	e.Uint(uint64(how))
+	e.Uint(uint64(len(seqs)))
 	for _, s := range seqs {
-		e.u(s)
+		e.Uint(s)
 	}
 	return e
 }
@@ -710,7 +711,7 @@ func SettleCommand(now int64, key ConsumerKey, how queue.Settlement, seqs []uint
 func GetCommand(now int64, key ConsumerKey, noAck bool) []byte {
 	e := command(cmdGet, now)
 	key.encode(&e)
-	e.bool(noAck)
+	e.Bool(noAck)
 	return e
 }
 
@@ -721,8 +722,8 @@ func PurgeCommand(now int64) []byte { return command(cmdPurge, now) }
 // keep names (0: all of them).
 func DropNodeCommand(now int64, node string, keep uint64) []byte {
 	e := command(cmdDropNode, now)
-	e.str(node)
-	e.u(keep)
+	e.Str(node)
+	e.Uint(keep)
 	return e
 }
 
@@ -743,22 +744,22 @@ func SettingsCommand(now int64, s queue.Settings) []byte {
 // snapshotVersion is the first byte of a snapshot.
 const snapshotVersion = 1
 
-func encodeEntry(e *enc, en queue.Entry) {
-	e.u(en.Seq)
-	e.bytes(en.Msg.Data())
-	e.i(en.Expires)
-	e.u(uint64(en.Returns))
-	e.bool(en.Redelivered)
+func encodeEntry(e *cluster.Fields, en queue.Entry) {
+	e.Uint(en.Seq)
+	e.Bin(en.Msg.Data())
+	e.Int(en.Expires)
+	e.Uint(uint64(en.Returns))
+	e.Bool(en.Redelivered)
 }
 
-func decodeEntry(d *dec) queue.Entry {
-	seq, data, expires, returns, redelivered := d.u(), d.bytes(), d.i(), d.u(), d.bool()
-	if d.err != nil {
+func decodeEntry(d *cluster.FieldReader) queue.Entry {
+	seq, data, expires, returns, redelivered := d.Uint(), d.Bin(), d.Int(), d.Uint(), d.Bool()
+	if d.Err() != nil {
 		return queue.Entry{}
 	}
 	msg, err := queue.DecodeMessage(data, "", "")
 	if err != nil || returns > uint64(^uint32(0)) {
-		d.fail()
+		d.Fail()
 		return queue.Entry{}
 	}
 	return queue.Entry{Msg: msg, Seq: seq, Size: int64(msg.Size()), Expires: expires, Returns: uint32(returns), Redelivered: redelivered}
@@ -766,14 +767,14 @@ func decodeEntry(d *dec) queue.Entry {
 
 // Snapshot encodes the whole state.
 func (m *Machine) Snapshot() []byte {
-	e := enc{snapshotVersion}
+	e := cluster.Fields{snapshotVersion}
 	m.settings.encode(&e)
-	e.u(m.enqueued)
-	e.u(m.delivered)
-	e.u(uint64(m.rr))
-	e.u(m.lastIndex)
+	e.Uint(m.enqueued)
+	e.Uint(m.delivered)
+	e.Uint(uint64(m.rr))
+	e.Uint(m.lastIndex)
 	for _, f := range []*fifo{&m.returns, &m.messages} {
-		e.u(uint64(f.len()))
+		e.Uint(uint64(f.len()))
 		for _, en := range f.all() {
 			encodeEntry(&e, en)
 		}
@@ -792,15 +793,15 @@ func (m *Machine) Snapshot() []byte {
 		return compareKeys(a.key, b.key)
 	})
 	for _, cs := range [][]*consumer{m.consumers, gets} {
-		e.u(uint64(len(cs)))
+		e.Uint(uint64(len(cs)))
 		for _, c := range cs {
 			c.key.encode(&e)
-			e.u(uint64(c.prefetch))
-			e.i(int64(c.priority))
-			e.bool(c.cancelled)
-			e.bool(c.exclusive)
+			e.Uint(uint64(c.prefetch))
+			e.Int(int64(c.priority))
+			e.Bool(c.cancelled)
+			e.Bool(c.exclusive)
 			held := c.held()
-			e.u(uint64(len(held)))
+			e.Uint(uint64(len(held)))
 			for _, en := range held {
 				encodeEntry(&e, en)
 			}
@@ -812,27 +813,27 @@ func (m *Machine) Snapshot() []byte {
 // RestoreMachine rebuilds a queue's state from a snapshot.
 func RestoreMachine(data []byte) (*Machine, error) {
 	if len(data) == 0 || data[0] != snapshotVersion {
-		return nil, errCorrupt
+		return nil, cluster.ErrMalformed
 	}
-	d := dec{b: data[1:]}
+	d := cluster.ReadFields(data[1:])
 	m := &Machine{gets: map[ConsumerKey]*consumer{}}
-	m.settings.decode(&d)
-	m.enqueued, m.delivered = d.u(), d.u()
-	rr := d.u()
-	m.lastIndex = d.u()
+	m.settings.decode(d)
+	m.enqueued, m.delivered = d.Uint(), d.Uint()
+	rr := d.Uint()
+	m.lastIndex = d.Uint()
 	for _, f := range []*fifo{&m.returns, &m.messages} {
-		for n := d.count(); n > 0 && d.err == nil; n-- {
-			en := decodeEntry(&d)
+		for n := d.Count(); n > 0 && d.Err() == nil; n-- {
+			en := decodeEntry(d)
 			f.push(en)
 			m.readyBytes += en.Size
 		}
 	}
 	for round := range 2 {
-		for n := d.count(); n > 0 && d.err == nil; n-- {
-			c := &consumer{key: decodeKey(&d), checked: map[uint64]queue.Entry{}}
-			c.prefetch, c.priority, c.cancelled, c.exclusive = int(d.u()), int(d.i()), d.bool(), d.bool()
-			for k := d.count(); k > 0 && d.err == nil; k-- {
-				en := decodeEntry(&d)
+		for n := d.Count(); n > 0 && d.Err() == nil; n-- {
+			c := &consumer{key: decodeKey(d), checked: map[uint64]queue.Entry{}}
+			c.prefetch, c.priority, c.cancelled, c.exclusive = int(d.Uint()), int(d.Int()), d.Bool(), d.Bool()
+			for k := d.Count(); k > 0 && d.Err() == nil; k-- {
+				en := decodeEntry(d)
 				c.checked[en.Seq] = en
 			}
 			if round == 0 {
@@ -842,8 +843,8 @@ func RestoreMachine(data []byte) (*Machine, error) {
 			}
 		}
 	}
-	if d.err != nil || len(d.b) != 0 || rr > uint64(len(m.consumers)) {
-		return nil, errCorrupt
+	if d.Err() != nil || d.Left() != 0 || rr > uint64(len(m.consumers)) {
+		return nil, cluster.ErrMalformed
 	}
 	m.rr = int(rr)
 	return m, nil

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/cluster"
 	"github.com/warrenmq/warren/queue"
 )
 
@@ -158,26 +159,26 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 		}
 		gone(dl.Entry.Seq, "dead-lettered ("+dl.Reason.String()+")")
 	}
-	d := dec{b: cmd[1:]}
-	d.i()
+	d := cluster.ReadFields(cmd[1:])
+	d.Int()
 	switch cmd[0] {
 	case cmdEnqueue:
 		if fx.Published == queue.Enqueued && !slices.ContainsFunc(fx.DeadLetters, func(dl DeadLetter) bool { return dl.Entry.Seq == index }) {
 			md.where[index] = readyKey
-			msg, err := queue.DecodeMessage(d.bytes(), "", "")
+			msg, err := queue.DecodeMessage(d.Bin(), "", "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			md.sizes[index] = int64(msg.Size())
 		}
 	case cmdAttach:
-		key := decodeKey(&d)
+		key := decodeKey(d)
 		if md.cancelled[key] && !slices.Contains(slices.Collect(maps.Values(md.where)), key) {
 			delete(md.cancelled, key) // settled all it had: gone, the key may come again
 		}
-		prefetch := int(d.u())
-		d.i()
-		exclusive := d.bool()
+		prefetch := int(d.Uint())
+		d.Int()
+		exclusive := d.Bool()
 		if _, ok := md.prefetch[key]; !ok && !md.cancelled[key] {
 			conflict := len(md.prefetch) > 0 && (exclusive || md.anyExclusive())
 			if conflict != fx.Refused {
@@ -189,8 +190,8 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 			}
 		}
 	case cmdDetach:
-		key := decodeKey(&d)
-		keep := d.bool()
+		key := decodeKey(d)
+		keep := d.Bool()
 		if _, ok := md.prefetch[key]; ok {
 			delete(md.prefetch, key)
 			md.cancelled[key] = true
@@ -205,10 +206,10 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 			}
 		}
 	case cmdSettle:
-		key := decodeKey(&d)
-		how := queue.Settlement(d.u())
-		for n := d.count(); n > 0; n-- {
-			seq := d.u()
+		key := decodeKey(d)
+		how := queue.Settlement(d.Uint())
+		for n := d.Count(); n > 0; n-- {
+			seq := d.Uint()
 			if md.where[seq] != key || key == readyKey {
 				continue
 			}
@@ -222,8 +223,8 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 			}
 		}
 	case cmdGet:
-		key := decodeKey(&d)
-		noAck := d.bool()
+		key := decodeKey(d)
+		noAck := d.Bool()
 		if fx.Ok {
 			seq := fx.Got.Seq
 			if !readyBefore[seq] {
@@ -256,7 +257,7 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 			t.Fatalf("index %d: purged %d, %d were ready", index, fx.Purged, n)
 		}
 	case cmdDropNode:
-		node, keep := d.str(), d.u()
+		node, keep := d.Str(), d.Uint()
 		for seq, h := range md.where {
 			if h.Node == node && h.Boot != keep && h != readyKey {
 				md.where[seq] = readyKey

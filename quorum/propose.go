@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/cluster"
 	"github.com/warrenmq/warren/queue"
 )
 
@@ -344,11 +345,11 @@ func (p *proposer) forward(leader string, batch []op, results []result) []result
 		}
 		return results
 	}
-	e := enc{}
-	e.u(p.q.cfg.ID)
-	e.u(uint64(len(batch)))
+	e := cluster.Fields{}
+	e.Uint(p.q.cfg.ID)
+	e.Uint(uint64(len(batch)))
 	for _, o := range batch {
-		e.bytes(o.cmd)
+		e.Bin(o.cmd)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), applyWait)
 	defer cancel()
@@ -405,15 +406,15 @@ const notLeaderText = "quorum: not the leader; leader: "
 
 // onApply answers a forwarded batch on the leader.
 func (k *Kind) onApply(payload []byte) ([]byte, error) {
-	d := dec{b: payload}
-	id := d.u()
-	n := d.count()
+	d := cluster.ReadFields(payload)
+	id := d.Uint()
+	n := d.Count()
 	batch := make([]op, 0, n)
 	for range n {
-		batch = append(batch, op{cmd: d.bytes()})
+		batch = append(batch, op{cmd: d.Bin()})
 	}
-	if d.err != nil || len(d.b) != 0 {
-		return nil, errCorrupt
+	if d.Err() != nil || d.Left() != 0 {
+		return nil, cluster.ErrMalformed
 	}
 	q := k.queue(id)
 	if q == nil {
@@ -429,23 +430,23 @@ func (k *Kind) onApply(payload []byte) ([]byte, error) {
 	}
 	results := applyLocal(r, batch, make([]result, len(batch)))
 	q.sendNudge()
-	e := enc{}
+	e := cluster.Fields{}
 	for _, res := range results {
 		if res.err != nil {
-			e.u(1)
-			e.str(res.err.Error())
+			e.Uint(1)
+			e.Str(res.err.Error())
 			continue
 		}
-		e.u(0)
+		e.Uint(0)
 		fx := res.fx
-		e.u(uint64(fx.Published))
-		e.u(uint64(fx.Purged))
-		e.bool(fx.Refused)
-		e.u(uint64(fx.Ready))
-		e.u(uint64(fx.Consumers))
-		e.bool(fx.Ok)
+		e.Uint(uint64(fx.Published))
+		e.Uint(uint64(fx.Purged))
+		e.Bool(fx.Refused)
+		e.Uint(uint64(fx.Ready))
+		e.Uint(uint64(fx.Consumers))
+		e.Bool(fx.Ok)
 		if fx.Ok {
-			e.u(uint64(fx.Left))
+			e.Uint(uint64(fx.Left))
 			encodeEntry(&e, fx.Got)
 		}
 	}
@@ -454,22 +455,22 @@ func (k *Kind) onApply(payload []byte) ([]byte, error) {
 
 // decodeResults reads a leader's answer to a forwarded batch.
 func decodeResults(b []byte, results []result) error {
-	d := dec{b: b}
+	d := cluster.ReadFields(b)
 	for i := range results {
-		if d.u() == 1 {
-			results[i].err = &wire.Error{Code: wire.InternalError, Text: d.str()}
+		if d.Uint() == 1 {
+			results[i].err = &wire.Error{Code: wire.InternalError, Text: d.Str()}
 			continue
 		}
-		fx := &Effects{Published: queue.PublishResult(d.u()), Purged: int(d.u()), Refused: d.bool(),
-			Ready: int(d.u()), Consumers: int(d.u()), Ok: d.bool()}
+		fx := &Effects{Published: queue.PublishResult(d.Uint()), Purged: int(d.Uint()), Refused: d.Bool(),
+			Ready: int(d.Uint()), Consumers: int(d.Uint()), Ok: d.Bool()}
 		if fx.Ok {
-			fx.Left = int(d.u())
-			fx.Got = decodeEntry(&d)
+			fx.Left = int(d.Uint())
+			fx.Got = decodeEntry(d)
 		}
 		results[i].fx = fx
 	}
-	if d.err != nil {
-		return d.err
+	if d.Err() != nil {
+		return d.Err()
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/cluster"
 	"github.com/warrenmq/warren/queue"
 )
 
@@ -72,8 +73,8 @@ func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 	}
 	l := q.s.ledger(node)
 	pos := l.Take()
-	e := &encoder{}
-	queueRef(e.str(q.s.peers.Name()), &q.cfg).uint(pos).bytes(m.Data())
+	e := new(cluster.Fields)
+	queueRef(e.Str(q.s.peers.Name()), &q.cfg).Uint(pos).Bin(m.Data())
 	d, err := q.s.call(node, methodPublish, e)
 	var we *wire.Error
 	if errors.As(err, &we) {
@@ -88,7 +89,7 @@ func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 		l.Report([]uint64{pos}, fmt.Errorf("forwarding to node %s: %w", node, err))
 		return queue.Receipt{Result: queue.Enqueued, Promise: queue.Promise{Ledger: l, First: pos, Last: pos}}
 	}
-	result, pending := d.uint(), d.bool()
+	result, pending := d.Uint(), d.Bool()
 	r := queue.Receipt{Result: queue.Enqueued}
 	switch result {
 	case resultRejected:
@@ -111,13 +112,13 @@ func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
 	if !q.s.peers.Running(q.cfg.Node) {
 		return queue.Entry{}, 0, false
 	}
-	e := &encoder{}
-	queueRef(e.str(q.s.peers.Name()), &q.cfg).bool(noAck)
+	e := new(cluster.Fields)
+	queueRef(e.Str(q.s.peers.Name()), &q.cfg).Bool(noAck)
 	d, err := q.s.call(q.cfg.Node, methodGet, e)
 	if err != nil {
 		return queue.Entry{}, 0, false
 	}
-	ok, left := d.bool(), int(d.uint())
+	ok, left := d.Bool(), int(d.Uint())
 	if !ok {
 		return queue.Entry{}, left, false
 	}
@@ -145,12 +146,12 @@ func (q *Queue) Purge() int {
 	if !q.s.peers.Running(q.cfg.Node) {
 		return 0
 	}
-	e := &encoder{}
+	e := new(cluster.Fields)
 	d, err := q.s.call(q.cfg.Node, methodPurge, queueRef(e, &q.cfg))
 	if err != nil {
 		return 0
 	}
-	return int(d.uint())
+	return int(d.Uint())
 }
 
 // Delete implements queue.Queue. The queue's own node deletes the queue
@@ -198,14 +199,14 @@ func (q *Queue) Stats() queue.Stats {
 	q.mu.Unlock()
 	st := queue.Stats{Down: true}
 	if q.s.peers.Running(q.cfg.Node) {
-		e := &encoder{}
+		e := new(cluster.Fields)
 		if d, err := q.s.call(q.cfg.Node, methodStats, queueRef(e, &q.cfg)); err == nil {
-			st = queue.Stats{Ready: int(d.uint()), Unacked: int(d.uint()), Consumers: int(d.uint()), Published: d.uint(),
-				Delivered: d.uint(), ReadyBytes: int64(d.uint()), Resident: int64(d.uint())}
-			if ms := int64(d.uint()); ms > 0 {
+			st = queue.Stats{Ready: int(d.Uint()), Unacked: int(d.Uint()), Consumers: int(d.Uint()), Published: d.Uint(),
+				Delivered: d.Uint(), ReadyBytes: int64(d.Uint()), Resident: int64(d.Uint())}
+			if ms := int64(d.Uint()); ms > 0 {
 				st.LastUsed = time.UnixMilli(ms)
 			}
-			if d.err != nil {
+			if d.Err() != nil {
 				st = queue.Stats{Down: true}
 			}
 		}
@@ -240,8 +241,8 @@ func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
 	q.s.standIns[si.id] = si
 	q.s.consumerIDs[c] = consumerID{id: si.id}
 	q.s.mu.Unlock()
-	e := &encoder{}
-	queueRef(e.str(q.s.peers.Name()).uint(si.id), &q.cfg).str(c.Tag).bool(c.NoAck).bool(c.Exclusive).uint(uint64(int64(c.Priority))).uint(uint64(c.Prefetch))
+	e := new(cluster.Fields)
+	queueRef(e.Str(q.s.peers.Name()).Uint(si.id), &q.cfg).Str(c.Tag).Bool(c.NoAck).Bool(c.Exclusive).Uint(uint64(int64(c.Priority))).Uint(uint64(c.Prefetch))
 	if _, err := q.s.call(q.cfg.Node, methodConsume, e); err != nil {
 		q.s.mu.Lock()
 		delete(q.s.standIns, si.id)
@@ -254,8 +255,8 @@ func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
 		// The queue's node may have added the consumer before the call
 		// failed: end it there.
 		go func() {
-			e := &encoder{}
-			_, _ = q.s.call(q.cfg.Node, methodCancel, e.str(q.s.peers.Name()).uint(si.id).uint(0))
+			e := new(cluster.Fields)
+			_, _ = q.s.call(q.cfg.Node, methodCancel, e.Str(q.s.peers.Name()).Uint(si.id).Uint(0))
 		}()
 		return q.inaccessible()
 	}
@@ -306,9 +307,9 @@ func (q *Queue) RemoveConsumer(c *queue.Consumer) {
 	si.held = nil
 	passed := si.passed
 	si.mu.Unlock()
-	e := &encoder{}
-	d, err := q.s.call(q.cfg.Node, methodCancel, e.str(q.s.peers.Name()).uint(si.id).uint(passed))
-	if err == nil && d.bool() {
+	e := new(cluster.Fields)
+	d, err := q.s.call(q.cfg.Node, methodCancel, e.Str(q.s.peers.Name()).Uint(si.id).Uint(passed))
+	if err == nil && d.Bool() {
 		q.s.mu.Lock()
 		delete(q.s.consumerIDs, c)
 		q.s.mu.Unlock()
@@ -334,26 +335,26 @@ func (s *Service) credit(si *standIn, n int) {
 	if n == 0 {
 		return
 	}
-	e := &encoder{}
-	_ = s.cast(si.q.cfg.Node, methodCredit, e.str(s.peers.Name()).uint(si.id).uint(uint64(n)).b)
+	e := new(cluster.Fields)
+	_ = s.cast(si.q.cfg.Node, methodCredit, e.Str(s.peers.Name()).Uint(si.id).Uint(uint64(n)).Bytes())
 }
 
 // settle sends a settlement to the queue's node (consumer 0: basic.get).
 func (s *Service) settle(q *Queue, consumer uint64, entries []queue.Entry, how queue.Settlement) {
-	e := &encoder{}
-	queueRef(e.str(s.peers.Name()).uint(consumer), &q.cfg).uint(uint64(how)).uint(uint64(len(entries)))
+	e := new(cluster.Fields)
+	queueRef(e.Str(s.peers.Name()).Uint(consumer), &q.cfg).Uint(uint64(how)).Uint(uint64(len(entries)))
 	for _, en := range entries {
-		e.uint(en.Seq)
+		e.Uint(en.Seq)
 	}
-	if err := s.cast(q.cfg.Node, methodSettle, e.b); err != nil {
+	if err := s.cast(q.cfg.Node, methodSettle, e.Bytes()); err != nil {
 		s.log.Warn("forwarding a settlement failed", "queue", q.cfg.Name, "node", q.cfg.Node, "err", err)
 	}
 }
 
 // onDeliver takes a delivery to a consumer here.
 func (s *Service) onDeliver(payload []byte) ([]byte, error) {
-	d := &decoder{b: payload}
-	from, id := d.str(), d.uint()
+	d := cluster.ReadFields(payload)
+	from, id := d.Str(), d.Uint()
 	en, err := decodeEntry(d)
 	if err != nil {
 		return nil, err
@@ -366,7 +367,7 @@ func (s *Service) onDeliver(payload []byte) ([]byte, error) {
 		if !known {
 			// Not cancelled here but forgotten (its queue's node was taken
 			// for lost): the queue's node takes back what it holds for it.
-			_ = s.cast(from, methodDrop, (&encoder{}).str(s.peers.Name()).uint(id).b)
+			_ = s.cast(from, methodDrop, new(cluster.Fields).Str(s.peers.Name()).Uint(id).Bytes())
 		}
 		return nil, nil // cancelled: the queue's node requeues what it sent
 	}
@@ -387,8 +388,8 @@ func (s *Service) onDeliver(payload []byte) ([]byte, error) {
 
 // onCancelled ends a consumer here whose queue dropped it.
 func (s *Service) onCancelled(payload []byte) ([]byte, error) {
-	d := &decoder{b: payload}
-	id := d.uint()
+	d := cluster.ReadFields(payload)
+	id := d.Uint()
 	s.mu.Lock()
 	si := s.standIns[id]
 	delete(s.standIns, id)
@@ -444,8 +445,8 @@ func (s *Service) idKnownLocked(id uint64) bool {
 // onForget drops a cancelled consumer's id: the queue's node has every
 // delivery it made settled.
 func (s *Service) onForget(payload []byte) ([]byte, error) {
-	d := &decoder{b: payload}
-	id := d.uint()
+	d := cluster.ReadFields(payload)
+	id := d.Uint()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c, cid := range s.consumerIDs {

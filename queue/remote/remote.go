@@ -262,7 +262,7 @@ func (s *Service) tellDropped() {
 		delete(s.dropped, n)
 		s.mu.Unlock()
 		for _, id := range ids {
-			if err := s.cast(n, methodCancelled, (&encoder{}).uint(id).b); err != nil {
+			if err := s.cast(n, methodCancelled, new(cluster.Fields).Uint(id).Bytes()); err != nil {
 				s.mu.Lock()
 				s.dropped[n] = append(s.dropped[n], id)
 				s.mu.Unlock()
@@ -283,49 +283,49 @@ const (
 )
 
 // answer encodes an outcome: OK and the rest of e, or err.
-func answer(e *encoder, err error) []byte {
+func answer(e *cluster.Fields, err error) []byte {
 	if err == nil {
-		return append([]byte{statusOK}, e.b...)
+		return append([]byte{statusOK}, e.Bytes()...)
 	}
 	var we *wire.Error
 	if errors.As(err, &we) {
-		out := &encoder{b: []byte{statusAMQP}}
-		return out.uint(uint64(we.Code)).str(we.Text).b
+		out := &cluster.Fields{statusAMQP}
+		return out.Uint(uint64(we.Code)).Str(we.Text).Bytes()
 	}
-	out := &encoder{b: []byte{statusOther}}
-	return out.str(err.Error()).b
+	out := &cluster.Fields{statusOther}
+	return out.Str(err.Error()).Bytes()
 }
 
 // unanswer decodes an answer into its OK body or its error.
-func unanswer(b []byte, err error) (*decoder, error) {
+func unanswer(b []byte, err error) (*cluster.FieldReader, error) {
 	if err != nil {
 		return nil, err
 	}
 	if len(b) == 0 {
-		return nil, errShort
+		return nil, cluster.ErrMalformed
 	}
-	d := &decoder{b: b[1:]}
+	d := cluster.ReadFields(b[1:])
 	switch b[0] {
 	case statusOK:
 		return d, nil
 	case statusAMQP:
-		code := d.uint()
-		text := d.str()
-		if d.err != nil {
-			return nil, d.err
+		code := d.Uint()
+		text := d.Str()
+		if d.Err() != nil {
+			return nil, d.Err()
 		}
 		return nil, &wire.Error{Code: uint16(code), Text: text}
 	default:
-		text := d.str()
+		text := d.Str()
 		return nil, errors.New(text)
 	}
 }
 
 // call makes a forwarded call to node.
-func (s *Service) call(node string, m cluster.Method, e *encoder) (*decoder, error) {
+func (s *Service) call(node string, m cluster.Method, e *cluster.Fields) (*cluster.FieldReader, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	return unanswer(s.peers.Call(ctx, node, m, e.b))
+	return unanswer(s.peers.Call(ctx, node, m, e.Bytes()))
 }
 
 func (s *Service) cast(node string, m cluster.Method, payload []byte) error {
@@ -335,31 +335,31 @@ func (s *Service) cast(node string, m cluster.Method, payload []byte) error {
 }
 
 // queueRef names a queue in a call: its virtual host, name and id.
-func queueRef(e *encoder, cfg *queue.Config) *encoder {
-	return e.str(cfg.VHost).str(cfg.Name).uint(cfg.ID)
+func queueRef(e *cluster.Fields, cfg *queue.Config) *cluster.Fields {
+	return e.Str(cfg.VHost).Str(cfg.Name).Uint(cfg.ID)
 }
 
-func (s *Service) findQueue(d *decoder) (queue.Queue, error) {
-	vh, name, id := d.str(), d.str(), d.uint()
-	if d.err != nil {
-		return nil, d.err
+func (s *Service) findQueue(d *cluster.FieldReader) (queue.Queue, error) {
+	vh, name, id := d.Str(), d.Str(), d.Uint()
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
 	return s.lookup(vh, name, id)
 }
 
 // encodeEntry writes a delivered entry; decodeEntry reads it back with a
 // message of its own.
-func encodeEntry(e *encoder, en queue.Entry) *encoder {
-	e.uint(en.Seq).uint(uint64(en.Size)).uint(uint64(en.Expires)).uint(uint64(en.Returns)).uint(uint64(en.Priority)).bool(en.Redelivered)
-	return e.bytes(en.Msg.Data())
+func encodeEntry(e *cluster.Fields, en queue.Entry) *cluster.Fields {
+	e.Uint(en.Seq).Uint(uint64(en.Size)).Uint(uint64(en.Expires)).Uint(uint64(en.Returns)).Uint(uint64(en.Priority)).Bool(en.Redelivered)
+	return e.Bin(en.Msg.Data())
 }
 
-func decodeEntry(d *decoder) (queue.Entry, error) {
-	en := queue.Entry{Seq: d.uint(), Size: int64(d.uint()), Expires: int64(d.uint()), Returns: uint32(d.uint()),
-		Priority: uint8(d.uint()), Redelivered: d.bool()}
-	data := d.bytes()
-	if d.err != nil {
-		return en, d.err
+func decodeEntry(d *cluster.FieldReader) (queue.Entry, error) {
+	en := queue.Entry{Seq: d.Uint(), Size: int64(d.Uint()), Expires: int64(d.Uint()), Returns: uint32(d.Uint()),
+		Priority: uint8(d.Uint()), Redelivered: d.Bool()}
+	data := d.Bin()
+	if d.Err() != nil {
+		return en, d.Err()
 	}
 	m, err := queue.DecodeMessage(data, "", "")
 	en.Msg = m

@@ -366,9 +366,9 @@ func TestNodeLoss(t *testing.T) {
 // FuzzCalls feeds arbitrary payloads to every forwarding call: each is
 // answered or refused, never a panic.
 func FuzzCalls(f *testing.F) {
-	e := &encoder{}
-	queueRef(e.str("b"), &queue.Config{VHost: "/", Name: "q", ID: 1<<63 | 7}).uint(1).bytes([]byte{1, 0, 0, 0, 0, 0, 0})
-	f.Add(uint8(0), e.b)
+	e := new(cluster.Fields)
+	queueRef(e.Str("b"), &queue.Config{VHost: "/", Name: "q", ID: 1<<63 | 7}).Uint(1).Bin([]byte{1, 0, 0, 0, 0, 0, 0})
+	f.Add(uint8(0), e.Bytes())
 	f.Add(uint8(3), []byte{1, 'b', 1, 1, '/', 1, 'q', 0})
 	f.Fuzz(func(t *testing.T, m uint8, payload []byte) {
 		p := newPairForFuzz(t)

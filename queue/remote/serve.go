@@ -59,8 +59,8 @@ func (sv *served) Deliver(c *queue.Consumer, e queue.Entry) bool {
 	if !c.NoAck {
 		sv.held[e.Seq] = e
 	}
-	enc := &encoder{}
-	sv.out.push(methodDeliver, encodeEntry(enc.str(sv.s.peers.Name()).uint(sv.key.id), e).b)
+	enc := new(cluster.Fields)
+	sv.out.push(methodDeliver, encodeEntry(enc.Str(sv.s.peers.Name()).Uint(sv.key.id), e).Bytes())
 	return true
 }
 
@@ -69,8 +69,8 @@ func (sv *served) Cancelled(*queue.Consumer) {
 	sv.s.mu.Lock()
 	delete(sv.s.served, sv.key)
 	sv.s.mu.Unlock()
-	enc := &encoder{}
-	sv.out.push(methodCancelled, enc.uint(sv.key.id).b)
+	enc := new(cluster.Fields)
+	sv.out.push(methodCancelled, enc.Uint(sv.key.id).Bytes())
 }
 
 // passOn notes n more deliveries passed on to the consumer's channel
@@ -215,8 +215,8 @@ func (d *durableLink) run() {
 		var ok []uint64
 		for {
 			if err := it.ps.Wait(); err != nil {
-				e := &encoder{}
-				d.send(e.str(d.s.peers.Name()).str(err.Error()).uint(1).uint(it.pos).b)
+				e := new(cluster.Fields)
+				d.send(e.Str(d.s.peers.Name()).Str(err.Error()).Uint(1).Uint(it.pos).Bytes())
 			} else {
 				ok = append(ok, it.pos)
 			}
@@ -231,11 +231,11 @@ func (d *durableLink) run() {
 			}
 		}
 		if len(ok) > 0 {
-			e := (&encoder{}).str(d.s.peers.Name()).str("").uint(uint64(len(ok)))
+			e := new(cluster.Fields).Str(d.s.peers.Name()).Str("").Uint(uint64(len(ok)))
 			for _, p := range ok {
-				e.uint(p)
+				e.Uint(p)
 			}
-			d.send(e.b)
+			d.send(e.Bytes())
 		}
 	}
 }
@@ -263,12 +263,12 @@ func (d *durableLink) close() {
 
 // onPublish enqueues a message published on another node.
 func (s *Service) onPublish(payload []byte) ([]byte, error) {
-	d := &decoder{b: payload}
-	from := d.str()
+	d := cluster.ReadFields(payload)
+	from := d.Str()
 	q, err := s.findQueue(d)
-	pos, data := d.uint(), d.bytes()
+	pos, data := d.Uint(), d.Bin()
 	if err == nil {
-		err = d.err
+		err = d.Err()
 	}
 	if err != nil {
 		return answer(nil, err), nil
@@ -299,21 +299,21 @@ func (s *Service) onPublish(payload []byte) ([]byte, error) {
 	if !out.Backpressure.Kept() {
 		_ = out.Backpressure.Wait()
 	}
-	e := &encoder{}
-	return answer(e.uint(result).bool(pending), nil), nil
+	e := new(cluster.Fields)
+	return answer(e.Uint(result).Bool(pending), nil), nil
 }
 
 // onDurable hears that forwarded publishes are safe on their queue's node.
 func (s *Service) onDurable(payload []byte) ([]byte, error) {
-	d := &decoder{b: payload}
-	node, text := d.str(), d.str()
-	n := d.count()
+	d := cluster.ReadFields(payload)
+	node, text := d.Str(), d.Str()
+	n := d.Count()
 	ps := make([]uint64, 0, n)
 	for range n {
-		ps = append(ps, d.uint())
+		ps = append(ps, d.Uint())
 	}
-	if d.err != nil {
-		return nil, d.err
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
 	var err error
 	if text != "" {
@@ -330,19 +330,19 @@ func (s *Service) onDurable(payload []byte) ([]byte, error) {
 
 // onGet answers a basic.get made on another node.
 func (s *Service) onGet(payload []byte) ([]byte, error) {
-	d := &decoder{b: payload}
-	from := d.str()
+	d := cluster.ReadFields(payload)
+	from := d.Str()
 	q, err := s.findQueue(d)
-	noAck := d.bool()
+	noAck := d.Bool()
 	if err == nil {
-		err = d.err
+		err = d.Err()
 	}
 	if err != nil {
 		return answer(nil, err), nil
 	}
 	en, left, ok := q.Get(noAck)
-	e := &encoder{}
-	e.bool(ok).uint(uint64(left))
+	e := new(cluster.Fields)
+	e.Bool(ok).Uint(uint64(left))
 	if !ok {
 		return answer(e, nil), nil
 	}
@@ -356,16 +356,16 @@ func (s *Service) onGet(payload []byte) ([]byte, error) {
 
 // onSettle settles deliveries made to another node.
 func (s *Service) onSettle(payload []byte) ([]byte, error) {
-	d := &decoder{b: payload}
-	from, id := d.str(), d.uint()
-	vh, name, qid := d.str(), d.str(), d.uint()
-	how, n := queue.Settlement(d.uint()), d.count()
+	d := cluster.ReadFields(payload)
+	from, id := d.Str(), d.Uint()
+	vh, name, qid := d.Str(), d.Str(), d.Uint()
+	how, n := queue.Settlement(d.Uint()), d.Count()
 	seqs := make([]uint64, 0, n)
 	for range n {
-		seqs = append(seqs, d.uint())
+		seqs = append(seqs, d.Uint())
 	}
-	if d.err != nil {
-		return nil, d.err
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
 	var entries []queue.Entry
 	if id == 0 {
@@ -413,7 +413,7 @@ func (s *Service) onSettle(payload []byte) ([]byte, error) {
 		delete(s.served, sv.key)
 		s.mu.Unlock()
 		// The consumer's node may forget the consumer's id now.
-		sv.out.push(methodForget, (&encoder{}).uint(sv.key.id).b)
+		sv.out.push(methodForget, new(cluster.Fields).Uint(sv.key.id).Bytes())
 	}
 	return nil, nil
 }
@@ -431,16 +431,16 @@ func (s *Service) settleOff(q queue.Queue, c *queue.Consumer, entries []queue.En
 }
 
 func (s *Service) onPurge(payload []byte) ([]byte, error) {
-	q, err := s.findQueue(&decoder{b: payload})
+	q, err := s.findQueue(cluster.ReadFields(payload))
 	if err != nil {
 		return answer(nil, err), nil
 	}
-	e := &encoder{}
-	return answer(e.uint(uint64(q.Purge())), nil), nil
+	e := new(cluster.Fields)
+	return answer(e.Uint(uint64(q.Purge())), nil), nil
 }
 
 func (s *Service) onStats(payload []byte) ([]byte, error) {
-	q, err := s.findQueue(&decoder{b: payload})
+	q, err := s.findQueue(cluster.ReadFields(payload))
 	if err != nil {
 		return answer(nil, err), nil
 	}
@@ -449,20 +449,20 @@ func (s *Service) onStats(payload []byte) ([]byte, error) {
 	if !st.LastUsed.IsZero() {
 		used = uint64(st.LastUsed.UnixMilli())
 	}
-	e := &encoder{}
-	e.uint(uint64(st.Ready)).uint(uint64(st.Unacked)).uint(uint64(st.Consumers)).uint(st.Published).uint(st.Delivered).
-		uint(uint64(st.ReadyBytes)).uint(uint64(st.Resident)).uint(used)
+	e := new(cluster.Fields)
+	e.Uint(uint64(st.Ready)).Uint(uint64(st.Unacked)).Uint(uint64(st.Consumers)).Uint(st.Published).Uint(st.Delivered).
+		Uint(uint64(st.ReadyBytes)).Uint(uint64(st.Resident)).Uint(used)
 	return answer(e, nil), nil
 }
 
 // onConsume adds a consumer on another node to a queue here.
 func (s *Service) onConsume(payload []byte) ([]byte, error) {
-	d := &decoder{b: payload}
-	from, id := d.str(), d.uint()
+	d := cluster.ReadFields(payload)
+	from, id := d.Str(), d.Uint()
 	q, err := s.findQueue(d)
-	tag, noAck, exclusive, priority, prefetch := d.str(), d.bool(), d.bool(), int(int64(d.uint())), int(d.uint())
+	tag, noAck, exclusive, priority, prefetch := d.Str(), d.Bool(), d.Bool(), int(int64(d.Uint())), int(d.Uint())
 	if err == nil {
-		err = d.err
+		err = d.Err()
 	}
 	if err != nil {
 		return answer(nil, err), nil
@@ -485,7 +485,7 @@ func (s *Service) onConsume(payload []byte) ([]byte, error) {
 		s.mu.Unlock()
 		return answer(nil, err), nil
 	}
-	return answer(&encoder{}, nil), nil
+	return answer(new(cluster.Fields), nil), nil
 }
 
 // onCancel removes a consumer on another node; its unacknowledged
@@ -495,18 +495,18 @@ func (s *Service) onConsume(payload []byte) ([]byte, error) {
 // channel settles the rest. A consume that arrives after its cancel (calls
 // run side by side) is refused.
 func (s *Service) onCancel(payload []byte) ([]byte, error) {
-	d := &decoder{b: payload}
-	key := servedKey{d.str(), d.uint()}
-	passed := d.uint()
-	if d.err != nil {
-		return nil, d.err
+	d := cluster.ReadFields(payload)
+	key := servedKey{d.Str(), d.Uint()}
+	passed := d.Uint()
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
 	s.mu.Lock()
 	sv := s.served[key]
 	s.cancelled[key] = time.Now()
 	s.mu.Unlock()
 	if sv == nil {
-		return answer((&encoder{}).bool(true), nil), nil
+		return answer(new(cluster.Fields).Bool(true), nil), nil
 	}
 	sv.q.RemoveConsumer(sv.c)
 	sv.mu.Lock()
@@ -532,7 +532,7 @@ func (s *Service) onCancel(payload []byte) ([]byte, error) {
 		delete(s.served, key)
 		s.mu.Unlock()
 	}
-	return answer((&encoder{}).bool(done), nil), nil
+	return answer(new(cluster.Fields).Bool(done), nil), nil
 }
 
 // unknownConsumer answers credit or settlements for a consumer this node
@@ -543,17 +543,17 @@ func (s *Service) unknownConsumer(key servedKey) {
 	_, recent := s.cancelled[key]
 	s.mu.Unlock()
 	if !recent {
-		s.outbox(key.node).push(methodCancelled, (&encoder{}).uint(key.id).b)
+		s.outbox(key.node).push(methodCancelled, new(cluster.Fields).Uint(key.id).Bytes())
 	}
 }
 
 // onDrop hears that a consumer's node no longer knows the consumer (it
 // took this node for lost): everything sent to it goes back to the queue.
 func (s *Service) onDrop(payload []byte) ([]byte, error) {
-	d := &decoder{b: payload}
-	key := servedKey{d.str(), d.uint()}
-	if d.err != nil {
-		return nil, d.err
+	d := cluster.ReadFields(payload)
+	key := servedKey{d.Str(), d.Uint()}
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
 	s.mu.Lock()
 	sv := s.served[key]
@@ -567,9 +567,9 @@ func (s *Service) onDrop(payload []byte) ([]byte, error) {
 
 // onCredit hears that a consumer's node passed deliveries on.
 func (s *Service) onCredit(payload []byte) ([]byte, error) {
-	d := &decoder{b: payload}
-	key := servedKey{d.str(), d.uint()}
-	n := int(d.uint())
+	d := cluster.ReadFields(payload)
+	key := servedKey{d.Str(), d.Uint()}
+	n := int(d.Uint())
 	s.mu.Lock()
 	sv := s.served[key]
 	s.mu.Unlock()
