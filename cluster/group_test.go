@@ -147,24 +147,11 @@ func startGroup(t testing.TB, nodes []*Node, group uint64, tune ...func(*raft.Co
 	return ms
 }
 
-// eventually waits until cond holds, for 20 s at most (node_test.go's
-// waitFor, for benchmarks too).
-func eventually(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // leaderOf waits until one of ms leads and every other knows it.
 func leaderOf(t testing.TB, ms []*member) *member {
 	t.Helper()
 	var leader *member
-	eventually(t, "a leader", func() bool {
+	waitFor(t, "a leader", func() bool {
 		leader = nil
 		for _, m := range ms {
 			if m.r.State() == raft.Leader {

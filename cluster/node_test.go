@@ -97,7 +97,8 @@ func startNode(t *testing.T, name, addr string, seeds []string, secret string, s
 	return &testNode{Node: n, state: st, stores: *stores}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor waits until cond holds, for 20 s at most (tests and benchmarks).
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
