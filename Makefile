@@ -14,8 +14,9 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ## test: everything CI checks — client deps, generated code, lint, race tests, fuzzers
 test: deps check-generate lint unit fuzz
 
-## deps: install the e2e clients and tools when missing (Debian's python3-pika
-## and rabbitmqadmin, from the rabbitmq-server package; amqplib from package-lock.json)
+## deps: install the e2e clients and tools when missing (Debian's python3-pika,
+## rabbitmqadmin from the rabbitmq-server package, and chromium for the console;
+## amqplib and axe-core from package-lock.json)
 deps:
 	@/usr/bin/python3 -c 'import pika' 2>/dev/null || { \
 		echo "installing python3-pika"; \
@@ -23,6 +24,9 @@ deps:
 	@command -v rabbitmqadmin >/dev/null || { \
 		echo "installing rabbitmq-server (for rabbitmqadmin)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends rabbitmq-server; }
+	@command -v chromium >/dev/null || { \
+		echo "installing chromium (for the console's browser test)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 	@npm ci --no-audit --no-fund --loglevel=error
 
 ## generate: regenerate amqp/wire's methods from its spec table

@@ -48,9 +48,17 @@ type handler func(w http.ResponseWriter, r *http.Request, u *auth.User) error
 // wrap puts h behind authentication and l.
 func (s *Server) wrap(l level, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		u, ok := s.login(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Basic realm="RabbitMQ Management"`)
+		u, err := s.authenticate(r)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if u == nil {
+			// A browser shows its own login dialog for this header; the
+			// console has its own login page and asks without it.
+			if r.Header.Get("X-Requested-With") == "" {
+				w.Header().Set("WWW-Authenticate", `Basic realm="RabbitMQ Management"`)
+			}
 			writeError(w, http.StatusUnauthorized, "not_authorised", "Login failed")
 			return
 		}
@@ -64,18 +72,35 @@ func (s *Server) wrap(l level, h handler) http.HandlerFunc {
 	}
 }
 
-// login checks the request's basic credentials.
-func (s *Server) login(r *http.Request) (*auth.User, bool) {
-	name, pass, ok := r.BasicAuth()
-	if !ok {
-		return nil, false
+// authenticate returns the request's user: by its basic credentials when
+// it has them, else by its console session (see session.go), whose CSRF
+// token it must carry to change anything. u is nil when neither logs in.
+func (s *Server) authenticate(r *http.Request) (*auth.User, error) {
+	if name, pass, ok := r.BasicAuth(); ok {
+		u, err := s.d.Users.Authenticate(name, pass, remoteAddr(r))
+		if err != nil {
+			return nil, nil
+		}
+		return u, nil
 	}
-	var remote net.Addr
-	if host, port, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		remote, _ = net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
+	u, ses, _ := s.sessionOf(r)
+	if u == nil {
+		return nil, nil
 	}
-	u, err := s.d.Users.Authenticate(name, pass, remote)
-	return u, err == nil
+	return u, checkCSRF(r, ses)
+}
+
+// remoteAddr is the request's peer address, for loopback-only users.
+func remoteAddr(r *http.Request) net.Addr {
+	host, port, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return nil
+	}
+	a, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return nil
+	}
+	return a
 }
 
 // seesAll reports whether u sees every virtual host's objects and every

@@ -275,7 +275,7 @@ func TestBadInput(t *testing.T) {
 	if r := fx.do(t, "HEAD", "/api/overview", nil); r.status != 200 {
 		t.Errorf("HEAD: status %d", r.status)
 	}
-	for _, p := range []string{"/api/nope", "/", "/api", "/api/queues/%2F/q/nope", "/api/queues/a/b/c/d/e"} {
+	for _, p := range []string{"/api/nope", "/api", "/api/queues/%2F/q/nope", "/api/queues/a/b/c/d/e"} {
 		fx.do(t, "GET", p, nil).wantError(t, 404, "Object Not Found", "Not Found")
 	}
 	// Unauthenticated unknown paths are 404 too: nothing is behind them.

@@ -131,6 +131,20 @@ func (s *Server) routes() {
 		return nil
 	}))
 	s.resource("/api/whoami", get(mg, s.whoami))
+	// The console's login (session.go): it authenticates by itself.
+	s.router.add("/api/session", func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPost:
+			s.startSession(w, r)
+		case http.MethodGet, http.MethodHead:
+			s.currentSession(w, r)
+		case http.MethodDelete:
+			s.endSession(w, r)
+		default:
+			w.Header().Set("Allow", "DELETE, GET, HEAD, POST")
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Method Not Allowed")
+		}
+	})
 
 	s.resource("/api/connections", get(mg, s.listConnections))
 	s.resource("/api/vhosts/{vhost}/connections", get(mg, s.listConnections))
@@ -167,6 +181,7 @@ func (s *Server) routes() {
 	s.resource("/api/queues/{vhost}/{name}/bindings", get(mg, s.queueBindings))
 	s.resource("/api/queues/{vhost}/{name}/contents", methods{http.MethodDelete: {mg, s.purgeQueue}})
 	s.resource("/api/queues/{vhost}/{name}/get", methods{http.MethodPost: {mg, s.getMessages}})
+	s.resource("/api/queues/{vhost}/{name}/move", methods{http.MethodPost: {mg, s.moveMessages}})
 
 	s.resource("/api/bindings", get(mg, s.listBindings))
 	s.resource("/api/bindings/{vhost}", get(mg, s.listBindings))

@@ -21,6 +21,7 @@ import (
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/auth"
+	"github.com/warrenmq/warren/console"
 	"github.com/warrenmq/warren/flowcontrol"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
@@ -66,6 +67,9 @@ type Deps struct {
 	// be changed).
 	ClusterName    func() string
 	SetClusterName func(name string) error
+	// SessionTimeout is how long a console login lasts unused (0:
+	// DefaultSessionTimeout).
+	SessionTimeout time.Duration
 }
 
 // maxBody is the largest request body the API reads (definitions files
@@ -74,10 +78,12 @@ const maxBody = 32 << 20
 
 // Server is the management API. It implements http.Handler.
 type Server struct {
-	d      Deps
-	log    *slog.Logger
-	router router
-	rates  *rates
+	d        Deps
+	log      *slog.Logger
+	router   router
+	rates    *rates
+	sessions *sessions
+	console  http.Handler
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -97,7 +103,8 @@ func New(d Deps) *Server {
 		name := d.Node.Name
 		d.ClusterName = func() string { return name }
 	}
-	s := &Server{d: d, log: d.Log, rates: newRates(), stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Server{d: d, log: d.Log, rates: newRates(), sessions: newSessions(d.SessionTimeout), console: console.Handler(),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	s.routes()
 	s.serveCluster()
 	go s.sampleLoop()
@@ -158,6 +165,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	w.Header().Set("Cache-Control", "no-cache")
+	if r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
+		s.console.ServeHTTP(w, r)
+		return
+	}
 	h := s.router.lookup(r)
 	if h == nil {
 		writeError(w, http.StatusNotFound, "Object Not Found", "Not Found")

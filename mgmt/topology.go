@@ -199,13 +199,10 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, u *auth.User) e
 	if err := amqp.CheckPublishProperties(u.Name, raw, uint64(len(data)), s.d.AMQP.MaxMessageSize()); err != nil {
 		return err
 	}
-	m := queue.BuildMessage(name, key, raw, data)
-	qs, _, err := v.Route(name, key, m.Props, nil, &vhost.RouteScratch{})
+	out, err := publishTo(v, name, key, queue.BuildMessage(name, key, raw, data), &vhost.RouteScratch{})
 	if err != nil {
 		return err
 	}
-	var out queue.Outcome
-	queue.Publish(qs, m, &out)
 	writeJSON(w, map[string]any{"routed": out.Routed})
 	return nil
 }

@@ -1,0 +1,222 @@
+package mgmt
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warrenmq/warren/auth"
+)
+
+// browserCall sends a request as the console does: with the session
+// cookie (when not empty), the CSRF token (when not empty) and
+// X-Requested-With.
+func (fx *fixture) browserCall(t *testing.T, method, path, cookie, csrf string, body any) reply {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, fx.api.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("X-Requested-With", "XMLHttpRequest")
+	if cookie != "" {
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: cookie})
+	}
+	if csrf != "" {
+		req.Header.Set(csrfHeader, csrf)
+	}
+	resp, err := fx.api.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := reply{status: resp.StatusCode, header: resp.Header, body: b}
+	checkReply(t, method+" "+path, r)
+	return r
+}
+
+// status sends req and returns the answer's status.
+func (fx *fixture) status(t *testing.T, req *http.Request) int {
+	t.Helper()
+	resp, err := fx.api.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// login starts a session as user and returns its cookie and CSRF token.
+func (fx *fixture) login(t *testing.T, user, pass string) (cookie, csrf string) {
+	t.Helper()
+	r := fx.browserCall(t, "POST", "/api/session", "", "", map[string]string{"username": user, "password": pass})
+	o := r.obj(t, 200)
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == sessionCookie {
+			if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" {
+				t.Errorf("session cookie %+v: want HttpOnly, SameSite=Strict, Path=/", c)
+			}
+			cookie = c.Value
+		}
+	}
+	csrf, _ = o["csrf_token"].(string)
+	if cookie == "" || csrf == "" || o["name"] != user {
+		t.Fatalf("login as %s: cookie %q, answer %v", user, cookie, o)
+	}
+	return cookie, csrf
+}
+
+func TestConsoleSession(t *testing.T) {
+	fx := newFixture(t)
+
+	// No session: GET /api/session is 204, and an API call is 401 without
+	// the header that makes browsers show their own dialog.
+	fx.browserCall(t, "GET", "/api/session", "", "", nil).want(t, 204)
+	r := fx.browserCall(t, "GET", "/api/overview", "", "", nil)
+	r.wantError(t, 401, "not_authorised", "Login failed")
+	if r.header.Get("WWW-Authenticate") != "" {
+		t.Error("401 to the console carries WWW-Authenticate")
+	}
+	if fx.call(t, "", "GET", "/api/overview", nil).header.Get("WWW-Authenticate") == "" {
+		t.Error("401 to a plain client lacks WWW-Authenticate")
+	}
+
+	// Refused logins: a wrong password, a form post, another origin.
+	fx.browserCall(t, "POST", "/api/session", "", "", map[string]string{"username": "admin", "password": "nope"}).
+		wantError(t, 401, "not_authorised", "Login failed")
+	req, _ := http.NewRequest("POST", fx.api.URL+"/api/session", strings.NewReader("username=admin&password=admin"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if st := fx.status(t, req); st != 400 {
+		t.Fatalf("form login: %d", st)
+	}
+	req, _ = http.NewRequest("POST", fx.api.URL+"/api/session", strings.NewReader(`{"username":"admin","password":"admin"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", "http://evil.example")
+	if st := fx.status(t, req); st != 403 {
+		t.Fatalf("cross-origin login: %d", st)
+	}
+	// A user without a management tag gets no session.
+	fx.addUser(t, "plain", nil, "/")
+	fx.browserCall(t, "POST", "/api/session", "", "", map[string]string{"username": "plain", "password": "pw"}).want(t, 403)
+
+	cookie, csrf := fx.login(t, "admin", "admin")
+	if o := fx.browserCall(t, "GET", "/api/session", cookie, "", nil).obj(t, 200); o["csrf_token"] != csrf {
+		t.Errorf("GET /api/session: %v", o)
+	}
+	fx.browserCall(t, "GET", "/api/whoami", cookie, "", nil).want(t, 200)
+
+	// Changes need the CSRF token.
+	fx.browserCall(t, "PUT", "/api/queues/%2F/s1", cookie, "", map[string]any{}).want(t, 403)
+	fx.browserCall(t, "PUT", "/api/queues/%2F/s1", cookie, "wrong", map[string]any{}).want(t, 403)
+	fx.browserCall(t, "PUT", "/api/queues/%2F/s1", cookie, csrf, map[string]any{}).want(t, 201)
+	fx.browserCall(t, "DELETE", "/api/session", cookie, "", nil).want(t, 403)
+
+	// A session is its user's: tags are read at each call, and a changed
+	// password ends it.
+	fx.do(t, "PUT", "/api/users/monitor", map[string]any{"password": "pw", "tags": "monitoring"}).want(t, 201)
+	mc, _ := fx.login(t, "monitor", "pw")
+	fx.browserCall(t, "GET", "/api/users", mc, "", nil).want(t, 403)
+	fx.browserCall(t, "GET", "/api/nodes", mc, "", nil).want(t, 200)
+	fx.do(t, "PUT", "/api/users/monitor", map[string]any{"password": "new", "tags": "monitoring"}).want(t, 204)
+	fx.browserCall(t, "GET", "/api/nodes", mc, "", nil).want(t, 401)
+	fx.browserCall(t, "GET", "/api/session", mc, "", nil).want(t, 204)
+
+	// Basic credentials beside a cookie win, and need no token.
+	req, _ = http.NewRequest("PUT", fx.api.URL+"/api/queues/%2F/s2", strings.NewReader("{}"))
+	req.SetBasicAuth("admin", "admin")
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: "bogus"})
+	if st := fx.status(t, req); st != 201 {
+		t.Fatalf("basic auth with a stale cookie: %d", st)
+	}
+
+	// Logout ends the session and clears the cookie.
+	r = fx.browserCall(t, "DELETE", "/api/session", cookie, csrf, nil)
+	r.want(t, 204)
+	if !strings.Contains(r.header.Get("Set-Cookie"), "Max-Age=0") {
+		t.Errorf("logout Set-Cookie %q", r.header.Get("Set-Cookie"))
+	}
+	fx.browserCall(t, "GET", "/api/whoami", cookie, "", nil).want(t, 401)
+}
+
+func TestSessionsExpireAndAreBounded(t *testing.T) {
+	ss := newSessions(time.Minute)
+	u := &auth.User{Name: "u", PasswordHash: []byte("h")}
+	now := time.Unix(1000, 0)
+	tok, _ := ss.start(u, now)
+	if ss.lookup(tok, now.Add(59*time.Second)) == nil {
+		t.Fatal("session gone before its timeout")
+	}
+	// Use extends it.
+	if ss.lookup(tok, now.Add(118*time.Second)) == nil {
+		t.Fatal("a used session expired")
+	}
+	if ss.lookup(tok, now.Add(179*time.Second)) != nil {
+		t.Fatal("an unused session outlived its timeout")
+	}
+	if ss.lookup(tok, now) != nil {
+		t.Fatal("an expired session came back")
+	}
+	first, _ := ss.start(u, now)
+	for i := 1; i < maxSessions+10; i++ {
+		ss.start(u, now.Add(time.Duration(i)*time.Millisecond))
+	}
+	if n := len(ss.byToken); n > maxSessions {
+		t.Fatalf("%d sessions held, bound %d", n, maxSessions)
+	}
+	if ss.lookup(first, now) != nil {
+		t.Fatal("the oldest session survived the bound")
+	}
+}
+
+func TestConsoleServed(t *testing.T) {
+	fx := newFixture(t)
+	r := fx.call(t, "", "GET", "/", nil)
+	if r.status != 200 || !strings.Contains(string(r.body), `<script type="module" src="/js/app.js">`) {
+		t.Fatalf("GET /: %d %.200s", r.status, r.body)
+	}
+	if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+		t.Errorf("CSP %q", csp)
+	}
+	for _, p := range []string{"/js/app.js", "/js/ui.js", "/js/pages/queues.js", "/console.css"} {
+		r := fx.call(t, "", "GET", p, nil)
+		if r.status != 200 || len(r.body) == 0 {
+			t.Errorf("GET %s: %d", p, r.status)
+		}
+		etag := r.header.Get("ETag")
+		req, _ := http.NewRequest("GET", fx.api.URL+p, nil)
+		req.Header.Set("If-None-Match", etag)
+		if st := fx.status(t, req); st != 304 {
+			t.Errorf("GET %s If-None-Match %s: %d", p, etag, st)
+		}
+	}
+	if ct := fx.call(t, "", "GET", "/js/app.js", nil).header.Get("Content-Type"); !strings.HasPrefix(ct, "text/javascript") {
+		t.Errorf("app.js Content-Type %q", ct)
+	}
+	for _, p := range []string{"/nope", "/js/", "/../go.mod", "/console.go"} {
+		if r := fx.call(t, "", "GET", p, nil); r.status != 404 {
+			t.Errorf("GET %s: %d", p, r.status)
+		}
+	}
+	if r := fx.call(t, "", "POST", "/", nil); r.status != 405 {
+		t.Errorf("POST /: %d", r.status)
+	}
+}
