@@ -68,6 +68,9 @@ type Config struct {
 	// (empty: none), with their TLS files and options.
 	MgmtTLSListen, PrometheusTLSListen string
 	MgmtTLS, PrometheusTLS             tlsconf.Options
+	// MgmtSessionTimeout is how long a web console login lasts unused
+	// (0: mgmt.DefaultSessionTimeout, RabbitMQ's 480 minutes).
+	MgmtSessionTimeout time.Duration
 	// LoadDefinitions is a definitions file (RabbitMQ's JSON format)
 	// applied at every start, as rabbitmq.conf's load_definitions.
 	LoadDefinitions string
@@ -558,7 +561,8 @@ func StartContext(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, e
 		node.Listeners = append(node.Listeners, listenerOf(l.protocol, hl.Addr()))
 		httpAddrs = append(httpAddrs, l.protocol, hl.Addr().String())
 	}
-	md := mgmt.Deps{Vhosts: vhosts, Users: users, AMQP: srv, Alarms: alarms, Node: node, Log: log}
+	md := mgmt.Deps{Vhosts: vhosts, Users: users, AMQP: srv, Alarms: alarms, Node: node, Log: log,
+		SessionTimeout: cfg.MgmtSessionTimeout}
 	if b.node != nil {
 		md.Cluster = b.node
 		md.ClusterName = b.defs.clusterName

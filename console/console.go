@@ -5,13 +5,13 @@
 package console
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"io/fs"
 	"net/http"
 	"path"
-	"strings"
 	"time"
 )
 
@@ -72,10 +72,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p = "/index.html"
 	}
 	f, ok := h.files[p]
-	if !ok || strings.HasSuffix(p, ".go") {
+	if !ok {
 		http.NotFound(w, r)
 		return
 	}
 	w.Header().Set("ETag", f.etag)
-	http.ServeContent(w, r, p, time.Time{}, strings.NewReader(string(f.data)))
+	http.ServeContent(w, r, p, time.Time{}, bytes.NewReader(f.data))
 }

@@ -275,11 +275,16 @@ func TestConsole(t *testing.T) {
 		}
 		return nil
 	})
+	br.screenshot("queue")
+	// The overview names the queue among the backlogs growing fastest.
+	br.open("#/", "Overview")
+	br.awaitText(".problems", "Queue "+q+" (vhost /) grows by")
+	br.screenshot("overview-problems")
 	close(stop)
 	if err := <-published; err != nil {
 		t.Fatal(err)
 	}
-	br.screenshot("queue")
+	br.open("#/queue/%2F/"+q, "Queue "+q)
 
 	// Purge from the queue page (the confirmation is a dialog).
 	purge := func() {

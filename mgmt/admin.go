@@ -36,7 +36,9 @@ func (s *Server) vhostObject(v *vhost.VHost) object {
 }
 
 func (s *Server) listVhosts(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []object { return []object{s.vhostObject(v)} })
+	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []entry {
+		return []entry{{name: v.Name(), build: func() object { return s.vhostObject(v) }}}
+	})
 }
 
 func (s *Server) getVhost(w http.ResponseWriter, r *http.Request, u *auth.User) error {
@@ -409,8 +411,9 @@ func policyObject(vh string, p vhost.Policy) object {
 
 func (s *Server) listPolicies(operator bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-		return s.listInVhosts(w, r, u, func(v *vhost.VHost) []object {
-			return objectsOf(v.Policies(operator), func(p vhost.Policy) object { return policyObject(v.Name(), p) })
+		return s.listInVhosts(w, r, u, func(v *vhost.VHost) []entry {
+			return entriesOf(v.Policies(operator), func(p vhost.Policy) string { return p.Name },
+				func(p vhost.Policy) object { return policyObject(v.Name(), p) })
 		})
 	}
 }
@@ -513,9 +516,9 @@ func (s *Server) deletePolicy(operator bool) handler {
 }
 
 func (s *Server) listVhostLimits(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []object {
+	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []entry {
 		if l := v.Limits(); len(l) > 0 {
-			return []object{{"vhost": v.Name(), "value": l}}
+			return entriesOfObjects([]object{{"vhost": v.Name(), "value": l}})
 		}
 		return nil
 	})

@@ -20,34 +20,67 @@ type object = map[string]any
 // maxPageSize is the largest page RabbitMQ serves.
 const maxPageSize = 500
 
-// listInVhosts answers a listing of the objects each of the request's
+// listInVhosts answers a listing of the entries each of the request's
 // virtual hosts (the one it names, or every one u may see) gives.
-func (s *Server) listInVhosts(w http.ResponseWriter, r *http.Request, u *auth.User, objects func(v *vhost.VHost) []object) error {
+func (s *Server) listInVhosts(w http.ResponseWriter, r *http.Request, u *auth.User, entries func(v *vhost.VHost) []entry) error {
 	vhosts, err := s.vhostsFor(r, u)
 	if err != nil {
 		return err
 	}
-	var items []object
+	var items []entry
 	for _, v := range vhosts {
-		items = append(items, objects(v)...)
+		items = append(items, entries(v)...)
 	}
-	return writeList(w, r, items)
+	return writeEntries(w, r, items)
 }
 
-// objectsOf renders each of xs.
-func objectsOf[T any](xs []T, render func(T) object) []object {
-	out := make([]object, len(xs))
+// entriesOf makes the entries of xs, each rendered only when the listing
+// needs its object.
+func entriesOf[T any](xs []T, name func(T) string, render func(T) object) []entry {
+	out := make([]entry, len(xs))
 	for i, x := range xs {
-		out[i] = render(x)
+		out[i] = entry{name: name(x), build: func() object { return render(x) }}
 	}
 	return out
 }
 
-// writeList answers a listing with RabbitMQ's query parameters: name and
-// use_regex filter by name, sort and sort_reverse order by a (dotted)
+// entriesOfObjects makes entries of objects already built.
+func entriesOfObjects(items []object) []entry {
+	entries := make([]entry, len(items))
+	for i, o := range items {
+		n, _ := o["name"].(string)
+		entries[i] = entry{name: n, obj: o}
+	}
+	return entries
+}
+
+// writeList answers a listing of items (see writeEntries).
+func writeList(w http.ResponseWriter, r *http.Request, items []object) error {
+	return writeEntries(w, r, entriesOfObjects(items))
+}
+
+// entry is one item of a listing: its name, and its object, which a
+// listing of many (10,000 queues) builds only when it needs more than the
+// name: to sort by another field, or to answer with it.
+type entry struct {
+	name  string
+	obj   object
+	build func() object
+}
+
+// object returns e's object, building it once.
+func (e *entry) object() object {
+	if e.obj == nil {
+		e.obj = e.build()
+	}
+	return e.obj
+}
+
+// writeEntries answers a listing with RabbitMQ's query parameters: name
+// and use_regex filter by name, sort and sort_reverse order by a (dotted)
 // field, page and page_size paginate (the answer is then an object
 // describing the page), columns keeps only the (dotted) fields named.
-func writeList(w http.ResponseWriter, r *http.Request, items []object) error {
+func writeEntries(w http.ResponseWriter, r *http.Request, items []entry) error {
 	q := r.URL.Query()
 	total := len(items)
 	if name := q.Get("name"); name != "" {
@@ -59,13 +92,17 @@ func writeList(w http.ResponseWriter, r *http.Request, items []object) error {
 			}
 			match = re.Match
 		}
-		items = slices.DeleteFunc(items, func(o object) bool {
-			n, _ := o["name"].(string)
-			return !match(n)
-		})
+		items = slices.DeleteFunc(items, func(e entry) bool { return !match(e.name) })
 	}
-	if key := q.Get("sort"); key != "" {
-		slices.SortStableFunc(items, func(a, b object) int { return compareValues(field(a, key), field(b, key)) })
+	switch key := q.Get("sort"); key {
+	case "":
+	case "name":
+		slices.SortStableFunc(items, func(a, b entry) int { return cmp.Compare(a.name, b.name) })
+	default:
+		for i := range items {
+			items[i].object()
+		}
+		slices.SortStableFunc(items, func(a, b entry) int { return compareValues(field(a.obj, key), field(b.obj, key)) })
 	}
 	if q.Get("sort_reverse") == "true" {
 		slices.Reverse(items)
@@ -92,20 +129,23 @@ func writeList(w http.ResponseWriter, r *http.Request, items []object) error {
 		page = map[string]any{"filtered_count": filtered, "item_count": len(items), "page": n, "page_count": pages,
 			"page_size": size, "total_count": total}
 	}
-	if cols := q.Get("columns"); cols != "" {
-		for i, o := range items {
-			items[i] = pick(o, strings.Split(cols, ","))
+	out := make([]object, len(items))
+	var cols []string
+	if c := q.Get("columns"); c != "" {
+		cols = strings.Split(c, ",")
+	}
+	for i := range items {
+		out[i] = items[i].object()
+		if cols != nil {
+			out[i] = pick(out[i], cols)
 		}
 	}
-	if items == nil {
-		items = []object{}
-	}
 	if page != nil {
-		page["items"] = items
+		page["items"] = out
 		writeJSON(w, page)
 		return nil
 	}
-	writeJSON(w, items)
+	writeJSON(w, out)
 	return nil
 }
 

@@ -44,8 +44,9 @@ func exchangeObject(vh string, x vhost.ExchangeInfo) object {
 }
 
 func (s *Server) listExchanges(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []object {
-		return objectsOf(v.Exchanges(), func(x vhost.ExchangeInfo) object { return exchangeObject(v.Name(), x) })
+	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []entry {
+		return entriesOf(v.Exchanges(), func(x vhost.ExchangeInfo) string { return x.Name },
+			func(x vhost.ExchangeInfo) object { return exchangeObject(v.Name(), x) })
 	})
 }
 
@@ -328,8 +329,8 @@ func (s *Server) queueObject(v *vhost.VHost, q queue.Queue) object {
 }
 
 func (s *Server) listQueues(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []object {
-		return objectsOf(v.Queues(), func(q queue.Queue) object { return s.queueObject(v, q) })
+	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []entry {
+		return entriesOf(v.Queues(), queue.Queue.Name, func(q queue.Queue) object { return s.queueObject(v, q) })
 	})
 }
 
@@ -518,8 +519,9 @@ func bindingObject(vh string, b vhost.BindingInfo) object {
 }
 
 func (s *Server) listBindings(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []object {
-		return objectsOf(v.Bindings(), func(b vhost.BindingInfo) object { return bindingObject(v.Name(), b) })
+	return s.listInVhosts(w, r, u, func(v *vhost.VHost) []entry {
+		return entriesOf(v.Bindings(), func(vhost.BindingInfo) string { return "" },
+			func(b vhost.BindingInfo) object { return bindingObject(v.Name(), b) })
 	})
 }
 

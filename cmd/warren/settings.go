@@ -177,6 +177,14 @@ func settings() []setting {
 			set: func(o *options, v string) error {
 				return setPart(&o.broker.MgmtListen, broker.DefaultConfig().MgmtListen, v, "")
 			}},
+		{name: "mgmt-session-timeout", keys: []string{"management.login_session_timeout"},
+			usage: "minutes a web console login lasts unused (0: 480, RabbitMQ's default)",
+			get:   func(o *options) string { return strconv.Itoa(int(o.broker.MgmtSessionTimeout / time.Minute)) },
+			set: func(o *options, v string) error {
+				n, err := strconv.ParseUint(v, 10, 32)
+				o.broker.MgmtSessionTimeout = time.Duration(n) * time.Minute
+				return err
+			}},
 		{name: "prometheus-listen", keys: []string{"prometheus_listen"}, usage: "Prometheus metrics HOST:PORT (rabbitmq.conf's prometheus.tcp.port and prometheus.tcp.ip set its parts); empty: off",
 			get: func(o *options) string { return o.broker.PrometheusListen },
 			set: func(o *options, v string) error { return setListen(&o.broker.PrometheusListen, v) }},
