@@ -204,11 +204,13 @@ func (br *browser) checkAccessibility(page string) {
 }
 
 // TestConsole drives the web console in a headless chromium: it logs in,
-// declares a queue, watches its depth grow while a publisher runs,
-// purges, publishes a message from an exchange's page and gets it on the
-// queue's page, and visits every page, checking each with axe-core and
-// saving a screenshot (go test -artifacts keeps them). The browser must
-// log no error or warning all along.
+// declares a queue, watches its depth grow while a publisher runs (and the
+// overview name it), purges, publishes a message from an exchange's page
+// and gets it on the queue's page, visits every page, checking each with
+// axe-core and saving a screenshot (go test -artifacts keeps them), closes
+// a connection with a reason, adds a user and a policy, downloads the
+// definitions and logs out. The browser must log no error or warning all
+// along.
 func TestConsole(t *testing.T) {
 	b := startBroker(t)
 	br := startBrowser(t, b)
@@ -337,6 +339,8 @@ func TestConsole(t *testing.T) {
 	if _, err := conn2.Channel(); err != nil {
 		t.Fatal(err)
 	}
+	// A quorum queue, for the cluster page's leaders.
+	b.mgmtCall(t, "PUT", "/api/queues/%2F/console-qq", map[string]any{"durable": true, "arguments": map[string]any{"x-queue-type": "quorum"}}, 201, nil)
 	for _, p := range []struct{ hash, heading, shot, row string }{
 		{"#/", "Overview", "overview", "What is wrong"},
 		{"#/connections", "Connections", "connections", "guest"},
@@ -347,7 +351,7 @@ func TestConsole(t *testing.T) {
 		{"#/vhosts", "Virtual hosts", "vhosts", "/"},
 		{"#/permissions", "Permissions", "permissions", "guest"},
 		{"#/policies", "Policies", "policies", "Add or change a policy"},
-		{"#/cluster", "Cluster", "cluster", "Members"},
+		{"#/cluster", "Cluster", "cluster", "console-qq"},
 		{"#/definitions", "Definitions", "definitions", "Download definitions"},
 	} {
 		br.open(p.hash, p.heading)
@@ -356,7 +360,49 @@ func TestConsole(t *testing.T) {
 		br.screenshot(p.shot)
 	}
 
+	// Close a connection with a reason: its client is told.
+	closed := conn2.NotifyClose(make(chan *amqp091.Error, 1))
+	br.open("#/connections", "Connections")
+	br.click(fmt.Sprintf(`button[aria-label^="Close connection %s "]`, conn2.LocalAddr()))
+	br.typeIn(`dialog[open] input[name=answer]`, "maintenance window")
+	br.click(`dialog[open] button[type=submit]`)
+	select {
+	case e := <-closed:
+		if e == nil || e.Code != 320 || !strings.Contains(e.Reason, "maintenance window") {
+			t.Fatalf("connection closed from the console: %v", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection closed from the console is still open")
+	}
+
+	// Add a user and a policy with the forms.
+	br.open("#/users", "Users")
+	br.typeIn(`form[aria-labelledby=user-title] input[name=name]`, "console-user")
+	br.typeIn(`form[aria-labelledby=user-title] input[name=password]`, "s3cret")
+	br.typeIn(`form[aria-labelledby=user-title] input[name=tags]`, "monitoring")
+	br.click(`form[aria-labelledby=user-title] button[type=submit]`)
+	br.awaitText("main table tbody", "console-user")
+	if st, body := b.apiAs(t, "console-user", "s3cret", "GET", "/api/whoami", nil); st != 200 || !strings.Contains(string(body), "monitoring") {
+		t.Fatalf("the user added in the console: %d %s", st, body)
+	}
+	br.open("#/policies", "Policies")
+	br.typeIn(`form[aria-labelledby=policy-title] input[name=name]`, "console-policy")
+	eval[string](br, "clear the pattern", `document.querySelector('form[aria-labelledby=policy-title] input[name=pattern]').value = ''`)
+	br.typeIn(`form[aria-labelledby=policy-title] input[name=pattern]`, "^console-")
+	br.typeIn(`form[aria-labelledby=policy-title] textarea[name=definition]`, `{"max-length": 1000}`)
+	br.click(`form[aria-labelledby=policy-title] button[type=submit]`)
+	br.awaitText("main table tbody", "console-policy")
+	var pol struct {
+		Pattern    string         `json:"pattern"`
+		Definition map[string]any `json:"definition"`
+	}
+	b.mgmtCall(t, "GET", "/api/policies/%2F/console-policy", nil, 200, &pol)
+	if pol.Pattern != "^console-" || pol.Definition["max-length"] != 1000.0 {
+		t.Fatalf("the policy added in the console: %+v", pol)
+	}
+
 	// The definitions link downloads what the API exports.
+	br.open("#/definitions", "Definitions")
 	href := eval[string](br, "definitions link", `document.querySelector('main a[download]').getAttribute('href')`)
 	if !strings.HasPrefix(href, "/api/definitions") {
 		t.Fatalf("definitions link %q", href)
@@ -365,7 +411,7 @@ func TestConsole(t *testing.T) {
 		Queues []struct{ Name string } `json:"queues"`
 	}
 	raw := eval[string](br, "fetch definitions", `fetch('`+href+`').then((r) => r.text())`)
-	if err := json.Unmarshal([]byte(raw), &defs); err != nil || len(defs.Queues) == 0 || defs.Queues[0].Name != q {
+	if err := json.Unmarshal([]byte(raw), &defs); err != nil || len(defs.Queues) != 2 {
 		t.Fatalf("definitions downloaded from the console: %v %.200s", err, raw)
 	}
 
