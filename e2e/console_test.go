@@ -139,6 +139,41 @@ func (br *browser) awaitText(sel, want string) {
 	}
 }
 
+// awaitExact waits until the text of the element sel matches is want.
+func (br *browser) awaitExact(sel, want string) {
+	br.t.Helper()
+	got := eval[string](br, fmt.Sprintf("wait for %s to be %q", sel, want), fmt.Sprintf(`new Promise((resolve) => {
+		const end = Date.now() + 20000;
+		const look = () => {
+			const e = document.querySelector(%q);
+			if (e && e.textContent.trim() === %q) resolve('');
+			else if (Date.now() > end) resolve(e ? 'text: ' + e.textContent : 'no such element');
+			else setTimeout(look, 100);
+		};
+		look();
+	})`, sel, want))
+	if got != "" {
+		br.t.Fatalf("waited 20 s for %s to be %q; %.500s", sel, want, got)
+	}
+}
+
+// hold stops the page's 5 s refresh (the console skips it while the
+// document is hidden) and waits for one under way to end, so that the
+// page holds still; release lets it go on.
+func (br *browser) hold() {
+	br.t.Helper()
+	eval[bool](br, "hold the page still", `new Promise((resolve) => {
+		Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+		const still = () => { if (!document.documentElement.dataset.refreshing) resolve(true); else setTimeout(still, 50); };
+		still();
+	})`)
+}
+
+func (br *browser) release() {
+	br.t.Helper()
+	eval[bool](br, "let the page refresh", `delete document.hidden; true`)
+}
+
 // click clicks the first element sel matches.
 func (br *browser) click(sel string) {
 	br.t.Helper()
@@ -167,6 +202,8 @@ func (br *browser) open(hash, heading string) {
 // screenshot saves the page as name.png in the test's artifact directory.
 func (br *browser) screenshot(name string) {
 	br.t.Helper()
+	br.hold()
+	defer br.release()
 	png := within(br, "screenshot "+name, chromedp.FullScreenshot(100))
 	if err := os.WriteFile(filepath.Join(br.t.ArtifactDir(), name+".png"), png, 0o644); err != nil {
 		br.t.Fatal(err)
@@ -191,6 +228,8 @@ func (br *browser) checkAccessibility(page string) {
 	if err != nil {
 		br.t.Fatalf("axe-core: %v (make deps runs npm ci, which installs it)", err)
 	}
+	br.hold()
+	defer br.release()
 	within(br, "load axe-core", chromedp.Evaluate[chromedp.Void](string(src)+";0"))
 	out := eval[[]axeViolation](br, "axe on "+page,
 		`axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}).then((r) => r.violations)`)
@@ -300,7 +339,7 @@ func TestConsole(t *testing.T) {
 			}
 			return nil
 		})
-		br.awaitText("#depth-ready", "0")
+		br.awaitExact("#depth-ready", "0")
 	}
 	purge()
 
@@ -322,12 +361,16 @@ func TestConsole(t *testing.T) {
 	br.screenshot("exchange")
 
 	br.open("#/queue/%2F/"+q, "Queue "+q)
-	br.awaitText("#depth-ready", "1")
+	br.awaitExact("#depth-ready", "1")
 	br.click(`form[aria-labelledby=get-title] button[type=submit]`)
 	br.awaitText("#got-messages", payload)
 	br.awaitText("#got-messages", "console-key")
 	// The default ack mode requeues: the message is still there to purge.
-	br.awaitText("#depth-ready", "1")
+	var qo struct{ Messages int }
+	b.mgmtCall(t, "GET", "/api/queues/%2F/"+q, nil, 200, &qo)
+	if qo.Messages != 1 {
+		t.Fatalf("%d messages after a get that requeues, want 1", qo.Messages)
+	}
 	purge()
 
 	// Every other page: it renders, passes axe, and is saved.
@@ -341,21 +384,23 @@ func TestConsole(t *testing.T) {
 	}
 	// A quorum queue, for the cluster page's leaders.
 	b.mgmtCall(t, "PUT", "/api/queues/%2F/console-qq", map[string]any{"durable": true, "arguments": map[string]any{"x-queue-type": "quorum"}}, 201, nil)
-	for _, p := range []struct{ hash, heading, shot, row string }{
-		{"#/", "Overview", "overview", "What is wrong"},
-		{"#/connections", "Connections", "connections", "guest"},
-		{"#/channels", "Channels", "channels", "guest"},
-		{"#/exchanges", "Exchanges", "exchanges", "amq.topic"},
-		{"#/queues", "Queues", "queues", q},
-		{"#/users", "Users", "users", "administrator"},
-		{"#/vhosts", "Virtual hosts", "vhosts", "/"},
-		{"#/permissions", "Permissions", "permissions", "guest"},
-		{"#/policies", "Policies", "policies", "Add or change a policy"},
-		{"#/cluster", "Cluster", "cluster", "console-qq"},
-		{"#/definitions", "Definitions", "definitions", "Download definitions"},
+	// Each page is checked once its data is in: the marker is text only
+	// the data puts there.
+	for _, p := range []struct{ hash, heading, shot, where, marker string }{
+		{"#/", "Overview", "overview", ".problems", "What is wrong"},
+		{"#/connections", "Connections", "connections", "main table tbody", "guest"},
+		{"#/channels", "Channels", "channels", "main table tbody", "guest"},
+		{"#/exchanges", "Exchanges", "exchanges", "main table tbody", "amq.topic"},
+		{"#/queues", "Queues", "queues", "main table tbody", q},
+		{"#/users", "Users", "users", "main table tbody", "administrator"},
+		{"#/vhosts", "Virtual hosts", "vhosts", "main table tbody", "/"},
+		{"#/permissions", "Permissions", "permissions", "main table tbody", "guest"},
+		{"#/policies", "Policies", "policies", "main table tbody", "None."},
+		{"#/cluster", "Cluster", "cluster", "main", "console-qq"},
+		{"#/definitions", "Definitions", "definitions", "main", "Download definitions"},
 	} {
 		br.open(p.hash, p.heading)
-		br.awaitText("main", p.row)
+		br.awaitText(p.where, p.marker)
 		br.checkAccessibility(p.shot)
 		br.screenshot(p.shot)
 	}
@@ -363,6 +408,8 @@ func TestConsole(t *testing.T) {
 	// Close a connection with a reason: its client is told.
 	closed := conn2.NotifyClose(make(chan *amqp091.Error, 1))
 	br.open("#/connections", "Connections")
+	br.awaitText("main table tbody", conn2.LocalAddr().String())
+	br.hold() // the table is redrawn every 5 s
 	br.click(fmt.Sprintf(`button[aria-label^="Close connection %s "]`, conn2.LocalAddr()))
 	br.typeIn(`dialog[open] input[name=answer]`, "maintenance window")
 	br.click(`dialog[open] button[type=submit]`)
@@ -374,6 +421,7 @@ func TestConsole(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the connection closed from the console is still open")
 	}
+	br.release()
 
 	// Add a user and a policy with the forms.
 	br.open("#/users", "Users")

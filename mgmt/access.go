@@ -48,15 +48,22 @@ type handler func(w http.ResponseWriter, r *http.Request, u *auth.User) error
 // wrap puts h behind authentication and l.
 func (s *Server) wrap(l level, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if changes(r) && !sameOrigin(r) {
+			s.fail(w, forbidden("cross-origin request refused"))
+			return
+		}
 		u, err := s.authenticate(r)
 		if err != nil {
 			s.fail(w, err)
 			return
 		}
 		if u == nil {
-			// A browser shows its own login dialog for this header; the
-			// console has its own login page and asks without it.
-			if r.Header.Get("X-Requested-With") == "" {
+			// A browser shows its own login dialog for this header, and
+			// then sends what was typed in to every request, other sites'
+			// included: the console, whose calls and links carry
+			// X-Requested-With or its (expired) cookie, has its own login
+			// page instead.
+			if _, err := r.Cookie(sessionCookie); err != nil && r.Header.Get("X-Requested-With") == "" {
 				w.Header().Set("WWW-Authenticate", `Basic realm="RabbitMQ Management"`)
 			}
 			writeError(w, http.StatusUnauthorized, "not_authorised", "Login failed")

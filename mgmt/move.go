@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -29,9 +30,13 @@ func publishTo(v *vhost.VHost, exchange, key string, m *queue.Message, sc *vhost
 // "routing_key", "count"}: it republishes the queue's ready messages, with
 // their properties, to the exchange (with routing_key, or each message's
 // own when it is absent), and removes each from the queue only once every
-// queue it was routed to has it safe. A message that routes nowhere, or
-// that a queue refuses, goes back to the queue and the move stops there,
-// saying why: nothing is lost, and at worst a message is in both places.
+// queue it was routed to has it safe. The move stops at the first message
+// it cannot republish (it routes nowhere, a queue refuses it, the user
+// may not publish it): that message goes back to the queue, the ones
+// before it are moved, and the answer says why it stopped. Going back
+// counts as a return, as a nack with requeue does (x-delivery-count, the
+// delivery limit). A queue that took a message before another refused it
+// keeps its copy: at worst a message is in both places, never in none.
 // count (default: the messages ready when the move starts) bounds it, so
 // that a move into an exchange that routes back to the queue ends. It is
 // the console's way to replay a dead-letter queue; RabbitMQ's UI does the
@@ -45,12 +50,12 @@ func (s *Server) moveMessages(w http.ResponseWriter, r *http.Request, u *auth.Us
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
+	if _, ok := body["exchange"]; !ok {
+		return badRequest("exchange missing: the exchange to move the messages to")
+	}
 	exchange, err := stringField(body["exchange"], "")
 	if err != nil {
 		return err
-	}
-	if _, ok := body["exchange"]; !ok {
-		return badRequest("exchange missing: the exchange to move the messages to")
 	}
 	exchange = exchangeName(exchange)
 	key, keep := body["routing_key"].(string)
@@ -64,15 +69,30 @@ func (s *Server) moveMessages(w http.ResponseWriter, r *http.Request, u *auth.Us
 	if count < 0 {
 		return badRequest("count must not be negative")
 	}
+	// What can be checked before a message is taken is: a refusal then
+	// returns no message to the queue.
 	access := s.access(u, v)
 	if err := access.Permit(auth.Read, "queue", q.Name()); err != nil {
 		return err
 	}
-	moved, reason := 0, ""
+	if _, ok := v.Exchange(exchange); !ok {
+		return notFound()
+	}
+	if keep {
+		if err := access.PermitPublish(exchange, key); err != nil {
+			return err
+		}
+	}
+	moved := 0
+	var stop error
 	sc := &vhost.RouteScratch{}
-	for moved < int(count) && reason == "" {
+	for moved < int(count) && stop == nil {
+		if err := r.Context().Err(); err != nil {
+			stop = errors.New("the request was cancelled")
+			break
+		}
 		var taken []queue.Entry
-		var promises queue.Promises
+		var promises, backpressure queue.Promises
 		for len(taken) < min(moveBatch, int(count)-moved) {
 			e, _, ok := q.Get(false)
 			if !ok {
@@ -82,27 +102,25 @@ func (s *Server) moveMessages(w http.ResponseWriter, r *http.Request, u *auth.Us
 			if !keep {
 				k = e.Msg.RoutingKey
 			}
-			if err := access.PermitPublish(exchange, k); err != nil {
-				q.Settle(nil, []queue.Entry{e}, queue.Requeue)
-				q.Settle(nil, taken, queue.Requeue)
-				return err
+			var out queue.Outcome
+			err := access.PermitPublish(exchange, k)
+			if err == nil {
+				out, err = publishTo(v, exchange, k, queue.BuildMessage(exchange, k, e.Msg.Props, e.Msg.Body), sc)
 			}
-			out, err := publishTo(v, exchange, k, queue.BuildMessage(exchange, k, e.Msg.Props, e.Msg.Body), sc)
 			switch {
 			case err != nil:
-				q.Settle(nil, []queue.Entry{e}, queue.Requeue)
-				q.Settle(nil, taken, queue.Requeue)
-				return err
 			case !out.Routed:
-				reason = "a message with routing key '" + k + "' routes to no queue from the exchange"
+				err = badRequest("a message with routing key '" + k + "' routes to no queue from the exchange")
 			case out.Rejected:
-				reason = "a queue of the exchange refused a message (it is full)"
+				err = badRequest("a queue of the exchange refused a message with routing key '" + k + "' (it is full)")
 			}
-			if reason != "" {
+			if err != nil {
 				q.Settle(nil, []queue.Entry{e}, queue.Requeue)
+				stop = err
 				break
 			}
 			promises.AddAll(out.Promises)
+			backpressure.AddAll(out.Backpressure)
 			taken = append(taken, e)
 		}
 		if len(taken) == 0 {
@@ -110,15 +128,21 @@ func (s *Server) moveMessages(w http.ResponseWriter, r *http.Request, u *auth.Us
 		}
 		if err := promises.Wait(); err != nil {
 			q.Settle(nil, taken, queue.Requeue)
-			reason = "the messages' new queues failed to store them: " + err.Error()
+			stop = errors.New("the messages' new queues failed to store them: " + err.Error())
 			break
 		}
 		q.Settle(nil, taken, queue.Ack)
 		moved += len(taken)
+		// A store behind on its writes slows the move as it would a
+		// publisher.
+		_ = backpressure.Wait()
+	}
+	if stop != nil && moved == 0 {
+		return stop
 	}
 	res := map[string]any{"moved": moved}
-	if reason != "" {
-		res["reason"] = reason + "; " + strconv.Itoa(moved) + " moved before it"
+	if stop != nil {
+		res["reason"] = stop.Error() + "; " + strconv.Itoa(moved) + " moved before it"
 	}
 	writeJSON(w, res)
 	return nil

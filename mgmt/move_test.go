@@ -54,10 +54,7 @@ func TestMoveMessages(t *testing.T) {
 
 	// A message that routes nowhere stays, and the move says why. Without
 	// routing_key each message keeps its own ("dlq", unbound on amq.direct).
-	r := move(map[string]any{"exchange": "amq.direct"})
-	if r["moved"] != 0.0 || r["reason"] == nil {
-		t.Fatalf("unroutable move: %v", r)
-	}
+	fx.do(t, "POST", "/api/queues/%2F/dlq/move", map[string]any{"exchange": "amq.direct"}).want(t, 400)
 	if d := depth("dlq"); d != 1 {
 		t.Fatalf("dlq after an unroutable move: %v", d)
 	}
@@ -68,6 +65,28 @@ func TestMoveMessages(t *testing.T) {
 	fx.do(t, "POST", "/api/queues/%2F/nope/move", map[string]any{"exchange": "amq.direct"}).want(t, 404)
 	if d := depth("dlq"); d != 1 {
 		t.Fatalf("dlq after refused moves: %v", d)
+	}
+
+	// A move that stops half-way says so, and keeps what it moved: here a
+	// topic permission lets through one routing key of two.
+	fx.do(t, "PUT", "/api/queues/%2F/mixed", map[string]any{"durable": true}).want(t, 201)
+	for _, k := range []string{"in.ok", "in.bad"} {
+		fx.do(t, "POST", "/api/bindings/%2F/e/amq.direct/q/mixed", map[string]any{"routing_key": k}).want(t, 201)
+		fx.do(t, "POST", "/api/exchanges/%2F/amq.direct/publish", map[string]any{"routing_key": k, "payload": k, "payload_encoding": "string",
+			"properties": map[string]any{}}).want(t, 200)
+	}
+	fx.do(t, "POST", "/api/bindings/%2F/e/amq.topic/q/work", map[string]any{"routing_key": "in.#"}).want(t, 201)
+	fx.addUser(t, "mover", []string{"management"}, "/")
+	if err := fx.users.SetTopicPermission("/", "mover", "amq.topic", "^in\\.ok$", ".*"); err != nil {
+		t.Fatal(err)
+	}
+	before := depth("work")
+	r := fx.call(t, "mover:pw", "POST", "/api/queues/%2F/mixed/move", map[string]any{"exchange": "amq.topic"}).obj(t, 200)
+	if r["moved"] != 1.0 || r["reason"] == nil {
+		t.Fatalf("a move stopped by a topic permission: %v", r)
+	}
+	if m, w := depth("mixed"), depth("work"); m != 1 || w != before+1 {
+		t.Fatalf("after a move stopped half-way: mixed %v, work %v", m, w)
 	}
 
 	// The mover needs write on the exchange as a publisher would.

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,11 +29,16 @@ import (
 const (
 	sessionCookie = "warren_session"
 	csrfHeader    = "X-CSRF-Token"
-	// DefaultSessionTimeout is how long a session lasts without use, as
-	// RabbitMQ's management.login_session_timeout (480 minutes).
+	// DefaultSessionTimeout is how long a session lasts after its login,
+	// as RabbitMQ's management.login_session_timeout (480 minutes). It
+	// does not slide with use: a console left open refreshes its pages by
+	// itself, so use would keep it alive for ever.
 	DefaultSessionTimeout = 480 * time.Minute
-	// maxSessions bounds the sessions held; the oldest go first.
-	maxSessions = 10000
+	// maxSessions bounds the sessions held, and maxUserSessions one
+	// user's: a user's oldest session goes when it logs in once more, so
+	// that no user can crowd out the others'.
+	maxSessions     = 10000
+	maxUserSessions = 32
 )
 
 // session is one console login.
@@ -42,6 +48,7 @@ type session struct {
 	// deleted and remade user ends the session.
 	hash    []byte
 	csrf    string
+	started time.Time
 	expires time.Time
 }
 
@@ -50,13 +57,14 @@ type sessions struct {
 	mu      sync.Mutex
 	timeout time.Duration
 	byToken map[string]*session
+	byUser  map[string][]string // tokens, oldest first
 }
 
 func newSessions(timeout time.Duration) *sessions {
 	if timeout <= 0 {
 		timeout = DefaultSessionTimeout
 	}
-	return &sessions{timeout: timeout, byToken: map[string]*session{}}
+	return &sessions{timeout: timeout, byToken: map[string]*session{}, byUser: map[string][]string{}}
 }
 
 // randomToken returns 32 random bytes, base64url.
@@ -66,96 +74,120 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// start makes a session for u and returns its token.
-func (ss *sessions) start(u *auth.User, now time.Time) (token string, s *session) {
+// start makes a session for u and returns its token and a copy of it.
+func (ss *sessions) start(u *auth.User, now time.Time) (token string, s session) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if len(ss.byUser[u.Name]) >= maxUserSessions {
+		ss.endLocked(ss.byUser[u.Name][0])
+	}
 	if len(ss.byToken) >= maxSessions {
-		ss.expireLocked(now, true)
+		ss.expireLocked(now)
 	}
 	token = randomToken()
-	s = &session{user: u.Name, hash: u.PasswordHash, csrf: randomToken(), expires: now.Add(ss.timeout)}
-	ss.byToken[token] = s
-	return token, s
+	ses := &session{user: u.Name, hash: u.PasswordHash, csrf: randomToken(), started: now, expires: now.Add(ss.timeout)}
+	ss.byToken[token] = ses
+	ss.byUser[u.Name] = append(ss.byUser[u.Name], token)
+	return token, *ses
 }
 
-// expireLocked drops expired sessions and, when oldest is set and none
-// expired, the one closest to expiry.
-func (ss *sessions) expireLocked(now time.Time, oldest bool) {
-	var first string
+// expireLocked drops expired sessions and, when none had, the oldest.
+func (ss *sessions) expireLocked(now time.Time) {
+	oldest := ""
 	for t, s := range ss.byToken {
 		if now.After(s.expires) {
-			delete(ss.byToken, t)
-			oldest = false
+			ss.endLocked(t)
 			continue
 		}
-		if first == "" || s.expires.Before(ss.byToken[first].expires) {
-			first = t
+		if oldest == "" || s.started.Before(ss.byToken[oldest].started) {
+			oldest = t
 		}
 	}
-	if oldest && first != "" {
-		delete(ss.byToken, first)
+	if len(ss.byToken) >= maxSessions && oldest != "" {
+		ss.endLocked(oldest)
 	}
 }
 
-// lookup returns the live session of token, extending it, or nil.
-func (ss *sessions) lookup(token string, now time.Time) *session {
+// lookup returns a copy of the live session of token.
+func (ss *sessions) lookup(token string, now time.Time) (session, bool) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	s := ss.byToken[token]
 	if s == nil {
-		return nil
+		return session{}, false
 	}
 	if now.After(s.expires) {
-		delete(ss.byToken, token)
-		return nil
+		ss.endLocked(token)
+		return session{}, false
 	}
-	s.expires = now.Add(ss.timeout)
-	c := *s
-	return &c
+	return *s, true
 }
 
 // end drops token's session.
 func (ss *sessions) end(token string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	ss.endLocked(token)
+}
+
+func (ss *sessions) endLocked(token string) {
+	s := ss.byToken[token]
+	if s == nil {
+		return
+	}
 	delete(ss.byToken, token)
+	ts := slices.DeleteFunc(ss.byUser[s.user], func(t string) bool { return t == token })
+	if len(ts) == 0 {
+		delete(ss.byUser, s.user)
+	} else {
+		ss.byUser[s.user] = ts
+	}
 }
 
 // sessionOf returns the user and session of r's session cookie: token is
-// the cookie's value ("" when r has none), u and ses are nil when it names
-// no live session of a user whose password is unchanged.
-func (s *Server) sessionOf(r *http.Request) (u *auth.User, ses *session, token string) {
+// the cookie's value ("" when r has none), u is nil when it names no live
+// session of a user whose password is unchanged.
+func (s *Server) sessionOf(r *http.Request) (u *auth.User, ses session, token string) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
-		return nil, nil, ""
+		return nil, session{}, ""
 	}
-	ses = s.sessions.lookup(c.Value, time.Now())
-	if ses == nil {
-		return nil, nil, c.Value
+	ses, ok := s.sessions.lookup(c.Value, time.Now())
+	if !ok {
+		return nil, session{}, c.Value
 	}
 	u = s.d.Users.User(ses.user)
 	if u == nil || !bytes.Equal(u.PasswordHash, ses.hash) {
 		s.sessions.end(c.Value)
-		return nil, nil, c.Value
+		return nil, session{}, c.Value
 	}
 	return u, ses, c.Value
 }
 
+// changes reports whether a request may change something (any method but
+// GET and HEAD).
+func changes(r *http.Request) bool { return r.Method != http.MethodGet && r.Method != http.MethodHead }
+
 // checkCSRF refuses a request that changes something without its
 // session's CSRF token.
-func checkCSRF(r *http.Request, ses *session) error {
-	if r.Method == http.MethodGet || r.Method == http.MethodHead ||
-		subtle.ConstantTimeCompare([]byte(r.Header.Get(csrfHeader)), []byte(ses.csrf)) == 1 {
+func checkCSRF(r *http.Request, ses session) error {
+	if !changes(r) || subtle.ConstantTimeCompare([]byte(r.Header.Get(csrfHeader)), []byte(ses.csrf)) == 1 {
 		return nil
 	}
 	return forbidden("missing or wrong " + csrfHeader + " header")
 }
 
-// sameOrigin reports whether a browser request comes from a page of this
-// listener: its Origin header, when there is one, names the request's
-// host.
+// sameOrigin reports whether a request comes from a page of this
+// listener, or from no page at all (curl, rabbitmqadmin and client
+// libraries send neither header). A browser names the page's origin in
+// Origin on every request that changes something, and says in
+// Sec-Fetch-Site whether it is another site's: a page elsewhere may make
+// the browser send cached basic credentials, or a body the API reads as
+// JSON whatever its Content-Type, but not pass these checks.
 func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return false
+	}
 	o := r.Header.Get("Origin")
 	if o == "" {
 		return true
@@ -174,7 +206,7 @@ func sessionReply(u *auth.User, csrf string) map[string]any {
 // session for a user with management access.
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) {
-		s.fail(w, forbidden("cross-origin login refused"))
+		s.fail(w, forbidden("cross-origin request refused"))
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
@@ -198,9 +230,15 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, forbidden("Not management user"))
 		return
 	}
+	// A login ends the session the browser held before (another user's,
+	// or its own from an earlier login).
+	if _, _, old := s.sessionOf(r); old != "" {
+		s.sessions.end(old)
+	}
 	token, ses := s.sessions.start(u, time.Now())
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, sessionReply(u, ses.csrf))
 }
 
@@ -213,18 +251,20 @@ func (s *Server) currentSession(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, sessionReply(u, ses.csrf))
 }
 
-// endSession answers DELETE /api/session: the session ends and its
-// cookie is cleared. It needs the CSRF token, so that another site cannot
-// log the user out.
+// endSession answers DELETE /api/session: the cookie's session ends and
+// the cookie is cleared. It needs no CSRF token: the SameSite=Strict
+// cookie is not sent from another site's page, and a tab holding an older
+// session's token must still be able to log out.
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
-	if u, ses, token := s.sessionOf(r); u != nil {
-		if err := checkCSRF(r, ses); err != nil {
-			s.fail(w, err)
-			return
-		}
+	if !sameOrigin(r) {
+		s.fail(w, forbidden("cross-origin request refused"))
+		return
+	}
+	if _, _, token := s.sessionOf(r); token != "" {
 		s.sessions.end(token)
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,

@@ -3,6 +3,7 @@ package mgmt
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -68,7 +69,13 @@ func (fx *fixture) status(t *testing.T, req *http.Request) int {
 // login starts a session as user and returns its cookie and CSRF token.
 func (fx *fixture) login(t *testing.T, user, pass string) (cookie, csrf string) {
 	t.Helper()
-	r := fx.browserCall(t, "POST", "/api/session", "", "", map[string]string{"username": user, "password": pass})
+	return fx.login2(t, "", user, pass)
+}
+
+// login2 is login from a browser holding the session cookie held.
+func (fx *fixture) login2(t *testing.T, held, user, pass string) (cookie, csrf string) {
+	t.Helper()
+	r := fx.browserCall(t, "POST", "/api/session", held, "", map[string]string{"username": user, "password": pass})
 	o := r.obj(t, 200)
 	for _, c := range (&http.Response{Header: r.header}).Cookies() {
 		if c.Name == sessionCookie {
@@ -128,7 +135,6 @@ func TestConsoleSession(t *testing.T) {
 	fx.browserCall(t, "PUT", "/api/queues/%2F/s1", cookie, "", map[string]any{}).want(t, 403)
 	fx.browserCall(t, "PUT", "/api/queues/%2F/s1", cookie, "wrong", map[string]any{}).want(t, 403)
 	fx.browserCall(t, "PUT", "/api/queues/%2F/s1", cookie, csrf, map[string]any{}).want(t, 201)
-	fx.browserCall(t, "DELETE", "/api/session", cookie, "", nil).want(t, 403)
 
 	// A session is its user's: tags are read at each call, and a changed
 	// password ends it.
@@ -148,8 +154,35 @@ func TestConsoleSession(t *testing.T) {
 		t.Fatalf("basic auth with a stale cookie: %d", st)
 	}
 
-	// Logout ends the session and clears the cookie.
-	r = fx.browserCall(t, "DELETE", "/api/session", cookie, csrf, nil)
+	// Another site's page gets nothing changed, whatever credentials the
+	// browser adds: its Origin or Sec-Fetch-Site gives it away.
+	for _, h := range [][2]string{{"Origin", "http://evil.example"}, {"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Site", "same-site"}} {
+		req, _ = http.NewRequest("POST", fx.api.URL+"/api/definitions", strings.NewReader(`{"users":[{"name":"evil","password":"x","tags":"administrator"}]}`))
+		req.Header.Set("Content-Type", "text/plain")
+		req.SetBasicAuth("admin", "admin")
+		req.Header.Set(h[0], h[1])
+		if st := fx.status(t, req); st != 403 {
+			t.Fatalf("cross-site definitions import with %s: %s: %d", h[0], h[1], st)
+		}
+	}
+	if fx.users.User("evil") != nil {
+		t.Fatal("a cross-site request made a user")
+	}
+	req, _ = http.NewRequest("GET", fx.api.URL+"/api/overview", nil)
+	req.SetBasicAuth("admin", "admin")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if st := fx.status(t, req); st != 200 {
+		t.Fatalf("a cross-site GET: %d", st)
+	}
+
+	// Logging in again ends the browser's earlier session.
+	again, _ := fx.login2(t, cookie, "admin", "admin")
+	fx.browserCall(t, "GET", "/api/whoami", cookie, "", nil).want(t, 401)
+	cookie = again
+
+	// Logout needs no CSRF token (a tab may hold an older session's), ends
+	// the session and clears the cookie.
+	r = fx.browserCall(t, "DELETE", "/api/session", cookie, "", nil)
 	r.want(t, 204)
 	if !strings.Contains(r.header.Get("Set-Cookie"), "Max-Age=0") {
 		t.Errorf("logout Set-Cookie %q", r.header.Get("Set-Cookie"))
@@ -162,28 +195,50 @@ func TestSessionsExpireAndAreBounded(t *testing.T) {
 	u := &auth.User{Name: "u", PasswordHash: []byte("h")}
 	now := time.Unix(1000, 0)
 	tok, _ := ss.start(u, now)
-	if ss.lookup(tok, now.Add(59*time.Second)) == nil {
+	if _, ok := ss.lookup(tok, now.Add(59*time.Second)); !ok {
 		t.Fatal("session gone before its timeout")
 	}
-	// Use extends it.
-	if ss.lookup(tok, now.Add(118*time.Second)) == nil {
-		t.Fatal("a used session expired")
+	// Use does not extend it: the timeout counts from the login.
+	if _, ok := ss.lookup(tok, now.Add(61*time.Second)); ok {
+		t.Fatal("a session outlived its timeout")
 	}
-	if ss.lookup(tok, now.Add(179*time.Second)) != nil {
-		t.Fatal("an unused session outlived its timeout")
-	}
-	if ss.lookup(tok, now) != nil {
+	if _, ok := ss.lookup(tok, now); ok {
 		t.Fatal("an expired session came back")
 	}
+
+	// One user's logins push out its own oldest sessions only.
+	other, _ := ss.start(&auth.User{Name: "other"}, now)
 	first, _ := ss.start(u, now)
-	for i := 1; i < maxSessions+10; i++ {
+	for i := 1; i < maxUserSessions+5; i++ {
 		ss.start(u, now.Add(time.Duration(i)*time.Millisecond))
 	}
-	if n := len(ss.byToken); n > maxSessions {
+	if n := len(ss.byUser["u"]); n != maxUserSessions {
+		t.Fatalf("user u holds %d sessions, bound %d", n, maxUserSessions)
+	}
+	if _, ok := ss.lookup(first, now); ok {
+		t.Fatal("the user's oldest session survived its bound")
+	}
+	if _, ok := ss.lookup(other, now); !ok {
+		t.Fatal("another user's session was pushed out")
+	}
+
+	// The node's bound: the oldest session goes.
+	for i := 0; len(ss.byToken) < maxSessions; i++ {
+		ss.start(&auth.User{Name: fmt.Sprint("user-", i)}, now.Add(time.Second))
+	}
+	ss.start(&auth.User{Name: "last"}, now.Add(2*time.Second))
+	if n := len(ss.byToken); n != maxSessions {
 		t.Fatalf("%d sessions held, bound %d", n, maxSessions)
 	}
-	if ss.lookup(first, now) != nil {
-		t.Fatal("the oldest session survived the bound")
+	if _, ok := ss.lookup(other, now); ok {
+		t.Fatal("the node's oldest session survived the bound")
+	}
+	total := 0
+	for _, ts := range ss.byUser {
+		total += len(ts)
+	}
+	if total != len(ss.byToken) {
+		t.Fatalf("byUser holds %d tokens, byToken %d", total, len(ss.byToken))
 	}
 }
 

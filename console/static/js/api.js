@@ -32,7 +32,7 @@ export function path(strings, ...values) {
  * Calls the API: method, path (with query), an optional JSON body and
  * extra headers. Resolves to the parsed JSON (null for no content).
  */
-export async function call(method, url, body, headers = {}) {
+export async function call(method, url, body, headers = {}, retried = false) {
   const h = { 'X-Requested-With': 'XMLHttpRequest', ...headers };
   if (method !== 'GET' && method !== 'HEAD') h['X-CSRF-Token'] = csrf;
   const init = { method, headers: h, credentials: 'same-origin' };
@@ -51,6 +51,15 @@ export async function call(method, url, body, headers = {}) {
   }
   if (!res.ok) {
     const reason = data && data.reason ? data.reason : res.statusText;
+    // Another tab logged in since this page learnt its token: learn the
+    // session's, once.
+    if (res.status === 403 && !retried && reason.includes('X-CSRF-Token')) {
+      const session = await call('GET', '/api/session');
+      if (session) {
+        csrf = session.csrf_token;
+        return call(method, url, body, headers, true);
+      }
+    }
     throw new APIError(res.status, reason);
   }
   return data;

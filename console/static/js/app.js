@@ -36,11 +36,34 @@ const routes = {
 let me = null;
 let timer = null;
 let shown = null;
+// Counts navigations: a page that finishes loading after the user went
+// elsewhere is dropped, and so is its refresh.
+let navigation = 0;
+
+function stopRefresh() {
+  clearTimeout(timer);
+  timer = null;
+}
+
+/** Refreshes the page every refreshEvery, one refresh at a time, while nav is current. */
+function scheduleRefresh(refresh, nav) {
+  timer = setTimeout(async () => {
+    if (nav !== navigation) return;
+    if (!document.hidden) {
+      // Marked while it runs, for tests that wait for a still page.
+      document.documentElement.dataset.refreshing = 'yes';
+      try { await refresh(); } catch (e) { toast(e.message || String(e), true); }
+      delete document.documentElement.dataset.refreshing;
+    }
+    if (nav === navigation) scheduleRefresh(refresh, nav);
+  }, refreshEvery);
+}
 
 function main() { return document.getElementById('main'); }
 
 function loginPage(message) {
-  clearInterval(timer);
+  navigation++;
+  stopRefresh();
   me = null;
   shown = null;
   document.getElementById('nav').hidden = true;
@@ -67,7 +90,12 @@ function loginPage(message) {
 }
 
 async function logout() {
-  try { await call('DELETE', '/api/session'); } catch { /* the session is gone either way */ }
+  try {
+    await call('DELETE', '/api/session');
+  } catch (e) {
+    toast(`Logging out failed: ${e.message}`, true);
+    return;
+  }
   loginPage('Logged out.');
 }
 
@@ -88,38 +116,43 @@ function start(session) {
   route();
 }
 
-/** Shows the page the hash names. */
+/** Shows the page the hash names ("#/" and a route; other hashes, such as the skip link's, are not routes). */
 async function route() {
   if (!me) return;
+  if (location.hash !== '' && !location.hash.startsWith('#/')) return;
   const hash = location.hash.replace(/^#\/?/, '');
   if (hash === shown) return;
   shown = hash;
-  const parts = hash.split('/').map(decodeURIComponent);
-  const page = routes[parts[0]];
-  clearInterval(timer);
+  const nav = ++navigation;
+  stopRefresh();
+  let parts;
+  try { parts = hash.split('/').map(decodeURIComponent); } catch { parts = [null]; }
+  const page = Object.hasOwn(routes, parts[0]) ? routes[parts[0]] : null;
   for (const a of document.querySelectorAll('nav a')) {
     const target = a.getAttribute('href').replace(/^#\/?/, '');
     const current = target === parts[0] || (target === `${parts[0]}s` && parts.length > 1);
     if (current) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
-  const el = main();
-  fill(el);
   fill(document.getElementById('toast'));
+  // The page draws into a container of its own, shown once it is ready
+  // and still wanted.
+  const el = h('div');
+  let refresh;
   if (!page) {
     fill(el, h('h1', {}, 'Not found'), h('p', {}, 'No such page. '), h('a', { href: '#/' }, 'Back to the overview'));
-    return;
+  } else {
+    try {
+      refresh = await page(el, parts.slice(1), me);
+    } catch (e) {
+      fill(el, h('h1', {}, 'Error'), h('p', { class: 'error' }, e.message));
+    }
   }
-  let refresh;
-  try {
-    refresh = await page(el, parts.slice(1), me);
-  } catch (e) {
-    fill(el, h('h1', {}, 'Error'), h('p', { class: 'error' }, e.message));
-    return;
-  }
+  if (nav !== navigation) return;
+  fill(main(), el);
   document.title = `${el.querySelector('h1')?.textContent || 'Warren'} · Warren`;
-  if (refresh) {
-    timer = setInterval(() => { if (!document.hidden) refresh(); }, refreshEvery);
-  }
+  el.querySelector('h1')?.setAttribute('tabindex', '-1');
+  el.querySelector('h1')?.focus({ preventScroll: true });
+  if (refresh) scheduleRefresh(refresh, nav);
 }
 
 whenLoggedOut(() => { if (me) loginPage('Your session ended: log in again.'); });

@@ -176,26 +176,36 @@ export function listView({ url, columns, caption, sort = 'name', pageSize = 50, 
       h('div', { class: 'pager' }, prev, next, status)),
     table);
 
+  let headFor = null; // the sort the header shows
   function renderHead() {
+    const now = `${st.sort}/${st.reverse}`;
+    if (now === headFor) return;
+    const focused = head.contains(document.activeElement) ? document.activeElement.dataset.key : null;
+    headFor = now;
     fill(head, columns.map((c) => {
       const sorted = c.key && st.sort === c.key;
       const th = h('th', { scope: 'col', class: c.num ? 'num' : '', 'aria-sort': sorted ? (st.reverse ? 'descending' : 'ascending') : null });
       if (!c.key || c.sortable === false) return fill(th, c.label);
       return fill(th, h('button', {
-        type: 'button', class: 'sort',
+        type: 'button', class: 'sort', 'data-key': c.key,
         onclick: () => {
           if (st.sort === c.key) st.reverse = !st.reverse; else { st.sort = c.key; st.reverse = !!c.num; }
+          st.page = 1;
           update();
         },
       }, c.label, sorted ? (st.reverse ? ' ▼' : ' ▲') : ''));
     }));
+    if (focused) head.querySelector(`button[data-key="${CSS.escape(focused)}"]`)?.focus();
   }
 
-  async function update() {
-    // A row being worked with (a focused button) is not redrawn under
-    // the user's hands; the next refresh catches up.
-    if (body.contains(document.activeElement) && update.auto) return;
+  let asked = 0; // requests made: an answer to an older one is dropped
+  let shownStatus = '';
+  async function update(auto = false) {
+    // A refresh does not redraw rows under the user's hands (a focused
+    // button in the table); it draws them once the focus has left.
+    if (auto && body.contains(document.activeElement)) return;
     renderHead();
+    const mine = ++asked;
     let res;
     try {
       res = await get(query(url, {
@@ -203,10 +213,13 @@ export function listView({ url, columns, caption, sort = 'name', pageSize = 50, 
         name: st.name, use_regex: st.name && st.regex ? 'true' : '', columns: fields.join(','),
       }));
     } catch (e) {
-      if (e.status === 400 && st.page > 1) { st.page = 1; return update(); }
+      if (mine !== asked) return;
+      if (e.status === 400 && st.page > 1) { st.page = 1; return update(auto); }
       fill(status, h('span', { class: 'error' }, e.message));
+      shownStatus = '';
       return;
     }
+    if (mine !== asked) return;
     const items = res.items || [];
     fill(body, items.length ? items.map((o) => h('tr', {}, columns.map((c) => {
       const v = c.render ? c.render(o) : pick(o, c.key);
@@ -215,9 +228,14 @@ export function listView({ url, columns, caption, sort = 'name', pageSize = 50, 
     prev.disabled = st.page <= 1;
     next.disabled = st.page >= res.page_count;
     const filtered = res.filtered_count !== res.total_count ? ` (${num(res.filtered_count)} match of ${num(res.total_count)})` : ` (${num(res.total_count)} in all)`;
-    fill(status, `Page ${res.page} of ${res.page_count}${filtered}`);
+    // The status is a live region: it changes only when its text does.
+    const text = `Page ${res.page} of ${res.page_count}${filtered}`;
+    if (text !== shownStatus) {
+      fill(status, text);
+      shownStatus = text;
+    }
   }
-  return { el, update, refresh: () => { update.auto = true; return update().finally(() => { update.auto = false; }); } };
+  return { el, update: () => update(false), refresh: () => update(true) };
 }
 
 /** A table of objects held in the page (short lists). */

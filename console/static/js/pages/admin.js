@@ -1,8 +1,8 @@
 // Users, virtual hosts, permissions and policies: lists with add, edit and
 // delete.
 
-import { get, put, del, path } from '../api.js';
-import { h, fill, field, select, listView, jsonObject, ask, attempt, vhostSelect } from '../ui.js';
+import { get, put, del, path, query } from '../api.js';
+import { h, fill, field, select, listView, jsonObject, ask, attempt, toast, vhostSelect } from '../ui.js';
 
 /** A Delete button that asks first, then calls url and redraws list. */
 function deleteButton(what, url, list) {
@@ -55,8 +55,17 @@ export async function users(main) {
     const body = { tags: tags.value };
     if (password.value) body.password = password.value;
     else {
-      const old = await get(path`/api/users/${name.value}`).catch(() => null);
-      if (old) { body.password_hash = old.password_hash; body.hashing_algorithm = old.hashing_algorithm; }
+      // An existing user keeps its password; only "no such user" makes
+      // one without.
+      let old = null;
+      try {
+        old = await get(query(path`/api/users`, { name: name.value, columns: 'name,password_hash,hashing_algorithm' }));
+      } catch (e) {
+        toast(e.message, true);
+        return;
+      }
+      const same = old.find((x) => x.name === name.value);
+      if (same) { body.password_hash = same.password_hash; body.hashing_algorithm = same.hashing_algorithm; }
     }
     if (await attempt(async () => { await put(path`/api/users/${name.value}`, body); return true; }, `User ${name.value} saved.`)) {
       password.value = '';

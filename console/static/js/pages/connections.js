@@ -26,7 +26,10 @@ export async function connections(main) {
         onclick: async () => {
           const reason = await ask(`Close connection ${c.name}? Its client is told the reason.`, { confirm: 'Close', input: 'Reason', danger: true });
           if (reason === null) return;
-          await attempt(() => del(path`/api/connections/${c.name}`, reason ? { 'X-Reason': reason } : {}), `Closed ${c.name}.`);
+          // A header carries Latin-1 at most, and RabbitMQ reads X-Reason
+          // as it comes: other characters become "?".
+          const ascii = reason.replace(/[^\x20-\x7e]/g, '?');
+          await attempt(() => del(path`/api/connections/${c.name}`, ascii ? { 'X-Reason': ascii } : {}), `Closed ${c.name}.`);
           list.update();
         },
       }, 'Close') },

@@ -109,7 +109,10 @@ export async function exchange(main, [vhost, name]) {
   const info = h('div');
   const bindings = h('div');
   async function refresh() {
-    const [ex, from, to] = await Promise.all([get(base), get(`${base}/bindings/source`), get(`${base}/bindings/destination`)]);
+    // The default exchange's bindings are every queue's: not fetched.
+    const isDefault = x.name === '';
+    const [ex, from, to] = await Promise.all([get(base), isDefault ? [] : get(`${base}/bindings/source`),
+      isDefault ? [] : get(`${base}/bindings/destination`)]);
     fill(info, props([
       ['Virtual host', ex.vhost], ['Type', ex.type], ['Durable', yesNo(ex.durable)], ['Auto-delete', yesNo(ex.auto_delete)],
       ['Internal', yesNo(ex.internal)], ['Arguments', argsText(ex.arguments)], ['Policy', ex.policy],

@@ -79,12 +79,19 @@ export async function overview(main, _args, me) {
     h('h2', {}, 'Nodes'), nodes,
     h('h2', {}, 'Listeners'), listeners);
 
+  let shownProblems = '';
   async function refresh() {
     const [ov, found] = await Promise.all([get('/api/overview'), problems(me)]);
-    fill(strip, h('h2', { id: 'problems-title' }, 'What is wrong'),
-      found.length ? h('ul', {}, found.map(([kind, text, link]) => h('li', { class: kind }, h('a', { href: link }, text))))
-        : h('p', {}, 'Nothing: no alarms, no blocked connections, no growing backlog, no consumer stuck at its prefetch.'));
-    strip.className = `problems ${found.length ? 'some' : 'none'}`;
+    // The strip is a live region: it is redrawn only when what it says
+    // changes, so that a screen reader does not read it every 5 s.
+    const said = JSON.stringify(found);
+    if (said !== shownProblems) {
+      shownProblems = said;
+      fill(strip, h('h2', { id: 'problems-title' }, 'What is wrong'),
+        found.length ? h('ul', {}, found.map(([kind, text, link]) => h('li', { class: kind }, h('a', { href: link }, text))))
+          : h('p', {}, 'Nothing: no alarms, no blocked connections, no growing backlog, no consumer stuck at its prefetch.'));
+      strip.className = `problems ${found.length ? 'some' : 'none'}`;
+    }
     const ms = ov.message_stats || {};
     const r = (k) => (ms[`${k}_details`] ? ms[`${k}_details`].rate : 0);
     chart.push({ publish: r('publish'), deliver: r('deliver_get'), ack: r('ack'), redeliver: r('redeliver') });

@@ -140,13 +140,15 @@ export async function queue(main, [vhost, name]) {
       const body = { exchange: target.value };
       if (moveKey.value !== '') body.routing_key = moveKey.value;
       if (moveCount.value !== '') body.count = Number(moveCount.value);
+      const how = body.count === undefined ? 'all ready messages' : `${num(body.count)} messages`;
+      if (!(await ask(`Move ${how} of ${name} to exchange ${target.value}?`, { confirm: 'Move' }))) return;
       const r = await attempt(() => post(`${base}/move`, body));
-      if (r) toast(`Moved ${num(r.moved)} messages to ${target.value || '(AMQP default)'}.` + (r.reason ? ` Stopped: ${r.reason}` : ''), !!r.reason);
+      if (r) toast(`Moved ${num(r.moved)} messages to ${target.value}.` + (r.reason ? ` Stopped: ${r.reason}` : ''), !!r.reason);
       refresh();
     },
   }, h('h2', { id: 'move-title' }, 'Move messages'),
   h('p', { class: 'muted' }, 'Republishes ready messages, with their properties and headers, to an exchange, and removes each from this queue once its new queues have it: the way to replay a dead-letter queue.'),
-  h('div', { class: 'fields' }, field('To exchange', target), field('Routing key', moveKey, { hint: 'blank: each message keeps its own' }),
+  h('div', { class: 'fields' }, field('To exchange', target, { hint: 'amq.default: the default exchange' }), field('Routing key', moveKey, { hint: 'blank: each message keeps its own' }),
     field('How many', moveCount, { hint: 'blank: all ready messages' })),
   h('button', { type: 'submit' }, 'Move messages'));
 
