@@ -181,7 +181,11 @@ func settings() []setting {
 			usage: "minutes a web console login lasts unused (0: 480, RabbitMQ's default)",
 			get:   func(o *options) string { return strconv.Itoa(int(o.broker.MgmtSessionTimeout / time.Minute)) },
 			set: func(o *options, v string) error {
+				// At most a year: more would overflow a time.Duration.
 				n, err := strconv.ParseUint(v, 10, 32)
+				if err == nil && n > 366*24*60 {
+					err = fmt.Errorf("%d minutes is more than a year", n)
+				}
 				o.broker.MgmtSessionTimeout = time.Duration(n) * time.Minute
 				return err
 			}},

@@ -256,6 +256,7 @@ export function props(pairs) {
 // Chart histories outlive a page: going back to one shows what it saw.
 const histories = new Map();
 const maxPoints = 120;
+const maxCharts = 50;
 
 /**
  * A line chart of series over time, sampled by the page: push({key:
@@ -264,7 +265,10 @@ const maxPoints = 120;
  */
 export function lineChart(id, title, series, format = num) {
   const hist = histories.get(id) || [];
+  // The most recently shown charts are kept, a few dozen at most.
+  histories.delete(id);
   histories.set(id, hist);
+  while (histories.size > maxCharts) histories.delete(histories.keys().next().value);
   const ns = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(ns, 'svg');
   svg.setAttribute('viewBox', '0 0 600 160');
