@@ -117,43 +117,39 @@ func (br *browser) text(sel string) string {
 	return within(br, "read "+sel, chromedp.TextContent(chromedp.CSS(sel)))
 }
 
-// awaitText waits until the element sel matches holds want, failing the
-// test with what it holds after 20 s.
+// awaitText waits until the element sel matches holds want.
 func (br *browser) awaitText(sel, want string) {
 	br.t.Helper()
-	got := eval[string](br, fmt.Sprintf("wait for %q in %s", want, sel), fmt.Sprintf(`new Promise((resolve) => {
-		const end = Date.now() + 20000;
-		const look = () => {
-			const e = document.querySelector(%q);
-			if (e && e.textContent.includes(%q)) resolve('');
-			else if (Date.now() > end) resolve((e ? 'text: ' + e.textContent : 'no such element') + '; page: ' + document.body.innerText);
-			else setTimeout(look, 100);
-		};
-		look();
-	})`, sel, want))
-	if got != "" {
-		br.mu.Lock()
-		logged := strings.Join(br.errors, "\n")
-		br.mu.Unlock()
-		br.t.Fatalf("waited 20 s for %q in %s; %.2000s\nbrowser log: %s", want, sel, got, logged)
-	}
+	br.awaitTextIs(sel, want, false)
 }
 
 // awaitExact waits until the text of the element sel matches is want.
 func (br *browser) awaitExact(sel, want string) {
 	br.t.Helper()
-	got := eval[string](br, fmt.Sprintf("wait for %s to be %q", sel, want), fmt.Sprintf(`new Promise((resolve) => {
+	br.awaitTextIs(sel, want, true)
+}
+
+// awaitTextIs waits until the element sel matches holds want (exact: is
+// want, but for surrounding space), failing the test with what it holds
+// after 20 s.
+func (br *browser) awaitTextIs(sel, want string, exact bool) {
+	br.t.Helper()
+	got := eval[string](br, fmt.Sprintf("wait for %q in %s", want, sel), fmt.Sprintf(`new Promise((resolve) => {
 		const end = Date.now() + 20000;
 		const look = () => {
 			const e = document.querySelector(%q);
-			if (e && e.textContent.trim() === %q) resolve('');
-			else if (Date.now() > end) resolve(e ? 'text: ' + e.textContent : 'no such element');
+			const text = e ? e.textContent : '';
+			if (e && (%t ? text.trim() === %q : text.includes(%q))) resolve('');
+			else if (Date.now() > end) resolve((e ? 'text: ' + text : 'no such element') + '; page: ' + document.body.innerText);
 			else setTimeout(look, 100);
 		};
 		look();
-	})`, sel, want))
+	})`, sel, exact, want, want))
 	if got != "" {
-		br.t.Fatalf("waited 20 s for %s to be %q; %.500s", sel, want, got)
+		br.mu.Lock()
+		logged := strings.Join(br.errors, "\n")
+		br.mu.Unlock()
+		br.t.Fatalf("waited 20 s for %q in %s; %.2000s\nbrowser log: %s", want, sel, got, logged)
 	}
 }
 
@@ -273,15 +269,7 @@ func TestConsole(t *testing.T) {
 	br.awaitText("main table tbody", q)
 
 	// Watch its depth grow on its page while a publisher runs.
-	conn, err := amqp091.Dial(b.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ch := dialChannel(t, b)
 	stop := make(chan struct{})
 	published := make(chan error, 1)
 	go func() {
@@ -374,14 +362,7 @@ func TestConsole(t *testing.T) {
 	purge()
 
 	// Every other page: it renders, passes axe, and is saved.
-	conn2, err := amqp091.Dial(b.URL()) // a connection and a channel to list
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn2.Close()
-	if _, err := conn2.Channel(); err != nil {
-		t.Fatal(err)
-	}
+	conn2, _ := dialChannel(t, b) // a connection and a channel to list
 	// A quorum queue, for the cluster page's leaders.
 	b.mgmtCall(t, "PUT", "/api/queues/%2F/console-qq", map[string]any{"durable": true, "arguments": map[string]any{"x-queue-type": "quorum"}}, 201, nil)
 	// Each page is checked once its data is in: the marker is text only

@@ -168,6 +168,12 @@ func (fx *fixture) call(t testing.TB, cred, method, path string, body any) reply
 	if user, pass, ok := strings.Cut(cred, ":"); ok {
 		req.SetBasicAuth(user, pass)
 	}
+	return fx.send(t, req)
+}
+
+// send sends req and returns the answer, checked as call's are.
+func (fx *fixture) send(t testing.TB, req *http.Request) reply {
+	t.Helper()
 	resp, err := fx.api.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -178,8 +184,8 @@ func (fx *fixture) call(t testing.TB, cred, method, path string, body any) reply
 		t.Fatal(err)
 	}
 	r := reply{status: resp.StatusCode, header: resp.Header, body: b}
-	if method != http.MethodHead {
-		checkReply(t, method+" "+path, r)
+	if req.Method != http.MethodHead {
+		checkReply(t, req.Method+" "+req.URL.Path, r)
 	}
 	return r
 }

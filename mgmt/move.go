@@ -42,12 +42,8 @@ func publishTo(v *vhost.VHost, exchange, key string, m *queue.Message, sc *vhost
 // the console's way to replay a dead-letter queue; RabbitMQ's UI does the
 // same with a shovel.
 func (s *Server) moveMessages(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-	v, q, err := s.queueFor(r, u)
+	v, q, body, err := s.queueRequest(r, u)
 	if err != nil {
-		return err
-	}
-	var body map[string]any
-	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
 	if _, ok := body["exchange"]; !ok {

@@ -40,30 +40,13 @@ func (fx *fixture) browserCall(t *testing.T, method, path, cookie, csrf string, 
 	if csrf != "" {
 		req.Header.Set(csrfHeader, csrf)
 	}
-	resp, err := fx.api.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := reply{status: resp.StatusCode, header: resp.Header, body: b}
-	checkReply(t, method+" "+path, r)
-	return r
+	return fx.send(t, req)
 }
 
 // status sends req and returns the answer's status.
 func (fx *fixture) status(t *testing.T, req *http.Request) int {
 	t.Helper()
-	resp, err := fx.api.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return fx.send(t, req).status
 }
 
 // login starts a session as user and returns its cookie and CSRF token.

@@ -334,6 +334,20 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request, u *auth.User
 	})
 }
 
+// queueRequest returns the queue the request names and the request's
+// JSON body.
+func (s *Server) queueRequest(r *http.Request, u *auth.User) (*vhost.VHost, queue.Queue, map[string]any, error) {
+	v, q, err := s.queueFor(r, u)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var body map[string]any
+	if err := decodeBody(r, &body); err != nil {
+		return nil, nil, nil, err
+	}
+	return v, q, body, nil
+}
+
 // queueFor returns the queue the request names.
 func (s *Server) queueFor(r *http.Request, u *auth.User) (*vhost.VHost, queue.Queue, error) {
 	v, err := s.vhostFor(r, u)
@@ -408,12 +422,8 @@ func (s *Server) purgeQueue(w http.ResponseWriter, r *http.Request, u *auth.User
 // getMessages takes messages from a queue as RabbitMQ's get endpoint does:
 // count of them, then acknowledged, requeued or rejected as ackmode says.
 func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, u *auth.User) error {
-	v, q, err := s.queueFor(r, u)
+	v, q, body, err := s.queueRequest(r, u)
 	if err != nil {
-		return err
-	}
-	var body map[string]any
-	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
 	count, err := intField(body["count"], 1)

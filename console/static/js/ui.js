@@ -65,6 +65,8 @@ export function pick(o, dotted) {
 }
 /** A badge: kind is ok, warn or bad. */
 export const badge = (text, kind) => h('span', { class: `badge ${kind}` }, text);
+/** Arguments (or a policy's definition) shortly, "" for none. */
+export const argsText = (a) => (a && Object.keys(a).length ? JSON.stringify(a) : '');
 /** Yes or no. */
 export const yesNo = (b) => (b ? 'yes' : 'no');
 

@@ -2,11 +2,10 @@
 // its bindings (add and remove), a form to publish a message, and delete.
 
 import { get, put, post, del, path } from '../api.js';
-import { h, fill, field, select, listView, table, props, yesNo, rate, jsonObject, ask, attempt, toast, vhostSelect, objectLink, pick } from '../ui.js';
+import { h, fill, argsText, field, select, listView, table, props, yesNo, rate, jsonObject, ask, attempt, toast, vhostSelect, objectLink, pick } from '../ui.js';
 
 const types = ['direct', 'fanout', 'topic', 'headers', 'x-consistent-hash', 'x-delayed-message', 'x-message-deduplication'];
 
-const argsText = (a) => (a && Object.keys(a).length ? JSON.stringify(a) : '');
 
 export async function exchanges(main) {
   const list = listView({

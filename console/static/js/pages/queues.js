@@ -3,10 +3,9 @@
 // (the way out of a dead-letter queue), purge and delete.
 
 import { get, put, post, del, path, query } from '../api.js';
-import { h, fill, field, select, listView, table, props, num, rate, badge, yesNo, jsonObject, ask, attempt, toast, vhostSelect, objectLink, lineChart, pick } from '../ui.js';
+import { h, fill, argsText, field, select, listView, table, props, num, rate, badge, yesNo, jsonObject, ask, attempt, toast, vhostSelect, objectLink, lineChart, pick } from '../ui.js';
 import { bindForm, bindingsTable } from './exchanges.js';
 
-const argsText = (a) => (a && Object.keys(a).length ? JSON.stringify(a) : '');
 const stateBadge = (s) => badge(s, s === 'running' ? 'ok' : 'bad');
 
 export async function queues(main) {
