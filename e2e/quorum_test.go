@@ -155,6 +155,34 @@ func TestQuorumQueueOnOneNode(t *testing.T) {
 	if err != nil || purged != n-50-1 {
 		t.Fatalf("purge: %d %v, want %d", purged, err, n-50-1)
 	}
+
+	// Message priorities: always on, higher first, none is 4, above 31
+	// is 31, publish order within a level.
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms = ch.NotifyPublish(make(chan amqp091.Confirmation, 10))
+	sent := []struct {
+		body     string
+		priority uint8
+	}{{"low", 1}, {"nine-a", 9}, {"none", 0}, {"top", 200}, {"nine-b", 9}, {"five", 5}}
+	for _, m := range sent {
+		if err := ch.Publish("", "qq.one", false, false, amqp091.Publishing{Body: []byte(m.body), Priority: m.priority}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	awaitAcks(t, confirms, len(sent), 10*time.Second)
+	var got []string
+	for range sent {
+		d, ok, err := ch.Get("qq.one", true)
+		if err != nil || !ok {
+			t.Fatalf("get: %v %v", ok, err)
+		}
+		got = append(got, string(d.Body))
+	}
+	if want := []string{"top", "nine-a", "nine-b", "five", "none", "low"}; !slices.Equal(got, want) {
+		t.Fatalf("quorum queue delivered %v, want %v", got, want)
+	}
 }
 
 // workload publishes numbered messages with confirms on one node and

@@ -139,12 +139,69 @@ func (f *fifo) pop() queue.Entry {
 
 func (f *fifo) all() []queue.Entry { return f.items[f.head:] }
 
+// Message priorities, as RabbitMQ 4.3's quorum queues have them: 32
+// strict levels, always on (x-max-priority is not needed, and ignored); a
+// message without a priority has DefaultPriority, and one above
+// MaxPriority has MaxPriority. A higher level goes first; within a level,
+// first in first out.
+const (
+	MaxPriority     = 31
+	DefaultPriority = 4
+)
+
+// priorityOf is a message's level.
+func priorityOf(e queue.Entry) int {
+	p, ok := e.Msg.Props.Priority()
+	if !ok {
+		return DefaultPriority
+	}
+	return min(int(p), MaxPriority)
+}
+
+// levels are the ready messages never given back, by priority.
+type levels struct {
+	byPriority [MaxPriority + 1]fifo
+	n          int
+}
+
+func (l *levels) len() int { return l.n }
+
+func (l *levels) push(e queue.Entry) {
+	l.byPriority[priorityOf(e)].push(e)
+	l.n++
+}
+
+// first is the fifo of the highest level holding messages, nil when none.
+func (l *levels) first() *fifo {
+	if l.n == 0 {
+		return nil
+	}
+	for p := MaxPriority; p >= 0; p-- {
+		if l.byPriority[p].len() > 0 {
+			return &l.byPriority[p]
+		}
+	}
+	return nil
+}
+
+// all yields the messages in the order they would go out.
+func (l *levels) all() []queue.Entry {
+	out := make([]queue.Entry, 0, l.n)
+	for p := MaxPriority; p >= 0; p-- {
+		out = append(out, l.byPriority[p].all()...)
+	}
+	return out
+}
+
 // Machine is the state of one quorum queue.
 type Machine struct {
 	settings settings
-	// returned messages go before the rest, in the order they came back.
-	returns, messages fifo
-	readyBytes        int64
+	// returned messages go before the rest, in the order they came back,
+	// whatever their priority (as in RabbitMQ's quorum queues); messages
+	// are the rest.
+	returns    fifo
+	messages   levels
+	readyBytes int64
 	consumers         []*consumer // in the order they attached
 	rr                int         // round-robin position in consumers
 	gets              map[ConsumerKey]*consumer
@@ -418,18 +475,19 @@ func (m *Machine) trim(fx *Effects) {
 
 // head is the fifo the next ready message comes from, nil when none.
 func (m *Machine) head() *fifo {
-	switch {
-	case m.returns.len() > 0:
+	if m.returns.len() > 0 {
 		return &m.returns
-	case m.messages.len() > 0:
-		return &m.messages
 	}
-	return nil
+	return m.messages.first()
 }
 
 // take removes the next ready message.
 func (m *Machine) take() queue.Entry {
-	e := m.head().pop()
+	f := m.head()
+	if f != &m.returns {
+		m.messages.n--
+	}
+	e := f.pop()
 	m.readyBytes -= e.Size
 	return e
 }
@@ -773,9 +831,9 @@ func (m *Machine) Snapshot() []byte {
 	e.Uint(m.delivered)
 	e.Uint(uint64(m.rr))
 	e.Uint(m.lastIndex)
-	for _, f := range []*fifo{&m.returns, &m.messages} {
-		e.Uint(uint64(f.len()))
-		for _, en := range f.all() {
+	for _, ens := range [][]queue.Entry{m.returns.all(), m.messages.all()} {
+		e.Uint(uint64(len(ens)))
+		for _, en := range ens {
 			encodeEntry(&e, en)
 		}
 	}
@@ -821,10 +879,10 @@ func RestoreMachine(data []byte) (*Machine, error) {
 	m.enqueued, m.delivered = d.Uint(), d.Uint()
 	rr := d.Uint()
 	m.lastIndex = d.Uint()
-	for _, f := range []*fifo{&m.returns, &m.messages} {
+	for _, push := range []func(queue.Entry){m.returns.push, m.messages.push} {
 		for n := d.Count(); n > 0 && d.Err() == nil; n-- {
 			en := decodeEntry(d)
-			f.push(en)
+			push(en)
 			m.readyBytes += en.Size
 		}
 	}

@@ -23,7 +23,8 @@ type model struct {
 	// cancelled consumers may hold messages still; the machine forgets
 	// them once they hold none
 	cancelled map[ConsumerKey]bool
-	lastNew   uint64 // the last message delivered for the first time
+	lastNew   map[int]uint64 // by priority: the last message delivered for the first time
+	priority  map[uint64]int // live message -> its level
 	prefetch  map[ConsumerKey]int
 	sizes     map[uint64]int64
 	exclusive map[ConsumerKey]bool // consumers that attached exclusive
@@ -43,7 +44,7 @@ var readyKey = ConsumerKey{}
 
 func newModel() *model {
 	return &model{where: map[uint64]ConsumerKey{}, returns: map[uint64]uint32{}, prefetch: map[ConsumerKey]int{}, sizes: map[uint64]int64{},
-		cancelled: map[ConsumerKey]bool{}, exclusive: map[ConsumerKey]bool{}}
+		cancelled: map[ConsumerKey]bool{}, exclusive: map[ConsumerKey]bool{}, lastNew: map[int]uint64{}, priority: map[uint64]int{}}
 }
 
 func (md *model) clone() *model {
@@ -66,7 +67,8 @@ func (md *model) clone() *model {
 	for k, v := range md.exclusive {
 		c.exclusive[k] = v
 	}
-	c.lastNew = md.lastNew
+	maps.Copy(c.lastNew, md.lastNew)
+	maps.Copy(c.priority, md.priority)
 	return c
 }
 
@@ -83,6 +85,11 @@ func (g *gen) message() []byte {
 	var p wire.Properties
 	if g.r.IntN(8) == 0 {
 		p.Expiration = strconv.Itoa(g.r.IntN(50))
+	}
+	if g.r.IntN(3) == 0 {
+		// A few levels, one above MaxPriority (0 is not sent: the
+		// default level).
+		p.Priority = uint8([]int{1, 4, 9, 31, 200}[g.r.IntN(5)])
 	}
 	raw, _ := p.Append(nil)
 	body := make([]byte, g.r.IntN(40))
@@ -170,6 +177,7 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 				t.Fatal(err)
 			}
 			md.sizes[index] = int64(msg.Size())
+			md.priority[index] = priorityOf(queue.Entry{Msg: msg})
 		}
 	case cmdAttach:
 		key := decodeKey(d)
@@ -302,6 +310,7 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 		md.checkDelivery(t, index, dv.Entry)
 		md.where[dv.Entry.Seq] = dv.Consumer
 	}
+	md.checkPriorities(t, index, fx)
 	typ := cmd[0]
 	if typ == cmdEnqueue && slices.ContainsFunc(fx.DeadLetters, func(dl DeadLetter) bool { return dl.Entry.Seq == index && dl.Reason == queue.ReasonExpired }) {
 		typ = cmdNoop // a message with TTL 0 and no consumer: the queue was not added to
@@ -309,18 +318,45 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 	md.check(t, m, index, typ)
 }
 
-// checkDelivery checks a message handed out: fresh ones in publish order,
-// returned ones with their delivery count.
+// checkPriorities checks that the fresh messages a command handed out
+// left behind none that goes before them: of a higher priority, or of the
+// same and published earlier.
+func (md *model) checkPriorities(t *testing.T, index uint64, fx Effects) {
+	t.Helper()
+	var fresh []uint64
+	for _, dv := range fx.Deliveries {
+		if dv.Entry.Returns == 0 {
+			fresh = append(fresh, dv.Entry.Seq)
+		}
+	}
+	if fx.Ok && fx.Got.Returns == 0 {
+		fresh = append(fresh, fx.Got.Seq)
+	}
+	for seq, h := range md.where {
+		if h != readyKey || md.returns[seq] > 0 {
+			continue
+		}
+		for _, f := range fresh {
+			if p, q := md.priority[seq], md.priority[f]; p > q || p == q && seq < f {
+				t.Fatalf("index %d: message %d (priority %d) handed out before %d (priority %d)", index, f, q, seq, p)
+			}
+		}
+	}
+}
+
+// checkDelivery checks a message handed out: fresh ones in publish order
+// within their priority, returned ones with their delivery count.
 func (md *model) checkDelivery(t *testing.T, index uint64, e queue.Entry) {
 	t.Helper()
 	if e.Returns != md.returns[e.Seq] {
 		t.Fatalf("index %d: message %d handed out with delivery count %d, want %d", index, e.Seq, e.Returns, md.returns[e.Seq])
 	}
 	if e.Returns == 0 {
-		if e.Seq <= md.lastNew {
-			t.Fatalf("index %d: message %d first delivered after %d", index, e.Seq, md.lastNew)
+		p := md.priority[e.Seq]
+		if e.Seq <= md.lastNew[p] {
+			t.Fatalf("index %d: message %d (priority %d) first delivered after %d", index, e.Seq, p, md.lastNew[p])
 		}
-		md.lastNew = e.Seq
+		md.lastNew[p] = e.Seq
 	}
 	if e.Redelivered != (e.Returns > 0) {
 		t.Fatalf("index %d: message %d redelivered=%v with %d returns", index, e.Seq, e.Redelivered, e.Returns)
