@@ -202,12 +202,12 @@ type Machine struct {
 	returns    fifo
 	messages   levels
 	readyBytes int64
-	consumers         []*consumer // in the order they attached
-	rr                int         // round-robin position in consumers
-	gets              map[ConsumerKey]*consumer
-	enqueued          uint64
-	delivered         uint64
-	lastIndex         uint64
+	consumers  []*consumer // in the order they attached
+	rr         int         // round-robin position in consumers
+	gets       map[ConsumerKey]*consumer
+	enqueued   uint64
+	delivered  uint64
+	lastIndex  uint64
 }
 
 // NewMachine returns an empty queue with settings s.
@@ -882,6 +882,9 @@ func RestoreMachine(data []byte) (*Machine, error) {
 	for _, push := range []func(queue.Entry){m.returns.push, m.messages.push} {
 		for n := d.Count(); n > 0 && d.Err() == nil; n-- {
 			en := decodeEntry(d)
+			if d.Err() != nil {
+				break
+			}
 			push(en)
 			m.readyBytes += en.Size
 		}
