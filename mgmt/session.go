@@ -184,9 +184,13 @@ func checkCSRF(r *http.Request, ses session) error {
 // Sec-Fetch-Site whether it is another site's: a page elsewhere may make
 // the browser send cached basic credentials, or a body the API reads as
 // JSON whatever its Content-Type, but not pass these checks.
+//
+// Sec-Fetch-Site, when a browser sends it, decides: it is the browser's own
+// judgement, right behind a proxy that rewrites Host too. Origin against
+// Host is for browsers too old to send it.
 func sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return false
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
 	}
 	o := r.Header.Get("Origin")
 	if o == "" {
