@@ -112,9 +112,12 @@ func eval[T any](br *browser, what, script string) T {
 }
 
 // text returns the text of the first element sel matches.
+//
+// It reads in one script: the page's refresh replaces elements, and a
+// node looked up first and read after may be gone in between.
 func (br *browser) text(sel string) string {
 	br.t.Helper()
-	return within(br, "read "+sel, chromedp.TextContent(chromedp.CSS(sel)))
+	return eval[string](br, "read "+sel, fmt.Sprintf(`(document.querySelector(%q) || {textContent: ''}).textContent`, sel))
 }
 
 // awaitText waits until the element sel matches holds want.
