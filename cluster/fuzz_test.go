@@ -21,6 +21,8 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(good.Bytes())
 	f.Add([]byte{0, 0, 0, 1, 1})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	// A frame that claims 500 MiB and stops: it must cost what it sent.
+	f.Add(append([]byte{0x1f, 0x40, 0, 0}, make([]byte, 200)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bufio.NewReader(bytes.NewReader(data))
 		for {

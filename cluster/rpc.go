@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -254,12 +255,27 @@ func readFrame(r *bufio.Reader) (kind byte, id uint64, m Method, payload []byte,
 		err = fmt.Errorf("cluster call frame of %d bytes", n)
 		return
 	}
-	payload = make([]byte, n-frameHeader)
-	if _, err = io.ReadFull(r, payload); err != nil {
-		return
+	// The payload is allocated as its bytes arrive, not as the header
+	// claims: a frame that claims hundreds of MiB and stops short costs
+	// what it sent, not the claim.
+	size := int(n - frameHeader)
+	payload = make([]byte, 0, min(size, frameChunk))
+	for len(payload) < size {
+		if len(payload) == cap(payload) {
+			payload = slices.Grow(payload, min(cap(payload), size-len(payload)))
+		}
+		k, rerr := io.ReadFull(r, payload[len(payload):min(cap(payload), size)])
+		payload = payload[:len(payload)+k]
+		if rerr != nil {
+			return 0, 0, 0, nil, rerr
+		}
 	}
 	return hdr[4], binary.BigEndian.Uint64(hdr[5:]), Method(hdr[13]), payload, nil
 }
+
+// frameChunk is how much of a frame's payload is allocated before any of
+// it has arrived; a larger one grows as it comes.
+const frameChunk = 64 << 10
 
 func (p *peerConn) readAnswers() error {
 	r := bufio.NewReaderSize(p.c, 64<<10)
