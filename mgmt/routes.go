@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -81,30 +82,39 @@ func (rt *router) lookup(r *http.Request) http.HandlerFunc {
 
 func isWildcard(seg string) bool { return strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") }
 
-// resource registers the endpoints of a path; other methods get 405 with
-// Allow, as RabbitMQ answers them.
+// resource registers the endpoints of a path, each behind authentication
+// and its level.
 func (s *Server) resource(path string, ms methods) {
-	allowed := make([]string, 0, len(ms)+1)
-	wrapped := make(map[string]http.HandlerFunc, len(ms))
+	handlers := make(map[string]http.HandlerFunc, len(ms))
 	for m, e := range ms {
-		allowed = append(allowed, m)
-		wrapped[m] = s.wrap(e.level, e.h)
+		handlers[m] = s.wrap(e.level, e.h)
 	}
-	if get, ok := wrapped[http.MethodGet]; ok {
-		allowed = append(allowed, http.MethodHead)
-		wrapped[http.MethodHead] = get
+	s.router.add(path, s.byMethod(handlers))
+}
+
+// byMethod dispatches a path's requests by method: HEAD as GET, other
+// methods 405 with Allow, as RabbitMQ answers them. A request that would
+// change something and comes from another site's page is refused first,
+// whatever credentials the browser adds to it (see sameOrigin).
+func (s *Server) byMethod(handlers map[string]http.HandlerFunc) http.HandlerFunc {
+	if get, ok := handlers[http.MethodGet]; ok {
+		handlers[http.MethodHead] = get
 	}
-	slices.Sort(allowed)
+	allowed := slices.Sorted(maps.Keys(handlers))
 	allow := strings.Join(allowed, ", ")
-	s.router.add(path, func(w http.ResponseWriter, r *http.Request) {
-		h, ok := wrapped[r.Method]
+	return func(w http.ResponseWriter, r *http.Request) {
+		h, ok := handlers[r.Method]
 		if !ok {
 			w.Header().Set("Allow", allow)
 			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Method Not Allowed")
 			return
 		}
+		if changes(r) && !sameOrigin(r) {
+			s.fail(w, forbidden("cross-origin request refused"))
+			return
+		}
 		h(w, r)
-	})
+	}
 }
 
 func get(l level, h handler) methods { return methods{http.MethodGet: {l, h}} }
@@ -132,19 +142,9 @@ func (s *Server) routes() {
 	}))
 	s.resource("/api/whoami", get(mg, s.whoami))
 	// The console's login (session.go): it authenticates by itself.
-	s.router.add("/api/session", func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodPost:
-			s.startSession(w, r)
-		case http.MethodGet, http.MethodHead:
-			s.currentSession(w, r)
-		case http.MethodDelete:
-			s.endSession(w, r)
-		default:
-			w.Header().Set("Allow", "DELETE, GET, HEAD, POST")
-			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Method Not Allowed")
-		}
-	})
+	s.router.add("/api/session", s.byMethod(map[string]http.HandlerFunc{
+		http.MethodPost: s.startSession, http.MethodGet: s.currentSession, http.MethodDelete: s.endSession,
+	}))
 
 	s.resource("/api/connections", get(mg, s.listConnections))
 	s.resource("/api/vhosts/{vhost}/connections", get(mg, s.listConnections))

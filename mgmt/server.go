@@ -67,8 +67,8 @@ type Deps struct {
 	// be changed).
 	ClusterName    func() string
 	SetClusterName func(name string) error
-	// SessionTimeout is how long a console login lasts unused (0:
-	// DefaultSessionTimeout).
+	// SessionTimeout is how long a console login lasts from the login
+	// (0: DefaultSessionTimeout).
 	SessionTimeout time.Duration
 }
 

@@ -209,10 +209,6 @@ func sessionReply(u *auth.User, csrf string) map[string]any {
 // (JSON only, so that a form on another site cannot post it) starts a
 // session for a user with management access.
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
-	if !sameOrigin(r) {
-		s.fail(w, forbidden("cross-origin request refused"))
-		return
-	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		s.fail(w, badRequest("login takes a JSON body"))
 		return
@@ -240,8 +236,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 		s.sessions.end(old)
 	}
 	token, ses := s.sessions.start(u, time.Now())
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	setSessionCookie(w, r, token)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, sessionReply(u, ses.csrf))
 }
@@ -264,14 +259,20 @@ func (s *Server) currentSession(w http.ResponseWriter, r *http.Request) {
 // cookie is not sent from another site's page, and a tab holding an older
 // session's token must still be able to log out.
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
-	if !sameOrigin(r) {
-		s.fail(w, forbidden("cross-origin request refused"))
-		return
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		s.sessions.end(c.Value)
 	}
-	if _, _, token := s.sessionOf(r); token != "" {
-		s.sessions.end(token)
-	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	setSessionCookie(w, r, "")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// setSessionCookie sets the session cookie to token, or clears it when
+// token is "".
+func setSessionCookie(w http.ResponseWriter, r *http.Request, token string) {
+	c := &http.Cookie{Name: sessionCookie, Value: token, Path: "/", HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode}
+	if token == "" {
+		c.MaxAge = -1
+	}
+	http.SetCookie(w, c)
 }

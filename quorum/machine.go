@@ -162,13 +162,16 @@ func priorityOf(e queue.Entry) int {
 type levels struct {
 	byPriority [MaxPriority + 1]fifo
 	n          int
+	top        int // no level above holds messages: first starts here
 }
 
 func (l *levels) len() int { return l.n }
 
 func (l *levels) push(e queue.Entry) {
-	l.byPriority[priorityOf(e)].push(e)
+	p := priorityOf(e)
+	l.byPriority[p].push(e)
 	l.n++
+	l.top = max(l.top, p)
 }
 
 // first is the fifo of the highest level holding messages, nil when none.
@@ -176,12 +179,9 @@ func (l *levels) first() *fifo {
 	if l.n == 0 {
 		return nil
 	}
-	for p := MaxPriority; p >= 0; p-- {
-		if l.byPriority[p].len() > 0 {
-			return &l.byPriority[p]
-		}
+	for ; l.top > 0 && l.byPriority[l.top].len() == 0; l.top-- {
 	}
-	return nil
+	return &l.byPriority[l.top]
 }
 
 // all yields the messages in the order they would go out.

@@ -223,10 +223,7 @@ export function listView({ url, columns, caption, sort = 'name', pageSize = 50, 
     }
     if (mine !== asked) return;
     const items = res.items || [];
-    fill(body, items.length ? items.map((o) => h('tr', {}, columns.map((c) => {
-      const v = c.render ? c.render(o) : pick(o, c.key);
-      return h('td', { class: c.num ? 'num' : '' }, c.num && typeof v === 'number' ? num(v) : v);
-    }))) : h('tr', {}, h('td', { colspan: columns.length, class: 'muted' }, empty)));
+    fill(body, bodyRows(columns, items, empty));
     prev.disabled = st.page <= 1;
     next.disabled = st.page >= res.page_count;
     const filtered = res.filtered_count !== res.total_count ? ` (${num(res.filtered_count)} match of ${num(res.total_count)})` : ` (${num(res.total_count)} in all)`;
@@ -244,10 +241,16 @@ export function listView({ url, columns, caption, sort = 'name', pageSize = 50, 
 export function table(columns, rows, { caption, empty = 'None.' } = {}) {
   return h('table', {}, caption ? h('caption', {}, caption) : null,
     h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', class: c.num ? 'num' : '' }, c.label)))),
-    h('tbody', {}, rows.length ? rows.map((o) => h('tr', {}, columns.map((c) => {
-      const v = c.render ? c.render(o) : pick(o, c.key);
-      return h('td', { class: c.num ? 'num' : '' }, c.num && typeof v === 'number' ? num(v) : v);
-    }))) : h('tr', {}, h('td', { colspan: columns.length, class: 'muted' }, empty))));
+    h('tbody', {}, bodyRows(columns, rows, empty)));
+}
+
+/** A table's rows: a cell per column (its render, else its key's field), or one saying empty. */
+function bodyRows(columns, rows, empty) {
+  if (!rows.length) return h('tr', {}, h('td', { colspan: columns.length, class: 'muted' }, empty));
+  return rows.map((o) => h('tr', {}, columns.map((c) => {
+    const v = c.render ? c.render(o) : pick(o, c.key);
+    return h('td', { class: c.num ? 'num' : '' }, c.num && typeof v === 'number' ? num(v) : v);
+  })));
 }
 
 /** Properties as a definition list. */
