@@ -7,14 +7,10 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
-	"golang.org/x/sys/unix"
 )
 
 // Message bodies of ValueThreshold bytes or more live in segment files of
@@ -42,8 +38,6 @@ import (
 
 // bodyHeaderLen is the size of a record's header in a segment.
 const bodyHeaderLen = 16
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // bodyRef is where a body is: its record's segment and offset, and the
 // body's length.
@@ -114,10 +108,6 @@ type bodyChange struct {
 	add bool
 }
 
-func segmentName(dir string, id uint32) string {
-	return filepath.Join(dir, fmt.Sprintf("%08d.seg", id))
-}
-
 // openBodyLog opens the segments in dir and rebuilds their accounting from
 // the pointers in db: a segment without a live body is deleted, and a
 // pointer past the end of its segment (a segment lost or cut short) is
@@ -127,25 +117,17 @@ func openBodyLog(dir string, maxSize int64, sync bool, db *badger.DB, warn func(
 		return nil, fmt.Errorf("persistence: create %s: %w", dir, err)
 	}
 	l := &bodyLog{dir: dir, maxSize: maxSize, sync: sync, segs: map[uint32]*segment{}, where: map[uint64]bodyRef{}}
-	names, err := os.ReadDir(dir)
+	ids, err := listSegments(dir)
 	if err != nil {
-		return nil, fmt.Errorf("persistence: list %s: %w", dir, err)
+		return nil, err
 	}
-	for _, de := range names {
-		id, err := strconv.ParseUint(strings.TrimSuffix(de.Name(), ".seg"), 10, 32)
-		if err != nil || !strings.HasSuffix(de.Name(), ".seg") {
-			continue
-		}
-		f, err := os.OpenFile(filepath.Join(dir, de.Name()), os.O_RDWR, 0)
+	for _, id := range ids {
+		f, size, err := openSegment(dir, id)
 		if err != nil {
-			return nil, errors.Join(fmt.Errorf("persistence: open segment: %w", err), l.close())
+			return nil, errors.Join(err, l.close())
 		}
-		st, err := f.Stat()
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("persistence: segment %s: %w", de.Name(), err), f.Close(), l.close())
-		}
-		l.segs[uint32(id)] = &segment{f: f, size: st.Size()}
-		l.cur = max(l.cur, uint32(id))
+		l.segs[id] = &segment{f: f, size: size}
+		l.cur = max(l.cur, id)
 	}
 	var lost [][]byte
 	err = db.View(func(txn *badger.Txn) error {
@@ -200,17 +182,9 @@ func openBodyLog(dir string, maxSize int64, sync bool, db *badger.DB, warn func(
 
 // startSegment creates segment id and makes it the current one.
 func (l *bodyLog) startSegment(id uint32) error {
-	f, err := os.OpenFile(segmentName(l.dir, id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := createSegment(l.dir, id, l.sync)
 	if err != nil {
-		return fmt.Errorf("persistence: create segment: %w", err)
-	}
-	if l.sync {
-		// The segment's directory entry must outlive a power failure as
-		// its records do.
-		if err := syncDir(l.dir); err != nil {
-			f.Close()
-			return err
-		}
+		return err
 	}
 	l.mu.Lock()
 	l.segs[id] = &segment{f: f}
@@ -219,29 +193,12 @@ func (l *bodyLog) startSegment(id uint32) error {
 	return nil
 }
 
-// syncDir fsyncs directory dir, making the entries created in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("persistence: open %s: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("persistence: sync %s: %w", dir, err)
-	}
-	return nil
-}
-
 // removeLocked closes and deletes segment id (under mu, or before any
 // reader exists).
 func (l *bodyLog) removeLocked(id uint32) {
 	s := l.segs[id]
 	delete(l.segs, id)
-	s.f.Close()
-	_ = os.Remove(segmentName(l.dir, id))
+	_ = removeSegment(l.dir, id, s.f)
 }
 
 // place returns where a body of n bytes goes next, starting a new segment
@@ -296,41 +253,6 @@ func (l *bodyLog) flush() error {
 	l.pending = 0
 	if err != nil {
 		return fmt.Errorf("persistence: write segment %d: %w", l.cur, err)
-	}
-	return nil
-}
-
-// pwritevAll writes bufs to f at off, in as few system calls as the
-// kernel allows (IOV_MAX buffers each), going on after short writes.
-func pwritevAll(f *os.File, bufs [][]byte, off int64) error {
-	const iovMax = 1024
-	fd := int(f.Fd())
-	for len(bufs) > 0 {
-		chunk := bufs[:min(len(bufs), iovMax)]
-		n, err := unix.Pwritev(fd, chunk, off)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return io.ErrShortWrite
-		}
-		off += int64(n)
-		// Skip what was written.
-		for n > 0 && len(bufs) > 0 {
-			if n >= len(bufs[0]) {
-				n -= len(bufs[0])
-				bufs = bufs[1:]
-				continue
-			}
-			bufs[0] = bufs[0][n:]
-			n = 0
-		}
-		for len(bufs) > 0 && len(bufs[0]) == 0 {
-			bufs = bufs[1:]
-		}
 	}
 	return nil
 }
