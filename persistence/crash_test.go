@@ -165,11 +165,51 @@ func TestCrash(t *testing.T) {
 // its first durable report, and returns what it reported.
 func runCrashChild(t *testing.T, dir string, round int) ([]crashOp, Ticket) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+	env := []string{crashDirEnv + "=" + dir}
 	if round%2 == 1 {
-		cmd.Env = append(cmd.Env, crashNoSyncEnv+"=1")
+		env = append(env, crashNoSyncEnv+"=1")
 	}
+	var ops []crashOp
+	var maxOK Ticket
+	index := map[[2]uint64]int{}
+	runUntilKilled(t, "TestCrashChild", env, func(line string) (bool, error) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "ok":
+			tk, _ := strconv.ParseUint(f[1], 10, 64)
+			maxOK = max(maxOK, Ticket(tk))
+			return true, nil
+		case len(f) == 5 && (f[0] == "put" || f[0] == "del"):
+			var v [4]uint64
+			for i := range v {
+				v[i], _ = strconv.ParseUint(f[i+1], 10, 64)
+			}
+			k := [2]uint64{v[0], v[1]}
+			if f[0] == "put" {
+				index[k] = len(ops)
+				ops = append(ops, crashOp{q: v[0], seq: v[1], id: v[2], put: Ticket(v[3])})
+			} else if i, ok := index[k]; ok {
+				ops[i].del = Ticket(v[3])
+			}
+		case len(f) > 0 && f[0] == "fail":
+			return false, fmt.Errorf("child reported a failed batch: %s", line)
+		}
+		return false, nil
+	})
+	return ops, maxOK
+}
+
+// runUntilKilled runs test, a child test of this package, in a process of
+// its own with env added, and passes each line of its output to line,
+// which reports whether the child has told of something durable yet (and
+// an error that fails the test). A random 50-1050 ms after the first such
+// line it SIGKILLs the child; it returns once the child is gone and all its
+// output is read. A child that fails to open its store prints a line
+// starting with "open".
+func runUntilKilled(t *testing.T, test string, env []string, line func(string) (bool, error)) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -179,67 +219,49 @@ func runCrashChild(t *testing.T, dir string, round int) ([]crashOp, Ticket) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	firstOK := make(chan struct{})
-	type result struct {
-		ops   []crashOp
-		maxOK Ticket
-		err   error
-	}
-	parsed := make(chan result, 1)
+	ready := make(chan struct{})
+	parsed := make(chan error, 1)
 	go func() {
-		var r result
-		index := map[[2]uint64]int{}
+		var perr error
 		sc := bufio.NewScanner(out)
+		sc.Buffer(nil, 1<<20)
+		started := false
 		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			switch {
-			case len(f) == 2 && f[0] == "ok":
-				tk, _ := strconv.ParseUint(f[1], 10, 64)
-				if r.maxOK == 0 {
-					close(firstOK)
-				}
-				r.maxOK = max(r.maxOK, Ticket(tk))
-			case len(f) == 5 && (f[0] == "put" || f[0] == "del"):
-				var v [4]uint64
-				for i := range v {
-					v[i], _ = strconv.ParseUint(f[i+1], 10, 64)
-				}
-				k := [2]uint64{v[0], v[1]}
-				if f[0] == "put" {
-					index[k] = len(r.ops)
-					r.ops = append(r.ops, crashOp{q: v[0], seq: v[1], id: v[2], put: Ticket(v[3])})
-				} else if i, ok := index[k]; ok {
-					r.ops[i].del = Ticket(v[3])
-				}
-			case len(f) > 0 && f[0] == "fail":
-				r.err = fmt.Errorf("child reported a failed batch: %s", sc.Text())
-			case len(f) > 0 && f[0] == "open":
-				r.err = fmt.Errorf("child: %s", sc.Text())
+			if strings.HasPrefix(sc.Text(), "open") {
+				perr = fmt.Errorf("child: %s", sc.Text())
+				continue
+			}
+			ok, err := line(sc.Text())
+			if err != nil && perr == nil {
+				perr = err
+			}
+			if ok && !started {
+				started = true
+				close(ready)
 			}
 		}
 		_, _ = io.Copy(io.Discard, out)
-		parsed <- r
+		parsed <- perr
 	}()
 
 	select {
-	case <-firstOK:
-	case r := <-parsed:
+	case <-ready:
+	case err := <-parsed:
 		_ = cmd.Wait()
-		t.Fatalf("round %d: child ended before reporting: %v\n%s", round, r.err, stderr.String())
+		t.Fatalf("child ended before reporting: %v\n%s", err, stderr.String())
 	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		t.Fatalf("round %d: no durable report after 60s\n%s", round, stderr.String())
+		t.Fatalf("no durable report after 60s\n%s", stderr.String())
 	}
 	kill := time.NewTimer(time.Duration(50+rand.IntN(1000)) * time.Millisecond)
 	<-kill.C
 	if err := cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
-	r := <-parsed
+	err = <-parsed
 	_ = cmd.Wait()
-	if r.err != nil {
-		t.Fatalf("round %d: %v", round, r.err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return r.ops, r.maxOK
 }
