@@ -56,6 +56,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMethod$$' -fuzztime $(FUZZTIME) ./amqp/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzTableRoundTrip$$' -fuzztime $(FUZZTIME) ./amqp/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./queue
+	$(GO) test -run '^$$' -fuzz '^FuzzRaftWALSegment$$' -fuzztime $(FUZZTIME) ./persistence
 	$(GO) test -run '^$$' -fuzz '^FuzzMachine$$' -fuzztime $(FUZZTIME) ./quorum
 	$(GO) test -run '^$$' -fuzz '^FuzzTopicMatch$$' -fuzztime $(FUZZTIME) ./exchange
 	$(GO) test -run '^$$' -fuzz '^FuzzParseWeight$$' -fuzztime $(FUZZTIME) ./exchange

@@ -91,6 +91,10 @@ const (
 	// (in one transaction, well under Badger's limit).
 	maxBodyMoves = 4096
 
+	// maxWALCompactSteps bounds the steps (maxWALMove bytes each) one GC
+	// pass spends compacting the Raft write-ahead log.
+	maxWALCompactSteps = 64
+
 	// opBytes is what a queued put costs in memory besides its payload
 	// (the op, its slot in the batch's index of puts): Backlog counts it,
 	// so that a budget of pending bytes also bounds many small puts.

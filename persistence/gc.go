@@ -104,9 +104,33 @@ func (s *Store) runGC(scheduled bool) error {
 	if err != nil {
 		return err
 	}
+	records, err := s.compactRaftWAL()
+	if err != nil {
+		return err
+	}
 	s.log.Debug("garbage collection done", "rewrites", rewrites, "compacted", compacted,
-		"bodies_moved", moved, "took", time.Since(start))
+		"bodies_moved", moved, "raft_records_moved", records, "took", time.Since(start))
 	return nil
+}
+
+// compactRaftWAL moves the needed records of the Raft write-ahead log's
+// mostly dead segments (GCDiscardRatio) forward, step by step, and deletes
+// the segments left with nothing needed. It returns how many records it
+// moved.
+func (s *Store) compactRaftWAL() (int, error) {
+	moved := 0
+	// Bounded: copies fill new segments, which may qualify in turn.
+	for step := 0; step < maxWALCompactSteps && !s.stopped(); step++ {
+		n, err := s.wal.compact(s.opts.GCDiscardRatio)
+		moved += n
+		if err != nil {
+			return moved, err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return moved, s.wal.sweep()
 }
 
 // compactSegments moves the live bodies out of body segments that are

@@ -13,6 +13,7 @@ const (
 	prefixSequence   byte = 's' // 's' | name                  -> next unleased id
 	prefixRaftLog    byte = 'r' // Raft log entries, per group (raft.go)
 	prefixRaftStable byte = 'R' // Raft stable store, per group (raft.go)
+	prefixRaftMoved  byte = 'w' // 'w' | group: its log was moved to the raft WAL (sharedraftlog.go)
 	prefixScratch    byte = 0xff
 )
 

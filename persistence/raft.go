@@ -183,19 +183,23 @@ func (s *Store) syncRaft() error {
 	return s.db.Sync()
 }
 
-// DropRaftGroup deletes everything stored for Raft group group: its log,
-// stable values and snapshots (a quorum queue that is deleted; the metadata
-// group when the node resets to join a cluster). It returns once the
-// deletion is synced. Stop the group's Raft first, and do not use the
-// RaftLog, RaftStable or RaftSnapshots made for the group before the drop:
-// make new ones.
+// DropRaftGroup deletes everything stored for Raft group group: its log
+// (RaftLog's in Badger, SharedRaftLog's in the write-ahead log), stable
+// values and snapshots (a quorum queue that is deleted; the metadata group
+// when the node resets to join a cluster). It returns once the deletion is
+// synced. Stop the group's Raft first, and do not use the RaftLog,
+// SharedRaftLog, RaftStable or RaftSnapshots made for the group before the
+// drop: make new ones.
 func (s *Store) DropRaftGroup(group uint64) error {
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("persistence: drop raft group %d: %w", group, err)
 	}
 	defer s.leave()
+	if err := s.wal.drop(group); err != nil {
+		return fmt.Errorf("persistence: drop raft group %d: %w", group, err)
+	}
 	total := 0
-	for _, p := range []byte{prefixRaftLog, prefixRaftStable, prefixRaftSnapshot} {
+	for _, p := range []byte{prefixRaftLog, prefixRaftMoved, prefixRaftStable, prefixRaftSnapshot} {
 		prefix := raftGroupPrefix(p, group)
 		n, err := s.deleteRaftRange(prefix, prefix, nil)
 		total += n
@@ -457,6 +461,24 @@ func appendRaftLog(dst []byte, l *raft.Log) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(l.Data)))
 	dst = append(dst, l.Data...)
 	return append(dst, l.Extensions...)
+}
+
+// raftLogLen returns the length of appendRaftLog's encoding of l.
+func raftLogLen(l *raft.Log) int {
+	n := 3 + uvarintLen(l.Term) + uvarintLen(uint64(len(l.Data))) + len(l.Data) + len(l.Extensions)
+	if !l.AppendedAt.IsZero() {
+		n += 8
+	}
+	return n
+}
+
+// uvarintLen returns the length of v's uvarint encoding.
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
 }
 
 // decodeRaftLog decodes v into l (but its index), copying Data and

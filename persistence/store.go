@@ -45,6 +45,7 @@ type Kind = byte
 type Store struct {
 	db     *badger.DB
 	bodies *bodyLog // bodies of ValueThreshold bytes or more (bodies.go)
+	wal    *raftWAL // the Raft groups' shared log (raftwal.go)
 	opts   Options
 	log    *slog.Logger
 
@@ -116,9 +117,14 @@ func Open(o Options) (*Store, error) {
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
+	wal, err := openRaftWAL(filepath.Join(o.Dir, walDirName), o.ValueLogFileSize, log)
+	if err != nil {
+		return nil, errors.Join(err, bodies.close(), db.Close())
+	}
 	s := &Store{
 		db:         db,
 		bodies:     bodies,
+		wal:        wal,
 		opts:       o,
 		log:        log,
 		pending:    newBatch(1),
@@ -129,7 +135,7 @@ func Open(o Options) (*Store, error) {
 	}
 	s.cond.L = &s.mu
 	if err := s.initSequences(); err != nil {
-		return nil, errors.Join(err, bodies.close(), db.Close())
+		return nil, errors.Join(err, wal.close(), bodies.close(), db.Close())
 	}
 	go s.commitLoop()
 	if o.GCInterval > 0 {
@@ -179,7 +185,7 @@ func (s *Store) Close() error {
 	s.cond.Broadcast()
 	<-s.commitDone
 
-	if err := errors.Join(s.bodies.close(), s.db.Close()); err != nil {
+	if err := errors.Join(s.wal.close(), s.bodies.close(), s.db.Close()); err != nil {
 		return fmt.Errorf("persistence: close %s: %w", s.opts.Dir, err)
 	}
 	s.log.Info("store closed", "dir", s.opts.Dir)
