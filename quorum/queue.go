@@ -105,9 +105,15 @@ func (q *Queue) startGroup() error {
 	st := q.k.o.Store
 	id := q.cfg.ID
 	stable, snaps := st.RaftStable(id), st.RaftSnapshots(id, 2)
+	// The node's groups share one write-ahead log: their appends share
+	// writes and syncs, and entries stay out of Badger's LSM tree.
+	shared, err := st.SharedRaftLog(id)
+	if err != nil {
+		return err
+	}
 	// The leader reads back what it sends, and every member what it
 	// applies: recent entries come from memory.
-	logs, err := raft.NewLogCache(logCache, st.RaftLog(id))
+	logs, err := raft.NewLogCache(logCache, shared)
 	if err != nil {
 		return err
 	}
