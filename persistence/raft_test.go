@@ -792,11 +792,12 @@ func (listSnapshot) Release() {}
 
 // raftNode is one member of a test cluster: a Raft on a Store of its own.
 type raftNode struct {
-	id    raft.ServerID
-	dir   string
-	store *Store
-	logs  *RaftLog
-	snaps *RaftSnapshots
+	id     raft.ServerID
+	dir    string
+	shared bool // the log is a SharedRaftLog, not a RaftLog
+	store  *Store
+	logs   raft.LogStore
+	snaps  *RaftSnapshots
 	fsm   *listFSM
 	trans *raft.InmemTransport
 	raft  *raft.Raft
@@ -812,6 +813,13 @@ func startRaftNodes(t *testing.T, nodes []*raftNode, bootstrap bool) {
 	for _, n := range nodes {
 		n.store = mustOpen(t, testOptions(t, n.dir))
 		n.logs, n.snaps = n.store.RaftLog(0), n.store.RaftSnapshots(0, 2)
+		if n.shared {
+			l, err := n.store.SharedRaftLog(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.logs = l
+		}
 		n.fsm = &listFSM{}
 		_, n.trans = raft.NewInmemTransport(raft.ServerAddress(n.id))
 		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: n.id, Address: raft.ServerAddress(n.id)})
@@ -934,11 +942,18 @@ func waitApplied(t *testing.T, nodes []*raftNode, n int) {
 }
 
 // TestRaftCluster runs three Rafts on the three stores, takes a snapshot,
-// restarts them all and checks that they agree on every command.
+// restarts them all and checks that they agree on every command; with the
+// log in Badger and in the shared write-ahead log.
 func TestRaftCluster(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) { testRaftCluster(t, shared) })
+	}
+}
+
+func testRaftCluster(t *testing.T, shared bool) {
 	nodes := make([]*raftNode, 3)
 	for i := range nodes {
-		nodes[i] = &raftNode{id: raft.ServerID(fmt.Sprintf("node%d", i)), dir: t.TempDir()}
+		nodes[i] = &raftNode{id: raft.ServerID(fmt.Sprintf("node%d", i)), dir: t.TempDir(), shared: shared}
 	}
 	t.Cleanup(func() { stopRaftNodes(t, nodes) })
 
@@ -975,6 +990,43 @@ func TestRaftCluster(t *testing.T) {
 	}
 	applyCommands(t, nodes, 701, 720)
 	waitApplied(t, nodes, 720)
+
+	// A follower that fell behind the leader's compacted log catches up by
+	// a snapshot (a monotonic log is emptied then, not left with a gap).
+	leader := raftLeader(t, nodes)
+	var lag *raftNode
+	var live []*raftNode
+	for _, n := range nodes {
+		if n != leader && lag == nil {
+			lag = n
+		} else {
+			live = append(live, n)
+		}
+	}
+	stopRaftNodes(t, []*raftNode{lag})
+	applyCommands(t, live, 721, 900)
+	waitApplied(t, live, 900)
+	for _, n := range live { // both: whichever leads must send a snapshot
+		if err := n.raft.Snapshot().Error(); err != nil {
+			t.Fatalf("%s: snapshot: %v", n.id, err)
+		}
+	}
+	startRaftNodes(t, []*raftNode{lag}, false)
+	for _, n := range live {
+		n.trans.Connect(lag.trans.LocalAddr(), lag.trans)
+		lag.trans.Connect(n.trans.LocalAddr(), n.trans)
+	}
+	waitApplied(t, nodes, 900)
+	if lag.raft.Stats()["last_snapshot_index"] == "0" {
+		t.Fatalf("%s caught up without a snapshot", lag.id)
+	}
+	applyCommands(t, nodes, 901, 920)
+	waitApplied(t, nodes, 920)
+	// RaftLog keeps its old entries before a gap; the monotonic
+	// SharedRaftLog was emptied and holds only what followed.
+	if first, _ := lag.logs.FirstIndex(); shared && first <= 720 {
+		t.Fatalf("%s: FirstIndex %d after installing a snapshot past 720", lag.id, first)
+	}
 }
 
 // benchRaftStore runs bench on a new store, timing neither its Open nor its
