@@ -798,9 +798,9 @@ type raftNode struct {
 	store  *Store
 	logs   raft.LogStore
 	snaps  *RaftSnapshots
-	fsm   *listFSM
-	trans *raft.InmemTransport
-	raft  *raft.Raft
+	fsm    *listFSM
+	trans  *raft.InmemTransport
+	raft   *raft.Raft
 }
 
 // raftTimeout bounds every wait of the cluster test: generous for a busy
