@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"golang.org/x/sys/unix"
@@ -133,12 +132,7 @@ type walSpare struct {
 	f  *os.File
 }
 
-const (
-	spareSuffix = ".spare"
-	// prepareName is the file a preparer fills before it becomes the
-	// spare (spare id 0).
-	prepareName = "prepare.tmp"
-)
+const spareSuffix = ".spare"
 
 // raftWAL is the node's Raft write-ahead log.
 type raftWAL struct {
@@ -164,16 +158,8 @@ type raftWAL struct {
 	failed  uint64    // the first batch that failed; it and later ones fail
 	err     error     // why
 
-	// spare is a file ready to become the next segment: the last
-	// segment deleted, or one a preparer filled with zeros. preparing:
-	// a preparer is at work (prepared waits for it; closing stops it).
-	spare     *walSpare
-	preparing bool
-	prepared  sync.WaitGroup
-	closing   atomic.Bool
-	noPrepare bool // tests: only freed segments become spares
-
 	// Writer-owned (whoever holds the writer's role).
+	spare   *walSpare
 	dirMade bool
 	seal    []byte // a seal record's scratch
 }
@@ -311,9 +297,6 @@ func (w *raftWAL) openSpare() error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("persistence: raft log: %w", err)
-	}
-	if err := os.Remove(filepath.Join(w.dir, prepareName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("persistence: raft log: %w", err)
 	}
 	var ids []uint32
@@ -566,8 +549,7 @@ func (w *raftWAL) write(b *walBatch, files []*os.File) error {
 }
 
 // createSegment makes the file of new segment id: the spare renamed, or a
-// new file; either way its directory entry is synced. Without a spare it
-// has a preparer make one for the next segment. Writer only.
+// new file; either way its directory entry is synced. Writer only.
 func (w *raftWAL) createSegment(id uint32) (*os.File, error) {
 	if !w.dirMade {
 		if err := os.MkdirAll(w.dir, 0o750); err != nil {
@@ -578,13 +560,8 @@ func (w *raftWAL) createSegment(id uint32) (*os.File, error) {
 		}
 		w.dirMade = true
 	}
-	w.mu.Lock()
-	sp := w.spare
-	w.spare = nil
-	w.mu.Unlock()
-	// The next preparer starts once the spare's name is free again.
-	defer w.startPreparer()
-	if sp != nil {
+	if sp := w.spare; sp != nil {
+		w.spare = nil
 		if err := os.Rename(w.spareName(sp.id), segmentName(w.dir, id)); err != nil {
 			sp.f.Close()
 			return nil, fmt.Errorf("reuse segment file: %w", err)
@@ -596,67 +573,6 @@ func (w *raftWAL) createSegment(id uint32) (*os.File, error) {
 		return sp.f, nil
 	}
 	return createSegment(w.dir, id, true)
-}
-
-// startPreparer starts a preparer unless one is at work or there is a
-// spare already.
-func (w *raftWAL) startPreparer() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.spare == nil && !w.preparing && !w.closing.Load() && !w.noPrepare {
-		w.preparing = true
-		w.prepared.Add(1)
-		go w.prepare()
-	}
-}
-
-// prepare fills a file with maxSize zeros, synced, and makes it the spare
-// if there is none by then: the next segment is then written over
-// allocated, written blocks, whose fdatasync need not update the file's
-// size or extents. It runs on a goroutine of its own, one at a time, and
-// only while the spare is not one it prepared (they share a name).
-func (w *raftWAL) prepare() {
-	defer w.prepared.Done()
-	f, err := w.zeroFile()
-	w.mu.Lock()
-	w.preparing = false
-	if err == nil && w.spare == nil && !w.closing.Load() {
-		w.spare, f = &walSpare{id: 0, f: f}, nil
-	}
-	w.mu.Unlock()
-	if f != nil {
-		err = errors.Join(err, f.Close(), os.Remove(w.spareName(0)))
-	}
-	if err != nil && !w.closing.Load() {
-		w.log.Warn("raft log: preparing a segment file", "err", err)
-	}
-}
-
-// zeroFile writes prepareName full of zeros and renames it spare 0.
-func (w *raftWAL) zeroFile() (*os.File, error) {
-	tmp := filepath.Join(w.dir, prepareName)
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return nil, err
-	}
-	zeros := make([]byte, 1<<20)
-	for off := int64(0); off < w.maxSize && err == nil; off += int64(len(zeros)) {
-		if w.closing.Load() {
-			err = ErrClosed
-			break
-		}
-		_, err = f.WriteAt(zeros[:min(int64(len(zeros)), w.maxSize-off)], off)
-	}
-	if err == nil {
-		err = unix.Fdatasync(int(f.Fd()))
-	}
-	if err == nil {
-		err = os.Rename(tmp, w.spareName(0))
-	}
-	if err != nil {
-		return nil, errors.Join(err, f.Close(), os.Remove(tmp))
-	}
-	return f, nil
 }
 
 // apply makes b's records visible: each group's entries and bounds, the
@@ -800,21 +716,10 @@ func (w *raftWAL) remove(doomed []*doomedSegment) error {
 		if d.f == nil {
 			continue
 		}
-		w.mu.Lock()
-		keep := w.spare == nil && d.size >= w.maxSize
-		w.mu.Unlock()
-		if keep {
+		if w.spare == nil && d.size >= w.maxSize {
 			err := os.Rename(segmentName(w.dir, d.id), w.spareName(d.id))
 			if err == nil {
-				sp := &walSpare{id: d.id, f: d.f}
-				w.mu.Lock()
-				if w.spare == nil {
-					w.spare, sp = sp, nil
-				}
-				w.mu.Unlock()
-				if sp != nil { // a preparer was quicker
-					errs = append(errs, sp.f.Close(), os.Remove(w.spareName(sp.id)))
-				}
+				w.spare = &walSpare{id: d.id, f: d.f}
 				continue
 			}
 			errs = append(errs, err)
@@ -1118,11 +1023,8 @@ func hasAny(segs map[uint32]int, victims map[uint32]bool) bool {
 	return false
 }
 
-// close stops a preparer and closes the segment files. No call may be in
-// progress.
+// close closes the segment files. No call may be in progress.
 func (w *raftWAL) close() error {
-	w.closing.Store(true)
-	w.prepared.Wait()
 	var errs []error
 	for _, s := range w.segs {
 		if s.f != nil {

@@ -564,18 +564,14 @@ func TestRaftWALTornSegment(t *testing.T) {
 			_ = ref.StoreLog(l) // segments 1 and 2 stay; 3 will go
 		}
 	}
-	sealAt := w.segs[2].size - walHeaderLen
 	closeTestWAL(t, w)
-	// Take segment 2's seal off (zeros instead: the file may be longer
-	// than its records): a crash before it reached the disk.
-	f, err := os.OpenFile(segmentName(dir, 2), os.O_RDWR, 0)
+	// Take segment 2's seal off: a crash before it reached the disk.
+	name := segmentName(dir, 2)
+	st, err := os.Stat(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt(make([]byte, walHeaderLen), sealAt); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
+	if err := os.Truncate(name, st.Size()-walHeaderLen); err != nil {
 		t.Fatal(err)
 	}
 	w = openTestWAL(t, dir, segSize)
@@ -602,7 +598,6 @@ func TestRaftWALSpare(t *testing.T) {
 	dir := t.TempDir()
 	const segSize = 4 << 10
 	w := openTestWAL(t, dir, segSize)
-	w.noPrepare = true // else the spare is mostly a file of zeros
 	ref := raft.NewInmemStore()
 	next := uint64(1)
 	store := func(n int) {
@@ -638,50 +633,6 @@ func TestRaftWALSpare(t *testing.T) {
 	w = openTestWAL(t, dir, segSize)
 	defer closeTestWAL(t, w)
 	sameLogs(t, "spare reused, reopened", walGroupLog{w, 1}, ref, 0, next)
-}
-
-// TestRaftWALPreparedSegment: without a freed segment to reuse, a file of
-// zeros is prepared for the next segment, and used.
-func TestRaftWALPreparedSegment(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	const segSize = 64 << 10
-	w := openTestWAL(t, dir, segSize)
-	ref := raft.NewInmemStore()
-	store := func(i uint64) {
-		t.Helper()
-		l := walTestLog(1, i, 1)
-		if err := w.storeLogs(1, []*raft.Log{l}); err != nil {
-			t.Fatal(err)
-		}
-		_ = ref.StoreLog(l)
-	}
-	store(1)
-	w.prepared.Wait() // the first segment started a preparer
-	w.mu.Lock()
-	sp := w.spare
-	w.mu.Unlock()
-	if sp == nil || sp.id != 0 {
-		t.Fatalf("spare after the first segment: %+v, want a prepared one", sp)
-	}
-	if st, err := sp.f.Stat(); err != nil || st.Size() != segSize {
-		t.Fatalf("prepared file: %v, %v; want %d bytes", st, err, segSize)
-	}
-	for i := uint64(2); w.cur == 1; i++ {
-		store(i)
-	}
-	prepared, err := sp.f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st, err := os.Stat(segmentName(dir, 2)); err != nil || !os.SameFile(st, prepared) {
-		t.Fatalf("segment 2 is not the prepared file (%v)", err)
-	}
-	_, last := w.bounds(1)
-	closeTestWAL(t, w)
-	w = openTestWAL(t, dir, segSize)
-	defer closeTestWAL(t, w)
-	sameLogs(t, "written over a prepared file, reopened", walGroupLog{w, 1}, ref, 0, last+1)
 }
 
 // TestRaftWALIdleGroupCompaction: an idle group's few entries among a busy
