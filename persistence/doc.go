@@ -18,6 +18,12 @@
 // cancels it, so a message acknowledged before its batch is written is never
 // written at all. [Store.Notify] tells a [Waiter] when its batch is durable.
 //
+// Raft groups keep their stable values and snapshots in Badger too; their
+// logs are in Badger ([Store.RaftLog]) or, for quorum queues, in a
+// write-ahead log of segment files that all groups share
+// ([Store.SharedRaftLog]): appends of many groups are written and synced
+// together and never go through Badger's LSM tree.
+//
 // Value-log garbage collection runs on a schedule so the disk shrinks after a
 // backlog drains. See DESIGN.md in this directory for the key schema and the
 // durability contract.
