@@ -91,9 +91,15 @@ const (
 	// (in one transaction, well under Badger's limit).
 	maxBodyMoves = 4096
 
-	// maxWALCompactSteps bounds the steps (maxWALMove bytes each) one GC
-	// pass spends compacting the Raft write-ahead log.
+	// maxWALMove bounds the bytes one compaction step of the Raft
+	// write-ahead log copies (and reads while segment deletion waits);
+	// maxWALCompactSteps bounds the steps of one GC pass.
+	maxWALMove         = 4 << 20
 	maxWALCompactSteps = 64
+
+	// moveChunk is how many entries of a Badger-held Raft log are read and
+	// stored in the write-ahead log at a time when it moves there.
+	moveChunk = 1024
 
 	// opBytes is what a queued put costs in memory besides its payload
 	// (the op, its slot in the batch's index of puts): Backlog counts it,

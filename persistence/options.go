@@ -47,9 +47,9 @@ type Options struct {
 	// DefaultValueThreshold.
 	ValueThreshold int64
 
-	// ValueLogFileSize is the size of one body segment (and of one Badger
-	// value-log file) and the largest value the store accepts; 0 means
-	// DefaultValueLogFileSize.
+	// ValueLogFileSize is the size of one body segment, of one segment of
+	// the Raft write-ahead log (and of one Badger value-log file), and the
+	// largest value the store accepts; 0 means DefaultValueLogFileSize.
 	ValueLogFileSize int64
 }
 

@@ -907,10 +907,6 @@ func readRecord(f *os.File, ref walRef, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// maxWALMove bounds the bytes one compaction call copies (and reads while
-// segment deletion waits).
-const maxWALMove = 4 << 20
-
 // walMove is a needed record compaction moves.
 type walMove struct {
 	g     *walGroup

@@ -148,10 +148,6 @@ func (s *Store) copyRaftLog(group uint64, prefix []byte) error {
 	return nil
 }
 
-// moveChunk is how many entries moveRaftLog reads from Badger and stores
-// at a time.
-const moveChunk = 1024
-
 // FirstIndex returns the lowest index stored, 0 if there is none.
 func (l *SharedRaftLog) FirstIndex() (uint64, error) {
 	if err := l.s.enter(); err != nil {
