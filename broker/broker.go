@@ -629,6 +629,14 @@ func (b *Broker) ReloadTLS() error {
 	return nil
 }
 
+// Failed is closed when the node can no longer keep its durability
+// promises and must stop: its Raft write-ahead log failed (Err says why).
+// A restart recovers what was synced.
+func (b *Broker) Failed() <-chan struct{} { return b.store.RaftLogFailed() }
+
+// Err returns why Failed was closed, nil before.
+func (b *Broker) Err() error { return b.store.RaftLogErr() }
+
 // Shutdown stops accepting, closes every connection with 320
 // CONNECTION_FORCED and waits for them (until ctx ends), then stops the rest.
 func (b *Broker) Shutdown(ctx context.Context) error {

@@ -43,10 +43,10 @@ import (
 // needed records of mostly dead segments forward, so that idle groups do
 // not pin old segments.
 //
-// A write or sync failure is sticky: the log refuses every later write
-// until the store is reopened (the records of the failed batch may be on
-// disk in part, and later batches were staged on top of it), and recovery
-// then keeps what was synced.
+// A write, sync or deletion failure is sticky (failLocked): the log
+// refuses every later write until the store is reopened, and recovery then
+// keeps what was synced. The store reports it (RaftLogFailed), and the
+// node stops.
 
 // walRef is where a record is.
 type walRef struct {
@@ -152,11 +152,12 @@ type raftWAL struct {
 	nextSeg uint32
 	groups  map[uint64]*walGroup
 	pending *walBatch
-	spareB  *walBatch // an emptied batch, for reuse
-	writing bool      // someone holds the writer's role
-	done    uint64    // the last batch written (or failed)
-	failed  uint64    // the first batch that failed; it and later ones fail
-	err     error     // why
+	spareB  *walBatch     // an emptied batch, for reuse
+	writing bool          // someone holds the writer's role
+	done    uint64        // the last batch written (or failed)
+	failed  uint64        // the first batch that failed; it and later ones fail
+	err     error         // why
+	down    chan struct{} // closed when the log fails
 
 	// Writer-owned (whoever holds the writer's role).
 	spare   *walSpare
@@ -169,10 +170,11 @@ const walDirName = "raftlog"
 
 // openRaftWAL opens the log in dir, rebuilding every group's index from
 // its segments. A directory that does not exist is left so: the first
-// write creates it. A segment other than the last that does not end with a
-// seal was cut by a crash: the segments after it, written after the tear,
-// are deleted. The last segment is sealed where its valid records end (a
-// torn record after them is ignored) and new records go to a new one.
+// write creates it. A crash can cut only the last segment: it is sealed
+// where its valid records end (a torn record after them is ignored) and
+// new records go to a new one. A segment other than the last that does
+// not end with a seal is damage, and the open fails naming it: nothing is
+// deleted.
 func openRaftWAL(dir string, maxSize int64, log *slog.Logger) (*raftWAL, error) {
 	w := &raftWAL{
 		dir:     dir,
@@ -183,6 +185,7 @@ func openRaftWAL(dir string, maxSize int64, log *slog.Logger) (*raftWAL, error) 
 		nextSeg: 1,
 	}
 	w.cond.L = &w.mu
+	w.down = make(chan struct{})
 	w.pending = &walBatch{ticket: 1}
 	w.spareB = &walBatch{}
 	if err := w.recover(); err != nil {
@@ -239,18 +242,7 @@ func (w *raftWAL) recover() error {
 		s.size = end
 		lastEnd, lastSealed = end, sealed
 		if !sealed && k < len(ids)-1 {
-			w.log.Warn("raft log: a segment ends torn; the segments after it were written after the tear and are dropped",
-				"segment", id, "valid_bytes", end, "dropped", ids[k+1:])
-			for _, later := range ids[k+1:] {
-				if err := os.Remove(segmentName(w.dir, later)); err != nil {
-					return fmt.Errorf("persistence: raft log: %w", err)
-				}
-			}
-			if err := syncDir(w.dir); err != nil {
-				return err
-			}
-			ids = ids[:k+1]
-			break
+			return fmt.Errorf("persistence: raft log: %s is damaged: its records end without a seal at byte %d, yet later segments exist (a crash cuts only the last segment)", segmentName(w.dir, id), end)
 		}
 	}
 
@@ -273,9 +265,10 @@ func (w *raftWAL) recover() error {
 	}
 
 	// The last segment is sealed where its records end, so that new
-	// segments may follow it, unless nothing in it is needed.
+	// segments may follow it (even one about to be deleted: its deletion
+	// may fail).
 	last := ids[len(ids)-1]
-	if s := w.segs[last]; s != nil && !lastSealed && s.needed > 0 {
+	if s := w.segs[last]; !lastSealed {
 		w.seal = appendWALRecord(w.seal[:0], walRecord{seg: last, kind: walSeal}, nil)
 		if _, err := s.f.WriteAt(w.seal, lastEnd); err != nil {
 			return fmt.Errorf("persistence: raft log: seal segment %d: %w", last, err)
@@ -489,8 +482,7 @@ func (w *raftWAL) writeLocked() {
 
 	w.mu.Lock()
 	if err != nil {
-		w.failed, w.err = b.ticket, fmt.Errorf("persistence: raft log: %w (no more writes until the store is reopened)", err)
-		w.log.Error("raft log: write failed; quorum logs on this node refuse writes until restart", "err", err)
+		w.failLocked(b.ticket, err)
 	}
 	var doomed []*doomedSegment
 	if w.failed == 0 {
@@ -501,10 +493,11 @@ func (w *raftWAL) writeLocked() {
 	w.cond.Broadcast() // b's waiters
 	if len(doomed) > 0 {
 		w.mu.Unlock()
-		if err := w.remove(doomed); err != nil {
-			w.log.Warn("raft log: deleting segments", "err", err)
-		}
+		err := w.remove(doomed)
 		w.mu.Lock()
+		if err != nil {
+			w.failLocked(w.pending.ticket, err)
+		}
 	}
 	b.reset(0)
 	w.spareB = b
@@ -512,10 +505,35 @@ func (w *raftWAL) writeLocked() {
 	w.cond.Broadcast() // a waiter of the next batch may write it
 }
 
+// failLocked makes the log fail from batch ticket on: a write, sync or
+// deletion failed. The failure is sticky: the records of a failed batch
+// may be on disk in part, and a segment that could not be deleted may
+// hold records that the index has forgotten and that later records would
+// have to outlive; reopening the store recovers from what is on disk. The
+// caller holds mu.
+func (w *raftWAL) failLocked(ticket uint64, err error) {
+	if w.failed != 0 {
+		return
+	}
+	w.failed, w.err = ticket, fmt.Errorf("persistence: raft log: %w (no more writes until the store is reopened)", err)
+	w.log.Error("raft log failed; quorum logs on this node refuse writes until the store is reopened", "err", err)
+	close(w.down)
+}
+
 // write puts b on disk and syncs it. Writer only.
+//
+// The chunks before a new segment's, the previous segment's seal among
+// them, are synced before its file is made: on disk, a segment followed
+// by another always ends with a seal, so recovery can tell a crash (only
+// the last segment is cut) from damage.
 func (w *raftWAL) write(b *walBatch, files []*os.File) error {
+	synced := 0 // the chunks before this one are synced
 	for i, c := range b.chunks {
 		if c.create {
+			if err := syncChunks(b, files, synced, i); err != nil {
+				return err
+			}
+			synced = i
 			f, err := w.createSegment(c.seg)
 			if err != nil {
 				return err
@@ -537,7 +555,13 @@ func (w *raftWAL) write(b *walBatch, files []*os.File) error {
 			return fmt.Errorf("write segment %d: %w", c.seg, err)
 		}
 	}
-	for i, c := range b.chunks {
+	return syncChunks(b, files, synced, len(b.chunks))
+}
+
+// syncChunks syncs the files of b's chunks from through to-1.
+func syncChunks(b *walBatch, files []*os.File, from, to int) error {
+	for i := from; i < to; i++ {
+		c := &b.chunks[i]
 		if len(c.buf) == 0 {
 			continue
 		}
@@ -639,6 +663,10 @@ func (w *raftWAL) setBounds(g *walGroup, first, last uint64) {
 			w.need(ref, -1)
 		}
 		g.refs = g.refs[first-g.first:]
+		if cap(g.refs) > 64 && len(g.refs) < cap(g.refs)/4 {
+			// A snapshot trimmed most of the log: let the old array go.
+			g.refs = slices.Clone(g.refs)
+		}
 	} else if first < g.first {
 		g.refs = append(make([]walRef, g.first-first, uint64(len(g.refs))+g.first-first), g.refs...)
 	}
@@ -756,18 +784,24 @@ func (w *raftWAL) sweep() error {
 	w.mu.Unlock()
 	err := w.remove(doomed)
 	if spare != nil {
-		err = errors.Join(err, spare.f.Close(), os.Remove(w.spareName(spare.id)))
+		// A spare left behind is harmless: the next open deletes or reuses it.
+		if serr := errors.Join(spare.f.Close(), os.Remove(w.spareName(spare.id))); serr != nil {
+			w.log.Warn("raft log: deleting the spare segment file", "err", serr)
+		}
 	}
 	w.mu.Lock()
+	if err != nil {
+		w.failLocked(w.pending.ticket, err)
+	}
 	w.writing = false
 	w.cond.Broadcast()
 	w.mu.Unlock()
 	return err
 }
 
-// storeLogs stores group's entries, which must be consecutive and follow
-// or overlap its log (the store is monotonic), and returns once they are
-// synced.
+// storeLogs stores group's entries, which must be consecutive and not
+// start before its log, and returns once they are synced. Entries that
+// start past the log's end replace it (the store is monotonic: no gaps).
 func (w *raftWAL) storeLogs(group uint64, logs []*raft.Log) error {
 	lo, hi := logs[0].Index, logs[len(logs)-1].Index
 	for i, l := range logs {
@@ -784,8 +818,16 @@ func (w *raftWAL) storeLogs(group uint64, logs []*raft.Log) error {
 		return w.err
 	}
 	g := w.group(group)
-	if g.slast != 0 && (lo < g.sfirst || lo > g.slast+1) {
-		return fmt.Errorf("persistence: raft log: group %d: entries %d-%d would leave a gap after %d-%d", group, lo, hi, g.sfirst, g.slast)
+	if g.slast != 0 && lo < g.sfirst {
+		return fmt.Errorf("persistence: raft log: group %d: entries %d-%d start before the log's %d-%d", group, lo, hi, g.sfirst, g.slast)
+	}
+	if g.slast != 0 && lo > g.slast+1 {
+		// Raft installed a snapshot past the log's end, and the node
+		// stopped before raft emptied the log: what the log holds is
+		// older than the snapshot, which covers it.
+		w.log.Warn("raft log: entries follow a gap; the log before them is dropped (a snapshot covers it)",
+			"group", group, "log_first", g.sfirst, "log_last", g.slast, "entries_first", lo)
+		w.stageBounds(g, 0, 0)
 	}
 	for _, l := range logs {
 		w.stageEntry(g, l)
@@ -942,6 +984,9 @@ func (w *raftWAL) compact(ratio float64) (int, error) {
 			continue
 		}
 		for k, ref := range g.refs {
+			if size >= maxWALMove {
+				break // the rest of the group moves in a later step
+			}
 			if victims[ref.seg] {
 				moves = append(moves, walMove{g: g, index: g.first + uint64(k), ref: ref})
 				size += int(ref.n)

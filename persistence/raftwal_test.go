@@ -125,7 +125,8 @@ func TestSharedRaftLogEmpty(t *testing.T) {
 // TestSharedRaftLogContract runs the same operations on a SharedRaftLog and
 // on raft's InmemStore and compares them after each, and again after
 // reopening the store: stores, compaction from the front, truncation of a
-// conflicting suffix, emptying, a new start after emptying.
+// conflicting suffix, emptying, a new start after emptying, entries past
+// the end replacing the log.
 func TestSharedRaftLogContract(t *testing.T) {
 	t.Parallel()
 	o := testOptions(t, "")
@@ -198,7 +199,6 @@ func TestSharedRaftLogContract(t *testing.T) {
 		name string
 		fn   func() error
 	}{
-		{"a gap after the log", func() error { return ours.StoreLogs(raftLogs(117, 118, 5)) }},
 		{"before the log", func() error { return ours.StoreLogs(raftLogs(90, 99, 5)) }},
 		{"entries not consecutive", func() error {
 			return ours.StoreLogs([]*raft.Log{raftLogs(116, 116, 5)[0], raftLogs(118, 118, 5)[0]})
@@ -211,6 +211,22 @@ func TestSharedRaftLogContract(t *testing.T) {
 		}
 		sameLogs(t, bad.name, ours, ref, 0, 120)
 	}
+
+	// Entries past the log's end replace it (raft installed a snapshot
+	// and the node stopped before raft emptied the log), also after a
+	// reopen.
+	if err := ours.StoreLogs(raftLogs(130, 131, 6)); err != nil {
+		t.Fatal(err)
+	}
+	ref = raft.NewInmemStore()
+	_ = ref.StoreLogs(raftLogs(130, 131, 6))
+	sameLogs(t, "entries after a gap", ours, ref, 0, 140)
+	mustClose(t, s)
+	s = mustOpen(t, o)
+	if ours, err = s.SharedRaftLog(7); err != nil {
+		t.Fatal(err)
+	}
+	sameLogs(t, "entries after a gap (reopened)", ours, ref, 0, 140)
 }
 
 // walModel is what a group's log must hold: raft's InmemStore given the
@@ -546,10 +562,12 @@ func TestRaftWALCorruptRecord(t *testing.T) {
 	}
 }
 
-// TestRaftWALTornSegment: a segment that does not end with its seal was
-// cut by a crash while the next one was being started; that next one (and
-// any after) holds nothing that was synced and is dropped.
-func TestRaftWALTornSegment(t *testing.T) {
+// TestRaftWALDamagedSegment: a segment followed by another always ends
+// with its seal on disk (the seal is synced before the next segment's file
+// is made), so one that does not, cut short or with a damaged record, is
+// damage, not a crash: the open fails naming the file, and no file is
+// deleted. The same log opens again once the damage is undone.
+func TestRaftWALDamagedSegment(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	const segSize = 4 << 10
@@ -560,34 +578,91 @@ func TestRaftWALTornSegment(t *testing.T) {
 		if err := w.storeLogs(1, []*raft.Log{l}); err != nil {
 			t.Fatal(err)
 		}
-		if w.cur < 3 {
-			_ = ref.StoreLog(l) // segments 1 and 2 stay; 3 will go
-		}
+		_ = ref.StoreLog(l)
 	}
 	closeTestWAL(t, w)
-	// Take segment 2's seal off: a crash before it reached the disk.
 	name := segmentName(dir, 2)
-	st, err := os.Stat(name)
+	good, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(name, st.Size()-walHeaderLen); err != nil {
+	for _, c := range []struct {
+		what string
+		data []byte
+	}{
+		{"its seal cut off", good[:len(good)-walHeaderLen]},
+		{"a record in the middle damaged", func() []byte {
+			bad := bytes.Clone(good)
+			bad[len(bad)/2] ^= 0x10
+			return bad
+		}()},
+	} {
+		if err := os.WriteFile(name, c.data, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		w, err := openRaftWAL(dir, segSize, slog.New(slog.DiscardHandler))
+		if err == nil {
+			closeTestWAL(t, w)
+			t.Fatalf("segment 2 with %s: the log opened", c.what)
+		}
+		if !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "damaged") {
+			t.Errorf("segment 2 with %s: the error does not name the file: %v", c.what, err)
+		}
+		if names := segFiles(t, dir); len(names) != 3 {
+			t.Errorf("segment 2 with %s: files %v after the failed open, want 3 segments", c.what, names)
+		}
+	}
+	if err := os.WriteFile(name, good, 0o640); err != nil {
 		t.Fatal(err)
 	}
 	w = openTestWAL(t, dir, segSize)
 	defer closeTestWAL(t, w)
-	sameLogs(t, "segment 2 torn", walGroupLog{w, 1}, ref, 0, 100)
-	if _, err := os.Stat(segmentName(dir, 3)); !os.IsNotExist(err) {
-		t.Fatalf("segment 3, written after the tear, still there: %v", err)
-	}
-	// The ids go on past the dropped segment's.
-	_, last := w.bounds(1)
-	if err := w.storeLogs(1, walTestLogs(1, last+1, last+1, 2)); err != nil {
+	sameLogs(t, "repaired", walGroupLog{w, 1}, ref, 0, 200)
+}
+
+// TestRaftWALFailureIsSticky: once a write fails the log refuses every
+// later one and says so (down is closed); reopened, it holds what was
+// synced before.
+func TestRaftWALFailureIsSticky(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	w := openTestWAL(t, dir, 1<<20)
+	ref := raft.NewInmemStore()
+	logs := walTestLogs(1, 1, 5, 1)
+	if err := w.storeLogs(1, logs); err != nil {
 		t.Fatal(err)
 	}
-	if w.cur <= 3 {
-		t.Fatalf("new segment %d reuses a dropped id", w.cur)
+	_ = ref.StoreLogs(logs)
+	// The segment's file closed under the log: its next write fails.
+	if err := w.segs[w.cur].f.Close(); err != nil {
+		t.Fatal(err)
 	}
+	select {
+	case <-w.down:
+		t.Fatal("down before any failure")
+	default:
+	}
+	if err := w.storeLogs(1, walTestLogs(1, 6, 6, 1)); err == nil {
+		t.Fatal("a write to a closed file succeeded")
+	}
+	select {
+	case <-w.down:
+	default:
+		t.Fatal("down not closed after a failed write")
+	}
+	for name, fn := range map[string]func() error{
+		"store (another group)": func() error { return w.storeLogs(2, walTestLogs(2, 1, 1, 1)) },
+		"delete":                func() error { return w.deleteRange(1, 1, 2) },
+		"drop":                  func() error { return w.drop(1) },
+	} {
+		if err := fn(); err == nil || !strings.Contains(err.Error(), "until the store is reopened") {
+			t.Errorf("%s after the failure: %v", name, err)
+		}
+	}
+	_ = w.close()
+	w = openTestWAL(t, dir, 1<<20)
+	defer closeTestWAL(t, w)
+	sameLogs(t, "reopened", walGroupLog{w, 1}, ref, 0, 10)
 }
 
 // TestRaftWALSpare: a segment freed is kept as the spare and becomes the
@@ -692,6 +767,72 @@ func TestRaftWALIdleGroupCompaction(t *testing.T) {
 	closeTestWAL(t, w)
 	w = openTestWAL(t, dir, segSize)
 	sameLogs(t, "idle group moved, reopened", walGroupLog{w, 2}, ref, 0, 4)
+}
+
+// TestRaftWALCompactionStep: one compaction step moves about maxWALMove
+// bytes, even when a single group holds more live data in the victims;
+// the rest moves in later steps, and the log reads the same throughout.
+// A group whose log a snapshot trimmed lets its index's old array go.
+func TestRaftWALCompactionStep(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const segSize = 1 << 20
+	w := openTestWAL(t, dir, segSize)
+	defer func() { closeTestWAL(t, w) }()
+	big := func(group, index uint64, n int) *raft.Log {
+		return &raft.Log{Index: index, Term: 1, Data: bytes.Repeat([]byte{byte(index)}, n)}
+	}
+	ref := raft.NewInmemStore()
+	const live = 160 // 64 KiB entries of group 1: 10 MiB, each beside 128 KiB of group 2's
+	for i := uint64(1); i <= live; i++ {
+		l := big(1, i, 64<<10)
+		if err := w.storeLogs(1, []*raft.Log{l}); err != nil {
+			t.Fatal(err)
+		}
+		_ = ref.StoreLog(l)
+		if err := w.storeLogs(2, []*raft.Log{big(2, i, 128<<10)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.deleteRange(2, 0, live); err != nil {
+		t.Fatal(err)
+	}
+	steps := 0
+	for {
+		moved, err := w.compact(0.5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if moved == 0 {
+			break
+		}
+		steps++
+		if bytes := moved * (64<<10 + walHeaderLen); bytes > maxWALMove+(64<<10+256) {
+			t.Fatalf("step %d moved %d records, %d bytes: more than the step's bound %d", steps, moved, bytes, maxWALMove)
+		}
+		sameLogs(t, fmt.Sprintf("after step %d", steps), walGroupLog{w, 1}, ref, 0, live+1)
+	}
+	if steps < 2 {
+		t.Fatalf("10 MiB of live records moved in %d steps", steps)
+	}
+
+	// A snapshot trims all but the last 10 entries of a long log.
+	logs := walTestLogs(3, 1, 10000, 1)
+	if err := w.storeLogs(3, logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.deleteRange(3, 0, 9990); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	kept := cap(w.groups[3].refs)
+	w.mu.Unlock()
+	if kept > 1000 {
+		t.Fatalf("10 entries left keep an index array of %d", kept)
+	}
+	ref = raft.NewInmemStore()
+	_ = ref.StoreLogs(logs[9990:])
+	sameLogs(t, "trimmed", walGroupLog{w, 3}, ref, 9980, 10001)
 }
 
 // TestSharedRaftLogDrop: DropRaftGroup forgets a group's shared log, and

@@ -15,12 +15,13 @@ import (
 // methods are safe for concurrent use, and any number of SharedRaftLog
 // values for one group see the same log.
 //
-// The log is monotonic (raft.MonotonicLogStore): StoreLogs refuses entries
-// that would leave a gap after the log (an empty log takes any index), and
-// DeleteRange one that would leave a hole in it. Raft does neither: it
-// appends, overwrites a suffix, deletes from the front after a snapshot and
-// from the back to drop a conflicting suffix, and empties the log after
-// installing a snapshot.
+// The log is monotonic (raft.MonotonicLogStore): it never has a gap.
+// StoreLogs refuses entries that start before the log, and entries that
+// start past its end replace it; DeleteRange refuses to leave a hole.
+// Raft appends, overwrites a suffix, deletes from the front after a
+// snapshot and from the back to drop a conflicting suffix, and empties the
+// log after installing a snapshot; if the node stops before that emptying,
+// the next entries after the snapshot replace the stale log.
 type SharedRaftLog struct {
 	s     *Store
 	group uint64
@@ -128,15 +129,11 @@ func (s *Store) copyRaftLog(group uint64, prefix []byte) error {
 			return err
 		}
 		for len(logs) > 0 {
-			// The run up to a gap; after a gap, the log starts again.
+			// The run up to a gap; after a gap, the log starts again
+			// (storeLogs replaces it).
 			n := 1
 			for n < len(logs) && logs[n].Index == logs[n-1].Index+1 {
 				n++
-			}
-			if _, last := s.wal.bounds(group); last != 0 && logs[0].Index != last+1 {
-				if err := s.wal.deleteRange(group, 0, math.MaxUint64); err != nil {
-					return err
-				}
 			}
 			if err := s.wal.storeLogs(group, logs[:n]); err != nil {
 				return err
@@ -146,6 +143,21 @@ func (s *Store) copyRaftLog(group uint64, prefix []byte) error {
 		from = next
 	}
 	return nil
+}
+
+// RaftLogFailed is closed when the Raft write-ahead log fails: a write,
+// sync or deletion of its files did not succeed. From then on every Raft
+// group's log on this node refuses writes until the store is reopened;
+// the node should stop, so that a restart recovers what was synced.
+// RaftLogErr says why.
+func (s *Store) RaftLogFailed() <-chan struct{} { return s.wal.down }
+
+// RaftLogErr returns why the Raft write-ahead log failed, nil while it has
+// not.
+func (s *Store) RaftLogErr() error {
+	s.wal.mu.Lock()
+	defer s.wal.mu.Unlock()
+	return s.wal.err
 }
 
 // FirstIndex returns the lowest index stored, 0 if there is none.

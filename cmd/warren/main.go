@@ -85,23 +85,39 @@ func run(args []string) int {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	var sig os.Signal
+	code := 0
 	select {
-	case sig = <-early:
+	case sig := <-early:
+		log.Info("signal received", "signal", sig.String())
 	default:
-		sig = <-sigs
+		code = wait(b, sigs, log)
 	}
-	for ; sig == syscall.SIGHUP; sig = <-sigs {
-		if err := b.ReloadTLS(); err != nil {
-			log.Error("reloading the TLS files failed; the previous ones stay in use", "err", err)
-		}
-	}
-	log.Info("signal received", "signal", sig.String())
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := b.Shutdown(ctx); err != nil {
 		log.Error("shutdown", "err", err)
 		return 1
 	}
-	return 0
+	return code
+}
+
+// wait serves until SIGINT or SIGTERM (0) or until the node fails (1),
+// reloading the TLS files on SIGHUP, and returns the exit code.
+func wait(b *broker.Broker, sigs <-chan os.Signal, log *slog.Logger) int {
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				if err := b.ReloadTLS(); err != nil {
+					log.Error("reloading the TLS files failed; the previous ones stay in use", "err", err)
+				}
+				continue
+			}
+			log.Info("signal received", "signal", sig.String())
+			return 0
+		case <-b.Failed():
+			log.Error("the node cannot keep its durability promises and stops; a restart recovers what was synced", "err", b.Err())
+			return 1
+		}
+	}
 }
