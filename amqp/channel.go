@@ -289,9 +289,9 @@ func (ch *channel) handle(m wire.Method) error {
 	case *wire.BasicAck:
 		return ch.settleTag(m.DeliveryTag, m.Multiple, queue.Ack)
 	case *wire.BasicNack:
-		return ch.settleTag(m.DeliveryTag, m.Multiple, refusal(m.Requeue))
+		return ch.settleTag(m.DeliveryTag, m.Multiple, refusal(m.Requeue, true))
 	case *wire.BasicReject:
-		return ch.settleTag(m.DeliveryTag, false, refusal(m.Requeue))
+		return ch.settleTag(m.DeliveryTag, false, refusal(m.Requeue, false))
 	case *wire.BasicRecover:
 		return ch.basicRecover(m.Requeue, true)
 	case *wire.BasicRecoverAsync:

@@ -179,7 +179,7 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 		// would ever settle the delivery.
 		ch.mu.Unlock()
 		if !m.NoAck {
-			q.Settle(nil, []queue.Entry{e}, queue.Requeue)
+			q.Settle(nil, []queue.Entry{e}, queue.Release)
 		}
 		return nil
 	}
@@ -250,12 +250,17 @@ func (ch *channel) Cancelled(qc *queue.Consumer) {
 	}
 }
 
-// refusal is how basic.nack or basic.reject settles: requeue or discard.
-func refusal(requeue bool) queue.Settlement {
-	if requeue {
-		return queue.Requeue
+// refusal is how basic.nack (nack) or basic.reject settles: discard
+// without requeue; with it, as RabbitMQ 4.3 counts them, a reject is a
+// failed delivery (it counts towards the delivery limit) and a nack is not.
+func refusal(requeue, nack bool) queue.Settlement {
+	switch {
+	case !requeue:
+		return queue.Discard
+	case nack:
+		return queue.Release
 	}
-	return queue.Discard
+	return queue.Requeue
 }
 
 // settleTag handles basic.ack, basic.nack and basic.reject.
@@ -317,7 +322,7 @@ func (ch *channel) basicRecover(requeue, reply bool) error {
 	resume := ch.takeBlockedLocked()
 	ch.mu.Unlock()
 	resumeAll(resume)
-	settle(ds, queue.Requeue)
+	settle(ds, queue.Release)
 	ch.ackScratch = ds[:0]
 	if reply {
 		ch.conn.sendMethod(ch.id, &wire.BasicRecoverOk{})

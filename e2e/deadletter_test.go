@@ -323,6 +323,8 @@ func TestPriorityQueue(t *testing.T) {
 	}
 }
 
+// A classic queue with x-delivery-limit counts rejects, not nacks, and
+// dead-letters the message past the limit (reason delivery_limit).
 func TestDeliveryLimit(t *testing.T) {
 	b := startBroker(t)
 	_, ch := dialChannel(t, b)
@@ -335,15 +337,7 @@ func TestDeliveryLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 3 {
-		d := receive(t, msgs)
-		if got := d.Headers["x-delivery-count"]; i > 0 && got != int64(i) || i == 0 && got != nil {
-			t.Fatalf("delivery %d: x-delivery-count %v", i, got)
-		}
-		if err := d.Nack(false, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	requeueToLimit(t, msgs, 2)
 	waitFor(t, 10*time.Second, func() error {
 		d, ok, err := ch.Get("limit-dead", true)
 		if err != nil || !ok {
@@ -354,6 +348,33 @@ func TestDeliveryLimit(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// requeueToLimit takes the one message of a queue with a delivery limit
+// of limit from msgs and gives it back as RabbitMQ 4.3 counts returns:
+// basic.nack with requeue more times than the limit, which does not count
+// (no x-delivery-count, yet redelivered), then basic.reject with requeue
+// until the count passes the limit (x-delivery-count 1, 2, ...).
+func requeueToLimit(t *testing.T, msgs <-chan amqp091.Delivery, limit int) {
+	t.Helper()
+	for i := range limit + 1 {
+		d := receive(t, msgs)
+		if got, ok := d.Headers["x-delivery-count"]; ok || d.Redelivered != (i > 0) {
+			t.Fatalf("nacked %d times: x-delivery-count %v, redelivered %v; want none, %v", i, got, d.Redelivered, i > 0)
+		}
+		if err := d.Nack(false, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range limit + 1 {
+		d := receive(t, msgs)
+		if got := d.Headers["x-delivery-count"]; i > 0 && got != int64(i) || i == 0 && got != nil || !d.Redelivered {
+			t.Fatalf("rejected %d times: x-delivery-count %v, redelivered %v", i, got, d.Redelivered)
+		}
+		if err := d.Reject(true); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // A SIGKILL while persistent messages move from a durable queue to a

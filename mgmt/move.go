@@ -111,7 +111,7 @@ func (s *Server) moveMessages(w http.ResponseWriter, r *http.Request, u *auth.Us
 				err = badRequest("a queue of the exchange refused a message with routing key '" + k + "' (it is full)")
 			}
 			if err != nil {
-				q.Settle(nil, []queue.Entry{e}, queue.Requeue)
+				q.Settle(nil, []queue.Entry{e}, queue.Release)
 				stop = err
 				break
 			}
@@ -123,7 +123,7 @@ func (s *Server) moveMessages(w http.ResponseWriter, r *http.Request, u *auth.Us
 			break
 		}
 		if err := promises.Wait(); err != nil {
-			q.Settle(nil, taken, queue.Requeue)
+			q.Settle(nil, taken, queue.Release)
 			stop = errors.New("the messages' new queues failed to store them: " + err.Error())
 			break
 		}

@@ -436,7 +436,9 @@ func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, u *auth.Use
 	ackmode, _ := stringField(body["ackmode"], "")
 	var how queue.Settlement
 	switch ackmode {
-	case "ack_requeue_true", "reject_requeue_true":
+	case "ack_requeue_true":
+		how = queue.Release // as a nack: the return does not count
+	case "reject_requeue_true":
 		how = queue.Requeue
 	case "ack_requeue_false":
 		how = queue.Ack

@@ -209,16 +209,27 @@ const (
 	// Ack: the client acknowledged the delivery (basic.ack); the message is
 	// gone.
 	Ack Settlement = iota + 1
-	// Requeue: the message goes back to the queue, near its original
-	// position and marked redelivered (nack or reject with requeue, a closed
-	// channel, basic.recover).
+	// Requeue: the delivery failed; the message goes back to the queue,
+	// near its original position and marked redelivered, and the return
+	// counts towards its delivery count and the queue's delivery limit
+	// (basic.reject with requeue, a channel or connection that closed with
+	// it unacknowledged).
 	Requeue
 	// Discard: the client refused the message (nack or reject without
 	// requeue); it goes to the queue's dead-letter sink.
 	Discard
+	// Release: the message goes back as with Requeue, but the return does
+	// not count: the client did not try it, or was not the one to
+	// (basic.nack with requeue, basic.recover, a delivery the client never
+	// got, a message a management get or move puts back), as RabbitMQ 4.3
+	// counts them.
+	Release
 )
 
-var settlementNames = [...]string{Ack: "ack", Requeue: "requeue", Discard: "discard"}
+var settlementNames = [...]string{Ack: "ack", Requeue: "requeue", Discard: "discard", Release: "release"}
+
+// Returns reports whether s gives the message back to the queue.
+func (s Settlement) Returns() bool { return s == Requeue || s == Release }
 
 func (s Settlement) String() string {
 	if int(s) < len(settlementNames) && settlementNames[s] != "" {

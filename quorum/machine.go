@@ -525,8 +525,8 @@ func (m *Machine) get(key ConsumerKey, noAck bool, fx *Effects) {
 
 func (m *Machine) settle(key ConsumerKey, how queue.Settlement, seqs []uint64, fx *Effects) {
 	c := m.consumer(key)
-	if c == nil {
-		return
+	if c == nil || how < queue.Ack || how > queue.Release {
+		return // an unknown settlement leaves the deliveries unsettled
 	}
 	for _, seq := range seqs {
 		e, ok := c.checked[seq]
@@ -535,8 +535,8 @@ func (m *Machine) settle(key ConsumerKey, how queue.Settlement, seqs []uint64, f
 		}
 		delete(c.checked, seq)
 		switch how {
-		case queue.Requeue:
-			m.giveBack(e, fx)
+		case queue.Requeue, queue.Release:
+			m.giveBack(e, how == queue.Requeue, fx)
 		case queue.Discard:
 			fx.DeadLetters = append(fx.DeadLetters, DeadLetter{Reason: queue.ReasonRejected, Entry: e})
 		}
@@ -559,9 +559,10 @@ func (m *Machine) dropIfDone(c *consumer) {
 }
 
 // giveBack returns a delivered message to the queue, ahead of the
-// messages never delivered, or dead-letters it past the delivery limit.
-func (m *Machine) giveBack(e queue.Entry, fx *Effects) {
-	if e.Returns < ^uint32(0) {
+// messages never delivered, or dead-letters it past the delivery limit;
+// counted: the return counts towards it.
+func (m *Machine) giveBack(e queue.Entry, counted bool, fx *Effects) {
+	if counted && e.Returns < ^uint32(0) {
 		e.Returns++
 	}
 	e.Redelivered = true
@@ -589,7 +590,7 @@ func (m *Machine) detach(key ConsumerKey, fx *Effects) {
 		m.dropIfDone(c)
 	}
 	for _, e := range held {
-		m.giveBack(e, fx)
+		m.giveBack(e, true, fx)
 	}
 }
 

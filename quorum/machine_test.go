@@ -20,6 +20,7 @@ type model struct {
 	where    map[uint64]ConsumerKey // live message -> holder (zero key: ready)
 	returns  map[uint64]uint32      // message -> times given back
 	returned map[uint64]bool        // messages given back by the command being observed
+	back     map[uint64]bool        // messages given back at some time (redelivered)
 	// cancelled consumers may hold messages still; the machine forgets
 	// them once they hold none
 	cancelled map[ConsumerKey]bool
@@ -44,7 +45,7 @@ var readyKey = ConsumerKey{}
 
 func newModel() *model {
 	return &model{where: map[uint64]ConsumerKey{}, returns: map[uint64]uint32{}, prefetch: map[ConsumerKey]int{}, sizes: map[uint64]int64{},
-		cancelled: map[ConsumerKey]bool{}, exclusive: map[ConsumerKey]bool{}, lastNew: map[int]uint64{}, priority: map[uint64]int{}}
+		cancelled: map[ConsumerKey]bool{}, exclusive: map[ConsumerKey]bool{}, lastNew: map[int]uint64{}, priority: map[uint64]int{}, back: map[uint64]bool{}}
 }
 
 func (md *model) clone() *model {
@@ -68,6 +69,7 @@ func (md *model) clone() *model {
 		c.exclusive[k] = v
 	}
 	maps.Copy(c.lastNew, md.lastNew)
+	maps.Copy(c.back, md.back)
 	maps.Copy(c.priority, md.priority)
 	return c
 }
@@ -123,7 +125,7 @@ func (g *gen) next(md *model) []byte {
 		if g.r.IntN(3) == 0 {
 			key.ID = 0
 		}
-		how := []queue.Settlement{queue.Ack, queue.Ack, queue.Requeue, queue.Discard}[g.r.IntN(4)]
+		how := []queue.Settlement{queue.Ack, queue.Ack, queue.Requeue, queue.Discard, queue.Release}[g.r.IntN(5)]
 		return SettleCommand(g.now, key, how, held(key))
 	case n < 83:
 		key.ID = 0
@@ -210,6 +212,7 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 					md.where[seq] = readyKey
 					md.returns[seq]++
 					md.returned[seq] = true
+					md.back[seq] = true
 				}
 			}
 		}
@@ -224,9 +227,12 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 			switch how {
 			case queue.Ack:
 				gone(seq, "acked")
-			case queue.Requeue:
-				md.returns[seq]++
+			case queue.Requeue, queue.Release:
+				if how == queue.Requeue {
+					md.returns[seq]++ // a release does not count
+				}
 				md.returned[seq] = true
+				md.back[seq] = true
 				md.where[seq] = readyKey
 			}
 		}
@@ -238,9 +244,9 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 			if !readyBefore[seq] {
 				t.Fatalf("index %d: get took %d, which was not ready", index, seq)
 			}
-			if fx.Got.Returns == 0 && slices.ContainsFunc(slices.Collect(maps.Keys(readyBefore)), func(s uint64) bool {
+			if !fx.Got.Redelivered && slices.ContainsFunc(slices.Collect(maps.Keys(readyBefore)), func(s uint64) bool {
 				_, live := md.where[s] // not expired by this command
-				return live && s != seq && md.returns[s] > 0
+				return live && s != seq && md.back[s]
 			}) {
 				t.Fatalf("index %d: get took %d before a message given back", index, seq)
 			}
@@ -271,6 +277,7 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 				md.where[seq] = readyKey
 				md.returns[seq]++
 				md.returned[seq] = true
+				md.back[seq] = true
 			}
 		}
 		for key := range md.prefetch {
@@ -291,12 +298,12 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 	// Messages given back go out before those never delivered.
 	backs := 0
 	for seq, h := range md.where {
-		if h == readyKey && md.returns[seq] > 0 {
+		if h == readyKey && md.back[seq] {
 			backs++
 		}
 	}
 	for _, dv := range fx.Deliveries {
-		if dv.Entry.Returns > 0 {
+		if dv.Entry.Redelivered {
 			backs--
 		} else if backs > 0 {
 			t.Fatalf("index %d: message %d delivered before %d given back", index, dv.Entry.Seq, backs)
@@ -325,15 +332,15 @@ func (md *model) checkPriorities(t *testing.T, index uint64, fx Effects) {
 	t.Helper()
 	var fresh []uint64
 	for _, dv := range fx.Deliveries {
-		if dv.Entry.Returns == 0 {
+		if !dv.Entry.Redelivered {
 			fresh = append(fresh, dv.Entry.Seq)
 		}
 	}
-	if fx.Ok && fx.Got.Returns == 0 {
+	if fx.Ok && !fx.Got.Redelivered {
 		fresh = append(fresh, fx.Got.Seq)
 	}
 	for seq, h := range md.where {
-		if h != readyKey || md.returns[seq] > 0 {
+		if h != readyKey || md.back[seq] {
 			continue
 		}
 		for _, f := range fresh {
@@ -351,15 +358,15 @@ func (md *model) checkDelivery(t *testing.T, index uint64, e queue.Entry) {
 	if e.Returns != md.returns[e.Seq] {
 		t.Fatalf("index %d: message %d handed out with delivery count %d, want %d", index, e.Seq, e.Returns, md.returns[e.Seq])
 	}
-	if e.Returns == 0 {
+	if !e.Redelivered {
 		p := md.priority[e.Seq]
 		if e.Seq <= md.lastNew[p] {
 			t.Fatalf("index %d: message %d (priority %d) first delivered after %d", index, e.Seq, p, md.lastNew[p])
 		}
 		md.lastNew[p] = e.Seq
 	}
-	if e.Redelivered != (e.Returns > 0) {
-		t.Fatalf("index %d: message %d redelivered=%v with %d returns", index, e.Seq, e.Redelivered, e.Returns)
+	if e.Redelivered != md.back[e.Seq] {
+		t.Fatalf("index %d: message %d redelivered=%v, given back before: %v", index, e.Seq, e.Redelivered, md.back[e.Seq])
 	}
 }
 

@@ -361,7 +361,7 @@ func (q *Queue) RemoveConsumer(c *queue.Consumer) {
 	l.pending = nil
 	q.mu.Unlock()
 	if len(back) > 0 {
-		q.prop.settle(l.key, queue.Requeue, back)
+		q.prop.settle(l.key, queue.Release, back)
 	}
 	q.prop.submit(op{cmd: DetachCommand(now(), l.key, true), retry: true})
 }
@@ -406,7 +406,7 @@ func (q *Queue) deliverLocked(l *local, e queue.Entry) {
 		e = queue.WithDeliveryCount(e)
 	}
 	if l.removed {
-		q.prop.settle(l.key, queue.Requeue, []uint64{e.Seq})
+		q.prop.settle(l.key, queue.Release, []uint64{e.Seq})
 		return
 	}
 	if !l.started || len(l.pending) > 0 || !l.c.Sink.Deliver(l.c, e) {

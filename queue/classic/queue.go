@@ -607,9 +607,9 @@ func (q *Queue) Settle(qc *queue.Consumer, entries []queue.Entry, how queue.Sett
 		for _, e := range entries {
 			q.forgetLocked(e)
 		}
-	case how == queue.Requeue:
+	case how.Returns():
 		for _, e := range entries {
-			if e.Returns < ^uint32(0) {
+			if how == queue.Requeue && e.Returns < ^uint32(0) {
 				e.Returns++
 			}
 			if q.settings.DeliveryLimit >= 0 && int64(e.Returns) > q.settings.DeliveryLimit {

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -367,6 +368,9 @@ func (s *Service) onSettle(payload []byte) ([]byte, error) {
 	if d.Err() != nil {
 		return nil, d.Err()
 	}
+	if how < queue.Ack || how > queue.Release {
+		return nil, fmt.Errorf("remote: unknown settlement %d", how)
+	}
 	var entries []queue.Entry
 	if id == 0 {
 		var q queue.Queue
@@ -525,7 +529,7 @@ func (s *Service) onCancel(payload []byte) ([]byte, error) {
 	done := len(sv.held) == 0
 	sv.mu.Unlock()
 	if len(back) > 0 {
-		sv.q.Settle(sv.c, back, queue.Requeue)
+		sv.q.Settle(sv.c, back, queue.Release)
 	}
 	if done {
 		s.mu.Lock()
