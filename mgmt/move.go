@@ -34,8 +34,8 @@ func publishTo(v *vhost.VHost, exchange, key string, m *queue.Message, sc *vhost
 // it cannot republish (it routes nowhere, a queue refuses it, the user
 // may not publish it): that message goes back to the queue, the ones
 // before it are moved, and the answer says why it stopped. Going back
-// counts as a return, as a nack with requeue does (x-delivery-count, the
-// delivery limit). A queue that took a message before another refused it
+// does not count towards the message's delivery count or the delivery
+// limit (a release, as a nack with requeue). A queue that took a message before another refused it
 // keeps its copy: at worst a message is in both places, never in none.
 // count (default: the messages ready when the move starts) bounds it, so
 // that a move into an exchange that routes back to the queue ends. It is
