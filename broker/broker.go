@@ -263,8 +263,6 @@ func (b *Broker) startClustered(ctx context.Context, kinds *queue.Kinds, classic
 		return nil, nil, err
 	}
 	link := &clusterLink{name: cfg.NodeName}
-	b.quorum = quorum.NewKind(quorum.Options{Store: b.store, Cluster: link, Node: cfg.NodeName, Log: b.log.With("component", "quorum")})
-	kinds.Register(quorum.Name, b.quorum)
 	var vhosts *vhost.Registry
 	b.forward = remote.New(link, func(vh, name string, id uint64) (queue.Queue, error) {
 		v := vhosts.Get(vh)
@@ -273,6 +271,9 @@ func (b *Broker) startClustered(ctx context.Context, kinds *queue.Kinds, classic
 		}
 		return v.LocalQueue(name, id)
 	}, b.log.With("component", "forwarding"))
+	b.quorum = quorum.NewKind(quorum.Options{Store: b.store, Cluster: link, Node: cfg.NodeName, Forward: b.forward.New,
+		Log: b.log.With("component", "quorum")})
+	kinds.Register(quorum.Name, b.quorum)
 	vhosts = vhost.NewRegistry(vhost.Deps{Kinds: kinds, Delays: classicKind, Log: b.log,
 		Replicator: link.to(targetVhosts), Node: cfg.NodeName, Remote: b.forward})
 	users, err := auth.New(auth.Config{Replicator: link.to(targetUsers), LoopbackUsers: cfg.LoopbackUsers})

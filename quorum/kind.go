@@ -46,6 +46,10 @@ type Options struct {
 	// Timing of the groups' Raft (zero: defaults for a cluster; a group of
 	// one elects itself at once whatever these say).
 	HeartbeatTimeout time.Duration
+	// Forward returns a stand-in that forwards to the queue cfg on node
+	// cfg.Node (remote.Service.New): a consumer on a node without a
+	// replica consumes through a member. Nil: such consumers are refused.
+	Forward func(cfg queue.Config) (queue.Queue, error)
 }
 
 // Cluster is what the kind needs of the node's cluster membership

@@ -34,7 +34,12 @@ type Queue struct {
 	settings queue.Settings
 	locals   map[*queue.Consumer]*local
 	byKey    map[ConsumerKey]*local
-	deleted  bool
+	// forwarded: consumers here, on a node without a replica, that
+	// consume through a member's queue (Options.Forward); kept after the
+	// consumer is removed, for its channel's settlements, until
+	// forgetForwarded has passed.
+	forwarded map[*queue.Consumer]*forward
+	deleted   bool
 	// nudge: the leader applied deliveries to consumers on other nodes,
 	// which learn of them with the next append (see proposer.run).
 	nudge bool
@@ -69,7 +74,7 @@ type local struct {
 
 func newQueue(k *Kind, cfg queue.Config) *Queue {
 	q := &Queue{k: k, cfg: cfg, ledger: queue.NewReportLedger(), settings: cfg.Settings,
-		locals: map[*queue.Consumer]*local{}, byKey: map[ConsumerKey]*local{}, lastUsed: time.Now(),
+		locals: map[*queue.Consumer]*local{}, byKey: map[ConsumerKey]*local{}, forwarded: map[*queue.Consumer]*forward{}, lastUsed: time.Now(),
 		getKey: ConsumerKey{Node: k.o.Node, Boot: k.boot}}
 	q.prop.q = q
 	return q
@@ -304,9 +309,8 @@ func (q *Queue) Enqueue(m *queue.Message) queue.Receipt {
 func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
 	if !slices.Contains(q.cfg.Members, q.k.o.Node) {
 		// Deliveries are made by the members as they apply the queue's
-		// commands: a node without a replica has none to make.
-		return wire.Errorf(wire.NotImplemented, "consuming from "+describe(q.cfg)+" on node "+q.k.o.Node+
-			", which holds no replica of it, is not supported yet: consume on one of "+strings.Join(q.cfg.Members, ", "))
+		// commands: a node without a replica consumes through one.
+		return q.forwardConsumer(c, started)
 	}
 	l := &local{c: c, key: ConsumerKey{Node: q.k.o.Node, Boot: q.k.boot, ID: q.k.consumerID()}}
 	q.mu.Lock()
@@ -345,11 +349,85 @@ func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
 	return nil
 }
 
+// forward is a consumer that consumes through a stand-in.
+type forward struct {
+	q       queue.Queue
+	removed time.Time // zero while the consumer is on
+}
+
+// forgetForwarded is how long a removed forwarded consumer's channel may
+// still settle its deliveries (as long as the stand-in remembers it).
+const forgetForwarded = 30 * time.Minute
+
+// forwardConsumer adds c, on a node without a replica, as a consumer of
+// the queue on a member (its leader when known and running): the member
+// delivers to it through a stand-in, which also takes its settlements.
+// If that member goes down the consumer is cancelled, as a classic
+// queue's consumers on other nodes are.
+func (q *Queue) forwardConsumer(c *queue.Consumer, started func()) error {
+	if q.k.o.Forward == nil {
+		return wire.Errorf(wire.NotImplemented, "consuming from "+describe(q.cfg)+" on node "+q.k.o.Node+
+			", which holds no replica of it: consume on one of "+strings.Join(q.cfg.Members, ", "))
+	}
+	online := q.Online()
+	if len(online) == 0 {
+		return wire.Errorf(wire.InternalError, "no member of "+describe(q.cfg)+" is running")
+	}
+	member := online[0]
+	if l := q.Leader(); slices.Contains(online, l) {
+		member = l
+	}
+	cfg := q.cfg
+	cfg.Node = member
+	sq, err := q.k.o.Forward(cfg)
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return wire.Errorf(wire.NotFound, "no "+describe(q.cfg))
+	}
+	for fc, f := range q.forwarded {
+		if !f.removed.IsZero() && time.Since(f.removed) > forgetForwarded {
+			delete(q.forwarded, fc)
+		}
+	}
+	q.forwarded[c] = &forward{q: sq}
+	q.mu.Unlock()
+	if err := sq.AddConsumer(c, started); err != nil {
+		q.mu.Lock()
+		delete(q.forwarded, c)
+		q.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// forwardedTo returns the stand-in c consumes through, nil if c is not
+// forwarded.
+func (q *Queue) forwardedTo(c *queue.Consumer) queue.Queue {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if f := q.forwarded[c]; f != nil {
+		return f.q
+	}
+	return nil
+}
+
 // RemoveConsumer implements queue.Queue: the consumer gets no more
 // messages; those its sink had not taken go back, and its channel settles
 // the others.
 func (q *Queue) RemoveConsumer(c *queue.Consumer) {
 	q.mu.Lock()
+	if f := q.forwarded[c]; f != nil {
+		if f.removed.IsZero() {
+			f.removed = time.Now()
+		}
+		q.mu.Unlock()
+		f.q.RemoveConsumer(c)
+		return
+	}
 	l := q.locals[c]
 	if l == nil || l.removed {
 		q.mu.Unlock()
@@ -376,6 +454,10 @@ func seqsOf(entries []queue.Entry) []uint64 {
 
 // Resume implements queue.Queue.
 func (q *Queue) Resume(c *queue.Consumer) {
+	if sq := q.forwardedTo(c); sq != nil {
+		sq.Resume(c)
+		return
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if l := q.locals[c]; l != nil && !l.removed {
@@ -449,6 +531,10 @@ func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
 func (q *Queue) Settle(c *queue.Consumer, entries []queue.Entry, how queue.Settlement) {
 	key := q.getKey
 	if c != nil {
+		if sq := q.forwardedTo(c); sq != nil {
+			sq.Settle(c, entries, how)
+			return
+		}
 		q.mu.Lock()
 		l := q.locals[c]
 		q.mu.Unlock()
