@@ -6,7 +6,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 work=$(mktemp -d /tmp/warren-bench.XXXXXX)
 pids=() # processes to kill on exit (start_nodes adds its own)
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'set +e; kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 if [[ -z ${BIN:-} ]]; then
 	BIN=$work/warren
 	(cd "$root" && go build -o "$BIN" ./cmd/warren)
