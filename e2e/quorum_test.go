@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -696,4 +697,94 @@ func TestQuorumQueuePoisonAndLimits(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// At-least-once dead-lettering (x-dead-letter-strategy at-least-once,
+// with reject-publish): a message that expires while its dead-letter copy
+// can go nowhere stays in the quorum queue (in its messages, not ready),
+// counts towards the length limit, and reaches the target queue once one
+// is there; at most once, the same message is lost. An unknown strategy is
+// refused.
+func TestQuorumQueueAtLeastOnceDeadLettering(t *testing.T) {
+	b := startBroker(t)
+	_, ch := dialChannel(t, b)
+	source := amqp091.Table{"x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "alo.target",
+		"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish", "x-max-length": 2}
+	declareQueue(t, ch, "alo.source", true, source)
+	lossy := amqp091.Table{"x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "alo.target"}
+	declareQueue(t, ch, "amo.source", true, lossy)
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 8))
+	send := func(queue, body, expiration string) bool {
+		t.Helper()
+		if err := ch.Publish("", queue, false, false, amqp091.Publishing{Body: []byte(body), Expiration: expiration}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case c := <-confirms:
+			return c.Ack
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no confirm for %q", body)
+		}
+		return false
+	}
+	counts := func(name string) (messages, ready int) {
+		t.Helper()
+		_, body := b.api(t, "GET", "/api/queues/%2F/"+name, nil)
+		q := struct {
+			Messages int `json:"messages"`
+			Ready    int `json:"messages_ready"`
+		}{-1, -1} // -1: not in the answer
+		_ = json.Unmarshal(body, &q)
+		return q.Messages, q.Ready
+	}
+	if !send("alo.source", "kept", "1") || !send("amo.source", "lost", "1") {
+		t.Fatal("publishes nacked")
+	}
+	// Expired with nowhere to go: kept at least once, dropped at most once.
+	waitFor(t, 10*time.Second, func() error {
+		if m, r := counts("alo.source"); m != 1 || r != 0 {
+			return fmt.Errorf("alo.source: %d messages, %d ready; want the expired one kept (1, 0)", m, r)
+		}
+		if m, _ := counts("amo.source"); m != 0 {
+			return fmt.Errorf("amo.source: %d messages, want 0", m)
+		}
+		return nil
+	})
+	// The kept message counts towards x-max-length 2: one more fits.
+	if !send("alo.source", "ready", "") {
+		t.Fatal("a publish under the limit was nacked")
+	}
+	if send("alo.source", "over", "") {
+		t.Fatal("a publish past the limit (one ready, one kept) was confirmed, want a nack")
+	}
+	// A target appears: the kept copy reaches it, with its death.
+	declareQueue(t, ch, "alo.target", true, nil)
+	var d amqp091.Delivery
+	waitFor(t, 30*time.Second, func() error {
+		got, ok, err := ch.Get("alo.target", true)
+		if err != nil || !ok {
+			return fmt.Errorf("nothing in alo.target yet (%v)", err)
+		}
+		d = got
+		return nil
+	})
+	deaths, _ := d.Headers["x-death"].([]any)
+	if string(d.Body) != "kept" || len(deaths) != 1 || deaths[0].(amqp091.Table)["reason"] != "expired" {
+		t.Fatalf("dead letter %q with x-death %v, want \"kept\", reason expired", d.Body, d.Headers["x-death"])
+	}
+	if _, ok, _ := ch.Get("alo.target", true); ok {
+		t.Fatal("the at-most-once message reached the target too, or the kept one twice")
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if m, r := counts("alo.source"); m != 1 || r != 1 {
+			return fmt.Errorf("alo.source: %d messages, %d ready; want only the ready one", m, r)
+		}
+		return nil
+	})
+	if ae := declareError(t, b, "alo.bad", true, false, false, amqp091.Table{"x-queue-type": "quorum", "x-dead-letter-strategy": "sometimes"}); ae.Code != 406 {
+		t.Fatalf("x-dead-letter-strategy sometimes: %d %s, want 406", ae.Code, ae.Reason)
+	}
 }

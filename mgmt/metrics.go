@@ -166,7 +166,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			st := q.Stats()
 			gauge(descQReadyPer, float64(st.Ready), vh, q.Name())
 			gauge(descQUnackPer, float64(st.Unacked), vh, q.Name())
-			gauge(descQMsgsPer, float64(st.Ready+st.Unacked), vh, q.Name())
+			gauge(descQMsgsPer, float64(st.Messages()), vh, q.Name())
 			gauge(descQConsPer, float64(st.Consumers), vh, q.Name())
 			counter(descQPubPer, st.Published, vh, q.Name())
 		})

@@ -297,7 +297,7 @@ func (s *Server) queueObject(v *vhost.VHost, q queue.Queue) object {
 		"policy": policyName(pol.Policy), "operator_policy": policyName(pol.OperatorPolicy),
 		"effective_policy_definition": pol.Effective,
 		"consumers":                   st.Consumers,
-		"messages":                    st.Ready + st.Unacked, "messages_details": details(rt.readyRate + rt.unackedRate),
+		"messages":                    st.Messages(), "messages_details": details(rt.readyRate + rt.unackedRate),
 		"messages_ready": st.Ready, "messages_ready_details": details(rt.readyRate),
 		"messages_unacknowledged": st.Unacked, "messages_unacknowledged_details": details(rt.unackedRate),
 		"message_bytes": st.ReadyBytes, "message_bytes_ready": st.ReadyBytes, "message_bytes_ram": st.Resident,

@@ -127,6 +127,11 @@ type Settings struct {
 	DeadLetterExchange      string
 	DeadLetterRoutingKey    string
 	HasDeadLetterRoutingKey bool
+	// DeadLetterAtLeastOnce is x-dead-letter-strategy at-least-once: a
+	// quorum queue with a dead-letter exchange and reject-publish keeps
+	// what it dead-letters until the copies are safe where they were
+	// routed. Other queues, and other settings, dead-letter at most once.
+	DeadLetterAtLeastOnce bool
 	// MaxPriority is x-max-priority: messages are offered highest priority
 	// first; 0 means priorities are ignored.
 	MaxPriority uint8
@@ -273,6 +278,14 @@ type DeadLetterSink interface {
 	DeadLetter(q Queue, reason Reason, msgs []*Message)
 }
 
+// SafeDeadLetterSink is a DeadLetterSink that dead-letters at least once:
+// DeadLetterSafely dead-letters msgs (each for its reason), waits until
+// their copies are safe in the queues they were routed to, and reports for
+// each message whether it is done with (false: try again later).
+type SafeDeadLetterSink interface {
+	DeadLetterSafely(q Queue, reasons []Reason, msgs []*Message) []bool
+}
+
 // Sink receives a consumer's deliveries; the AMQP channel that owns the
 // consumer implements it.
 type Sink interface {
@@ -349,4 +362,12 @@ type Stats struct {
 	// Down is set when the queue lives on a node that cannot be reached
 	// (its counts are then unknown).
 	Down bool
+	// DeadLettering counts the messages the queue keeps until their
+	// dead-letter copies are safe (at-least-once dead-lettering): neither
+	// ready nor unacknowledged, yet in the queue's messages.
+	DeadLettering int
 }
+
+// Messages is the queue's message count as RabbitMQ reports it: ready,
+// unacknowledged and being dead-lettered.
+func (s Stats) Messages() int { return s.Ready + s.Unacked + s.DeadLettering }

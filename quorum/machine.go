@@ -27,16 +27,17 @@ import (
 // milliseconds: messages whose time has passed by then expire first) and
 // then these fields.
 const (
-	cmdEnqueue  byte = iota + 1 // message
-	cmdAttach                   // consumer, prefetch, priority, exclusive
-	cmdDetach                   // consumer, keep
-	cmdSettle                   // consumer, settlement, sequence numbers
-	cmdGet                      // consumer (a node's get key), no-ack
-	cmdPurge                    //
-	cmdDropNode                 // node, boot to keep
-	cmdExpire                   //
-	cmdSettings                 // settings
-	cmdNoop                     // nothing: it carries the commit index to followers
+	cmdEnqueue      byte = iota + 1 // message
+	cmdAttach                       // consumer, prefetch, priority, exclusive
+	cmdDetach                       // consumer, keep
+	cmdSettle                       // consumer, settlement, sequence numbers
+	cmdGet                          // consumer (a node's get key), no-ack
+	cmdPurge                        //
+	cmdDropNode                     // node, boot to keep
+	cmdExpire                       //
+	cmdSettings                     // settings[, at-least-once]
+	cmdNoop                         // nothing: it carries the commit index to followers
+	cmdDeadLettered                 // sequence numbers: kept dead letters that are safe elsewhere
 )
 
 // DefaultCredit is how many unacknowledged deliveries a consumer with no
@@ -62,11 +63,24 @@ type settings struct {
 	deliveryLimit             int64
 	deadLetter                bool
 	singleActive              bool
+	// atLeastOnce is x-dead-letter-strategy at-least-once; it holds only
+	// with a dead-letter exchange and reject-publish (keeps).
+	atLeastOnce bool
 }
 
 func settingsOf(s queue.Settings) settings {
 	return settings{maxLength: s.MaxLength, maxLengthBytes: s.MaxLengthBytes, overflow: s.Overflow,
-		messageTTL: s.MessageTTL, deliveryLimit: s.DeliveryLimit, deadLetter: s.DeadLetter, singleActive: s.SingleActiveConsumer}
+		messageTTL: s.MessageTTL, deliveryLimit: s.DeliveryLimit, deadLetter: s.DeadLetter, singleActive: s.SingleActiveConsumer,
+		atLeastOnce: s.DeadLetterAtLeastOnce}
+}
+
+// keeps reports whether the queue dead-letters at least once, as RabbitMQ
+// does it: with x-dead-letter-strategy at-least-once, a dead-letter
+// exchange and reject-publish overflow (so that a queue whose dead letters
+// cannot go anywhere refuses publishes rather than grow); otherwise at
+// most once.
+func (s *settings) keeps() bool {
+	return s.atLeastOnce && s.deadLetter && s.overflow == queue.RejectPublish
 }
 
 func (s *settings) encode(e *cluster.Fields) {
@@ -208,6 +222,12 @@ type Machine struct {
 	enqueued   uint64
 	delivered  uint64
 	lastIndex  uint64
+	// kept are the messages dead-lettered at least once whose copies are
+	// not known to be safe yet (cmdDeadLettered), in the order they were
+	// dead-lettered; keptBytes their body bytes. They count towards the
+	// length limits.
+	kept      []DeadLetter
+	keptBytes int64
 }
 
 // NewMachine returns an empty queue with settings s.
@@ -225,6 +245,9 @@ type Delivery struct {
 type DeadLetter struct {
 	Reason queue.Reason
 	Entry  queue.Entry
+	// Kept: the queue dead-letters at least once and keeps the message
+	// (Machine.Kept) until a DeadLetteredCommand says its copies are safe.
+	Kept bool
 }
 
 // Effects are what applying one command leads to.
@@ -333,9 +356,31 @@ func (m *Machine) Apply(index uint64, cmd []byte) Effects {
 	case cmdSettings:
 		var s settings
 		s.decode(d)
+		if d.Err() == nil && d.Left() > 0 {
+			s.atLeastOnce = d.Bool() // absent from commands of earlier versions
+		}
 		if d.Err() == nil {
 			m.settings = s
+			if !s.keeps() {
+				// As in RabbitMQ: leaving at-least-once drops what was kept.
+				m.kept, m.keptBytes = nil, 0
+			}
 			m.trim(&fx)
+		}
+	case cmdDeadLettered:
+		n := d.Count()
+		seqs := make(map[uint64]bool, n)
+		for range n {
+			seqs[d.Uint()] = true
+		}
+		if d.Err() == nil {
+			m.kept = slices.DeleteFunc(m.kept, func(dl DeadLetter) bool {
+				if seqs[dl.Entry.Seq] {
+					m.keptBytes -= dl.Entry.Size
+					return true
+				}
+				return false
+			})
 		}
 	}
 	m.dispatch(&fx)
@@ -366,6 +411,14 @@ func (m *Machine) Unacked() int {
 		n += len(c.checked)
 	}
 	return n
+}
+
+// Kept returns the dead letters the queue keeps until their copies are
+// safe (at-least-once), oldest first, at most n of them, and how many
+// there are in all. The slice is the machine's: read it under the lock
+// that guards the machine.
+func (m *Machine) Kept(n int) ([]DeadLetter, int) {
+	return m.kept[:min(n, len(m.kept))], len(m.kept)
 }
 
 // Consumers returns the number of attached consumers (not cancelled).
@@ -425,7 +478,7 @@ func (m *Machine) enqueue(index uint64, now int64, data []byte, fx *Effects) {
 		if c, _ := m.pick(); c == nil || m.head() != nil {
 			fx.Published = queue.Enqueued
 			m.enqueued++
-			fx.DeadLetters = append(fx.DeadLetters, DeadLetter{Reason: queue.ReasonExpired, Entry: e})
+			m.discard(queue.ReasonExpired, e, fx)
 			return
 		}
 	case ok:
@@ -438,7 +491,7 @@ func (m *Machine) enqueue(index uint64, now int64, data []byte, fx *Effects) {
 			return
 		case queue.RejectPublishDLX:
 			fx.Published = queue.Rejected
-			fx.DeadLetters = append(fx.DeadLetters, DeadLetter{Reason: queue.ReasonMaxLen, Entry: e})
+			m.discard(queue.ReasonMaxLen, e, fx)
 			return
 		}
 	}
@@ -453,8 +506,21 @@ func (m *Machine) enqueue(index uint64, now int64, data []byte, fx *Effects) {
 // messages over a length limit.
 func (m *Machine) full(size int64) bool {
 	n, bytes := m.Ready()
+	n, bytes = n+len(m.kept), bytes+m.keptBytes
 	return m.settings.maxLength >= 0 && int64(n)+1 > m.settings.maxLength ||
 		m.settings.maxLengthBytes >= 0 && bytes+size > m.settings.maxLengthBytes
+}
+
+// discard dead-letters e for reason: an effect for the leader to carry
+// out at most once, or, when the queue dead-letters at least once, kept
+// in the state as well until its copies are safe.
+func (m *Machine) discard(reason queue.Reason, e queue.Entry, fx *Effects) {
+	dl := DeadLetter{Reason: reason, Entry: e, Kept: m.settings.keeps()}
+	if dl.Kept {
+		m.kept = append(m.kept, dl)
+		m.keptBytes += e.Size
+	}
+	fx.DeadLetters = append(fx.DeadLetters, dl)
 }
 
 // trim drops messages from the head while the queue is over a limit with
@@ -469,7 +535,7 @@ func (m *Machine) trim(fx *Effects) {
 			(m.settings.maxLengthBytes < 0 || bytes <= m.settings.maxLengthBytes) {
 			return
 		}
-		fx.DeadLetters = append(fx.DeadLetters, DeadLetter{Reason: queue.ReasonMaxLen, Entry: m.take()})
+		m.discard(queue.ReasonMaxLen, m.take(), fx)
 	}
 }
 
@@ -500,7 +566,7 @@ func (m *Machine) expire(now int64, fx *Effects) {
 		if exp := f.front().Expires; exp == 0 || exp > now {
 			return
 		}
-		fx.DeadLetters = append(fx.DeadLetters, DeadLetter{Reason: queue.ReasonExpired, Entry: m.take()})
+		m.discard(queue.ReasonExpired, m.take(), fx)
 	}
 }
 
@@ -538,7 +604,7 @@ func (m *Machine) settle(key ConsumerKey, how queue.Settlement, seqs []uint64, f
 		case queue.Requeue, queue.Release:
 			m.giveBack(e, how == queue.Requeue, fx)
 		case queue.Discard:
-			fx.DeadLetters = append(fx.DeadLetters, DeadLetter{Reason: queue.ReasonRejected, Entry: e})
+			m.discard(queue.ReasonRejected, e, fx)
 		}
 	}
 	if key.ID == 0 && len(c.checked) == 0 {
@@ -567,7 +633,7 @@ func (m *Machine) giveBack(e queue.Entry, counted bool, fx *Effects) {
 	}
 	e.Redelivered = true
 	if m.settings.deliveryLimit >= 0 && int64(e.Returns) > m.settings.deliveryLimit {
-		fx.DeadLetters = append(fx.DeadLetters, DeadLetter{Reason: queue.ReasonDeliveryLimit, Entry: e})
+		m.discard(queue.ReasonDeliveryLimit, e, fx)
 		return
 	}
 	m.returns.push(e)
@@ -797,6 +863,18 @@ func SettingsCommand(now int64, s queue.Settings) []byte {
 	e := command(cmdSettings, now)
 	st := settingsOf(s)
 	st.encode(&e)
+	e.Bool(st.atLeastOnce)
+	return e
+}
+
+// DeadLetteredCommand says that the copies of kept dead letters seqs are
+// safe where they went: the queue lets them go.
+func DeadLetteredCommand(now int64, seqs []uint64) []byte {
+	e := command(cmdDeadLettered, now)
+	e.Uint(uint64(len(seqs)))
+	for _, s := range seqs {
+		e.Uint(s)
+	}
 	return e
 }
 
@@ -866,6 +944,14 @@ func (m *Machine) Snapshot() []byte {
 			}
 		}
 	}
+	// Added later, and read only when present: the at-least-once setting
+	// and the kept dead letters.
+	e.Bool(m.settings.atLeastOnce)
+	e.Uint(uint64(len(m.kept)))
+	for _, dl := range m.kept {
+		e.Uint(uint64(dl.Reason))
+		encodeEntry(&e, dl.Entry)
+	}
 	return e
 }
 
@@ -903,6 +989,21 @@ func RestoreMachine(data []byte) (*Machine, error) {
 			} else {
 				m.gets[c.key] = c
 			}
+		}
+	}
+	if d.Err() == nil && d.Left() > 0 {
+		m.settings.atLeastOnce = d.Bool()
+		for n := d.Count(); n > 0 && d.Err() == nil; n-- {
+			r := queue.Reason(d.Uint())
+			en := decodeEntry(d)
+			if r < queue.ReasonRejected || r > queue.ReasonDeliveryLimit {
+				d.Fail()
+			}
+			if d.Err() != nil {
+				break
+			}
+			m.kept = append(m.kept, DeadLetter{Reason: r, Entry: en, Kept: true})
+			m.keptBytes += en.Size
 		}
 	}
 	if d.Err() != nil || d.Left() != 0 || rr > uint64(len(m.consumers)) {

@@ -21,6 +21,7 @@ type model struct {
 	returns  map[uint64]uint32      // message -> times given back
 	returned map[uint64]bool        // messages given back by the command being observed
 	back     map[uint64]bool        // messages given back at some time (redelivered)
+	kept     []uint64               // dead letters kept (at least once), in order
 	// cancelled consumers may hold messages still; the machine forgets
 	// them once they hold none
 	cancelled map[ConsumerKey]bool
@@ -70,6 +71,7 @@ func (md *model) clone() *model {
 	}
 	maps.Copy(c.lastNew, md.lastNew)
 	maps.Copy(c.back, md.back)
+	c.kept = slices.Clone(md.kept)
 	maps.Copy(c.priority, md.priority)
 	return c
 }
@@ -134,12 +136,25 @@ func (g *gen) next(md *model) []byte {
 		return PurgeCommand(g.now)
 	case n < 87:
 		return DropNodeCommand(g.now, g.nodes[g.r.IntN(len(g.nodes))], uint64(g.r.IntN(3)))
-	case n < 92:
+	case n < 90:
 		return ExpireCommand(g.now)
+	case n < 92:
+		// The leader's word that some kept dead letters are safe, and
+		// one the queue never kept.
+		var seqs []uint64
+		for _, seq := range md.kept {
+			if g.r.IntN(2) == 0 {
+				seqs = append(seqs, seq)
+			}
+		}
+		return DeadLetteredCommand(g.now, append(seqs, 1<<40))
 	case n < 94:
 		s := g.s
 		s.MaxLength = int64(g.r.IntN(12)) - 1
 		s.DeliveryLimit = int64(g.r.IntN(4)) - 1
+		if g.r.IntN(4) == 0 {
+			s.DeadLetterAtLeastOnce = !s.DeadLetterAtLeastOnce
+		}
 		return SettingsCommand(g.now, s)
 	default:
 		return NoopCommand(g.now)
@@ -163,6 +178,13 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 		}
 	}
 	for _, dl := range fx.DeadLetters {
+		if dl.Kept != m.settings.keeps() && cmd[0] != cmdSettings { // a settings command may change it after
+			t.Fatalf("index %d: dead letter %d kept=%v, the queue keeps: %v", index, dl.Entry.Seq, dl.Kept, m.settings.keeps())
+		}
+		if dl.Kept {
+			md.kept = append(md.kept, dl.Entry.Seq)
+			md.sizes[dl.Entry.Seq] = dl.Entry.Size
+		}
 		if dl.Entry.Seq == index { // refused or expired at once: never live
 			continue
 		}
@@ -258,6 +280,16 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 			}
 		} else if len(readyBefore) > len(fx.DeadLetters) {
 			t.Fatalf("index %d: get found nothing with %d ready", index, len(readyBefore))
+		}
+	case cmdDeadLettered:
+		safe := map[uint64]bool{}
+		for n := d.Count(); n > 0; n-- {
+			safe[d.Uint()] = true
+		}
+		md.kept = slices.DeleteFunc(md.kept, func(seq uint64) bool { return safe[seq] })
+	case cmdSettings:
+		if !m.settings.keeps() {
+			md.kept = nil // leaving at-least-once drops them
 		}
 	case cmdPurge:
 		n := 0
@@ -383,6 +415,20 @@ func (md *model) check(t *testing.T, m *Machine, index uint64, typ byte) {
 	if n, b := m.Ready(); n != ready || b != readyBytes {
 		t.Fatalf("index %d: machine has %d ready (%d bytes), model %d (%d bytes)", index, n, b, ready, readyBytes)
 	}
+	kept, n := m.Kept(len(md.kept) + 1)
+	keptBytes := int64(0)
+	for _, seq := range md.kept {
+		keptBytes += md.sizes[seq]
+	}
+	if n != len(md.kept) || !slices.Equal(slices.Collect(func(yield func(uint64) bool) {
+		for _, dl := range kept {
+			if !yield(dl.Entry.Seq) {
+				return
+			}
+		}
+	}), md.kept) || m.keptBytes != keptBytes {
+		t.Fatalf("index %d: machine keeps dead letters %v (%d bytes), model %v (%d bytes)", index, kept, m.keptBytes, md.kept, keptBytes)
+	}
 	if got, want := m.Unacked(), len(md.where)-ready; got != want {
 		t.Fatalf("index %d: machine has %d unacked, model %d", index, got, want)
 	}
@@ -406,6 +452,12 @@ func (md *model) check(t *testing.T, m *Machine, index uint64, typ byte) {
 	if (typ == cmdEnqueue || typ == cmdSettings) && m.settings.overflow == queue.DropHead &&
 		m.settings.maxLength >= 0 && int64(ready) > m.settings.maxLength {
 		t.Fatalf("index %d: %d ready over max-length %d", index, ready, m.settings.maxLength)
+	}
+	// Kept dead letters count towards it: reject-publish takes a message
+	// only while ready and kept ones are under the limit.
+	if h, live := md.where[index]; typ == cmdEnqueue && live && h == readyKey && m.settings.overflow == queue.RejectPublish &&
+		m.settings.maxLength >= 0 && int64(ready+len(md.kept)) > m.settings.maxLength {
+		t.Fatalf("index %d: enqueued with %d ready and %d kept, max-length %d", index, ready, len(md.kept), m.settings.maxLength)
 	}
 	// A message given back past the delivery limit is not kept (one given
 	// back before a lower limit was set may be).
@@ -449,6 +501,7 @@ func TestMachineProperties(t *testing.T) {
 				s.MessageTTL = int64(r.IntN(100))
 			}
 			s.DeliveryLimit = int64(r.IntN(4)) - 1
+			s.DeadLetterAtLeastOnce = r.IntN(2) == 0
 			g := &gen{r: r, nodes: []string{"a", "b"}, s: s}
 			for _, node := range g.nodes {
 				for boot := range uint64(2) {
@@ -494,6 +547,8 @@ func FuzzMachine(f *testing.F) {
 	m := NewMachine(queue.NoSettings)
 	key := ConsumerKey{Node: "a", Boot: 1, ID: 1}
 	msg := queue.BuildMessage("", "q", nil, []byte("hi")).Data()
+	alo := queue.NoSettings
+	alo.DeadLetter, alo.DeadLetterAtLeastOnce, alo.Overflow = true, true, queue.RejectPublish
 	seeds := [][]byte{
 		EnqueueCommand(1, msg),
 		AttachCommand(2, key, 1, 0, false),
@@ -501,8 +556,20 @@ func FuzzMachine(f *testing.F) {
 		GetCommand(4, ConsumerKey{Node: "a", Boot: 1}, false),
 		DropNodeCommand(5, "a", 0),
 		SettingsCommand(6, queue.NoSettings),
+		// At least once: the rejected message is kept, then let go.
+		SettingsCommand(7, alo),
+		EnqueueCommand(8, msg),
+		GetCommand(9, ConsumerKey{Node: "a", Boot: 1}, false),
+		SettleCommand(10, ConsumerKey{Node: "a", Boot: 1}, queue.Discard, []uint64{1}),
+		DeadLetteredCommand(11, []uint64{1, 12}),
 	}
 	for i, c := range seeds {
+		if i == len(seeds)-1 {
+			if _, n := m.Kept(0); n != 1 {
+				f.Fatalf("the seeds keep %d dead letters, want 1", n)
+			}
+			f.Add(m.Snapshot()) // with a kept dead letter
+		}
 		m.Apply(uint64(i+1), c)
 		f.Add(c)
 	}

@@ -56,6 +56,12 @@ type Queue struct {
 	// deleting the queue and waiting for Apply).
 	dead        []DeadLetter
 	deadRunning bool
+	// The leader's worker for the dead letters the state keeps (at least
+	// once): running, when it may try again after a failure, and whether
+	// it said so in the log already.
+	keptRunning bool
+	keptRetry   time.Time
+	keptWarned  bool
 
 	// On a node without a replica: the counts last asked (askStats).
 	statsMu sync.Mutex
@@ -613,6 +619,7 @@ func (q *Queue) Stats() queue.Stats {
 		st.Ready, st.ReadyBytes = q.m.Ready()
 		st.Resident = st.ReadyBytes
 		st.Unacked = q.m.Unacked()
+		_, st.DeadLettering = q.m.Kept(0)
 		st.Consumers = q.m.Consumers()
 		st.Published, st.Delivered = q.m.Counts()
 	}
@@ -681,11 +688,21 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if leader {
 		q.armExpiryLocked()
 	}
-	if leader && l.Index > q.replayed && q.cfg.DeadLetterSink != nil && q.settings.DeadLetter && len(fx.DeadLetters) > 0 {
-		q.dead = append(q.dead, fx.DeadLetters...)
-		if !q.deadRunning {
+	if leader && l.Index > q.replayed && q.cfg.DeadLetterSink != nil && q.settings.DeadLetter {
+		kept := false
+		for _, dl := range fx.DeadLetters {
+			if dl.Kept {
+				kept = true // the worker takes it from the state
+			} else {
+				q.dead = append(q.dead, dl)
+			}
+		}
+		if len(q.dead) > 0 && !q.deadRunning {
 			q.deadRunning = true
 			go q.deadLetters()
+		}
+		if kept {
+			q.startKeptLocked()
 		}
 	}
 	q.mu.Unlock()
@@ -735,6 +752,86 @@ func (q *Queue) deadLetter(dls []DeadLetter) {
 		}
 		q.cfg.DeadLetterSink.DeadLetter(q, reason, msgs)
 		dls = dls[n:]
+	}
+}
+
+// At-least-once dead-lettering: the state keeps what it dead-letters
+// (Machine.Kept) until a DeadLetteredCommand says the copies are safe; the
+// leader's worker dead-letters the kept messages in order, through the
+// sink's DeadLetterSafely, and proposes that command for those done with.
+// One that cannot go (nowhere to route, refused, a target failed) stays,
+// with the ones after it, and the worker tries again after keptRetry
+// (RabbitMQ's worker waits 3 minutes). A new leader starts from the
+// state, so a copy may be made twice, never lost.
+const (
+	keptRetry = 5 * time.Second
+	keptBatch = 256
+)
+
+// startKeptLocked starts the leader's worker for the kept dead letters
+// unless it runs, has nothing to do, or waits to try again. The caller
+// holds mu and has checked that this node leads.
+func (q *Queue) startKeptLocked() {
+	sink, ok := q.cfg.DeadLetterSink.(queue.SafeDeadLetterSink)
+	if !ok || q.keptRunning || q.deleted || q.m == nil || time.Now().Before(q.keptRetry) {
+		return
+	}
+	if _, n := q.m.Kept(0); n == 0 {
+		return
+	}
+	q.keptRunning = true
+	go q.deadLetterKept(sink)
+}
+
+// deadLetterKept is the worker: it runs while this node leads and the
+// state keeps dead letters that go.
+func (q *Queue) deadLetterKept(sink queue.SafeDeadLetterSink) {
+	for {
+		leads := q.leads()
+		q.mu.Lock()
+		var batch []DeadLetter
+		if leads && !q.deleted && q.m != nil {
+			kept, _ := q.m.Kept(keptBatch)
+			batch = slices.Clone(kept)
+		}
+		if len(batch) == 0 {
+			q.keptRunning = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		reasons := make([]queue.Reason, len(batch))
+		msgs := make([]*queue.Message, len(batch))
+		for i, dl := range batch {
+			reasons[i], msgs[i] = dl.Reason, dl.Entry.Msg
+		}
+		done := sink.DeadLetterSafely(q, reasons, msgs)
+		var safe []uint64
+		for i, dl := range batch {
+			if done[i] {
+				safe = append(safe, dl.Entry.Seq)
+			}
+		}
+		var err error
+		if len(safe) > 0 {
+			_, err = q.prop.call(DeadLetteredCommand(now(), safe))
+		}
+		if err == nil && len(safe) == len(batch) {
+			continue
+		}
+		q.mu.Lock()
+		q.keptRunning = false
+		q.keptRetry = time.Now().Add(keptRetry)
+		warn := !q.keptWarned && err == nil
+		q.keptWarned = q.keptWarned || warn
+		dlx := q.settings.DeadLetterExchange
+		q.mu.Unlock()
+		if warn {
+			q.k.log.Warn("cannot dead-letter every message of a quorum queue that dead-letters at least once: they stay in it and are tried again;"+
+				" check that its dead-letter exchange exists and routes them to queues that take them (this is logged once)",
+				"vhost", q.cfg.VHost, "queue", q.cfg.Name, "dead_letter_exchange", dlx, "kept", len(batch)-len(safe))
+		}
+		return
 	}
 }
 
@@ -827,6 +924,7 @@ func (q *Queue) watch() {
 	q.mu.Lock()
 	if q.m != nil && !q.deleted {
 		q.armExpiryLocked()
+		q.startKeptLocked() // a new leader's, or after a failure
 	}
 	q.mu.Unlock()
 	c := q.k.o.Cluster

@@ -10,7 +10,7 @@ import (
 
 // equivalentQueueArgs are the arguments a redeclare must repeat exactly.
 var equivalentQueueArgs = []string{
-	"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-delivery-limit", "x-expires", "x-max-length",
+	"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy", "x-delivery-limit", "x-expires", "x-max-length",
 	"x-max-length-bytes", "x-max-priority", "x-message-ttl", "x-overflow", "x-queue-type", "x-single-active-consumer",
 }
 
@@ -76,6 +76,15 @@ func validateQueueArgs(kinds *queue.Kinds, what string, args wire.Table) (queueA
 				problem = "{unacceptable_type," + typeName(v) + "}"
 			}
 			qa.DeadLetter, qa.DeadLetterExchange = ok, s
+		case "x-dead-letter-strategy":
+			s, ok := v.(string)
+			switch {
+			case !ok:
+				problem = "{unacceptable_type," + typeName(v) + "}"
+			case s != "at-most-once" && s != "at-least-once":
+				problem = "{unacceptable_value," + erlangValue(v) + "}"
+			}
+			qa.DeadLetterAtLeastOnce = s == "at-least-once"
 		case "x-dead-letter-routing-key":
 			s, ok := v.(string)
 			if !ok {

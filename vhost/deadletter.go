@@ -28,17 +28,53 @@ func (v *VHost) DeadLetter(q queue.Queue, reason queue.Reason, msgs []*queue.Mes
 	var p internalPublisher
 	defer p.done()
 	for _, m := range msgs {
-		dm, deaths, err := deadLetterCopy(m, reason, q.Name(), s, now)
-		if err != nil {
-			v.log.Error("cannot dead-letter a message", "vhost", v.name, "queue", q.Name(), "err", err)
+		v.deadLetterOne(&p, q, s, reason, m, now)
+	}
+}
+
+// DeadLetterSafely implements queue.SafeDeadLetterSink: it dead-letters
+// each message as DeadLetter does and waits until every queue its copy was
+// routed to has it safe. A message whose copy went nowhere (no exchange,
+// nothing bound) or that a queue refused, or whose copy a queue failed to
+// keep, is not done; one dropped as a cycle, or that cannot be copied, is.
+func (v *VHost) DeadLetterSafely(q queue.Queue, reasons []queue.Reason, msgs []*queue.Message) []bool {
+	settings := q.Settings()
+	s := &settings
+	done := make([]bool, len(msgs))
+	promises := make([]queue.Promises, len(msgs))
+	now := time.Now()
+	var p internalPublisher
+	defer p.done()
+	for i, m := range msgs {
+		if !s.DeadLetter {
+			done[i] = true // nowhere to go any more: the queue stops keeping it
 			continue
 		}
-		var keep func([]queue.Queue) []queue.Queue
-		if reason != queue.ReasonRejected {
-			keep = func(dests []queue.Queue) []queue.Queue { return v.dropCycles(dests, deaths) }
-		}
-		p.publish(v, s.DeadLetterExchange, dm, keep)
+		done[i] = v.deadLetterOne(&p, q, s, reasons[i], m, now)
+		promises[i] = p.out.Promises
 	}
+	for i := range promises {
+		if done[i] && promises[i].Wait() != nil {
+			done[i] = false
+		}
+	}
+	return done
+}
+
+// deadLetterOne publishes the dead-letter copy of m, which q discards for
+// reason, and reports whether it went where it routes to (publish).
+func (v *VHost) deadLetterOne(p *internalPublisher, q queue.Queue, s *queue.Settings, reason queue.Reason, m *queue.Message, now time.Time) bool {
+	p.out = queue.Outcome{}
+	dm, deaths, err := deadLetterCopy(m, reason, q.Name(), s, now)
+	if err != nil {
+		v.log.Error("cannot dead-letter a message", "vhost", v.name, "queue", q.Name(), "err", err)
+		return true
+	}
+	var keep func([]queue.Queue) []queue.Queue
+	if reason != queue.ReasonRejected {
+		keep = func(dests []queue.Queue) []queue.Queue { return v.dropCycles(dests, deaths) }
+	}
+	return p.publish(v, s.DeadLetterExchange, dm, keep)
 }
 
 // internalPublisher publishes the messages the broker sends itself (dead
@@ -52,17 +88,22 @@ type internalPublisher struct {
 
 // publish routes m from exchange (internal exchanges included) and
 // enqueues it where it goes, or, when keep is set, where keep leaves of
-// that. A missing exchange drops the message.
-func (p *internalPublisher) publish(v *VHost, exchange string, m *queue.Message, keep func([]queue.Queue) []queue.Queue) {
+// that; p.out then holds the outcome. A missing exchange drops the
+// message. It reports whether m went where it routes to: not when the
+// exchange is missing, nothing is bound or a queue refused it; when keep
+// leaves nowhere to go, it did (it is dropped).
+func (p *internalPublisher) publish(v *VHost, exchange string, m *queue.Message, keep func([]queue.Queue) []queue.Queue) bool {
 	dests, _, err := v.route(exchange, m.RoutingKey, m.Props, p.dests[:0], &p.sc, true)
 	if err != nil {
-		return
+		return false
 	}
+	routed := len(dests) > 0
 	if keep != nil {
 		dests = keep(dests)
 	}
 	queue.Publish(dests, m, &p.out)
 	p.dests = dests
+	return routed && !p.out.Rejected
 }
 
 // done lets go of the queues the last routing named.

@@ -55,6 +55,7 @@ var (
 		"overflow":                oneOf("is not a valid overflow value", "drop-head", "reject-publish", "reject-publish-dlx"),
 		"dead-letter-exchange":    stringSetting("is not a valid dead letter exchange"),
 		"dead-letter-routing-key": stringSetting("is not a valid dead letter routing key"),
+		"dead-letter-strategy":    oneOf("is not a valid dead letter strategy", "at-most-once", "at-least-once"),
 		"alternate-exchange":      stringSetting("is not a valid alternate exchange name"),
 		"queue-mode":              oneOf("is not a valid queue-mode value", "default", "lazy"),
 		"queue-version":           intSetting(1, 2, "is not a valid queue-version value"),
@@ -394,6 +395,11 @@ func queueSettings(declared queue.Settings, args wire.Table, pol, op *Policy) qu
 	if _, argSet := args["x-dead-letter-exchange"]; !argSet {
 		if pv, ok := policyValue(pol, op, "dead-letter-exchange"); ok {
 			s.DeadLetter, s.DeadLetterExchange = true, pv.(string)
+		}
+	}
+	if _, argSet := args["x-dead-letter-strategy"]; !argSet {
+		if pv, ok := policyValue(pol, op, "dead-letter-strategy"); ok {
+			s.DeadLetterAtLeastOnce = pv == "at-least-once"
 		}
 	}
 	if _, argSet := args["x-dead-letter-routing-key"]; !argSet {
