@@ -650,7 +650,7 @@ func (w *raftWAL) setBounds(g *walGroup, first, last uint64) {
 				w.need(ref, -1)
 			}
 		}
-		g.refs = g.refs[:0]
+		g.refs = nil
 		if first != 0 {
 			g.refs = make([]walRef, last-first+1)
 		}
@@ -662,8 +662,9 @@ func (w *raftWAL) setBounds(g *walGroup, first, last uint64) {
 		for _, ref := range g.refs[:first-g.first] {
 			w.need(ref, -1)
 		}
+		held := cap(g.refs)
 		g.refs = g.refs[first-g.first:]
-		if cap(g.refs) > 64 && len(g.refs) < cap(g.refs)/4 {
+		if held > 64 && len(g.refs) < held/4 {
 			// A snapshot trimmed most of the log: let the old array go.
 			g.refs = slices.Clone(g.refs)
 		}
@@ -750,7 +751,7 @@ func (w *raftWAL) remove(doomed []*doomedSegment) error {
 				w.spare = &walSpare{id: d.id, f: d.f}
 				continue
 			}
-			errs = append(errs, err)
+			w.log.Warn("raft log: keeping a segment file for reuse; it is deleted instead", "segment", d.id, "err", err)
 		}
 		errs = append(errs, removeSegment(w.dir, d.id, d.f))
 	}

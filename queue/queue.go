@@ -233,6 +233,15 @@ const (
 
 var settlementNames = [...]string{Ack: "ack", Requeue: "requeue", Discard: "discard", Release: "release"}
 
+// SettlementOf returns the settlement numbered v (as encoded between
+// nodes), false when there is none.
+func SettlementOf(v uint64) (Settlement, bool) {
+	if v < uint64(Ack) || v > uint64(Release) {
+		return 0, false
+	}
+	return Settlement(v), true
+}
+
 // Returns reports whether s gives the message back to the queue.
 func (s Settlement) Returns() bool { return s == Requeue || s == Release }
 

@@ -323,13 +323,13 @@ func (m *Machine) Apply(index uint64, cmd []byte) Effects {
 		}
 	case cmdSettle:
 		key := decodeKey(d)
-		how := queue.Settlement(d.Uint())
+		how, known := queue.SettlementOf(d.Uint())
 		n := d.Count()
 		seqs := make([]uint64, 0, n)
 		for range n {
 			seqs = append(seqs, d.Uint())
 		}
-		if d.Err() == nil {
+		if d.Err() == nil && known { // an unknown one (a later version's) changes nothing
 			m.settle(key, how, seqs, &fx)
 		}
 	case cmdGet:
@@ -591,8 +591,8 @@ func (m *Machine) get(key ConsumerKey, noAck bool, fx *Effects) {
 
 func (m *Machine) settle(key ConsumerKey, how queue.Settlement, seqs []uint64, fx *Effects) {
 	c := m.consumer(key)
-	if c == nil || how < queue.Ack || how > queue.Release {
-		return // an unknown settlement leaves the deliveries unsettled
+	if c == nil {
+		return
 	}
 	for _, seq := range seqs {
 		e, ok := c.checked[seq]
@@ -641,7 +641,10 @@ func (m *Machine) giveBack(e queue.Entry, counted bool, fx *Effects) {
 }
 
 // detach drops a consumer (or a node's get key) and gives back what it
-// had not settled, in the order it got it.
+// had not settled, in the order it got it. The returns do not count
+// towards the delivery limit: a consumer detached this way never settles
+// (it failed to attach, a get failed, or its node restarted or was lost);
+// a channel that closes settles its deliveries with Requeue, which counts.
 func (m *Machine) detach(key ConsumerKey, fx *Effects) {
 	c := m.consumer(key)
 	if c == nil {
@@ -656,7 +659,7 @@ func (m *Machine) detach(key ConsumerKey, fx *Effects) {
 		m.dropIfDone(c)
 	}
 	for _, e := range held {
-		m.giveBack(e, true, fx)
+		m.giveBack(e, false, fx)
 	}
 }
 

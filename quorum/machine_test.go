@@ -127,7 +127,8 @@ func (g *gen) next(md *model) []byte {
 		if g.r.IntN(3) == 0 {
 			key.ID = 0
 		}
-		how := []queue.Settlement{queue.Ack, queue.Ack, queue.Requeue, queue.Discard, queue.Release}[g.r.IntN(5)]
+		// 9 is no settlement: it must change nothing.
+		how := []queue.Settlement{queue.Ack, queue.Ack, queue.Requeue, queue.Discard, queue.Release, 9}[g.r.IntN(6)]
 		return SettleCommand(g.now, key, how, held(key))
 	case n < 83:
 		key.ID = 0
@@ -181,6 +182,10 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 		if dl.Kept != m.settings.keeps() && cmd[0] != cmdSettings { // a settings command may change it after
 			t.Fatalf("index %d: dead letter %d kept=%v, the queue keeps: %v", index, dl.Entry.Seq, dl.Kept, m.settings.keeps())
 		}
+		if dl.Reason == queue.ReasonDeliveryLimit && (m.settings.deliveryLimit < 0 || int64(dl.Entry.Returns) <= m.settings.deliveryLimit) &&
+			cmd[0] != cmdSettings {
+			t.Fatalf("index %d: message %d dead-lettered (delivery_limit) with %d returns, limit %d", index, dl.Entry.Seq, dl.Entry.Returns, m.settings.deliveryLimit)
+		}
 		if dl.Kept {
 			md.kept = append(md.kept, dl.Entry.Seq)
 			md.sizes[dl.Entry.Seq] = dl.Entry.Size
@@ -232,7 +237,6 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 			for seq, h := range md.where {
 				if h == key {
 					md.where[seq] = readyKey
-					md.returns[seq]++
 					md.returned[seq] = true
 					md.back[seq] = true
 				}
@@ -307,7 +311,6 @@ func (md *model) observe(t *testing.T, m *Machine, index uint64, cmd []byte, fx 
 		for seq, h := range md.where {
 			if h.Node == node && h.Boot != keep && h != readyKey {
 				md.where[seq] = readyKey
-				md.returns[seq]++
 				md.returned[seq] = true
 				md.back[seq] = true
 			}

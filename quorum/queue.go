@@ -36,8 +36,8 @@ type Queue struct {
 	byKey    map[ConsumerKey]*local
 	// forwarded: consumers here, on a node without a replica, that
 	// consume through a member's queue (Options.Forward); kept after the
-	// consumer is removed, for its channel's settlements, until
-	// forgetForwarded has passed.
+	// consumer is removed, for its channel's settlements, while the
+	// stand-in serves it.
 	forwarded map[*queue.Consumer]*forward
 	deleted   bool
 	// nudge: the leader applied deliveries to consumers on other nodes,
@@ -110,6 +110,26 @@ func (q *Queue) raftConfig() *raft.Config {
 	return rc
 }
 
+// dropStaleLog empties a log that ends before the group's latest
+// snapshot: the node stopped between raft installing the snapshot and
+// raft emptying the log, which may hold entries the group replaced since.
+// Raft would have emptied it; it must not serve them meanwhile.
+func dropStaleLog(log raft.LogStore, snaps raft.SnapshotStore) error {
+	metas, err := snaps.List()
+	if err != nil || len(metas) == 0 {
+		return err
+	}
+	first, err := log.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := log.LastIndex()
+	if err != nil || last == 0 || last >= metas[0].Index {
+		return err
+	}
+	return log.DeleteRange(first, last)
+}
+
 // startGroup starts the group's Raft on this node, bootstrapping a new
 // group (every member does, with the same configuration).
 func (q *Queue) startGroup() error {
@@ -120,6 +140,9 @@ func (q *Queue) startGroup() error {
 	// writes and syncs, and entries stay out of Badger's LSM tree.
 	shared, err := st.SharedRaftLog(id)
 	if err != nil {
+		return err
+	}
+	if err := dropStaleLog(shared, snaps); err != nil {
 		return err
 	}
 	// The leader reads back what it sends, and every member what it
@@ -357,13 +380,16 @@ func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
 
 // forward is a consumer that consumes through a stand-in.
 type forward struct {
-	q       queue.Queue
-	removed time.Time // zero while the consumer is on
+	q         queue.Queue
+	attaching bool // AddConsumer is under way
 }
 
-// forgetForwarded is how long a removed forwarded consumer's channel may
-// still settle its deliveries (as long as the stand-in remembers it).
-const forgetForwarded = 30 * time.Minute
+// serving is what a stand-in tells of its consumers (remote.Queue has it):
+// whether it still serves c, cancelled but with settlements to pass on
+// included.
+type serving interface {
+	Serves(c *queue.Consumer) bool
+}
 
 // forwardConsumer adds c, on a node without a replica, as a consumer of
 // the queue on a member (its leader when known and running): the member
@@ -394,20 +420,24 @@ func (q *Queue) forwardConsumer(c *queue.Consumer, started func()) error {
 		q.mu.Unlock()
 		return wire.Errorf(wire.NotFound, "no "+describe(q.cfg))
 	}
+	// Consumers the stand-ins forgot (removed and settled, or cancelled
+	// when their member went) are forgotten here too.
 	for fc, f := range q.forwarded {
-		if !f.removed.IsZero() && time.Since(f.removed) > forgetForwarded {
+		if sv, ok := f.q.(serving); ok && !f.attaching && !sv.Serves(fc) {
 			delete(q.forwarded, fc)
 		}
 	}
-	q.forwarded[c] = &forward{q: sq}
+	f := &forward{q: sq, attaching: true}
+	q.forwarded[c] = f
 	q.mu.Unlock()
-	if err := sq.AddConsumer(c, started); err != nil {
-		q.mu.Lock()
+	err = sq.AddConsumer(c, started)
+	q.mu.Lock()
+	f.attaching = false
+	if err != nil {
 		delete(q.forwarded, c)
-		q.mu.Unlock()
-		return err
 	}
-	return nil
+	q.mu.Unlock()
+	return err
 }
 
 // forwardedTo returns the stand-in c consumes through, nil if c is not
@@ -427,9 +457,6 @@ func (q *Queue) forwardedTo(c *queue.Consumer) queue.Queue {
 func (q *Queue) RemoveConsumer(c *queue.Consumer) {
 	q.mu.Lock()
 	if f := q.forwarded[c]; f != nil {
-		if f.removed.IsZero() {
-			f.removed = time.Now()
-		}
 		q.mu.Unlock()
 		f.q.RemoveConsumer(c)
 		return

@@ -316,6 +316,16 @@ func (q *Queue) RemoveConsumer(c *queue.Consumer) {
 	}
 }
 
+// Serves reports whether c is a consumer of this node's stand-ins whose
+// settlements still go to the queue's node: consuming, or cancelled with
+// deliveries its channel may settle.
+func (q *Queue) Serves(c *queue.Consumer) bool {
+	q.s.mu.Lock()
+	defer q.s.mu.Unlock()
+	_, ok := q.s.consumerIDs[c]
+	return ok
+}
+
 // Resume implements queue.Queue.
 func (q *Queue) Resume(c *queue.Consumer) {
 	q.s.mu.Lock()

@@ -2,7 +2,6 @@ package remote
 
 import (
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -360,7 +359,8 @@ func (s *Service) onSettle(payload []byte) ([]byte, error) {
 	d := cluster.ReadFields(payload)
 	from, id := d.Str(), d.Uint()
 	vh, name, qid := d.Str(), d.Str(), d.Uint()
-	how, n := queue.Settlement(d.Uint()), d.Count()
+	how, known := queue.SettlementOf(d.Uint())
+	n := d.Count()
 	seqs := make([]uint64, 0, n)
 	for range n {
 		seqs = append(seqs, d.Uint())
@@ -368,8 +368,8 @@ func (s *Service) onSettle(payload []byte) ([]byte, error) {
 	if d.Err() != nil {
 		return nil, d.Err()
 	}
-	if how < queue.Ack || how > queue.Release {
-		return nil, fmt.Errorf("remote: unknown settlement %d", how)
+	if !known {
+		return nil, errors.New("remote: unknown settlement")
 	}
 	var entries []queue.Entry
 	if id == 0 {
