@@ -105,7 +105,13 @@ func TestRaftLogEmpty(t *testing.T) {
 	t.Parallel()
 	s := mustOpen(t, testOptions(t, ""))
 	defer mustClose(t, s)
-	l := s.RaftLog(0)
+	checkEmptyLog(t, s.RaftLog(0))
+}
+
+// checkEmptyLog checks an empty log: no entries, raft.ErrLogNotFound
+// itself (raft compares with ==), and a DeleteRange that changes nothing.
+func checkEmptyLog(t *testing.T, l raft.LogStore) {
+	t.Helper()
 	sameLogs(t, "empty", l, raft.NewInmemStore(), 0, 3)
 	var lg raft.Log
 	if err := l.GetLog(1, &lg); err != raft.ErrLogNotFound {
@@ -117,6 +123,54 @@ func TestRaftLogEmpty(t *testing.T) {
 	sameLogs(t, "after DeleteRange", l, raft.NewInmemStore(), 0, 3)
 }
 
+// logStep is one operation of a log contract test: store entries (one
+// with StoreLog), or delete a range.
+type logStep struct {
+	name  string
+	store []*raft.Log
+	del   [2]uint64
+}
+
+// apply does the step on ours, failing the test if it refuses, and on ref
+// (raft's InmemStore).
+func (st logStep) apply(t *testing.T, ours, ref raft.LogStore) {
+	t.Helper()
+	var err error
+	switch {
+	case len(st.store) == 1:
+		err = ours.StoreLog(st.store[0])
+		_ = ref.StoreLog(st.store[0])
+	case len(st.store) > 1:
+		err = ours.StoreLogs(st.store)
+		_ = ref.StoreLogs(st.store)
+	default:
+		err = ours.DeleteRange(st.del[0], st.del[1])
+		_ = ref.DeleteRange(st.del[0], st.del[1])
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", st.name, err)
+	}
+}
+
+// logContract are the steps of the log contract tests: stores, compaction
+// from the front, truncation of a conflicting suffix, overwrites, emptying,
+// a new start after emptying (as after a snapshot install).
+func logContract() []logStep {
+	return []logStep{
+		{name: "StoreLog one", store: raftLogs(1, 1, 1)},
+		{name: "StoreLogs", store: raftLogs(2, 60, 1)},
+		{name: "compact the front", del: [2]uint64{1, 20}},
+		{name: "truncate the back", del: [2]uint64{50, 60}},
+		{name: "store the suffix again in a new term", store: raftLogs(50, 55, 2)},
+		{name: "overwrite in place", store: raftLogs(53, 55, 3)},
+		{name: "overwrite in the middle", store: raftLogs(30, 32, 3)},
+		{name: "delete everything", del: [2]uint64{21, 55}},
+		{name: "store after emptying (snapshot installed)", store: raftLogs(100, 110, 4)},
+		{name: "delete beyond both ends", del: [2]uint64{90, 200}},
+		{name: "store again", store: raftLogs(111, 115, 5)},
+	}
+}
+
 // TestRaftLogContract runs the same operations on a RaftLog and on raft's
 // InmemStore and compares them after each: stores, compaction from the
 // front, truncation of a conflicting suffix, emptying, a gap.
@@ -125,40 +179,8 @@ func TestRaftLogContract(t *testing.T) {
 	s := mustOpen(t, testOptions(t, ""))
 	defer mustClose(t, s)
 	ours, ref := s.RaftLog(7), raft.NewInmemStore()
-	steps := []struct {
-		name  string
-		store []*raft.Log
-		del   [2]uint64
-	}{
-		{name: "StoreLog one", store: raftLogs(1, 1, 1)},
-		{name: "StoreLogs", store: raftLogs(2, 60, 1)},
-		{name: "compact the front", del: [2]uint64{1, 20}},
-		{name: "truncate the back", del: [2]uint64{50, 60}},
-		{name: "store the suffix again in a new term", store: raftLogs(50, 55, 2)},
-		{name: "overwrite in place", store: raftLogs(53, 55, 3)},
-		{name: "delete everything", del: [2]uint64{21, 55}},
-		{name: "store after a gap (snapshot installed)", store: raftLogs(100, 110, 4)},
-		{name: "delete beyond both ends", del: [2]uint64{90, 200}},
-		{name: "store again", store: raftLogs(111, 115, 5)},
-	}
-	for _, st := range steps {
-		switch {
-		case len(st.store) == 1:
-			if err := ours.StoreLog(st.store[0]); err != nil {
-				t.Fatalf("%s: %v", st.name, err)
-			}
-			_ = ref.StoreLog(st.store[0])
-		case len(st.store) > 1:
-			if err := ours.StoreLogs(st.store); err != nil {
-				t.Fatalf("%s: %v", st.name, err)
-			}
-			_ = ref.StoreLogs(st.store)
-		default:
-			if err := ours.DeleteRange(st.del[0], st.del[1]); err != nil {
-				t.Fatalf("%s: %v", st.name, err)
-			}
-			_ = ref.DeleteRange(st.del[0], st.del[1])
-		}
+	for _, st := range logContract() {
+		st.apply(t, ours, ref)
 		sameLogs(t, st.name, ours, ref, 0, 120)
 		// A new RaftLog reads the bounds from the database: the cache
 		// must agree with it.

@@ -102,14 +102,7 @@ func TestSharedRaftLogEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameLogs(t, "empty", l, raft.NewInmemStore(), 0, 3)
-	var lg raft.Log
-	if err := l.GetLog(1, &lg); err != raft.ErrLogNotFound {
-		t.Fatalf("GetLog(1) = %v, want raft.ErrLogNotFound itself", err)
-	}
-	if err := l.DeleteRange(1, 10); err != nil {
-		t.Fatalf("DeleteRange on an empty log: %v", err)
-	}
+	checkEmptyLog(t, l)
 	if err := s.DropRaftGroup(3); err != nil {
 		t.Fatal(err)
 	}
@@ -138,41 +131,8 @@ func TestSharedRaftLogContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := raft.NewInmemStore()
-	steps := []struct {
-		name  string
-		store []*raft.Log
-		del   [2]uint64
-	}{
-		{name: "StoreLog one", store: raftLogs(1, 1, 1)},
-		{name: "StoreLogs", store: raftLogs(2, 60, 1)},
-		{name: "compact the front", del: [2]uint64{1, 20}},
-		{name: "truncate the back", del: [2]uint64{50, 60}},
-		{name: "store the suffix again in a new term", store: raftLogs(50, 55, 2)},
-		{name: "overwrite in place", store: raftLogs(53, 55, 3)},
-		{name: "overwrite in the middle", store: raftLogs(30, 32, 3)},
-		{name: "delete everything", del: [2]uint64{21, 55}},
-		{name: "store after emptying (snapshot installed)", store: raftLogs(100, 110, 4)},
-		{name: "delete beyond both ends", del: [2]uint64{90, 200}},
-		{name: "store again", store: raftLogs(111, 115, 5)},
-	}
-	for _, st := range steps {
-		switch {
-		case len(st.store) == 1:
-			if err := ours.StoreLog(st.store[0]); err != nil {
-				t.Fatalf("%s: %v", st.name, err)
-			}
-			_ = ref.StoreLog(st.store[0])
-		case len(st.store) > 1:
-			if err := ours.StoreLogs(st.store); err != nil {
-				t.Fatalf("%s: %v", st.name, err)
-			}
-			_ = ref.StoreLogs(st.store)
-		default:
-			if err := ours.DeleteRange(st.del[0], st.del[1]); err != nil {
-				t.Fatalf("%s: %v", st.name, err)
-			}
-			_ = ref.DeleteRange(st.del[0], st.del[1])
-		}
+	for _, st := range logContract() {
+		st.apply(t, ours, ref)
 		sameLogs(t, st.name, ours, ref, 0, 120)
 		other, err := s.SharedRaftLog(7)
 		if err != nil {
