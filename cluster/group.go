@@ -180,14 +180,15 @@ func (k *caller) connected(addr string) bool {
 	return k.peers[addr] != nil
 }
 
-// groupCall sends a group call to the node at addr; a peer that could not
-// be reached lately is not dialled again by every group at once.
-func (n *Node) groupCall(ctx context.Context, addr string, payload []byte) ([]byte, error) {
+// groupCall sends a group call (methodGroup, or methodGroupHeartbeat) to
+// the node at addr; a peer that could not be reached lately is not
+// dialled again by every group at once.
+func (n *Node) groupCall(ctx context.Context, addr string, m Method, payload []byte) ([]byte, error) {
 	retry, err := n.groups.admit(addr)
 	if err != nil {
 		return nil, err
 	}
-	out, err := n.caller.call(ctx, addr, methodGroup, payload)
+	out, err := n.caller.call(ctx, addr, m, payload)
 	// A call that failed on a connection that is up (a slow peer, a
 	// group not open there) reached the peer.
 	reached := err == nil || isRemote(err) || n.caller.connected(addr)
@@ -340,14 +341,15 @@ func (t *GroupTransport) request(typ byte, args any, extra int) []byte {
 	return appendFields(b, fields)
 }
 
-// roundTrip sends a group call to target and decodes its answer into resp.
-func (t *GroupTransport) roundTrip(target raft.ServerAddress, payload []byte, resp any, timeout time.Duration) error {
+// roundTrip sends a group call (method m) to target and decodes its
+// answer into resp.
+func (t *GroupTransport) roundTrip(target raft.ServerAddress, m Method, payload []byte, resp any, timeout time.Duration) error {
 	if t.ctx.Err() != nil {
 		return raft.ErrTransportShutdown
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, timeout)
 	defer cancel()
-	out, err := t.node.groupCall(ctx, string(target), payload)
+	out, err := t.node.groupCall(ctx, string(target), m, payload)
 	if err != nil {
 		return err
 	}
@@ -372,22 +374,26 @@ func (t *GroupTransport) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress
 
 // AppendEntries implements raft.Transport.
 func (t *GroupTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	return t.roundTrip(target, t.request(groupAppendEntries, args, 0), resp, groupCallTimeout)
+	m := methodGroup
+	if isHeartbeat(args) {
+		m = methodGroupHeartbeat // may wait a few milliseconds for company
+	}
+	return t.roundTrip(target, m, t.request(groupAppendEntries, args, 0), resp, groupCallTimeout)
 }
 
 // RequestVote implements raft.Transport.
 func (t *GroupTransport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
-	return t.roundTrip(target, t.request(groupRequestVote, args, 0), resp, groupCallTimeout)
+	return t.roundTrip(target, methodGroup, t.request(groupRequestVote, args, 0), resp, groupCallTimeout)
 }
 
 // RequestPreVote implements raft.WithPreVote.
 func (t *GroupTransport) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
-	return t.roundTrip(target, t.request(groupRequestPreVote, args, 0), resp, groupCallTimeout)
+	return t.roundTrip(target, methodGroup, t.request(groupRequestPreVote, args, 0), resp, groupCallTimeout)
 }
 
 // TimeoutNow implements raft.Transport.
 func (t *GroupTransport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
-	return t.roundTrip(target, t.request(groupTimeoutNow, args, 0), resp, groupCallTimeout)
+	return t.roundTrip(target, methodGroup, t.request(groupTimeoutNow, args, 0), resp, groupCallTimeout)
 }
 
 // InstallSnapshot implements raft.Transport: the snapshot (args.Size
@@ -405,7 +411,7 @@ func (t *GroupTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddr
 	if _, err := io.ReadFull(data, payload[head:]); err != nil {
 		return fmt.Errorf("reading the snapshot: %w", err)
 	}
-	return t.roundTrip(target, payload, resp, snapshotTimeout(args.Size))
+	return t.roundTrip(target, methodGroup, payload, resp, snapshotTimeout(args.Size))
 }
 
 // EncodePeer implements raft.Transport: a peer is its cluster address.

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -530,4 +532,53 @@ func cpuTime(tb testing.TB) time.Duration {
 		tb.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// lockedBuffer is a buffer a frameWriter's lazy flush may write to while
+// the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Len()
+}
+
+// A heartbeat frame waits in the buffer for a later flush (its own timer,
+// or the next frame that cannot wait); any other frame is written at once.
+func TestHeartbeatFramesShareFlushes(t *testing.T) {
+	var out lockedBuffer
+	w := &frameWriter{w: bufio.NewWriter(&out)}
+	frame := 4 + frameHeader + 2
+	if err := w.write(frameRequest, 1, methodGroupHeartbeat, []byte("hb")); err != nil {
+		t.Fatal(err)
+	}
+	if n := out.Len(); n != 0 {
+		t.Fatalf("a heartbeat was written at once (%d bytes)", n)
+	}
+	if err := w.write(frameRequest, 2, methodGroup, []byte("ae")); err != nil {
+		t.Fatal(err)
+	}
+	if n := out.Len(); n != 2*frame {
+		t.Fatalf("after a frame that cannot wait: %d bytes written, want both frames' %d", n, 2*frame)
+	}
+	if err := w.write(frameResponse, 3, methodGroupHeartbeat, []byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for out.Len() != 3*frame {
+		if time.Now().After(deadline) {
+			t.Fatalf("a waiting heartbeat was not flushed by its timer: %d bytes written", out.Len())
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

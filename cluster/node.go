@@ -151,6 +151,7 @@ func Start(cfg Config) (*Node, error) {
 		return []byte{0}, nil
 	})
 	n.calls.handle(methodGroup, n.onGroupCall)
+	n.calls.handle(methodGroupHeartbeat, n.onGroupCall)
 	n.fsm = &fsm{state: cfg.State, waiting: map[string]chan applied{}}
 	n.fsm.cond = sync.NewCond(&n.fsm.mu)
 	r, err := n.startRaft(cfg.Stores)

@@ -49,7 +49,19 @@ const (
 	methodAwait
 	methodSees
 	methodGroup // a Raft group's RPC (group.go)
+	// methodGroupHeartbeat is a Raft group's heartbeat, a methodGroup
+	// call whose frames (request and answer) may wait for a shared flush.
+	methodGroupHeartbeat
 )
+
+// lazyFlush is how long a frame of a method that may wait sits in its
+// connection's buffer at most: every group's leader heartbeats each
+// follower 10 times a second, and heartbeats that fall within one window
+// share one write instead of paying one each.
+const lazyFlush = 5 * time.Millisecond
+
+// waits reports whether m's frames may wait for a shared flush.
+func (m Method) waits() bool { return m == methodGroupHeartbeat }
 
 // Handler answers a call. It runs on its own goroutine for a call, and on
 // the connection's reader, in the order they were sent, for casts (whose
@@ -205,12 +217,15 @@ func (p *peerConn) send(kind byte, id uint64, m Method, payload []byte) error {
 // goroutines. Writers that come together share a flush: a writer that
 // sees another waiting leaves the flush to it (the last one flushes), so
 // a burst of calls (a thousand groups' heartbeats) costs one write
-// syscall, not one each.
+// syscall, not one each. A frame of a method that may wait is flushed
+// within lazyFlush, by a timer, unless another frame flushes it first.
 type frameWriter struct {
 	c       net.Conn // nil in tests that write to a buffer
 	mu      sync.Mutex
 	w       *bufio.Writer
 	waiting atomic.Int32
+	later   *time.Timer // the lazy flush; armed says it is set
+	armed   bool
 }
 
 func newFrameWriter(c net.Conn) *frameWriter {
@@ -241,7 +256,32 @@ func (f *frameWriter) write(kind byte, id uint64, m Method, payload []byte) erro
 	if others > 0 {
 		return nil // the next writer flushes
 	}
+	if m.waits() {
+		if !f.armed {
+			f.armed = true
+			if f.later == nil {
+				f.later = time.AfterFunc(lazyFlush, f.flushLater)
+			} else {
+				f.later.Reset(lazyFlush)
+			}
+		}
+		return nil
+	}
 	return f.w.Flush()
+}
+
+// flushLater is the lazy flush: it writes what waits in the buffer.
+func (f *frameWriter) flushLater() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.armed = false
+	if f.w.Buffered() == 0 {
+		return
+	}
+	if f.c != nil {
+		_ = f.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	}
+	_ = f.w.Flush() // a failed write fails the connection: its calls fail
 }
 
 // readFrame reads one frame.
