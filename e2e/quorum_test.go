@@ -788,3 +788,88 @@ func TestQuorumQueueAtLeastOnceDeadLettering(t *testing.T) {
 		t.Fatalf("x-dead-letter-strategy sometimes: %d %s, want 406", ae.Code, ae.Reason)
 	}
 }
+
+// A consumer on a node without a replica (four nodes, a queue on three)
+// consumes through a member; when that member is SIGKILLed, it goes on
+// through another, with no basic.cancel, and gets every message published
+// (those it held unacknowledged come again).
+func TestQuorumQueueForwardedConsumerOutlivesItsMember(t *testing.T) {
+	c := startCluster(t, 4, []int{0, 1, 2, 3})
+	_, ch := dialChannel(t, c.nodes[0])
+	declareQueue(t, ch, "qq.fwd", true, amqp091.Table{"x-queue-type": "quorum", "x-quorum-initial-group-size": 3})
+	r := c.replicas(t, 0, "qq.fwd")
+	outside := -1
+	for i, name := range c.names {
+		if !slices.Contains(r.Members, name) {
+			outside = i
+		}
+	}
+	if len(r.Members) != 3 || outside < 0 {
+		t.Fatalf("qq.fwd: members %v, want three of the four nodes", r.Members)
+	}
+	leader := c.leaderOf(t, outside, "qq.fwd")
+	publisher := (leader + 1) % 4
+	if publisher == outside {
+		publisher = (publisher + 1) % 4
+	}
+	_, pch := dialChannel(t, c.nodes[publisher])
+	if err := pch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := pch.NotifyPublish(make(chan amqp091.Confirmation, 1))
+	send := func(body string) {
+		t.Helper()
+		for {
+			if err := pch.Publish("", "qq.fwd", false, false, amqp091.Publishing{Body: []byte(body)}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case cf := <-confirms:
+				if cf.Ack {
+					return
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("no confirm for %q", body)
+			}
+		}
+	}
+	cconn, cch := dialChannel(t, c.nodes[outside])
+	cancels := cch.NotifyCancel(make(chan string, 1))
+	closed := cconn.NotifyClose(make(chan *amqp091.Error, 1))
+	msgs, err := cch.Consume("qq.fwd", "fwd", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	take := func(want string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for !got[want] {
+			select {
+			case d := <-msgs:
+				got[string(d.Body)] = true
+				if err := d.Ack(false); err != nil {
+					t.Fatal(err)
+				}
+			case tag := <-cancels:
+				t.Fatalf("the consumer was cancelled (%s)", tag)
+			case ae := <-closed:
+				t.Fatalf("the consumer's connection closed: %v", ae)
+			case <-deadline:
+				t.Fatalf("%q did not come; got %v", want, got)
+			}
+		}
+	}
+	send("before")
+	take("before")
+	c.nodes[leader].Kill() // the consumer's member: the leader, as its node saw it
+	send("after")
+	take("after")
+	// It came through another member (the log line follows the attach).
+	waitFor(t, 10*time.Second, func() error {
+		if !strings.Contains(c.nodes[outside].log.String(), "goes on through another member") {
+			return errors.New("the consumer did not move to another member")
+		}
+		return nil
+	})
+}

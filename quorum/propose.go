@@ -125,8 +125,19 @@ func coalesce(batch []op) []op {
 
 // call proposes a command and waits for its result.
 func (p *proposer) call(cmd []byte) (*Effects, error) {
+	return p.callAgain(cmd, 0)
+}
+
+// callAgain is call for a command that applying twice changes nothing
+// more: one that fails for want of a leader (an election, a leadership
+// transfer) is proposed again, for up to again.
+func (p *proposer) callAgain(cmd []byte, again time.Duration) (*Effects, error) {
 	done := make(chan result, 1)
-	p.submit(op{cmd: cmd, done: done})
+	o := op{cmd: cmd, done: done}
+	if again > 0 {
+		o.retry, o.expires = true, time.Now().Add(again)
+	}
+	p.submit(o)
 	r := <-done
 	return r.fx, r.err
 }

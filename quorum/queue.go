@@ -351,7 +351,7 @@ func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
 	q.byKey[l.key] = l
 	q.lastUsed = time.Now()
 	q.mu.Unlock()
-	fx, err := q.prop.call(AttachCommand(now(), l.key, c.Prefetch, c.Priority, c.Exclusive))
+	fx, err := q.prop.callAgain(AttachCommand(now(), l.key, c.Prefetch, c.Priority, c.Exclusive), attachAgain)
 	var we *wire.Error
 	switch {
 	case err == nil && fx.Refused:
@@ -378,10 +378,19 @@ func (q *Queue) AddConsumer(c *queue.Consumer, started func()) error {
 	return nil
 }
 
-// forward is a consumer that consumes through a stand-in.
+// attachAgain is how long a consumer's attach is tried while the group
+// has no leader (an election, the leadership transfer after a declare).
+const attachAgain = 10 * time.Second
+
+// forward is a consumer here, on a node without a replica, that consumes
+// through a stand-in for a member's queue: inner is the stand-in's
+// consumer, whose sink relays to the channel's.
 type forward struct {
-	q         queue.Queue
+	q         queue.Queue // the stand-in
+	inner     *queue.Consumer
+	member    string
 	attaching bool // AddConsumer is under way
+	removed   bool // the channel removed the consumer
 }
 
 // serving is what a stand-in tells of its consumers (remote.Queue has it):
@@ -391,17 +400,34 @@ type serving interface {
 	Serves(c *queue.Consumer) bool
 }
 
+// relay is the sink of a forwarded consumer's stand-in consumer: it hands
+// deliveries to the channel as the channel's consumer c, and a cancel (the
+// member went down, or dropped the consumer) to the queue, which attaches
+// c through another member or passes the cancel on.
+type relay struct {
+	q *Queue
+	c *queue.Consumer
+}
+
+func (r relay) Deliver(_ *queue.Consumer, e queue.Entry) bool { return r.c.Sink.Deliver(r.c, e) }
+
+func (r relay) Cancelled(inner *queue.Consumer) { go r.q.forwardAgain(r.c, inner) }
+
 // forwardConsumer adds c, on a node without a replica, as a consumer of
 // the queue on a member (its leader when known and running): the member
 // delivers to it through a stand-in, which also takes its settlements.
-// If that member goes down the consumer is cancelled, as a classic
-// queue's consumers on other nodes are.
+// If that member goes down, c goes on through another.
 func (q *Queue) forwardConsumer(c *queue.Consumer, started func()) error {
 	if q.k.o.Forward == nil {
 		return wire.Errorf(wire.NotImplemented, "consuming from "+describe(q.cfg)+" on node "+q.k.o.Node+
 			", which holds no replica of it: consume on one of "+strings.Join(q.cfg.Members, ", "))
 	}
-	online := q.Online()
+	return q.attachForward(c, started, "")
+}
+
+// attachForward attaches c through a running member other than avoid.
+func (q *Queue) attachForward(c *queue.Consumer, started func(), avoid string) error {
+	online := slices.DeleteFunc(q.Online(), func(m string) bool { return m == avoid })
 	if len(online) == 0 {
 		return wire.Errorf(wire.InternalError, "no member of "+describe(q.cfg)+" is running")
 	}
@@ -415,40 +441,101 @@ func (q *Queue) forwardConsumer(c *queue.Consumer, started func()) error {
 	if err != nil {
 		return err
 	}
+	inner := &queue.Consumer{Tag: c.Tag, NoAck: c.NoAck, Exclusive: c.Exclusive, Priority: c.Priority,
+		Prefetch: c.Prefetch, Timeout: c.Timeout, Queue: sq}
+	inner.Sink = relay{q: q, c: c}
 	q.mu.Lock()
 	if q.deleted {
 		q.mu.Unlock()
 		return wire.Errorf(wire.NotFound, "no "+describe(q.cfg))
 	}
-	// Consumers the stand-ins forgot (removed and settled, or cancelled
-	// when their member went) are forgotten here too.
+	// Consumers the stand-ins forgot (removed and settled, or cancelled)
+	// are forgotten here too.
 	for fc, f := range q.forwarded {
-		if sv, ok := f.q.(serving); ok && !f.attaching && !sv.Serves(fc) {
+		if sv, ok := f.q.(serving); ok && !f.attaching && !sv.Serves(f.inner) {
 			delete(q.forwarded, fc)
 		}
 	}
-	f := &forward{q: sq, attaching: true}
+	prev := q.forwarded[c]
+	f := &forward{q: sq, inner: inner, member: member, attaching: true}
 	q.forwarded[c] = f
 	q.mu.Unlock()
-	err = sq.AddConsumer(c, started)
+	err = sq.AddConsumer(inner, started)
 	q.mu.Lock()
 	f.attaching = false
-	if err != nil {
-		delete(q.forwarded, c)
+	removed := f.removed
+	if err != nil && q.forwarded[c] == f {
+		if prev != nil {
+			q.forwarded[c] = prev // the consumer it replaces is still the one
+		} else {
+			delete(q.forwarded, c)
+		}
 	}
 	q.mu.Unlock()
+	if err == nil && removed {
+		sq.RemoveConsumer(inner) // its channel removed it meanwhile
+	}
 	return err
 }
 
-// forwardedTo returns the stand-in c consumes through, nil if c is not
-// forwarded.
-func (q *Queue) forwardedTo(c *queue.Consumer) queue.Queue {
+// How long a forwarded consumer whose member went tries to attach through
+// another (the group elects a new leader meanwhile), and how often.
+const (
+	forwardAgainFor   = 30 * time.Second
+	forwardAgainEvery = 250 * time.Millisecond
+)
+
+// forwardAgain attaches c through another member after inner, its
+// stand-in consumer, was cancelled; when that cannot be done within
+// forwardAgainFor, or the queue is gone, c's channel is told
+// (basic.cancel). What c's channel held unacknowledged from the member
+// that went comes again: the group gives back what a lost node's
+// consumers held.
+func (q *Queue) forwardAgain(c *queue.Consumer, inner *queue.Consumer) {
+	q.mu.Lock()
+	f := q.forwarded[c]
+	if f == nil || f.inner != inner || f.removed {
+		q.mu.Unlock()
+		return // removed by its channel, or already moved
+	}
+	member := f.member
+	q.mu.Unlock()
+	deadline := time.Now().Add(forwardAgainFor)
+	for {
+		q.mu.Lock()
+		deleted, current := q.deleted, q.forwarded[c] == f && !f.removed
+		q.mu.Unlock()
+		if !current {
+			return
+		}
+		var err error
+		if !deleted {
+			if err = q.attachForward(c, nil, member); err == nil {
+				q.k.log.Info("quorum queue: a consumer here goes on through another member", "queue", q.cfg.Name, "from", member)
+				return
+			}
+		}
+		var we *wire.Error
+		if deleted || time.Now().After(deadline) || errors.As(err, &we) && we.Code == wire.NotFound {
+			q.k.log.Info("quorum queue: a consumer here lost its member and no other takes it; it is cancelled",
+				"queue", q.cfg.Name, "member", member, "err", err)
+			c.Sink.Cancelled(c)
+			return
+		}
+		q.k.log.Debug("quorum queue: a consumer here could not attach through another member yet", "queue", q.cfg.Name, "err", err)
+		time.Sleep(forwardAgainEvery)
+	}
+}
+
+// forwardedTo returns the stand-in c consumes through and its consumer
+// there, nil if c is not forwarded.
+func (q *Queue) forwardedTo(c *queue.Consumer) (queue.Queue, *queue.Consumer) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if f := q.forwarded[c]; f != nil {
-		return f.q
+		return f.q, f.inner
 	}
-	return nil
+	return nil, nil
 }
 
 // RemoveConsumer implements queue.Queue: the consumer gets no more
@@ -457,8 +544,9 @@ func (q *Queue) forwardedTo(c *queue.Consumer) queue.Queue {
 func (q *Queue) RemoveConsumer(c *queue.Consumer) {
 	q.mu.Lock()
 	if f := q.forwarded[c]; f != nil {
+		f.removed = true
 		q.mu.Unlock()
-		f.q.RemoveConsumer(c)
+		f.q.RemoveConsumer(f.inner)
 		return
 	}
 	l := q.locals[c]
@@ -487,8 +575,8 @@ func seqsOf(entries []queue.Entry) []uint64 {
 
 // Resume implements queue.Queue.
 func (q *Queue) Resume(c *queue.Consumer) {
-	if sq := q.forwardedTo(c); sq != nil {
-		sq.Resume(c)
+	if sq, inner := q.forwardedTo(c); sq != nil {
+		sq.Resume(inner)
 		return
 	}
 	q.mu.Lock()
@@ -564,8 +652,8 @@ func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
 func (q *Queue) Settle(c *queue.Consumer, entries []queue.Entry, how queue.Settlement) {
 	key := q.getKey
 	if c != nil {
-		if sq := q.forwardedTo(c); sq != nil {
-			sq.Settle(c, entries, how)
+		if sq, inner := q.forwardedTo(c); sq != nil {
+			sq.Settle(inner, entries, how)
 			return
 		}
 		q.mu.Lock()
