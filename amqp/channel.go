@@ -132,13 +132,18 @@ func (c *conn) closeChannel(id uint16, e *wire.Error) {
 // fail closes the channel with a channel exception: its consumers are
 // cancelled, its unacknowledged deliveries requeued and channel.close sent.
 // It may run on any goroutine; the reader notices closing on the next frame.
-func (ch *channel) fail(e *wire.Error) {
+func (ch *channel) fail(e *wire.Error) { ch.failGivingBack(e, queue.Requeue) }
+
+// failGivingBack is fail, giving the unacknowledged deliveries back with
+// how: a consumer timeout releases them (RabbitMQ 4.3 does not count it
+// as a failed delivery), any other failure requeues them.
+func (ch *channel) failGivingBack(e *wire.Error, how queue.Settlement) {
 	if !ch.closing.CompareAndSwap(false, true) {
 		return
 	}
 	ch.conn.log.Warn("channel error", "channel", ch.id, "code", e.Code, "text", e.Text)
 	ch.forgetConfirms()
-	ch.releaseShared()
+	ch.releaseShared(how)
 	ch.conn.sendMethod(ch.id, &wire.ChannelClose{ReplyCode: e.Code, ReplyText: e.Text, ClassID: e.ClassID, MethodID: e.MethodID})
 }
 
@@ -161,7 +166,7 @@ func (ch *channel) release() {
 	ch.resetReaderState()
 	ch.flushConfirms()
 	ch.forgetConfirms()
-	ch.releaseShared()
+	ch.releaseShared(queue.Requeue)
 }
 
 // resetReaderState drops what the reader was assembling; acknowledgements
@@ -175,9 +180,10 @@ func (ch *channel) resetReaderState() {
 	}
 }
 
-// releaseShared cancels the channel's consumers and requeues its
-// unacknowledged deliveries; safe on any goroutine, and idempotent.
-func (ch *channel) releaseShared() {
+// releaseShared cancels the channel's consumers and gives its
+// unacknowledged deliveries back with how; safe on any goroutine, and
+// idempotent.
+func (ch *channel) releaseShared(how queue.Settlement) {
 	ch.mu.Lock()
 	ch.closed = true
 	ch.blocked = nil
@@ -188,7 +194,7 @@ func (ch *channel) releaseShared() {
 	for _, c := range consumers {
 		c.Queue.RemoveConsumer(c)
 	}
-	settle(ds, queue.Requeue)
+	settle(ds, how)
 }
 
 // handleMethod dispatches a method frame on this channel.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/queue"
 )
 
 // timeoutCheckInterval is how often deliveries are checked against their
@@ -55,9 +56,9 @@ func (s *Server) checkDeadlines(now int64) {
 			}
 			ch.mu.Unlock()
 			if late {
-				ch.fail(wire.Errorf(wire.PreconditionFailed, "delivery acknowledgement on channel "+strconv.Itoa(int(ch.id))+
+				ch.failGivingBack(wire.Errorf(wire.PreconditionFailed, "delivery acknowledgement on channel "+strconv.Itoa(int(ch.id))+
 					" timed out. Timeout value used: "+strconv.FormatInt(timeout, 10)+
-					" ms. This timeout value can be configured, see consumers doc guide to learn more"))
+					" ms. This timeout value can be configured, see consumers doc guide to learn more"), queue.Release)
 			}
 		}
 	}

@@ -129,9 +129,11 @@ func TestDeliveryErrors(t *testing.T) {
 			t.Fatalf("%d messages, want the one with the right user_id", n)
 		}
 	})
-	t.Run("an overdue acknowledgement closes the channel and requeues", func(t *testing.T) {
+	t.Run("an overdue acknowledgement closes the channel and requeues, uncounted", func(t *testing.T) {
 		_, ch := dialChannel(t, b)
-		q := declare(t, ch, amqp091.Table{"x-consumer-timeout": int32(200)})
+		// As in RabbitMQ 4.3, a consumer timeout is no failed delivery:
+		// with a delivery limit of 0 the message still comes back.
+		q := declare(t, ch, amqp091.Table{"x-consumer-timeout": int32(200), "x-delivery-limit": 0})
 		publish(t, ch, "", q, "slow")
 		_, c := dialChannel(t, b)
 		closed := c.NotifyClose(make(chan *amqp091.Error, 1))
@@ -143,8 +145,8 @@ func TestDeliveryErrors(t *testing.T) {
 		expectClose(t, closed, 406, "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out. "+
 			"Timeout value used: 200 ms. This timeout value can be configured, see consumers doc guide to learn more")
 		d, ok, err := ch.Get(q, true)
-		if err != nil || !ok || !d.Redelivered {
-			t.Fatalf("after the timeout: ok=%v err=%v redelivered=%v", ok, err, d.Redelivered)
+		if _, counted := d.Headers["x-delivery-count"]; err != nil || !ok || !d.Redelivered || counted {
+			t.Fatalf("after the timeout: ok=%v err=%v redelivered=%v x-delivery-count=%v", ok, err, d.Redelivered, d.Headers["x-delivery-count"])
 		}
 	})
 	t.Run("per-consumer timeout argument", func(t *testing.T) {

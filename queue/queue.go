@@ -225,9 +225,9 @@ const (
 	Discard
 	// Release: the message goes back as with Requeue, but the return does
 	// not count: the client did not try it, or was not the one to
-	// (basic.nack with requeue, basic.recover, a delivery the client never
-	// got, a message a management get or move puts back), as RabbitMQ 4.3
-	// counts them.
+	// (basic.nack with requeue, basic.recover, a consumer timeout, a
+	// delivery the client never got, a message a management get or move
+	// puts back), as RabbitMQ 4.3 counts them.
 	Release
 )
 
