@@ -14,6 +14,18 @@ import (
 // new queues to have them safe and removes them from the old one.
 const moveBatch = 256
 
+// checkRoute refuses what no AMQP publish could name: an exchange (which
+// then cannot exist) or a routing key of more than 255 bytes.
+func checkRoute(exchange, key string) error {
+	if len(exchange) > 255 {
+		return notFound()
+	}
+	if len(key) > 255 {
+		return badRequest("routing_key must be at most 255 bytes")
+	}
+	return nil
+}
+
 // publishTo routes a message to exchange with key and enqueues it, as a
 // publish does; it returns what the publish came to.
 func publishTo(v *vhost.VHost, exchange, key string, m *queue.Message, sc *vhost.RouteScratch) (queue.Outcome, error) {
@@ -69,6 +81,9 @@ func (s *Server) moveMessages(w http.ResponseWriter, r *http.Request, u *auth.Us
 	// returns no message to the queue.
 	access := s.access(u, v)
 	if err := access.Permit(auth.Read, "queue", q.Name()); err != nil {
+		return err
+	}
+	if err := checkRoute(exchange, key); err != nil {
 		return err
 	}
 	if _, ok := v.Exchange(exchange); !ok {

@@ -171,6 +171,9 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, u *auth.User) e
 	if err != nil {
 		return err
 	}
+	if err := checkRoute(name, key); err != nil {
+		return err
+	}
 	payload, err := stringField(body["payload"], "")
 	if err != nil {
 		return err
