@@ -390,6 +390,7 @@ type forward struct {
 	inner     *queue.Consumer
 	member    string
 	attaching bool // AddConsumer is under way
+	moving    bool // its member went: forwardAgain looks for another
 	removed   bool // the channel removed the consumer
 }
 
@@ -452,7 +453,8 @@ func (q *Queue) attachForward(c *queue.Consumer, started func(), avoid string) e
 	// Consumers the stand-ins forgot (removed and settled, or cancelled)
 	// are forgotten here too.
 	for fc, f := range q.forwarded {
-		if sv, ok := f.q.(serving); ok && !f.attaching && !sv.Serves(f.inner) {
+		busy := f.attaching || f.moving && !f.removed
+		if sv, ok := f.q.(serving); ok && !busy && !sv.Serves(f.inner) {
 			delete(q.forwarded, fc)
 		}
 	}
@@ -498,6 +500,7 @@ func (q *Queue) forwardAgain(c *queue.Consumer, inner *queue.Consumer) {
 		q.mu.Unlock()
 		return // removed by its channel, or already moved
 	}
+	f.moving = true // kept meanwhile: its channel may remove it or settle
 	member := f.member
 	q.mu.Unlock()
 	deadline := time.Now().Add(forwardAgainFor)
@@ -519,6 +522,11 @@ func (q *Queue) forwardAgain(c *queue.Consumer, inner *queue.Consumer) {
 		if deleted || time.Now().After(deadline) || errors.As(err, &we) && we.Code == wire.NotFound {
 			q.k.log.Info("quorum queue: a consumer here lost its member and no other takes it; it is cancelled",
 				"queue", q.cfg.Name, "member", member, "err", err)
+			q.mu.Lock()
+			if q.forwarded[c] == f {
+				delete(q.forwarded, c)
+			}
+			q.mu.Unlock()
 			c.Sink.Cancelled(c)
 			return
 		}
