@@ -281,7 +281,9 @@ func (f *frameWriter) flushLater() {
 	if f.c != nil {
 		_ = f.c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	}
-	_ = f.w.Flush() // a failed write fails the connection: its calls fail
+	if err := f.w.Flush(); err != nil && f.c != nil {
+		f.c.Close() // its reader ends, and with it the calls waiting on it
+	}
 }
 
 // readFrame reads one frame.

@@ -535,17 +535,6 @@ func (q *Queue) forwardAgain(c *queue.Consumer, inner *queue.Consumer) {
 	}
 }
 
-// forwardedTo returns the stand-in c consumes through and its consumer
-// there, nil if c is not forwarded.
-func (q *Queue) forwardedTo(c *queue.Consumer) (queue.Queue, *queue.Consumer) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if f := q.forwarded[c]; f != nil {
-		return f.q, f.inner
-	}
-	return nil, nil
-}
-
 // RemoveConsumer implements queue.Queue: the consumer gets no more
 // messages; those its sink had not taken go back, and its channel settles
 // the others.
@@ -583,11 +572,12 @@ func seqsOf(entries []queue.Entry) []uint64 {
 
 // Resume implements queue.Queue.
 func (q *Queue) Resume(c *queue.Consumer) {
-	if sq, inner := q.forwardedTo(c); sq != nil {
-		sq.Resume(inner)
+	q.mu.Lock()
+	if f := q.forwarded[c]; f != nil {
+		q.mu.Unlock()
+		f.q.Resume(f.inner)
 		return
 	}
-	q.mu.Lock()
 	defer q.mu.Unlock()
 	if l := q.locals[c]; l != nil && !l.removed {
 		q.flushLocked(l)
@@ -660,13 +650,13 @@ func (q *Queue) Get(noAck bool) (queue.Entry, int, bool) {
 func (q *Queue) Settle(c *queue.Consumer, entries []queue.Entry, how queue.Settlement) {
 	key := q.getKey
 	if c != nil {
-		if sq, inner := q.forwardedTo(c); sq != nil {
-			sq.Settle(inner, entries, how)
+		q.mu.Lock()
+		l, f := q.locals[c], q.forwarded[c]
+		q.mu.Unlock()
+		if f != nil {
+			f.q.Settle(f.inner, entries, how)
 			return
 		}
-		q.mu.Lock()
-		l := q.locals[c]
-		q.mu.Unlock()
 		if l == nil {
 			return
 		}

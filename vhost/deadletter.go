@@ -50,8 +50,9 @@ func (v *VHost) DeadLetterSafely(q queue.Queue, reasons []queue.Reason, msgs []*
 			done[i] = true // nowhere to go any more: the queue stops keeping it
 			continue
 		}
-		done[i] = v.deadLetterOne(&p, q, s, reasons[i], m, now)
-		promises[i] = p.out.Promises
+		if done[i] = v.deadLetterOne(&p, q, s, reasons[i], m, now); done[i] {
+			promises[i] = p.out.Promises // what this publish came to
+		}
 	}
 	for i := range promises {
 		if done[i] && promises[i].Wait() != nil {
@@ -64,10 +65,10 @@ func (v *VHost) DeadLetterSafely(q queue.Queue, reasons []queue.Reason, msgs []*
 // deadLetterOne publishes the dead-letter copy of m, which q discards for
 // reason, and reports whether it went where it routes to (publish).
 func (v *VHost) deadLetterOne(p *internalPublisher, q queue.Queue, s *queue.Settings, reason queue.Reason, m *queue.Message, now time.Time) bool {
-	p.out = queue.Outcome{}
 	dm, deaths, err := deadLetterCopy(m, reason, q.Name(), s, now)
 	if err != nil {
 		v.log.Error("cannot dead-letter a message", "vhost", v.name, "queue", q.Name(), "err", err)
+		p.out = queue.Outcome{} // nothing published: nothing to wait for
 		return true
 	}
 	var keep func([]queue.Queue) []queue.Queue
